@@ -1,0 +1,5 @@
+"""esp-hil command line."""
+
+
+def main() -> int:
+    raise SystemExit("not yet")

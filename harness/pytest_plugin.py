@@ -1,0 +1,1 @@
+"""The pytest plugin (placeholder until the device fixtures land)."""
