@@ -1,0 +1,320 @@
+"""Frame codec of the WiFiSocket wire protocol v1 (docs/protocol.md §1–2). Sans-IO.
+
+The decoder is on the bulk-throughput path, so it works on a bytearray with an offset,
+unpacks headers with a precompiled :class:`struct.Struct`, checks CRCs with
+``zlib.crc32`` over memoryview slices, and copies each byte at most twice (into the
+buffer only when a frame is split across reads, and out into the payload).
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+import zlib
+from dataclasses import dataclass
+
+from harness.errors import MessageTooLarge, ProtocolError
+
+__all__ = [
+    "CONTROL_MAX",
+    "CRC_SIZE",
+    "FRAME_OVERHEAD",
+    "HEADER_SIZE",
+    "HELLO_SIZE",
+    "MAGIC",
+    "PROTOCOL_VERSION",
+    "CloseCode",
+    "Frame",
+    "FrameDecoder",
+    "FrameType",
+    "Hello",
+    "encode_frame",
+]
+
+MAGIC = b"WS"
+PROTOCOL_VERSION = 1
+HEADER_SIZE = 16
+CRC_SIZE = 4
+FRAME_OVERHEAD = HEADER_SIZE + CRC_SIZE
+HELLO_SIZE = 32
+# A control frame longer than this is reported as TOO_LARGE rather than PROTOCOL.
+CONTROL_MAX = 64
+U32_MAX = 0xFFFFFFFF
+
+_MAGIC0 = 0x57
+_MAGIC1 = 0x53
+_HEADER = struct.Struct(">2sBBIII")
+_HEADER_FIELDS = struct.Struct(">xxBBIII")
+_CRC = struct.Struct(">I")
+_HELLO = struct.Struct(">BBHIIIQQ")
+
+
+class FrameType(enum.IntEnum):
+    """Frame types of docs/protocol.md §1."""
+
+    HELLO = 1
+    TEXT = 2
+    BINARY = 3
+    ACK = 4
+    PING = 5
+    PONG = 6
+    CLOSE = 7
+
+
+class CloseCode(enum.IntEnum):
+    """Close codes carried by CLOSE frames and :class:`~harness.errors.ProtocolError`."""
+
+    NORMAL = 0
+    PROTOCOL = 1
+    BAD_CRC = 2
+    TOO_LARGE = 3
+    UNKNOWN_TYPE = 4
+    VERSION = 5
+    TIMEOUT = 6
+    REPLACED = 7
+    SEQUENCE = 8
+    WINDOW = 9
+    INVALID_TEXT = 10
+
+
+# Allowed payload lengths of control frames, inclusive.
+_CONTROL_LENGTHS: dict[int, tuple[int, int]] = {
+    FrameType.HELLO: (HELLO_SIZE, 64),
+    FrameType.ACK: (0, 0),
+    FrameType.PING: (8, 8),
+    FrameType.PONG: (8, 8),
+    FrameType.CLOSE: (1, 124),
+}
+_DATA_TYPES = frozenset((FrameType.TEXT, FrameType.BINARY))
+# Plain ints for the hot path (IntEnum lookups are slower than int ones).
+_TEXT = int(FrameType.TEXT)
+_BINARY = int(FrameType.BINARY)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded frame. ``flags`` is always 0 in a valid frame, so it is not kept."""
+
+    type: FrameType
+    seq: int
+    ack: int
+    payload: bytes = b""
+
+    @property
+    def is_data(self) -> bool:
+        """True for TEXT and BINARY frames."""
+        return self.type in _DATA_TYPES
+
+    @property
+    def size(self) -> int:
+        """Size of the whole frame on the wire (header + payload + CRC)."""
+        return FRAME_OVERHEAD + len(self.payload)
+
+
+def encode_frame(type: int, payload: bytes = b"", *, seq: int = 0, ack: int = 0) -> bytes:
+    """Encode one frame: header, payload and CRC-32, concatenated once.
+
+    No protocol rule is checked here (the session does that); only the field widths are,
+    by :mod:`struct`.
+    """
+    header = _HEADER.pack(MAGIC, type, 0, len(payload), seq, ack)
+    crc = zlib.crc32(payload, zlib.crc32(header))
+    return b"".join((header, payload, _CRC.pack(crc)))
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """The HELLO payload (docs/protocol.md §2)."""
+
+    max_message: int
+    window: int
+    keepalive_ms: int
+    session: int
+    resume: int = 0
+    version: int = PROTOCOL_VERSION
+
+    def encode(self) -> bytes:
+        """The 32-byte HELLO payload."""
+        return _HELLO.pack(
+            self.version, 0, 0, self.max_message, self.window, self.keepalive_ms,
+            self.session, self.resume,
+        )
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Hello:
+        """Parse and validate a HELLO payload; extra bytes after the first 32 are ignored.
+
+        Raises:
+            ProtocolError: with code VERSION for a version other than 1, else PROTOCOL for a
+                short payload, non-zero reserved bytes, ``max_message`` 0, ``window`` below
+                ``max_message + 20`` or a zero session id.
+        """
+        if len(payload) < HELLO_SIZE:
+            raise ProtocolError(
+                CloseCode.PROTOCOL, f"HELLO payload of {len(payload)} bytes, need {HELLO_SIZE}"
+            )
+        version, r1, r2, max_message, window, keepalive_ms, session, resume = (
+            _HELLO.unpack_from(payload)
+        )
+        # Version first: a later version may give the reserved bytes a meaning.
+        if version != PROTOCOL_VERSION:
+            raise ProtocolError(
+                CloseCode.VERSION, f"HELLO version {version}, this side speaks {PROTOCOL_VERSION}"
+            )
+        if r1 or r2:
+            raise ProtocolError(CloseCode.PROTOCOL, "HELLO reserved bytes are not 0")
+        if max_message < 1:
+            raise ProtocolError(CloseCode.PROTOCOL, "HELLO max_message is 0")
+        if window < max_message + FRAME_OVERHEAD:
+            raise ProtocolError(
+                CloseCode.PROTOCOL,
+                f"HELLO window {window} is below max_message + 20 = {max_message + 20}",
+            )
+        if session == 0:
+            raise ProtocolError(CloseCode.PROTOCOL, "HELLO session id is 0")
+        return cls(max_message, window, keepalive_ms, session, resume, version)
+
+
+class FrameDecoder:
+    """Incremental frame decoder: feed it bytes as they arrive, get whole frames back.
+
+    Rules are checked in the order of docs/protocol.md §1, each as soon as its bytes are
+    there. After the first error the decoder is dead and raises that error again.
+    Nothing is allocated from a length field before the length has been checked; what is
+    buffered between calls is only the tail of one incomplete frame, so at most
+    ``16 + max_message + 4 - 1`` bytes.
+    """
+
+    __slots__ = ("_buf", "_error", "max_message")
+
+    def __init__(self, max_message: int) -> None:
+        if not 1 <= max_message <= U32_MAX:
+            raise ValueError(f"max_message must be in 1..{U32_MAX}, got {max_message}")
+        self.max_message = max_message
+        self._buf = bytearray()
+        self._error: ProtocolError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held back, waiting for the rest of their frame."""
+        return len(self._buf)
+
+    @property
+    def error(self) -> ProtocolError | None:
+        """The error that killed the decoder, if any."""
+        return self._error
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
+        """Decode the frames completed by ``data``.
+
+        Raises:
+            ProtocolError: (or MessageTooLarge) on the first broken rule; frames completed
+                before the error in the same call are lost to this method, use
+                :meth:`decode` to get them too.
+        """
+        frames, error = self.decode(data)
+        if error is not None:
+            raise error
+        return frames
+
+    def decode(self, data: bytes | bytearray | memoryview) -> tuple[list[Frame], ProtocolError | None]:
+        """Like :meth:`feed`, but return ``(frames, error)`` instead of raising.
+
+        ``frames`` are the frames completed before the error, if there is one; this is
+        what a session needs to deliver what arrived intact before the garbage.
+        """
+        if self._error is not None:
+            return [], self._error
+        buf = self._buf
+        if buf:
+            buf += data
+            src: bytes | bytearray | memoryview = buf
+        else:
+            # Common case on a busy link: parse straight out of the caller's buffer and
+            # copy only the incomplete tail.
+            src = data
+        frames: list[Frame] = []
+        pos = 0
+        end = len(src)
+        max_message = self.max_message
+        with memoryview(src) as view:
+            while True:
+                avail = end - pos
+                if avail < HEADER_SIZE:
+                    if avail >= 1 and view[pos] != _MAGIC0:
+                        self._error = ProtocolError(CloseCode.PROTOCOL, "bad magic")
+                    elif avail >= 2 and view[pos + 1] != _MAGIC1:
+                        self._error = ProtocolError(CloseCode.PROTOCOL, "bad magic")
+                    break
+                if view[pos] != _MAGIC0 or view[pos + 1] != _MAGIC1:
+                    self._error = ProtocolError(CloseCode.PROTOCOL, "bad magic")
+                    break
+                ftype, flags, length, seq, ack = _HEADER_FIELDS.unpack_from(view, pos)
+                if ftype == _TEXT or ftype == _BINARY:
+                    if flags or length > max_message or seq == 0:
+                        self._error = _header_error(ftype, flags, length, seq, max_message)
+                        break
+                else:
+                    bounds = _CONTROL_LENGTHS.get(ftype)
+                    if bounds is None or flags or not bounds[0] <= length <= bounds[1] or seq:
+                        self._error = _header_error(ftype, flags, length, seq, max_message)
+                        break
+                stop = pos + HEADER_SIZE + length
+                if end < stop + CRC_SIZE:
+                    break
+                (crc,) = _CRC.unpack_from(view, stop)
+                if zlib.crc32(view[pos:stop]) != crc:
+                    self._error = ProtocolError(
+                        CloseCode.BAD_CRC, f"CRC mismatch in {_type_name(ftype)} frame"
+                    )
+                    break
+                frames.append(Frame(FrameType(ftype), seq, ack, bytes(view[pos + HEADER_SIZE:stop])))
+                pos = stop + CRC_SIZE
+            if self._error is not None:
+                # Dead: drop the buffer, nothing more will be decoded.
+                tail = b""
+            else:
+                tail = bytes(view[pos:]) if src is not buf else b""
+        if src is buf:
+            if self._error is not None:
+                buf.clear()
+            elif pos:
+                # CPython moves the start pointer of a bytearray for a front deletion,
+                # so this is cheap even for a large buffer.
+                del buf[:pos]
+        elif tail:
+            buf += tail
+        return frames, self._error
+
+
+def _type_name(ftype: int) -> str:
+    try:
+        return FrameType(ftype).name
+    except ValueError:
+        return f"type {ftype}"
+
+
+def _header_error(ftype: int, flags: int, length: int, seq: int, max_message: int) -> ProtocolError:
+    """The error for a header that failed the fast check, in the doc's order of rules."""
+    if not FrameType.HELLO <= ftype <= FrameType.CLOSE:
+        return ProtocolError(CloseCode.UNKNOWN_TYPE, f"unknown frame type {ftype}")
+    name = FrameType(ftype).name
+    if flags:
+        return ProtocolError(CloseCode.PROTOCOL, f"flags 0x{flags:02x} set in {name} frame")
+    if ftype in _DATA_TYPES:
+        if length > max_message:
+            return MessageTooLarge(
+                length, max_message,
+                f"{name} frame of {length} bytes exceeds max_message {max_message}",
+            )
+        return ProtocolError(CloseCode.PROTOCOL, f"{name} frame with seq 0")
+    low, high = _CONTROL_LENGTHS[ftype]
+    if not low <= length <= high:
+        if length > CONTROL_MAX:
+            return MessageTooLarge(
+                length, high, f"{name} frame of {length} bytes (allowed {low}..{high})"
+            )
+        return ProtocolError(
+            CloseCode.PROTOCOL, f"{name} frame of {length} bytes (allowed {low}..{high})"
+        )
+    return ProtocolError(CloseCode.PROTOCOL, f"{name} frame with seq {seq} (must be 0)")
