@@ -179,6 +179,9 @@ def invalid_hellos() -> list[dict[str, Any]]:
     add("max_message_0", hello_payload(0, 8192, 1000, 1, 0), "PROTOCOL")
     add("window_below_max_plus_20", hello_payload(4096, 4115, 1000, 1, 0), "PROTOCOL")
     add("window_0", hello_payload(4096, 0, 1000, 1, 0), "PROTOCOL")
+    # max_message + 20 overflows a u32: a C++ check written as `window < max + 20` wraps.
+    add("max_message_u32_max_window_overflow", hello_payload(MAX, MAX, 1000, 1, 0), "PROTOCOL")
+    add("max_message_near_u32_max", hello_payload(MAX - 19, MAX, 1000, 1, 0), "PROTOCOL")
     add("session_0", hello_payload(4096, 8192, 1000, 0, 5), "PROTOCOL")
     add("short_31_bytes", hello_payload(4096, 8192, 1000, 1, 0)[:31], "PROTOCOL")
     add("empty", b"", "PROTOCOL")
