@@ -1,1 +1,184 @@
-"""The pytest plugin (placeholder until the device fixtures land)."""
+"""esp-hil's pytest plugin: the ``--device`` option and the ``device``, ``link`` and ``netem`` fixtures.
+
+``pytest`` alone runs the suite against a twin (the test firmware compiled for the host);
+``pytest --device=/dev/ttyUSB0`` or ``--device=rfc2217://host:port`` against a board.
+Several ``--device`` options spread boards over pytest-xdist workers, one board per worker.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from harness.device.errors import DeviceError
+
+if TYPE_CHECKING:
+    from harness.device.base import Device
+    from harness.netem import Proxy
+
+#: Key under which the session's device is kept on the config, for hooks that need it.
+_DEVICE_KEY = pytest.StashKey["Device | None"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("esp-hil", "esp-hil hardware-in-the-loop")
+    group.addoption(
+        "--device",
+        action="append",
+        default=[],
+        metavar="DEVICE",
+        help="board to test: 'sim' (default: a twin), a serial port (/dev/ttyUSB0) or an "
+        "rfc2217://host:port URL; repeat to spread boards over xdist workers",
+    )
+    group.addoption("--wifi-ssid", default=os.environ.get("ESP_HIL_WIFI_SSID"),
+                    help="WiFi network the board joins (env ESP_HIL_WIFI_SSID)")
+    group.addoption("--wifi-password", default=os.environ.get("ESP_HIL_WIFI_PASSWORD"),
+                    help="its password (env ESP_HIL_WIFI_PASSWORD)")
+    group.addoption("--flash", choices=("auto", "always", "never"), default="auto",
+                    help="flash the firmware: when its MD5 differs (auto), always, or never")
+    group.addoption("--firmware", default=None, metavar="PATH",
+                    help="firmware image to flash (default: build firmware/ with PlatformIO)")
+    group.addoption("--pio-env", default="nodemcuv2", help="PlatformIO environment to build")
+    group.addoption("--sanitize", action="store_true",
+                    help="build the twin's firmware with AddressSanitizer + UBSan")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_DEVICE_KEY] = None
+    config.addinivalue_line("markers", "board: needs a real ESP8266 board (skipped on a twin)")
+    config.addinivalue_line("markers", "twin: needs the twin's insides (skipped on a real board)")
+
+
+def device_spec(config: pytest.Config) -> str:
+    """The ``--device`` this process uses: its xdist worker's share of the list."""
+    specs: list[str] = config.getoption("--device") or ["sim"]
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    return specs[index % len(specs)]
+
+
+def _is_twin(spec: str) -> bool:
+    return spec == "sim"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    twin = _is_twin(device_spec(config))
+    for item in items:
+        if twin and item.get_closest_marker("board"):
+            item.add_marker(pytest.mark.skip(reason="needs a real board (--device=/dev/ttyUSB0)"))
+        if not twin and item.get_closest_marker("twin"):
+            item.add_marker(pytest.mark.skip(reason="needs the twin (--device=sim)"))
+
+
+def open_device(config: pytest.Config) -> Device:
+    """Start (twin) or take (board) the device named by ``--device``, READY to be talked to."""
+    spec = device_spec(config)
+    if _is_twin(spec):
+        from harness.device.sim import SimDevice
+
+        twin = SimDevice(sanitize=config.getoption("--sanitize"))
+        try:
+            twin.start()
+        except BaseException:
+            twin.close()
+            raise
+        return twin
+    raise pytest.UsageError(f"--device={spec}: real boards are not supported yet (use 'sim')")
+
+
+@pytest.fixture(scope="session")
+def device(request: pytest.FixtureRequest) -> Iterator[Device]:
+    """The board under test, booted and READY (session-wide).
+
+    Has ``.ip``, ``.port`` (echo service), ``.ctrl_port``, ``.mac``, ``.fw``, ``.max_message``,
+    ``.console`` (timestamped lines, ``expect(pattern, timeout)``), ``.info()`` (heap, uptime,
+    reset reason from the control service) and ``.reset()``. A twin unless ``--device`` names
+    a board.
+    """
+    config = request.config
+    try:
+        dev = open_device(config)
+    except DeviceError as exc:
+        pytest.fail(f"the device did not come up: {exc}", pytrace=False)
+    config.stash[_DEVICE_KEY] = dev
+    try:
+        yield dev
+    finally:
+        config.stash[_DEVICE_KEY] = None
+        dev.close()
+
+
+def _seed_for(nodeid: str) -> int:
+    return zlib.crc32(nodeid.encode())
+
+
+@pytest.fixture
+def netem(request: pytest.FixtureRequest, device: Device) -> Iterator[Proxy]:
+    """A fault-injecting proxy between ``link`` and the device's echo service.
+
+    Seeded from the test's id, so a failing fault schedule replays; the seed is shown when the
+    test fails.
+    """
+    from harness.netem import Proxy
+
+    proxy = Proxy(upstream=(device.ip, device.port), seed=_seed_for(request.node.nodeid))
+    proxy.start()
+    request.node.stash[_NETEM_KEY] = proxy
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+_NETEM_KEY = pytest.StashKey["Any"]()
+
+
+@pytest.fixture
+def link(request: pytest.FixtureRequest, device: Device) -> Iterator[Any]:
+    """A :class:`harness.WiFiSocket` connected to the device's echo service.
+
+    Goes through the ``netem`` proxy when the test also asks for ``netem``.
+    """
+    if "netem" in request.fixturenames:
+        proxy = request.getfixturevalue("netem")
+        host, port = proxy.address
+        sock = device.connect(port, host=host)
+    else:
+        sock = device.connect()
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    dev = item.config.stash.get(_DEVICE_KEY, None)
+    item.stash[_MARK_KEY] = dev.console.mark() if dev is not None else None
+    return (yield)
+
+
+_MARK_KEY = pytest.StashKey["int | None"]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.failed:
+        dev = item.config.stash.get(_DEVICE_KEY, None)
+        if dev is not None:
+            mark = item.stash.get(_MARK_KEY, None)
+            tail = dev.console.tail(60, since=mark)
+            report.sections.append((f"esp-hil console ({dev.description})", tail or "(nothing)"))
+        proxy = item.stash.get(_NETEM_KEY, None)
+        if proxy is not None:
+            report.sections.append(("esp-hil netem", f"seed={proxy.seed}"))
+    return report
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"esp-hil: device={device_spec(config)}"

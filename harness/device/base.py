@@ -1,0 +1,150 @@
+"""What every device backend offers the tests: console, READY facts, control service, reset."""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+from typing import Any
+
+from harness.device.console import Console
+from harness.device.errors import DeviceError, DeviceTimeout
+from harness.device.ready import READY_RE, Ready, provision
+
+
+class Device(ABC):
+    """A board (real or twin) running the esp-hil test firmware, ready to be talked to.
+
+    Backends fill in how the console is wired and how a reset is done; everything a test
+    uses — ``ip``, ``port``, ``console``, ``info()``, ``connect()`` — is here.
+    """
+
+    #: How long a boot may take from reset to the READY line.
+    ready_timeout: float = 20.0
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._ready: Ready | None = None
+        #: Seconds from the last reset (or start) to the READY line.
+        self.boot_seconds: float | None = None
+
+    # -- facts from the READY line -----------------------------------------------------------
+    @property
+    def ready(self) -> Ready:
+        """The last READY line's facts; raises if the device never became ready."""
+        if self._ready is None:
+            raise DeviceError("the device has not printed READY", console_tail=self.console.tail())
+        return self._ready
+
+    @property
+    def ip(self) -> str:
+        """The device's IP address on the WiFi network."""
+        return self.ready.ip
+
+    @property
+    def port(self) -> int:
+        """TCP port of the echo service."""
+        return self.ready.port
+
+    @property
+    def ctrl_port(self) -> int:
+        """TCP port of the control service."""
+        return self.ready.ctrl_port
+
+    @property
+    def mac(self) -> str:
+        """The station MAC address, lower-case ``aa:bb:cc:dd:ee:ff``."""
+        return self.ready.mac
+
+    @property
+    def fw(self) -> str:
+        """The firmware identity it announced (``esp-hil-testfw/<version>+<build>``)."""
+        return self.ready.fw
+
+    @property
+    def max_message(self) -> int:
+        """Largest message the echo service accepts."""
+        return self.ready.max_message
+
+    @property
+    @abstractmethod
+    def description(self) -> str:
+        """A short human name for reports: ``twin 127.0.0.3`` or ``/dev/ttyUSB0``."""
+
+    # -- talking to it ----------------------------------------------------------------------
+    def connect(self, port: int | None = None, *, host: str | None = None, **options: Any) -> Any:
+        """A :class:`harness.WiFiSocket` connected to the echo service (or ``port``)."""
+        from harness.wifisocket import WiFiSocket
+
+        return WiFiSocket(host or self.ip, port or self.port, **options)
+
+    def info(self, timeout: float = 5.0) -> dict[str, Any]:
+        """Ask the control service for ``info`` (heap, uptime, reset reason, ...)."""
+        return self.control("info", timeout=timeout)
+
+    def control(self, command: str, timeout: float = 5.0) -> dict[str, Any]:
+        """Send one command to the control service and return its JSON reply."""
+        sock = self.connect(self.ctrl_port, timeout=timeout)
+        try:
+            sock.send(command)
+            reply = sock.receive(timeout=timeout)
+        finally:
+            sock.close()
+        if not isinstance(reply, str):
+            raise DeviceError(f"control service answered {command!r} with binary data")
+        result: dict[str, Any] = json.loads(reply)
+        return result
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def wait_ready(self, *, since: int, timeout: float | None = None, t0: float | None = None) -> Ready:
+        """Wait for a READY line after console mark ``since`` and remember its facts."""
+        start = time.monotonic() if t0 is None else t0
+        m = self.console.expect(READY_RE, self.ready_timeout if timeout is None else timeout,
+                                since=since)
+        try:
+            self._ready = Ready.parse(m.group(0))
+        except ValueError as exc:
+            raise DeviceError(str(exc), console_tail=self.console.tail()) from None
+        self.boot_seconds = time.monotonic() - start
+        return self._ready
+
+    def reset(self, timeout: float | None = None) -> Ready:
+        """Hard-reset the device and wait until it is READY again (credentials persist)."""
+        mark = self.console.mark()
+        t0 = time.monotonic()
+        self._ready = None
+        self._hard_reset()
+        try:
+            return self.wait_ready(since=mark, timeout=timeout, t0=t0)
+        except DeviceTimeout as exc:
+            raise DeviceTimeout(f"no READY after reset: {exc.args[0].splitlines()[0]}",
+                                console_tail=self.console.tail(since=mark)) from None
+
+    def bring_up(self, *, since: int, ssid: str, password: str, t0: float | None = None) -> Ready:
+        """After a boot: wait for READY, provisioning WiFi first if the firmware asks for it.
+
+        A board with credentials for this network stored joins by itself; one with none (or
+        with credentials that fail) gets ``ssid``/``password`` over the console.
+        """
+        start = time.monotonic() if t0 is None else t0
+        m = self.console.expect(r"^ESP-HIL (READY|WIFI none|WIFI fail)", self.ready_timeout,
+                                since=since)
+        if m.group(1) != "READY":
+            self._ready = provision(self.console, ssid, password, timeout=self.ready_timeout)
+            self.boot_seconds = time.monotonic() - start
+            return self._ready
+        return self.wait_ready(since=since, t0=start)
+
+    @abstractmethod
+    def _hard_reset(self) -> None:
+        """Pull EN low and release it (or the twin's equivalent); return without waiting."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the device (stop a twin, close the port, drop the lock)."""
+
+    def __enter__(self) -> Device:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,81 @@
+"""The test firmware's console vocabulary: the READY line and WiFi provisioning.
+
+The formats are fixed in ``docs/console.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from harness.device.console import Console
+from harness.device.errors import ProvisioningError
+
+READY_RE = re.compile(r"^ESP-HIL READY (?P<fields>.*)$")
+WIFI_FAIL_RE = re.compile(r"^ESP-HIL WIFI fail (?P<fields>.*)$")
+
+
+def parse_fields(text: str) -> dict[str, str]:
+    """Split ``key=value key=value`` into a dict (unknown keys kept, order irrelevant)."""
+    out: dict[str, str] = {}
+    for token in text.split():
+        key, sep, value = token.partition("=")
+        if sep:
+            out[key] = value
+    return out
+
+
+@dataclass(frozen=True)
+class Ready:
+    """What the firmware announced in its READY line."""
+
+    ip: str
+    port: int
+    ctrl_port: int
+    mac: str
+    fw: str
+    max_message: int
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, line: str) -> Ready:
+        """Parse a READY line; raise ``ValueError`` naming what is missing or malformed."""
+        m = READY_RE.search(line)
+        if not m:
+            raise ValueError(f"not a READY line: {line!r}")
+        f = parse_fields(m.group("fields"))
+        try:
+            return cls(
+                ip=f.pop("ip"),
+                port=int(f.pop("port")),
+                ctrl_port=int(f.pop("ctrl")),
+                mac=f.pop("mac").lower(),
+                fw=f.pop("fw"),
+                max_message=int(f.pop("max")),
+                extra=f,
+            )
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"malformed READY line ({exc}): {line!r}") from None
+
+
+def wifi_command(ssid: str, password: str) -> str:
+    """The console command that provisions credentials (both fields percent-encoded)."""
+    return f"wifi {quote(ssid, safe='')} {quote(password, safe='')}"
+
+
+def provision(console: Console, ssid: str, password: str, *, timeout: float = 20.0) -> Ready:
+    """Send WiFi credentials over the console and wait for READY.
+
+    Raises :class:`ProvisioningError` if the firmware reports that it cannot join, or
+    :class:`~harness.device.errors.DeviceTimeout` if it says nothing useful in time.
+    """
+    mark = console.mark()
+    console.send_line(wifi_command(ssid, password))
+    m = console.expect(r"^ESP-HIL (READY .*|WIFI fail .*|ERR wifi.*)$", timeout, since=mark)
+    line = m.group(0)
+    if line.startswith("ESP-HIL READY"):
+        return Ready.parse(line)
+    raise ProvisioningError(
+        f"the device could not join WiFi {ssid!r}: {line}", console_tail=console.tail(since=mark)
+    )

@@ -1,0 +1,154 @@
+"""The twin as a device: the test firmware compiled for the host, run as a local process.
+
+This backend talks to the firmware process directly (its stdin/stdout are the UART). It is
+the quickest way to a running device; the same firmware can also be driven through the twin's
+emulated chip over ``rfc2217://`` by the serial backend.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.device.base import Device
+from harness.device.console import Console
+from harness.device.errors import DeviceError
+
+#: The simulated access point every twin offers unless told otherwise.
+DEFAULT_SSID = "esp-hil"
+DEFAULT_PASSWORD = "esp-hil-password"
+
+#: ESP.restart() in the shim exits with this code; the supervisor boots the firmware again.
+EXIT_RESTART = 3
+
+
+def mac_for_ip(ip: str) -> str:
+    """A stable MAC per twin address, under Espressif's OUI 5c:cf:7f."""
+    a, b, c, d = (int(x) for x in ip.split("."))
+    return f"5c:cf:7f:{b:02x}:{c:02x}:{d:02x}"
+
+
+class SimDevice(Device):
+    """A twin running the native build of ``firmware/src/main.cpp``.
+
+    ``ssid``/``password`` configure the simulated access point, and are also the credentials
+    provisioned over the console (pass ``provision_password`` to provision a wrong one).
+    """
+
+    def __init__(
+        self,
+        *,
+        ssid: str = DEFAULT_SSID,
+        password: str = DEFAULT_PASSWORD,
+        flash: Path | None = None,
+        sanitize: bool = False,
+        binary: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        from harness.sim.build import build_firmware
+        from harness.sim.firmware import allocate_ip
+
+        super().__init__(Console(self._write))
+        self.ssid = ssid
+        self.password = password
+        self.binary = binary or build_firmware(sanitize=sanitize)
+        self._ip, self._ip_lock = allocate_ip()
+        self._tmp = Path(tempfile.mkdtemp(prefix="esp-hil-twin-"))
+        self.flash_path = flash or self._tmp / "flash.bin"
+        self._env = env
+        self._proc: Any = None
+        self._stopping = False
+        self._lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
+        self.restarts = 0
+
+    @property
+    def description(self) -> str:
+        return f"twin {self._ip} ({self.binary.parent.name[:12]})"
+
+    @property
+    def sim_ip(self) -> str:
+        """The loopback address this twin owns (known before READY)."""
+        return self._ip
+
+    # -- process supervision ----------------------------------------------------------------
+    def _write(self, data: bytes) -> None:
+        proc = self._proc
+        if proc is None or not proc.alive:
+            raise DeviceError("the twin's firmware is not running", console_tail=self.console.tail())
+        proc.write(data)
+
+    def _spawn(self, reset_reason: str) -> None:
+        from harness.sim.firmware import FirmwareProcess
+
+        self._proc = FirmwareProcess(
+            self.binary,
+            ip=self._ip,
+            mac=mac_for_ip(self._ip),
+            flash=self.flash_path,
+            ap_ssid=self.ssid,
+            ap_password=self.password,
+            reset_reason=reset_reason,
+            on_output=self.console.feed,
+            env=self._env,
+        )
+        self.console.reopen()
+        self._proc.start()
+        self._watcher = threading.Thread(target=self._watch, args=(self._proc,),
+                                         name=f"twin-{self._ip}", daemon=True)
+        self._watcher.start()
+
+    def _watch(self, proc: Any) -> None:
+        # The firmware restarting itself is a reboot, not a death: boot it again.
+        while proc.wait(timeout=1.0) is None:
+            if self._stopping or proc is not self._proc:
+                return
+        with self._lock:
+            if self._stopping or proc is not self._proc:
+                return
+            if proc.exit_code == EXIT_RESTART:
+                self.restarts += 1
+                self._spawn("Software/System restart")
+                return
+        self.console.close(f"the twin's firmware exited with code {proc.exit_code}")
+
+    def start(self) -> Device:
+        """Boot the twin and bring it to READY (provisioning WiFi if the flash has none)."""
+        mark = self.console.mark()
+        t0 = time.monotonic()
+        with self._lock:
+            self._spawn("Power On")
+        self.bring_up(since=mark, ssid=self.ssid, password=self.password, t0=t0)
+        return self
+
+    def _hard_reset(self) -> None:
+        with self._lock:
+            old = self._proc
+            self._proc = None
+            if old is not None:
+                old.stop()
+            self._spawn("External System")
+
+    def kill(self) -> None:
+        """Kill the firmware process as if power were cut (tests of a vanished device)."""
+        with self._lock:
+            if self._proc is not None:
+                self._proc.stop(timeout=0.5)
+
+    def close(self) -> None:
+        with self._lock:
+            self._stopping = True
+            if self._proc is not None:
+                self._proc.stop()
+                self._proc = None
+        self.console.close("the twin was stopped")
+        release = getattr(self._ip_lock, "release", None)
+        if release is not None:
+            release()
+        if not os.environ.get("ESP_HIL_KEEP_TWIN"):
+            shutil.rmtree(self._tmp, ignore_errors=True)

@@ -1,0 +1,99 @@
+"""A hand-driven protocol peer over a plain TCP socket.
+
+For contract tests that must put on the wire what :class:`harness.WiFiSocket` never would:
+split frames, garbage, lies about lengths, bad CRCs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from harness.errors import ProtocolError
+from harness.wifisocket.frame import FrameDecoder, FrameType, Hello, encode_frame
+from harness.wifisocket.frame import Frame
+
+
+class RawPeer:
+    """One TCP connection to a device service, frames encoded and decoded by hand."""
+
+    def __init__(self, host: str, port: int, *, timeout: float = 5.0) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.timeout = timeout
+        self.decoder = FrameDecoder(1 << 20)
+        self.frames: list[Frame] = []
+        self.peer_hello: Hello | None = None
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> RawPeer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def hello(self, *, max_message: int = 1 << 20, keepalive_ms: int = 0) -> Hello:
+        """Send our HELLO and wait for the device's."""
+        ours = Hello(max_message=max_message, window=2 * max_message + 64,
+                     keepalive_ms=keepalive_ms, session=int.from_bytes(os.urandom(8), "big") | 1)
+        self.send(encode_frame(FrameType.HELLO, ours.encode()))
+        frame = self.next_frame()
+        assert frame.type == FrameType.HELLO, frame
+        self.peer_hello = Hello.decode(frame.payload)
+        return self.peer_hello
+
+    def next_frame(self, timeout: float | None = None) -> Frame:
+        """The next frame from the device (PINGs and ACKs included)."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while not self.frames:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("no frame from the device")
+            self.sock.settimeout(remaining)
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("the device closed the connection")
+            self.frames.extend(self.decoder.feed(data))
+        return self.frames.pop(0)
+
+    def next_data(self, timeout: float | None = None) -> Frame:
+        """The next TEXT or BINARY frame, skipping control frames."""
+        while True:
+            frame = self.next_frame(timeout)
+            if frame.is_data:
+                return frame
+
+    def until_closed(self, timeout: float | None = None) -> list[Frame]:
+        """Every frame until the device closes the connection; raise if it does not."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        got = list(self.frames)
+        self.frames.clear()
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"the device did not close the connection; got {got}")
+            self.sock.settimeout(remaining)
+            try:
+                data = self.sock.recv(65536)
+            except ConnectionResetError:
+                return got
+            if not data:
+                return got
+            try:
+                got.extend(self.decoder.feed(data))
+            except ProtocolError:
+                return got
+
+
+def close_code(frames: list[Frame]) -> int | None:
+    """The code of the CLOSE frame among ``frames``, if any."""
+    for frame in frames:
+        if frame.type == FrameType.CLOSE and frame.payload:
+            return frame.payload[0]
+    return None
