@@ -1,0 +1,80 @@
+"""Putting firmware on a board: esptool's Python API, and PlatformIO for the build."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.device.errors import DeviceError
+
+#: Where the ESP8266 Arduino image goes.
+APP_OFFSET = 0x0
+
+
+class FlashError(DeviceError):
+    """esptool could not talk to the board's ROM loader or write its flash."""
+
+
+def flash_image(port: str, image: bytes, *, mode: str = "auto", baud: int = 460800) -> bool:
+    """Write ``image`` at offset 0 through esptool; return True if anything was written.
+
+    ``mode``: ``auto`` skips the write when the flash already holds the image (esptool's MD5
+    check through its stub), ``always`` writes, ``never`` does nothing. The board is left in
+    its ROM loader: the caller resets it with its console open, so no boot output is missed.
+    """
+    if mode == "never":
+        return False
+    from esptool.cmds import attach_flash, detect_chip, run_stub, write_flash
+    from esptool.util import FatalError
+
+    log = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(log), detect_chip(port, connect_mode="default-reset") as esp:
+            if esp.CHIP_NAME != "ESP8266":
+                raise FlashError(f"{port} is an {esp.CHIP_NAME}, not an ESP8266")
+            esp = run_stub(esp)
+            if baud and baud != esp.ESP_ROM_BAUD:
+                esp.change_baud(baud)
+            attach_flash(esp)
+            if mode == "auto" and esp.flash_md5sum(APP_OFFSET, len(image)) == image_md5(image):
+                return False
+            write_flash(esp, [(APP_OFFSET, image)], no_progress=True)
+    except FatalError as exc:
+        raise FlashError(f"esptool failed on {port}: {exc}\n{log.getvalue()[-2000:]}") from None
+    except OSError as exc:
+        raise FlashError(f"cannot open {port}: {exc}") from None
+    return True
+
+
+def image_md5(image: bytes) -> str:
+    """Hex MD5 of an image, as esptool's SPI_FLASH_MD5 reports it."""
+    return hashlib.md5(image).hexdigest()
+
+
+def build_with_platformio(env: str, project_dir: Path) -> Path:
+    """Run ``pio run -e <env>`` in ``project_dir`` and return the firmware.bin it made."""
+    pio = shutil.which("pio") or shutil.which("platformio")
+    cmd = [pio] if pio else [sys.executable, "-m", "platformio"]
+    probe = subprocess.run([*cmd, "--version"], capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        raise DeviceError(
+            "PlatformIO is needed to build the firmware for a real board: "
+            "pip install platformio (or pass --firmware PATH to flash a ready image)"
+        )
+    proc = subprocess.run([*cmd, "run", "-e", env, "-d", str(project_dir)],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        out = (proc.stdout + proc.stderr)[-3000:]
+        hint = ""
+        if "espressif8266" in out and ("not installed" in out.lower() or "Could not" in out):
+            hint = " (PlatformIO's ESP8266 platform is missing: pio pkg install -p espressif8266)"
+        raise DeviceError(f"pio run -e {env} failed{hint}:\n{out}")
+    image = project_dir / ".pio" / "build" / env / "firmware.bin"
+    if not image.is_file():
+        raise DeviceError(f"PlatformIO built {env} but {image} is missing")
+    return image

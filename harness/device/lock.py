@@ -1,0 +1,60 @@
+"""One process per board: an exclusive, cross-process lock named after the port.
+
+``filelock`` uses ``flock``, which the kernel drops when the holder dies, so a lock left by a
+killed pytest is free again at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from filelock import FileLock
+from filelock import Timeout as LockTimeout
+
+from harness.device.errors import BoardBusy
+
+
+def cache_dir() -> Path:
+    """esp-hil's cache (``$ESP_HIL_CACHE`` or ``~/.cache/esp-hil``)."""
+    root = os.environ.get("ESP_HIL_CACHE") or Path.home() / ".cache" / "esp-hil"
+    return Path(root)
+
+
+class BoardLock:
+    """Held while a process uses the board at ``port``; ``acquire`` waits up to ``timeout``."""
+
+    def __init__(self, port: str, timeout: float = 30.0) -> None:
+        self.port = port
+        self.timeout = timeout
+        digest = hashlib.sha256(port.encode()).hexdigest()[:16]
+        folder = cache_dir() / "locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        self._owner = folder / f"{digest}.owner"
+        self._lock = FileLock(folder / f"{digest}.lock")
+
+    def acquire(self) -> BoardLock:
+        try:
+            self._lock.acquire(timeout=self.timeout)
+        except LockTimeout:
+            try:
+                owner = self._owner.read_text().strip()
+            except OSError:
+                owner = "unknown"
+            raise BoardBusy(
+                f"board {self.port} is in use by another process ({owner}); waited "
+                f"{self.timeout:.0f} s"
+            ) from None
+        self._owner.write_text(f"pid {os.getpid()}")
+        return self
+
+    def release(self) -> None:
+        if self._lock.is_locked:
+            self._lock.release()
+
+    def __enter__(self) -> BoardLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

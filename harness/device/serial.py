@@ -1,0 +1,124 @@
+"""A board behind a serial port: a local one (/dev/ttyUSB0) or an ``rfc2217://`` URL.
+
+One code path for both, and for a twin served over RFC2217: lock the board, flash it with
+esptool when its flash differs, open the console, hard-reset through DTR/RTS, provision WiFi,
+wait for READY.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from harness.device.base import Device
+from harness.device.console import Console
+from harness.device.errors import DeviceError
+from harness.device.flashing import flash_image
+from harness.device.lock import BoardLock
+
+CONSOLE_BAUD = 115200
+
+
+class SerialDevice(Device):
+    """The test firmware on a board reached through ``port`` (a path or a pyserial URL)."""
+
+    def __init__(
+        self,
+        port: str,
+        *,
+        ssid: str | None,
+        password: str | None,
+        image: bytes | None = None,
+        flash: str = "auto",
+        lock_timeout: float = 60.0,
+    ) -> None:
+        super().__init__(Console(self._write))
+        self.port_name = port
+        self.ssid = ssid
+        self.password = password
+        self.image = image
+        self.flash_mode = flash
+        self.flashed: bool | None = None
+        self._lock = BoardLock(port, timeout=lock_timeout)
+        self._serial: Any = None
+        self._reader: threading.Thread | None = None
+        self._closing = False
+
+    @property
+    def description(self) -> str:
+        return self.port_name
+
+    def start(self) -> Device:
+        """Lock, flash if needed, reset, provision and wait for READY."""
+        self._lock.acquire()
+        try:
+            if self.image is not None:
+                self.flashed = flash_image(self.port_name, self.image, mode=self.flash_mode)
+            self._open()
+            mark = self.console.mark()
+            t0 = time.monotonic()
+            self._hard_reset()
+            if self.ssid is None:
+                self.wait_ready(since=mark, t0=t0)
+            else:
+                self.bring_up(since=mark, ssid=self.ssid, password=self.password or "", t0=t0)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    # -- the port ---------------------------------------------------------------------------
+    def _open(self) -> None:
+        import serial
+
+        try:
+            # rts/dtr False before open: a board must not sit in reset or in the ROM loader.
+            ser = serial.serial_for_url(self.port_name, baudrate=CONSOLE_BAUD, timeout=0.05,
+                                        do_not_open=True)
+            ser.dtr = False
+            ser.rts = False
+            ser.open()
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise DeviceError(f"cannot open {self.port_name}: {exc}") from None
+        self._serial = ser
+        self.console.reopen()
+        self._reader = threading.Thread(target=self._read_loop, args=(ser,),
+                                        name=f"console-{self.port_name}", daemon=True)
+        self._reader.start()
+
+    def _read_loop(self, ser: Any) -> None:
+        import serial
+
+        while not self._closing:
+            try:
+                data = ser.read(4096)
+            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+                if not self._closing:
+                    self.console.close(f"the serial port {self.port_name} went away: {exc}")
+                return
+            if data:
+                self.console.feed(data)
+
+    def _write(self, data: bytes) -> None:
+        if self._serial is None:
+            raise DeviceError(f"{self.port_name} is not open", console_tail=self.console.tail())
+        self._serial.write(data)
+
+    def _hard_reset(self) -> None:
+        from esptool.reset import HardReset
+
+        HardReset(self._serial)()
+
+    def close(self) -> None:
+        self._closing = True
+        ser, self._serial = self._serial, None
+        if ser is not None:
+            try:
+                ser.close()
+            except Exception:  # noqa: BLE001 - closing a vanished port must not mask the cause
+                pass
+        if self._reader is not None:
+            self._reader.join(timeout=2.0)
+        self.console.close(f"{self.port_name} was closed")
+        self._lock.release()
