@@ -1,0 +1,222 @@
+// Frame and HELLO codec of WiFiSocket protocol v1. See frame.h.
+#include "frame.h"
+
+#include <string.h>
+
+namespace wsock {
+
+namespace {
+
+// CRC-32 of every 4-bit value with the reflected IEEE polynomial 0xEDB88320.
+const uint32_t kCrcNibble[16] = {
+    0x00000000U, 0x1DB71064U, 0x3B6E20C8U, 0x26D930ACU, 0x76DC4190U, 0x6B6B51F4U,
+    0x4DB26158U, 0x5005713CU, 0xEDB88320U, 0xF00F9344U, 0xD6D6A3E8U, 0xCB61B38CU,
+    0x9B64C2B0U, 0x86D3D2D4U, 0xA00AE278U, 0xBDBDF21CU,
+};
+
+struct ControlRange {
+  uint32_t min;
+  uint32_t max;
+};
+
+// Payload length range of each control type, indexed by type (data types unused).
+const ControlRange kControlRange[8] = {
+    {0, 0},                                  // 0: not a type
+    {kHelloMinPayload, kHelloMaxPayload},    // HELLO
+    {0, 0},                                  // TEXT (data)
+    {0, 0},                                  // BINARY (data)
+    {0, 0},                                  // ACK
+    {kNoncePayload, kNoncePayload},          // PING
+    {kNoncePayload, kNoncePayload},          // PONG
+    {1, kCloseMaxPayload},                   // CLOSE
+};
+
+}  // namespace
+
+const char* closeCodeName(uint8_t code) {
+  static const char* const kNames[] = {
+      "NORMAL",  "PROTOCOL", "BAD_CRC",  "TOO_LARGE", "UNKNOWN_TYPE", "VERSION",
+      "TIMEOUT", "REPLACED", "SEQUENCE", "WINDOW",    "INVALID_TEXT",
+  };
+  return code < sizeof(kNames) / sizeof(kNames[0]) ? kNames[code] : "UNKNOWN";
+}
+
+uint32_t crc32Update(uint32_t crc, const uint8_t* data, size_t len) {
+  crc = ~crc;
+  for (size_t i = 0; i < len; ++i) {
+    crc ^= data[i];
+    crc = (crc >> 4) ^ kCrcNibble[crc & 0x0F];
+    crc = (crc >> 4) ^ kCrcNibble[crc & 0x0F];
+  }
+  return ~crc;
+}
+
+void writeHeader(uint8_t* out, uint8_t type, uint32_t length, uint32_t seq, uint32_t ack) {
+  out[0] = kMagic0;
+  out[1] = kMagic1;
+  out[2] = type;
+  out[3] = 0;
+  putU32(out + 4, length);
+  putU32(out + 8, seq);
+  putU32(out + 12, ack);
+}
+
+size_t encodeFrame(uint8_t* out, size_t cap, uint8_t type, uint32_t seq, uint32_t ack,
+                   const uint8_t* payload, size_t len) {
+  if (len > 0xFFFFFFFFU - kFrameOverhead || cap < kFrameOverhead || len > cap - kFrameOverhead) {
+    return 0;
+  }
+  writeHeader(out, type, static_cast<uint32_t>(len), seq, ack);
+  if (len > 0) memcpy(out + kHeaderSize, payload, len);
+  putU32(out + kHeaderSize + len, crc32(out, kHeaderSize + len));
+  return kFrameOverhead + len;
+}
+
+FrameDecoder::FrameDecoder(uint8_t* buffer, size_t capacity, uint32_t maxMessage)
+    : buf_(buffer), cap_(capacity), maxMessage_(maxMessage) {
+  reset();
+}
+
+void FrameDecoder::reset() {
+  fill_ = 0;
+  need_ = 0;
+  frameDone_ = false;
+  error_ = 0xFF;
+  reason_ = "";
+  frame_ = FrameView();
+  // Without room for a header the decoder could only overflow: refuse every byte instead.
+  if (buf_ == nullptr || cap_ < kFrameOverhead) fail(kTooLarge, "decoder buffer too small");
+}
+
+FrameDecoder::Status FrameDecoder::fail(uint8_t code, const char* reason) {
+  error_ = code;
+  reason_ = reason;
+  frame_.payload = nullptr;
+  return kError;
+}
+
+FrameDecoder::Status FrameDecoder::checkHeader() {
+  frame_.type = buf_[2];
+  frame_.flags = buf_[3];
+  frame_.length = getU32(buf_ + 4);
+  frame_.seq = getU32(buf_ + 8);
+  frame_.ack = getU32(buf_ + 12);
+  frame_.payload = nullptr;
+  const uint8_t type = frame_.type;
+  const uint32_t length = frame_.length;
+  if (type < kHello || type > kClose) return fail(kUnknownType, "unknown frame type");
+  if (frame_.flags != 0) return fail(kProtocol, "reserved flags set");
+  const bool data = isDataType(type);
+  if (data) {
+    if (length > maxMessage_) return fail(kTooLarge, "message larger than max_message");
+  } else {
+    const ControlRange& r = kControlRange[type];
+    if (length < r.min || length > r.max) {
+      if (length > kControlTooLarge) return fail(kTooLarge, "control frame too large");
+      return fail(kProtocol, "bad control frame length");
+    }
+  }
+  if (data && frame_.seq == 0) return fail(kProtocol, "data frame with seq 0");
+  if (!data && frame_.seq != 0) return fail(kProtocol, "control frame with seq");
+  // Protocol-legal but beyond what this decoder was given memory for.
+  if (length > cap_ - kFrameOverhead) return fail(kTooLarge, "frame larger than receive buffer");
+  need_ = kFrameOverhead + static_cast<size_t>(length);
+  return kHeader;
+}
+
+FrameDecoder::Status FrameDecoder::feed(const uint8_t* data, size_t len, size_t* consumed) {
+  *consumed = 0;
+  if (failed()) return kError;
+  if (frameDone_) {
+    // The previous call handed out a frame; its bytes may now be reused.
+    fill_ = 0;
+    need_ = 0;
+    frameDone_ = false;
+    frame_ = FrameView();
+  }
+  size_t i = 0;
+  while (i < len) {
+    if (need_ == 0) {
+      const uint8_t b = data[i++];
+      if ((fill_ == 0 && b != kMagic0) || (fill_ == 1 && b != kMagic1)) {
+        *consumed = i;
+        return fail(kProtocol, "bad magic");
+      }
+      buf_[fill_++] = b;
+      if (fill_ == kHeaderSize) {
+        *consumed = i;
+        return checkHeader();
+      }
+      continue;
+    }
+    size_t take = need_ - fill_;
+    if (take > len - i) take = len - i;
+    memcpy(buf_ + fill_, data + i, take);
+    fill_ += take;
+    i += take;
+    if (fill_ == need_) {
+      *consumed = i;
+      const size_t body = need_ - kCrcSize;
+      if (crc32(buf_, body) != getU32(buf_ + body)) return fail(kBadCrc, "CRC mismatch");
+      frame_.payload = buf_ + kHeaderSize;
+      frameDone_ = true;
+      return kFrame;
+    }
+  }
+  *consumed = i;
+  return kNeedMore;
+}
+
+size_t encodeHello(const Hello& hello, uint8_t* out, size_t cap) {
+  if (cap < kHelloPayloadSize) return 0;
+  out[0] = hello.version;
+  out[1] = 0;
+  out[2] = 0;
+  out[3] = 0;
+  putU32(out + 4, hello.maxMessage);
+  putU32(out + 8, hello.window);
+  putU32(out + 12, hello.keepaliveMs);
+  putU64(out + 16, hello.session);
+  putU64(out + 24, hello.resume);
+  return kHelloPayloadSize;
+}
+
+uint8_t decodeHello(const uint8_t* payload, size_t len, Hello* out, const char** reason) {
+  if (len < kHelloPayloadSize) {
+    *reason = "HELLO too short";
+    return kProtocol;
+  }
+  // Version first: a later major version may give the reserved bytes a meaning.
+  if (payload[0] != kProtocolVersion) {
+    *reason = "unsupported protocol version";
+    return kVersion;
+  }
+  if (payload[1] != 0 || payload[2] != 0 || payload[3] != 0) {
+    *reason = "HELLO reserved bytes set";
+    return kProtocol;
+  }
+  Hello h;
+  h.version = payload[0];
+  h.maxMessage = getU32(payload + 4);
+  h.window = getU32(payload + 8);
+  h.keepaliveMs = getU32(payload + 12);
+  h.session = getU64(payload + 16);
+  h.resume = getU64(payload + 24);
+  if (h.maxMessage < 1) {
+    *reason = "HELLO max_message is 0";
+    return kProtocol;
+  }
+  if (static_cast<uint64_t>(h.window) < static_cast<uint64_t>(h.maxMessage) + kFrameOverhead) {
+    *reason = "HELLO window smaller than max_message + 20";
+    return kProtocol;
+  }
+  if (h.session == 0) {
+    *reason = "HELLO session id is 0";
+    return kProtocol;
+  }
+  *out = h;
+  *reason = "";
+  return kNormal;
+}
+
+}  // namespace wsock
