@@ -1,1 +1,25 @@
-"""esp-hil: hardware-in-the-loop testing for ESP8266 WiFi firmware."""
+"""esp-hil: hardware-in-the-loop testing for ESP8266 WiFi firmware.
+
+``from harness import WiFiSocket`` gives the host side of the message link; the errors it
+raises are re-exported here too.
+"""
+
+from harness.errors import (
+    ConnectionLost,
+    MessageTooLarge,
+    ProtocolError,
+    SessionLost,
+    Timeout,
+    WiFiSocketError,
+)
+from harness.wifisocket import WiFiSocket
+
+__all__ = [
+    "ConnectionLost",
+    "MessageTooLarge",
+    "ProtocolError",
+    "SessionLost",
+    "Timeout",
+    "WiFiSocket",
+    "WiFiSocketError",
+]

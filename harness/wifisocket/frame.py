@@ -1,4 +1,4 @@
-"""Frame codec of the WiFiSocket wire protocol v1 (docs/protocol.md §1–2). Sans-IO.
+"""Frame codec of the WiFiSocket wire protocol v1 (docs/protocol.md §1-2). Sans-IO.
 
 The decoder is on the bulk-throughput path, so it works on a bytearray with an offset,
 unpacks headers with a precompiled :class:`struct.Struct`, checks CRCs with
@@ -89,6 +89,7 @@ _DATA_TYPES = frozenset((FrameType.TEXT, FrameType.BINARY))
 # Plain ints for the hot path (IntEnum lookups are slower than int ones).
 _TEXT = int(FrameType.TEXT)
 _BINARY = int(FrameType.BINARY)
+_DATA_INTS = (_TEXT, _BINARY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +218,9 @@ class FrameDecoder:
             raise error
         return frames
 
-    def decode(self, data: bytes | bytearray | memoryview) -> tuple[list[Frame], ProtocolError | None]:
+    def decode(
+        self, data: bytes | bytearray | memoryview
+    ) -> tuple[list[Frame], ProtocolError | None]:
         """Like :meth:`feed`, but return ``(frames, error)`` instead of raising.
 
         ``frames`` are the frames completed before the error, if there is one; this is
@@ -241,16 +244,17 @@ class FrameDecoder:
             while True:
                 avail = end - pos
                 if avail < HEADER_SIZE:
-                    if avail >= 1 and view[pos] != _MAGIC0:
-                        self._error = ProtocolError(CloseCode.PROTOCOL, "bad magic")
-                    elif avail >= 2 and view[pos + 1] != _MAGIC1:
+                    # Each magic byte is judged as soon as it is there.
+                    if (avail >= 1 and view[pos] != _MAGIC0) or (
+                        avail >= 2 and view[pos + 1] != _MAGIC1
+                    ):
                         self._error = ProtocolError(CloseCode.PROTOCOL, "bad magic")
                     break
                 if view[pos] != _MAGIC0 or view[pos + 1] != _MAGIC1:
                     self._error = ProtocolError(CloseCode.PROTOCOL, "bad magic")
                     break
                 ftype, flags, length, seq, ack = _HEADER_FIELDS.unpack_from(view, pos)
-                if ftype == _TEXT or ftype == _BINARY:
+                if ftype in _DATA_INTS:
                     if flags or length > max_message or seq == 0:
                         self._error = _header_error(ftype, flags, length, seq, max_message)
                         break
@@ -268,13 +272,12 @@ class FrameDecoder:
                         CloseCode.BAD_CRC, f"CRC mismatch in {_type_name(ftype)} frame"
                     )
                     break
-                frames.append(Frame(FrameType(ftype), seq, ack, bytes(view[pos + HEADER_SIZE:stop])))
+                payload = bytes(view[pos + HEADER_SIZE : stop])
+                frames.append(Frame(FrameType(ftype), seq, ack, payload))
                 pos = stop + CRC_SIZE
-            if self._error is not None:
-                # Dead: drop the buffer, nothing more will be decoded.
-                tail = b""
-            else:
-                tail = bytes(view[pos:]) if src is not buf else b""
+            # A dead decoder keeps nothing; a live one keeps the incomplete tail.
+            keep_tail = self._error is None and src is not buf
+            tail = bytes(view[pos:]) if keep_tail else b""
         if src is buf:
             if self._error is not None:
                 buf.clear()

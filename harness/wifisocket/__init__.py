@@ -1,0 +1,20 @@
+"""The WiFiSocket host library: a sans-IO protocol core and a blocking socket on top.
+
+``WiFiSocket`` is the public entry point; ``frame`` and ``session`` are the sans-IO core
+(see docs/protocol.md).
+"""
+
+from harness.wifisocket.frame import CloseCode, Frame, FrameDecoder, FrameType, Hello, encode_frame
+from harness.wifisocket.session import Session
+from harness.wifisocket.socket import WiFiSocket
+
+__all__ = [
+    "CloseCode",
+    "Frame",
+    "FrameDecoder",
+    "FrameType",
+    "Hello",
+    "Session",
+    "WiFiSocket",
+    "encode_frame",
+]

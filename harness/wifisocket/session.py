@@ -1,0 +1,536 @@
+"""The session state machine of the WiFiSocket protocol (docs/protocol.md §2-4). Sans-IO.
+
+A :class:`Session` takes bytes and the current time and returns events and bytes; it
+never touches a socket, a thread or a clock, so tests can drive two of them over a
+simulated wire. One Session lives as long as one logical conversation: it outlives a TCP
+connection (``connection_lost`` keeps the resend window and ``delivered``) so that a later
+``connection_made`` resumes it.
+
+Who calls what, in an I/O layer::
+
+    sock.sendall(s.connection_made(now))           # our HELLO
+    events = s.receive_data(chunk, now)            # Connected, Message, Pong, ...
+    sock.sendall(s.data_to_send())                 # ACK/PONG/resends/CLOSE, after reading
+    if s.can_send(size): sock.sendall(s.send_message(msg, now))
+    events += s.tick(now)  # at s.next_timer(now): PING when idle, Dead when silent
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+from harness.errors import ConnectionLost, MessageTooLarge, ProtocolError
+from harness.wifisocket.frame import (
+    FRAME_OVERHEAD,
+    U32_MAX,
+    CloseCode,
+    Frame,
+    FrameDecoder,
+    FrameType,
+    Hello,
+    encode_frame,
+)
+
+__all__ = [
+    "Connected",
+    "Dead",
+    "Event",
+    "Failed",
+    "Message",
+    "PeerClosed",
+    "Pong",
+    "Session",
+    "SessionReset",
+    "State",
+    "WindowFull",
+]
+
+# Host defaults (docs/protocol.md §4). The window must be >= max_message + 20.
+DEFAULT_MAX_MESSAGE = 1 << 20
+DEFAULT_WINDOW = 2 << 20
+DEFAULT_KEEPALIVE_MS = 1000
+DEFAULT_DEAD_AFTER = 3.0
+CLOSE_REASON_MAX = 123
+
+_TEXT = FrameType.TEXT
+_BINARY = FrameType.BINARY
+_DATA = (_TEXT, _BINARY)
+
+
+class _Random(Protocol):
+    def getrandbits(self, k: int, /) -> int: ...
+
+
+# --- events -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """The peer's HELLO arrived; data may flow. ``resumed``: both directions carried on."""
+
+    peer_hello: Hello
+    resumed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message from the peer: ``str`` for TEXT, ``bytes`` for BINARY."""
+
+    data: str | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """The answer to our latest PING; ``rtt`` in seconds."""
+
+    rtt: float
+
+
+@dataclass(frozen=True, slots=True)
+class SessionReset:
+    """The peer we knew came back without our stream (e.g. a reboot).
+
+    ``unconfirmed`` are our messages it never acknowledged, in order; they are dropped and
+    our sequence numbers restart at 1.
+    """
+
+    unconfirmed: list[str | bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class PeerClosed:
+    """The peer sent CLOSE. The connection is over (the session may resume unless NORMAL)."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Dead:
+    """Nothing arrived for ``dead_after`` seconds; a CLOSE TIMEOUT is queued."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """We found a protocol error; a CLOSE with its code is queued. Always the last event."""
+
+    error: ProtocolError
+
+
+Event = Connected | Message | Pong | SessionReset | PeerClosed | Dead | Failed
+
+
+class WindowFull(Exception):
+    """``send_message`` would exceed the peer's window or our resend buffer: wait for acks."""
+
+
+class State:
+    """Connection states of a :class:`Session` (plain string constants)."""
+
+    IDLE = "idle"  # no connection (before the first, or after one ended)
+    HANDSHAKE = "handshake"  # our HELLO is out, the peer's is not in yet
+    OPEN = "open"
+    CLOSED = "closed"  # closed by the application: final
+
+
+class Session:
+    """One side of a WiFiSocket conversation.
+
+    Args:
+        max_message: largest data payload we accept (announced in our HELLO).
+        window: bytes of unacknowledged data frames we accept in flight (>= max_message+20).
+        keepalive_ms: send a PING after this long without sending anything (0 = never).
+        dead_after: declare the connection dead after this many seconds without receiving
+            anything (0 = never).
+        resend_buffer: most bytes of our own unacknowledged frames we keep (default:
+            ``window``). One message is always allowed when nothing is in flight.
+        session_id: our session id (default: random, non-zero).
+        rng: source of session ids and PING nonces (``random.Random`` for tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_message: int = DEFAULT_MAX_MESSAGE,
+        window: int = DEFAULT_WINDOW,
+        keepalive_ms: int = DEFAULT_KEEPALIVE_MS,
+        dead_after: float = DEFAULT_DEAD_AFTER,
+        resend_buffer: int | None = None,
+        session_id: int | None = None,
+        rng: _Random | None = None,
+    ) -> None:
+        if not 1 <= max_message <= U32_MAX - FRAME_OVERHEAD:
+            raise ValueError(f"max_message out of range: {max_message}")
+        if not max_message + FRAME_OVERHEAD <= window <= U32_MAX:
+            raise ValueError(f"window must be in max_message+20..2**32-1, got {window}")
+        if not 0 <= keepalive_ms <= U32_MAX:
+            raise ValueError(f"keepalive_ms out of range: {keepalive_ms}")
+        if dead_after < 0:
+            raise ValueError(f"dead_after must be >= 0, got {dead_after}")
+        self.max_message = max_message
+        self.window = window
+        self.keepalive_ms = keepalive_ms
+        self.dead_after = dead_after
+        self.resend_buffer = window if resend_buffer is None else resend_buffer
+        self._rng: _Random = rng if rng is not None else random.SystemRandom()
+        if session_id is None:
+            session_id = 0
+            while session_id == 0:
+                session_id = self._rng.getrandbits(64)
+        if not 1 <= session_id < 1 << 64:
+            raise ValueError("session_id must be a non-zero u64")
+        self.session_id = session_id
+
+        self.state = State.IDLE
+        self._decoder = FrameDecoder(max_message)
+        self._peer: Hello | None = None
+        self._known_peer = 0  # the peer session id we last talked to
+        # Send direction.
+        self._next_seq = 1
+        self._peer_ack = 0
+        self._unacked: deque[tuple[int, bytes, str | bytes]] = deque()
+        self._unacked_bytes = 0
+        # Receive direction.
+        self._delivered = 0
+        self._ack_sent = 0  # the ack carried by the last frame we emitted
+        self._rx_unacked = 0  # bytes of data frames delivered since then (window check)
+        # Control frames waiting for data_to_send().
+        self._out: list[bytes] = []
+        # Time.
+        self._now = 0.0
+        self._last_sent = 0.0
+        self._last_recv = 0.0
+        self._ping_nonce: int | None = None
+        self._ping_at = 0.0
+        self.rtt: float | None = None
+
+    # --- introspection -----------------------------------------------------------------
+
+    @property
+    def peer_hello(self) -> Hello | None:
+        """The HELLO of the current (or last) connection's peer."""
+        return self._peer
+
+    @property
+    def peer_session_id(self) -> int:
+        """The peer's session id (0 before the first HELLO)."""
+        return self._known_peer
+
+    @property
+    def peer_max_message(self) -> int:
+        """The largest payload the peer accepts (0 before its HELLO)."""
+        return self._peer.max_message if self._peer else 0
+
+    @property
+    def is_open(self) -> bool:
+        """True between the peer's HELLO and the end of the connection."""
+        return self.state == State.OPEN
+
+    @property
+    def unacked_bytes(self) -> int:
+        """Bytes of our data frames the peer has not acknowledged."""
+        return self._unacked_bytes
+
+    @property
+    def unacked_messages(self) -> list[str | bytes]:
+        """Our messages the peer has not acknowledged, in order."""
+        return [m for _, _, m in self._unacked]
+
+    @property
+    def delivered(self) -> int:
+        """The highest seq delivered from the peer."""
+        return self._delivered
+
+    @property
+    def next_seq(self) -> int:
+        """The seq our next data frame gets."""
+        return self._next_seq
+
+    # --- connection lifecycle --------------------------------------------------------
+
+    def connection_made(self, now: float) -> bytes:
+        """A new transport is up: reset the decoder and return our HELLO frame."""
+        if self.state == State.CLOSED:
+            raise ConnectionLost("session closed")
+        self._now = now
+        self._decoder = FrameDecoder(self.max_message)
+        self._out.clear()  # control frames of the old connection mean nothing now
+        self._peer = None
+        self._ping_nonce = None
+        self.state = State.HANDSHAKE
+        hello = Hello(self.max_message, self.window, self.keepalive_ms, self.session_id,
+                      self._known_peer)
+        self._last_recv = now
+        return self._emit(encode_frame(FrameType.HELLO, hello.encode(), ack=self._delivered))
+
+    def connection_lost(self) -> None:
+        """The transport is gone; keep everything needed to resume on the next one."""
+        if self.state != State.CLOSED:
+            self.state = State.IDLE
+
+    def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> bytes:
+        """End the session: returns pending control bytes and a CLOSE frame (if connected)."""
+        data = b""
+        if self.state in (State.HANDSHAKE, State.OPEN):
+            self._queue_close(code, reason)
+        data = self.data_to_send()
+        self.state = State.CLOSED
+        return data
+
+    # --- receiving ---------------------------------------------------------------------
+
+    def receive_data(self, data: bytes | bytearray | memoryview, now: float) -> list[Event]:
+        """Feed bytes from the transport; return what happened, in order.
+
+        A protocol error does not raise: it ends the list with :class:`Failed` (after the
+        events of the frames that were intact before it), queues a CLOSE and leaves the
+        session IDLE (resumable, like any lost connection).
+        """
+        self._now = now
+        if self.state not in (State.HANDSHAKE, State.OPEN):
+            return []
+        if data:
+            self._last_recv = now
+        frames, error = self._decoder.decode(data)
+        events: list[Event] = []
+        try:
+            for frame in frames:
+                self._handle(frame, now, events)
+                if self.state != State.OPEN and self.state != State.HANDSHAKE:
+                    return events
+            if error is not None:
+                raise error
+        except ProtocolError as exc:
+            self._queue_close(exc.code, exc.reason)
+            self.state = State.IDLE
+            events.append(Failed(exc))
+        return events
+
+    def _handle(self, frame: Frame, now: float, events: list[Event]) -> None:
+        ftype = frame.type
+        if self.state == State.HANDSHAKE:
+            if ftype == FrameType.HELLO:
+                self._on_hello(frame, events)
+            elif ftype == FrameType.CLOSE:
+                self._on_close(frame, events)
+            else:
+                raise ProtocolError(CloseCode.PROTOCOL, f"{ftype.name} frame before HELLO")
+            return
+        if ftype in _DATA:
+            self._on_ack(frame.ack)
+            seq = frame.seq
+            if seq <= self._delivered:
+                return  # a duplicate from a resend
+            if seq != self._delivered + 1:
+                raise ProtocolError(
+                    CloseCode.SEQUENCE, f"seq {seq} skips ahead of {self._delivered + 1}"
+                )
+            self._rx_unacked += FRAME_OVERHEAD + len(frame.payload)
+            if self._rx_unacked > self.window:
+                raise ProtocolError(
+                    CloseCode.WINDOW,
+                    f"{self._rx_unacked} bytes unacknowledged exceed the window {self.window}",
+                )
+            if ftype == _TEXT:
+                try:
+                    text = str(frame.payload, "utf-8")
+                except UnicodeDecodeError as exc:
+                    raise ProtocolError(
+                        CloseCode.INVALID_TEXT, f"TEXT seq {seq} is not UTF-8: {exc.reason}"
+                    ) from None
+                self._delivered = seq
+                events.append(Message(text))
+            else:
+                self._delivered = seq
+                events.append(Message(frame.payload))
+        elif ftype == FrameType.ACK:
+            self._on_ack(frame.ack)
+        elif ftype == FrameType.PING:
+            self._on_ack(frame.ack)
+            self._queue(FrameType.PONG, frame.payload)
+        elif ftype == FrameType.PONG:
+            self._on_ack(frame.ack)
+            nonce = self._ping_nonce
+            if nonce is not None and frame.payload == nonce.to_bytes(8, "big"):
+                self.rtt = now - self._ping_at
+                self._ping_nonce = None
+                events.append(Pong(self.rtt))
+        elif ftype == FrameType.CLOSE:
+            self._on_close(frame, events)
+        else:
+            raise ProtocolError(CloseCode.PROTOCOL, "second HELLO on one connection")
+
+    def _on_hello(self, frame: Frame, events: list[Event]) -> None:
+        hello = Hello.decode(frame.payload)
+        same_peer = self._known_peer != 0 and hello.session == self._known_peer
+        keeps_ours = hello.resume == self.session_id
+        lost: list[str | bytes] = []
+        if not same_peer:
+            # A new peer, or the peer restarted: its stream starts again at seq 1.
+            self._delivered = 0
+            self._ack_sent = 0
+            self._rx_unacked = 0
+        if keeps_ours:
+            ack = frame.ack
+            if ack >= self._next_seq:
+                raise ProtocolError(
+                    CloseCode.PROTOCOL,
+                    f"HELLO acks seq {ack}, highest sent is {self._next_seq - 1}",
+                )
+            self._drop_acked(ack)
+            # Resend the rest byte-for-byte; their stale ack fields are harmless.
+            self._out.extend(raw for _, raw, _ in self._unacked)
+        else:
+            lost = self.unacked_messages
+            self._unacked.clear()
+            self._unacked_bytes = 0
+            self._next_seq = 1
+            self._peer_ack = 0
+        reset = self._known_peer != 0 and (not same_peer or not keeps_ours)
+        self._known_peer = hello.session
+        self._peer = hello
+        self.state = State.OPEN
+        events.append(Connected(hello, resumed=same_peer and keeps_ours))
+        if reset:
+            events.append(SessionReset(lost))
+
+    def _on_close(self, frame: Frame, events: list[Event]) -> None:
+        if frame.ack < self._next_seq:
+            self._drop_acked(frame.ack)
+        code = frame.payload[0]
+        reason = frame.payload[1:].decode("utf-8", "replace")
+        self.state = State.IDLE
+        events.append(PeerClosed(code, reason))
+
+    def _on_ack(self, ack: int) -> None:
+        if ack <= self._peer_ack:
+            return  # old news (acks are cumulative)
+        if ack >= self._next_seq:
+            raise ProtocolError(
+                CloseCode.PROTOCOL, f"ack {ack} of a seq never sent (highest {self._next_seq - 1})"
+            )
+        self._drop_acked(ack)
+
+    def _drop_acked(self, ack: int) -> None:
+        if ack > self._peer_ack:
+            self._peer_ack = ack
+        unacked = self._unacked
+        while unacked and unacked[0][0] <= ack:
+            self._unacked_bytes -= len(unacked.popleft()[1])
+
+    # --- sending -----------------------------------------------------------------------
+
+    def can_send(self, size: int) -> bool:
+        """Whether a message of ``size`` payload bytes fits the window right now."""
+        if not self._unacked:
+            return True
+        limit = self._peer.window if self._peer is not None else 0
+        limit = min(limit, self.resend_buffer)
+        return self._unacked_bytes + FRAME_OVERHEAD + size <= limit
+
+    def send_message(self, msg: str | bytes | bytearray | memoryview, now: float) -> bytes:
+        """Frame one message (str → TEXT, bytes-like → BINARY) and return its bytes.
+
+        Raises:
+            MessageTooLarge: over the peer's ``max_message``; nothing changes.
+            WindowFull: no room in the window; nothing changes, retry after acks.
+            ConnectionLost: not connected.
+        """
+        if self.state != State.OPEN:
+            raise ConnectionLost(f"cannot send: session is {self.state}")
+        if isinstance(msg, str):
+            payload = msg.encode("utf-8")
+            ftype = _TEXT
+            keep: str | bytes = msg
+        else:
+            payload = keep = bytes(msg)
+            ftype = _BINARY
+        size = len(payload)
+        peer = self._peer
+        assert peer is not None
+        if size > peer.max_message:
+            raise MessageTooLarge(size, peer.max_message)
+        if not self.can_send(size):
+            raise WindowFull(
+                f"{self._unacked_bytes} bytes in flight, no room for {size + FRAME_OVERHEAD}"
+            )
+        seq = self._next_seq
+        if seq > U32_MAX:
+            # 4 billion messages on one session: the protocol has no wrap-around.
+            raise ProtocolError(CloseCode.PROTOCOL, "sequence numbers exhausted")
+        raw = encode_frame(ftype, payload, seq=seq, ack=self._delivered)
+        self._next_seq = seq + 1
+        self._unacked.append((seq, raw, keep))
+        self._unacked_bytes += len(raw)
+        self._now = now
+        return self._emit(raw)
+
+    def data_to_send(self) -> bytes:
+        """Control bytes to write now: PONGs, resends, CLOSE, and an ACK if one is owed.
+
+        Call it after draining the reads: the standalone ACK goes out only if no frame
+        has carried the latest ``delivered`` yet.
+        """
+        if self.state == State.OPEN and self._delivered != self._ack_sent:
+            self._queue(FrameType.ACK)
+        if not self._out:
+            return b""
+        data = b"".join(self._out)
+        self._out.clear()
+        return data
+
+    # --- time --------------------------------------------------------------------------
+
+    def tick(self, now: float) -> list[Event]:
+        """Advance time: queue a PING when idle, report :class:`Dead` when silent too long."""
+        self._now = now
+        if self.state not in (State.HANDSHAKE, State.OPEN):
+            return []
+        if self.dead_after and now - self._last_recv >= self.dead_after:
+            self._queue_close(
+                CloseCode.TIMEOUT, f"nothing received for {now - self._last_recv:.1f} s"
+            )
+            self.state = State.IDLE
+            return [Dead()]
+        if (
+            self.state == State.OPEN
+            and self.keepalive_ms
+            and now - self._last_sent >= self.keepalive_ms / 1000
+        ):
+            nonce = self._rng.getrandbits(64)
+            self._ping_nonce = nonce
+            self._ping_at = now
+            self._queue(FrameType.PING, nonce.to_bytes(8, "big"))
+        return []
+
+    def next_timer(self, now: float) -> float | None:
+        """Seconds until :meth:`tick` has something to do (None: nothing scheduled)."""
+        if self.state not in (State.HANDSHAKE, State.OPEN):
+            return None
+        due: list[float] = []
+        if self.dead_after:
+            due.append(self._last_recv + self.dead_after)
+        if self.state == State.OPEN and self.keepalive_ms:
+            due.append(self._last_sent + self.keepalive_ms / 1000)
+        if not due:
+            return None
+        return max(0.0, min(due) - now)
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _emit(self, raw: bytes) -> bytes:
+        """Note that a frame carrying the current ``delivered`` is on its way out."""
+        self._last_sent = self._now
+        self._ack_sent = self._delivered
+        self._rx_unacked = 0
+        return raw
+
+    def _queue(self, ftype: FrameType, payload: bytes = b"") -> None:
+        self._out.append(self._emit(encode_frame(ftype, payload, ack=self._delivered)))
+
+    def _queue_close(self, code: int, reason: str) -> None:
+        raw = reason.encode("utf-8")[:CLOSE_REASON_MAX].decode("utf-8", "ignore").encode("utf-8")
+        self._queue(FrameType.CLOSE, bytes((int(code),)) + raw)
