@@ -1,4 +1,4 @@
-"""esp-hil's pytest plugin: the ``--device`` option and the ``device``, ``link`` and ``netem`` fixtures.
+"""esp-hil's pytest plugin: ``--device`` and the ``device``, ``link``, ``netem`` fixtures.
 
 ``pytest`` alone runs the suite against a twin (the test firmware compiled for the host);
 ``pytest --device=/dev/ttyUSB0`` or ``--device=rfc2217://host:port`` against a board.
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from harness.device.errors import DeviceError
+from harness.figures import Figure, FigureRecorder, format_table
 
 if TYPE_CHECKING:
     from harness.device.base import Device
@@ -34,21 +35,39 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="board to test: 'sim' (default: a twin), a serial port (/dev/ttyUSB0) or an "
         "rfc2217://host:port URL; repeat to spread boards over xdist workers",
     )
-    group.addoption("--wifi-ssid", default=os.environ.get("ESP_HIL_WIFI_SSID"),
-                    help="WiFi network the board joins (env ESP_HIL_WIFI_SSID)")
-    group.addoption("--wifi-password", default=os.environ.get("ESP_HIL_WIFI_PASSWORD"),
-                    help="its password (env ESP_HIL_WIFI_PASSWORD)")
-    group.addoption("--flash", choices=("auto", "always", "never"), default="auto",
-                    help="flash the firmware: when its MD5 differs (auto), always, or never")
-    group.addoption("--firmware", default=None, metavar="PATH",
-                    help="firmware image to flash (default: build firmware/ with PlatformIO)")
+    group.addoption(
+        "--wifi-ssid",
+        default=os.environ.get("ESP_HIL_WIFI_SSID"),
+        help="WiFi network the board joins (env ESP_HIL_WIFI_SSID)",
+    )
+    group.addoption(
+        "--wifi-password",
+        default=os.environ.get("ESP_HIL_WIFI_PASSWORD"),
+        help="its password (env ESP_HIL_WIFI_PASSWORD)",
+    )
+    group.addoption(
+        "--flash",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="flash the firmware: when its MD5 differs (auto), always, or never",
+    )
+    group.addoption(
+        "--firmware",
+        default=None,
+        metavar="PATH",
+        help="firmware image to flash (default: build firmware/ with PlatformIO)",
+    )
     group.addoption("--pio-env", default="nodemcuv2", help="PlatformIO environment to build")
-    group.addoption("--sanitize", action="store_true",
-                    help="build the twin's firmware with AddressSanitizer + UBSan")
+    group.addoption(
+        "--sanitize",
+        action="store_true",
+        help="build the twin's firmware with AddressSanitizer + UBSan",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_DEVICE_KEY] = None
+    config.pluginmanager.register(_Summary(), "esp-hil-summary")
     config.addinivalue_line("markers", "board: needs a real ESP8266 board (skipped on a twin)")
     config.addinivalue_line("markers", "twin: needs the twin's insides (skipped on a real board)")
 
@@ -163,11 +182,22 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
 
 _MARK_KEY = pytest.StashKey["int | None"]()
+_REPORTED_KEY = pytest.StashKey[bool]()
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
+    dev = item.config.stash.get(_DEVICE_KEY, None)
+    if dev is not None and call.when == "call" and not item.config.stash.get(_REPORTED_KEY, False):
+        item.config.stash[_REPORTED_KEY] = True
+        boot = f"{dev.boot_seconds:.3f} s" if dev.boot_seconds is not None else "?"
+        prop = (
+            _DEVICE_PROPERTY,
+            f"device: {dev.description}  fw={dev.fw}  ip={dev.ip}  boot to READY: {boot}",
+        )
+        item.user_properties.append(prop)
+        report.user_properties.append(prop)
     if report.failed:
         dev = item.config.stash.get(_DEVICE_KEY, None)
         if dev is not None:
@@ -178,6 +208,47 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if proxy is not None:
             report.sections.append(("esp-hil netem", f"seed={proxy.seed}"))
     return report
+
+
+@pytest.fixture
+def throughput(request: pytest.FixtureRequest) -> FigureRecorder:
+    """Records performance figures: ``throughput.record(name, value, unit)`` or
+    ``with throughput.measure(name, nbytes=..., messages=...):``.
+
+    Figures appear in a table at the end of the run and as ``esp-hil:<name>`` properties in
+    the JUnit XML.
+    """
+    return FigureRecorder(request.node.nodeid, request.node.user_properties)
+
+
+#: user_property naming the device a worker used (its controller prints it in the summary).
+_DEVICE_PROPERTY = "esp-hil-device"
+
+
+class _Summary:
+    """Gathers figures and device facts from test reports (workers' too) for the summary."""
+
+    def __init__(self) -> None:
+        self.figures: list[Figure] = []
+        self.devices: set[str] = set()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, value in report.user_properties:
+            if name == _DEVICE_PROPERTY:
+                self.devices.add(str(value))
+            elif report.when == "call":
+                fig = Figure.from_property(report.nodeid, name, value)
+                if fig is not None:
+                    self.figures.append(fig)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.figures and not self.devices:
+            return
+        terminalreporter.section("esp-hil")
+        for line in sorted(self.devices):
+            terminalreporter.write_line(line)
+        for line in format_table(self.figures):
+            terminalreporter.write_line(line)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

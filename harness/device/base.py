@@ -96,11 +96,14 @@ class Device(ABC):
         return result
 
     # -- lifecycle --------------------------------------------------------------------------
-    def wait_ready(self, *, since: int, timeout: float | None = None, t0: float | None = None) -> Ready:
+    def wait_ready(
+        self, *, since: int, timeout: float | None = None, t0: float | None = None
+    ) -> Ready:
         """Wait for a READY line after console mark ``since`` and remember its facts."""
         start = time.monotonic() if t0 is None else t0
-        m = self.console.expect(READY_RE, self.ready_timeout if timeout is None else timeout,
-                                since=since)
+        m = self.console.expect(
+            READY_RE, self.ready_timeout if timeout is None else timeout, since=since
+        )
         try:
             self._ready = Ready.parse(m.group(0))
         except ValueError as exc:
@@ -117,8 +120,10 @@ class Device(ABC):
         try:
             return self.wait_ready(since=mark, timeout=timeout, t0=t0)
         except DeviceTimeout as exc:
-            raise DeviceTimeout(f"no READY after reset: {exc.args[0].splitlines()[0]}",
-                                console_tail=self.console.tail(since=mark)) from None
+            raise DeviceTimeout(
+                f"no READY after reset: {exc.args[0].splitlines()[0]}",
+                console_tail=self.console.tail(since=mark),
+            ) from None
 
     def bring_up(self, *, since: int, ssid: str, password: str, t0: float | None = None) -> Ready:
         """After a boot: wait for READY, provisioning WiFi first if the firmware asks for it.
@@ -127,8 +132,9 @@ class Device(ABC):
         with credentials that fail) gets ``ssid``/``password`` over the console.
         """
         start = time.monotonic() if t0 is None else t0
-        m = self.console.expect(r"^ESP-HIL (READY|WIFI none|WIFI fail)", self.ready_timeout,
-                                since=since)
+        m = self.console.expect(
+            r"^ESP-HIL (READY|WIFI none|WIFI fail)", self.ready_timeout, since=since
+        )
         if m.group(1) != "READY":
             self._ready = provision(self.console, ssid, password, timeout=self.ready_timeout)
             self.boot_seconds = time.monotonic() - start

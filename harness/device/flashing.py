@@ -34,7 +34,10 @@ def flash_image(port: str, image: bytes, *, mode: str = "auto", baud: int = 4608
 
     log = io.StringIO()
     try:
-        with contextlib.redirect_stdout(log), detect_chip(port, connect_mode="default-reset") as esp:
+        with (
+            contextlib.redirect_stdout(log),
+            detect_chip(port, connect_mode="default-reset") as esp,
+        ):
             if esp.CHIP_NAME != "ESP8266":
                 raise FlashError(f"{port} is an {esp.CHIP_NAME}, not an ESP8266")
             esp = run_stub(esp)
@@ -66,8 +69,12 @@ def build_with_platformio(env: str, project_dir: Path) -> Path:
             "PlatformIO is needed to build the firmware for a real board: "
             "pip install platformio (or pass --firmware PATH to flash a ready image)"
         )
-    proc = subprocess.run([*cmd, "run", "-e", env, "-d", str(project_dir)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [*cmd, "run", "-e", env, "-d", str(project_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         out = (proc.stdout + proc.stderr)[-3000:]
         hint = ""

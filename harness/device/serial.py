@@ -7,6 +7,7 @@ wait for READY.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import Any
@@ -74,8 +75,9 @@ class SerialDevice(Device):
 
         try:
             # rts/dtr False before open: a board must not sit in reset or in the ROM loader.
-            ser = serial.serial_for_url(self.port_name, baudrate=CONSOLE_BAUD, timeout=0.05,
-                                        do_not_open=True)
+            ser = serial.serial_for_url(
+                self.port_name, baudrate=CONSOLE_BAUD, timeout=0.05, do_not_open=True
+            )
             ser.dtr = False
             ser.rts = False
             ser.open()
@@ -83,8 +85,9 @@ class SerialDevice(Device):
             raise DeviceError(f"cannot open {self.port_name}: {exc}") from None
         self._serial = ser
         self.console.reopen()
-        self._reader = threading.Thread(target=self._read_loop, args=(ser,),
-                                        name=f"console-{self.port_name}", daemon=True)
+        self._reader = threading.Thread(
+            target=self._read_loop, args=(ser,), name=f"console-{self.port_name}", daemon=True
+        )
         self._reader.start()
 
     def _read_loop(self, ser: Any) -> None:
@@ -114,10 +117,9 @@ class SerialDevice(Device):
         self._closing = True
         ser, self._serial = self._serial, None
         if ser is not None:
-            try:
+            # Closing a port that vanished must not mask why it vanished.
+            with contextlib.suppress(Exception):
                 ser.close()
-            except Exception:  # noqa: BLE001 - closing a vanished port must not mask the cause
-                pass
         if self._reader is not None:
             self._reader.join(timeout=2.0)
         self.console.close(f"{self.port_name} was closed")

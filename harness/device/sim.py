@@ -29,7 +29,7 @@ EXIT_RESTART = 3
 
 def mac_for_ip(ip: str) -> str:
     """A stable MAC per twin address, under Espressif's OUI 5c:cf:7f."""
-    a, b, c, d = (int(x) for x in ip.split("."))
+    _, b, c, d = (int(x) for x in ip.split("."))
     return f"5c:cf:7f:{b:02x}:{c:02x}:{d:02x}"
 
 
@@ -80,7 +80,9 @@ class SimDevice(Device):
     def _write(self, data: bytes) -> None:
         proc = self._proc
         if proc is None or not proc.alive:
-            raise DeviceError("the twin's firmware is not running", console_tail=self.console.tail())
+            raise DeviceError(
+                "the twin's firmware is not running", console_tail=self.console.tail()
+            )
         proc.write(data)
 
     def _spawn(self, reset_reason: str) -> None:
@@ -99,8 +101,9 @@ class SimDevice(Device):
         )
         self.console.reopen()
         self._proc.start()
-        self._watcher = threading.Thread(target=self._watch, args=(self._proc,),
-                                         name=f"twin-{self._ip}", daemon=True)
+        self._watcher = threading.Thread(
+            target=self._watch, args=(self._proc,), name=f"twin-{self._ip}", daemon=True
+        )
         self._watcher.start()
 
     def _watch(self, proc: Any) -> None:

@@ -11,8 +11,7 @@ import socket
 import time
 
 from harness.errors import ProtocolError
-from harness.wifisocket.frame import FrameDecoder, FrameType, Hello, encode_frame
-from harness.wifisocket.frame import Frame
+from harness.wifisocket.frame import Frame, FrameDecoder, FrameType, Hello, encode_frame
 
 
 class RawPeer:
@@ -40,8 +39,12 @@ class RawPeer:
 
     def hello(self, *, max_message: int = 1 << 20, keepalive_ms: int = 0) -> Hello:
         """Send our HELLO and wait for the device's."""
-        ours = Hello(max_message=max_message, window=2 * max_message + 64,
-                     keepalive_ms=keepalive_ms, session=int.from_bytes(os.urandom(8), "big") | 1)
+        ours = Hello(
+            max_message=max_message,
+            window=2 * max_message + 64,
+            keepalive_ms=keepalive_ms,
+            session=int.from_bytes(os.urandom(8), "big") | 1,
+        )
         self.send(encode_frame(FrameType.HELLO, ours.encode()))
         frame = self.next_frame()
         assert frame.type == FrameType.HELLO, frame

@@ -10,8 +10,9 @@ from harness import MessageTooLarge, WiFiSocket
 from harness.device.base import Device
 
 # One link serves every example: reusing it is part of what is tested.
-reuse_link = settings(max_examples=60, deadline=None,
-                      suppress_health_check=[HealthCheck.function_scoped_fixture])
+reuse_link = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 def test_hello_world(link: WiFiSocket) -> None:
@@ -43,7 +44,9 @@ def test_text_round_trip(link: WiFiSocket, text: str) -> None:
 def test_empty_and_maximum_sizes(link: WiFiSocket, device: Device, kind: str) -> None:
     assert link.max_message == device.max_message
     for size in (0, 1, device.max_message - 1, device.max_message):
-        msg: str | bytes = "x" * size if kind == "text" else bytes(range(256)) * (size // 256) + bytes(size % 256)
+        msg: str | bytes = (
+            "x" * size if kind == "text" else bytes(range(256)) * (size // 256) + bytes(size % 256)
+        )
         link.send(msg)
         assert link.receive(timeout=5) == msg
 
