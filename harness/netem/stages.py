@@ -376,8 +376,10 @@ class CorruptStage(Stage):
             return 0
         if self._p <= 0.0:
             return _NEVER
-        # 1 - random() lies in (0, 1], so the log is finite.
-        return math.floor(math.log(1.0 - self.rng.random()) / math.log1p(-self._p))
+        # 1 - random() lies in (0, 1], so the log is finite; a tiny p can still make the
+        # quotient overflow to infinity, which means "never" for any real stream.
+        gap = math.log(1.0 - self.rng.random()) / math.log1p(-self._p)
+        return _NEVER if gap >= _NEVER else math.floor(gap)
 
     def feed(self, item: Item, now: float) -> None:
         if not isinstance(item, bytes) or self._skip >= len(item):
