@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from harness.device.errors import DeviceError
+from harness.device.factory import DeviceOptions, is_twin_spec, open_device
 from harness.figures import Figure, FigureRecorder, format_table
 
 if TYPE_CHECKING:
@@ -80,12 +81,8 @@ def device_spec(config: pytest.Config) -> str:
     return specs[index % len(specs)]
 
 
-def _is_twin(spec: str) -> bool:
-    return spec == "sim"
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    twin = _is_twin(device_spec(config))
+    twin = is_twin_spec(device_spec(config))
     for item in items:
         if twin and item.get_closest_marker("board"):
             item.add_marker(pytest.mark.skip(reason="needs a real board (--device=/dev/ttyUSB0)"))
@@ -93,20 +90,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="needs the twin (--device=sim)"))
 
 
-def open_device(config: pytest.Config) -> Device:
-    """Start (twin) or take (board) the device named by ``--device``, READY to be talked to."""
-    spec = device_spec(config)
-    if _is_twin(spec):
-        from harness.device.sim import SimDevice
-
-        twin = SimDevice(sanitize=config.getoption("--sanitize"))
-        try:
-            twin.start()
-        except BaseException:
-            twin.close()
-            raise
-        return twin
-    raise pytest.UsageError(f"--device={spec}: real boards are not supported yet (use 'sim')")
+def device_options(config: pytest.Config) -> DeviceOptions:
+    """The device options of this pytest process."""
+    return DeviceOptions(
+        spec=device_spec(config),
+        ssid=config.getoption("--wifi-ssid"),
+        password=config.getoption("--wifi-password"),
+        firmware=config.getoption("--firmware"),
+        flash=config.getoption("--flash"),
+        pio_env=config.getoption("--pio-env"),
+        sanitize=config.getoption("--sanitize"),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -120,7 +114,7 @@ def device(request: pytest.FixtureRequest) -> Iterator[Device]:
     """
     config = request.config
     try:
-        dev = open_device(config)
+        dev = open_device(device_options(config))
     except DeviceError as exc:
         pytest.fail(f"the device did not come up: {exc}", pytrace=False)
     config.stash[_DEVICE_KEY] = dev

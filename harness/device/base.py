@@ -116,7 +116,7 @@ class Device(ABC):
         mark = self.console.mark()
         t0 = time.monotonic()
         self._ready = None
-        self._hard_reset()
+        self.hard_reset()
         try:
             return self.wait_ready(since=mark, timeout=timeout, t0=t0)
         except DeviceTimeout as exc:
@@ -142,7 +142,7 @@ class Device(ABC):
         return self.wait_ready(since=since, t0=start)
 
     @abstractmethod
-    def _hard_reset(self) -> None:
+    def hard_reset(self) -> None:
         """Pull EN low and release it (or the twin's equivalent); return without waiting."""
 
     @abstractmethod

@@ -50,6 +50,16 @@ class SerialDevice(Device):
     def description(self) -> str:
         return self.port_name
 
+    def attach(self) -> SerialDevice:
+        """Lock the board and open its console, without resetting it."""
+        self._lock.acquire()
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
     def start(self) -> Device:
         """Lock, flash if needed, reset, provision and wait for READY."""
         self._lock.acquire()
@@ -59,7 +69,7 @@ class SerialDevice(Device):
             self._open()
             mark = self.console.mark()
             t0 = time.monotonic()
-            self._hard_reset()
+            self.hard_reset()
             if self.ssid is None:
                 self.wait_ready(since=mark, t0=t0)
             else:
@@ -108,7 +118,7 @@ class SerialDevice(Device):
             raise DeviceError(f"{self.port_name} is not open", console_tail=self.console.tail())
         self._serial.write(data)
 
-    def _hard_reset(self) -> None:
+    def hard_reset(self) -> None:
         from esptool.reset import HardReset
 
         HardReset(self._serial)()

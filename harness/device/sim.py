@@ -129,7 +129,7 @@ class SimDevice(Device):
         self.bring_up(since=mark, ssid=self.ssid, password=self.password, t0=t0)
         return self
 
-    def _hard_reset(self) -> None:
+    def hard_reset(self) -> None:
         with self._lock:
             old = self._proc
             self._proc = None
