@@ -1,0 +1,128 @@
+#include "ESP8266WiFi.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim_internal.h"
+
+ESP8266WiFiClass WiFi;
+
+namespace {
+
+enum class Phase { kIdle, kJoining, kDone };
+
+struct Station {
+  Phase phase = Phase::kIdle;
+  wl_status_t status = WL_IDLE_STATUS;  // what status() reports now
+  wl_status_t outcome = WL_IDLE_STATUS;  // what the running join will end in
+  uint64_t done_at_us = 0;
+  char ssid[33] = {0};
+  char password[65] = {0};
+  bool have_credentials = false;
+};
+
+Station g_sta;
+
+// Decides how a join with these credentials ends, from the simulated AP.
+wl_status_t join_outcome(const char* ssid, const char* password) {
+  const char* ap_ssid = getenv("ESP_HIL_AP_SSID");
+  if (!ap_ssid || !*ap_ssid || strcmp(ap_ssid, ssid) != 0) return WL_NO_SSID_AVAIL;
+  const char* ap_password = getenv("ESP_HIL_AP_PASSWORD");
+  if (!ap_password) ap_password = "";  // an open network: only an empty password joins it
+  return strcmp(ap_password, password) == 0 ? WL_CONNECTED : WL_WRONG_PASSWORD;
+}
+
+void leave() {
+  if (g_sta.status == WL_CONNECTED) esp_hil_sim::listeners_station_down();
+  g_sta.phase = Phase::kIdle;
+}
+
+}  // namespace
+
+namespace esp_hil_sim {
+
+void wifi_tick() {
+  if (g_sta.phase != Phase::kJoining || monotonic_us() < g_sta.done_at_us) return;
+  g_sta.phase = Phase::kDone;
+  g_sta.status = g_sta.outcome;
+  if (g_sta.status == WL_CONNECTED) listeners_station_up();
+}
+
+bool wifi_connected() {
+  wifi_tick();
+  return g_sta.status == WL_CONNECTED;
+}
+
+}  // namespace esp_hil_sim
+
+wl_status_t ESP8266WiFiClass::begin(const char* ssid, const char* password, int32_t, const uint8_t*,
+                                    bool connect) {
+  // The core refuses these before touching the station.
+  if (!ssid || !*ssid || strlen(ssid) > 32) return WL_CONNECT_FAILED;
+  if (password && strlen(password) > 64) return WL_CONNECT_FAILED;
+  leave();
+  snprintf(g_sta.ssid, sizeof g_sta.ssid, "%s", ssid);
+  snprintf(g_sta.password, sizeof g_sta.password, "%s", password ? password : "");
+  g_sta.have_credentials = true;
+  if (!connect) {
+    g_sta.status = WL_DISCONNECTED;
+    return g_sta.status;
+  }
+  g_sta.outcome = join_outcome(g_sta.ssid, g_sta.password);
+  g_sta.phase = Phase::kJoining;
+  g_sta.status = WL_DISCONNECTED;
+  g_sta.done_at_us = esp_hil_sim::monotonic_us() + static_cast<uint64_t>(esp_hil_sim::config().assoc_ms) * 1000u;
+  esp_hil_sim::wifi_tick();  // a zero association delay connects at once
+  return g_sta.status;
+}
+
+wl_status_t ESP8266WiFiClass::begin() {
+  if (!g_sta.have_credentials) return WL_CONNECT_FAILED;
+  char ssid[sizeof g_sta.ssid];
+  char password[sizeof g_sta.password];
+  memcpy(ssid, g_sta.ssid, sizeof ssid);
+  memcpy(password, g_sta.password, sizeof password);
+  return begin(ssid, password);
+}
+
+bool ESP8266WiFiClass::disconnect(bool) {
+  leave();
+  g_sta.status = WL_IDLE_STATUS;
+  return true;
+}
+
+bool ESP8266WiFiClass::reconnect() { return begin() != WL_CONNECT_FAILED; }
+
+wl_status_t ESP8266WiFiClass::status() {
+  esp_hil_sim::wifi_tick();
+  return g_sta.status;
+}
+
+IPAddress ESP8266WiFiClass::localIP() {
+  return esp_hil_sim::wifi_connected() ? IPAddress(esp_hil_sim::config().ip) : IPAddress();
+}
+
+IPAddress ESP8266WiFiClass::subnetMask() {
+  return esp_hil_sim::wifi_connected() ? IPAddress(255, 0, 0, 0) : IPAddress();
+}
+
+IPAddress ESP8266WiFiClass::gatewayIP() {
+  return esp_hil_sim::wifi_connected() ? IPAddress(127, 0, 0, 1) : IPAddress();
+}
+
+String ESP8266WiFiClass::macAddress() {
+  const uint8_t* m = esp_hil_sim::config().mac;
+  char text[18];
+  snprintf(text, sizeof text, "%02X:%02X:%02X:%02X:%02X:%02X", m[0], m[1], m[2], m[3], m[4], m[5]);
+  return String(text);
+}
+
+uint8_t* ESP8266WiFiClass::macAddress(uint8_t* mac) {
+  memcpy(mac, esp_hil_sim::config().mac, 6);
+  return mac;
+}
+
+String ESP8266WiFiClass::SSID() { return esp_hil_sim::wifi_connected() ? String(g_sta.ssid) : String(); }
+
+int32_t ESP8266WiFiClass::RSSI() { return esp_hil_sim::wifi_connected() ? esp_hil_sim::config().rssi : 31; }

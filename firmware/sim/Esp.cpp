@@ -1,0 +1,64 @@
+#include "Esp.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "esp_hil_sim.h"
+#include "sim_internal.h"
+
+EspClass ESP;
+
+void EspClass::restart() {
+  esp_hil_sim::log("ESP.restart(): exiting with code %d", esp_hil_sim::kExitRestart);
+  // Console bytes go out with write(2) directly; stdio only if the sketch used it.
+  fflush(stdout);
+  _exit(esp_hil_sim::kExitRestart);
+}
+
+uint32_t EspClass::getFreeHeap() {
+  uint32_t total = esp_hil_sim_heap_total();
+  uint32_t live = esp_hil_sim_alloc_live_bytes();
+  return live >= total ? 0 : total - live;
+}
+
+uint32_t EspClass::getChipId() { return esp_hil_sim::config().chip_id; }
+
+String EspClass::getResetReason() { return String(esp_hil_sim::config().reset_reason); }
+
+uint32_t EspClass::random() {
+  uint32_t v = 0;
+  random(reinterpret_cast<uint8_t*>(&v), sizeof v);
+  return v;
+}
+
+void EspClass::random(uint8_t* buf, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = getrandom(buf + done, len - done, 0);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      break;
+    }
+  }
+  if (done == len) return;
+  // getrandom() unavailable (old kernel, seccomp): fall back to the device file.
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    while (done < len) {
+      ssize_t n = read(fd, buf + done, len - done);
+      if (n <= 0 && !(n < 0 && errno == EINTR)) break;
+      if (n > 0) done += static_cast<size_t>(n);
+    }
+    close(fd);
+  }
+  if (done < len) {
+    esp_hil_sim::log("no randomness available");
+    _exit(esp_hil_sim::kExitConfig);
+  }
+}

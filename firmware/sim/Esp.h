@@ -1,0 +1,27 @@
+// The ESP object: restart, heap, chip id, reset reason, hardware RNG.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "WString.h"
+
+class EspClass {
+ public:
+  // Exits the process with code 3; the supervisor starts it again with
+  // reset reason "Software/System restart".
+  [[noreturn]] void restart();
+  [[noreturn]] void reset() { restart(); }
+  // Simulated heap: a fixed total minus the bytes live through operator new.
+  uint32_t getFreeHeap();
+  uint32_t getMaxFreeBlockSize() { return getFreeHeap(); }
+  uint32_t getChipId();
+  String getResetReason();
+  uint32_t random();
+  void random(uint8_t* buf, size_t len);
+  const char* getSdkVersion() { return "esp-hil-sim"; }
+  String getCoreVersion() { return String("esp-hil-sim"); }
+  uint32_t getFlashChipSize() { return 4u * 1024u * 1024u; }
+};
+
+extern EspClass ESP;

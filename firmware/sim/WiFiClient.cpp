@@ -1,0 +1,203 @@
+#include "WiFiClient.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/sockios.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "sim_internal.h"
+
+using esp_hil_sim::g_conns;
+
+namespace {
+
+constexpr int kConnectTimeoutMs = 5000;
+
+// Connects a fresh socket from the twin's address; returns the fd or -1.
+int dial(uint32_t ip, uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    esp_hil_sim::log("socket(): %s", strerror(errno));
+    return -1;
+  }
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  local.sin_addr.s_addr = esp_hil_sim::config().ip;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
+    esp_hil_sim::log("bind(%s): %s", esp_hil_sim::config().ip_text, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  sockaddr_in remote{};
+  remote.sin_family = AF_INET;
+  remote.sin_port = htons(port);
+  remote.sin_addr.s_addr = ip;
+  int r = ::connect(fd, reinterpret_cast<sockaddr*>(&remote), sizeof remote);
+  if (r != 0 && errno == EINPROGRESS) {
+    pollfd p = {fd, POLLOUT, 0};
+    uint64_t deadline = esp_hil_sim::monotonic_us() + kConnectTimeoutMs * 1000ull;
+    for (;;) {
+      uint64_t now = esp_hil_sim::monotonic_us();
+      if (now >= deadline) {
+        errno = ETIMEDOUT;
+        break;
+      }
+      int ready = poll(&p, 1, static_cast<int>((deadline - now + 999) / 1000));
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready <= 0) {
+        errno = ETIMEDOUT;
+        break;
+      }
+      int err = 0;
+      socklen_t len = sizeof err;
+      getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      errno = err;
+      r = err == 0 ? 0 : -1;
+      break;
+    }
+  }
+  if (r != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
+
+WiFiClient::WiFiClient(const WiFiClient& other) : Client(other), slot_(other.slot_) {
+  esp_hil_sim::conn_ref(slot_);
+}
+
+WiFiClient& WiFiClient::operator=(const WiFiClient& other) {
+  if (this != &other) {
+    esp_hil_sim::conn_ref(other.slot_);
+    esp_hil_sim::conn_unref(slot_);
+    slot_ = other.slot_;
+  }
+  return *this;
+}
+
+WiFiClient::~WiFiClient() { esp_hil_sim::conn_unref(slot_); }
+
+int WiFiClient::fd() const { return slot_ >= 0 ? g_conns[slot_].fd : -1; }
+
+int WiFiClient::connect(IPAddress ip, uint16_t port) {
+  if (slot_ >= 0) stop();
+  if (!esp_hil_sim::wifi_connected()) return 0;
+  int fd = dial(static_cast<uint32_t>(ip), port);
+  if (fd < 0) return 0;
+  int slot = esp_hil_sim::conn_alloc(fd);
+  if (slot < 0) {
+    esp_hil_sim::log("more than %zu open connections: connect() fails", esp_hil_sim::kMaxConns);
+    close(fd);
+    return 0;
+  }
+  slot_ = slot;
+  return 1;
+}
+
+int WiFiClient::connect(const char* host, uint16_t port) {
+  if (!host) return 0;
+  IPAddress ip;
+  if (ip.fromString(host)) return connect(ip, port);
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host, nullptr, &hints, &found) != 0 || !found) {
+    if (slot_ >= 0) stop();
+    return 0;
+  }
+  uint32_t addr = reinterpret_cast<sockaddr_in*>(found->ai_addr)->sin_addr.s_addr;
+  freeaddrinfo(found);
+  return connect(IPAddress(addr), port);
+}
+
+size_t WiFiClient::write(const uint8_t* buf, size_t size) {
+  int s = fd();
+  if (s < 0 || size == 0) return 0;
+  ssize_t n = send(s, buf, size, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n < 0) n = 0;  // EAGAIN (full) or a dead connection: nothing was taken
+  // A short write means the socket is full; the idle poll then watches POLLOUT.
+  g_conns[slot_].want_out = static_cast<size_t>(n) < size;
+  return static_cast<size_t>(n);
+}
+
+int WiFiClient::availableForWrite() {
+  int s = fd();
+  if (s < 0) return 0;
+  int sndbuf = 0;
+  socklen_t len = sizeof sndbuf;
+  int queued = 0;
+  if (getsockopt(s, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) != 0 || ioctl(s, SIOCOUTQ, &queued) != 0) return 0;
+  return sndbuf > queued ? sndbuf - queued : 0;
+}
+
+int WiFiClient::available() {
+  int s = fd();
+  int pending = 0;
+  if (s < 0 || ioctl(s, FIONREAD, &pending) != 0) return 0;
+  return pending;
+}
+
+int WiFiClient::read() {
+  uint8_t c;
+  return read(&c, 1) == 1 ? c : -1;
+}
+
+int WiFiClient::read(uint8_t* buf, size_t size) {
+  int s = fd();
+  if (s < 0 || size == 0) return 0;
+  ssize_t n = recv(s, buf, size, MSG_DONTWAIT);
+  return n > 0 ? static_cast<int>(n) : 0;
+}
+
+int WiFiClient::peek() {
+  int s = fd();
+  uint8_t c;
+  if (s < 0) return -1;
+  return recv(s, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1 ? c : -1;
+}
+
+void WiFiClient::stop() {
+  if (slot_ < 0) return;
+  esp_hil_sim::conn_close(slot_);
+  esp_hil_sim::conn_unref(slot_);
+  slot_ = -1;
+}
+
+uint8_t WiFiClient::connected() {
+  int s = fd();
+  if (s < 0) return 0;
+  if (available() > 0) return 1;
+  uint8_t c;
+  ssize_t n = recv(s, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) return 1;
+  if (n == 0) return 0;  // orderly close by the peer, nothing left to read
+  return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 1 : 0;
+}
+
+IPAddress WiFiClient::remoteIP() { return slot_ >= 0 ? IPAddress(g_conns[slot_].remote_ip) : IPAddress(); }
+
+uint16_t WiFiClient::remotePort() { return slot_ >= 0 ? g_conns[slot_].remote_port : 0; }
+
+IPAddress WiFiClient::localIP() { return slot_ >= 0 ? IPAddress(esp_hil_sim::config().ip) : IPAddress(); }
+
+uint16_t WiFiClient::localPort() { return slot_ >= 0 ? g_conns[slot_].local_port : 0; }
+
+void WiFiClient::setNoDelay(bool on) { esp_hil_sim::set_nodelay(fd(), on); }
+
+bool WiFiClient::getNoDelay() {
+  int s = fd();
+  int v = 0;
+  socklen_t len = sizeof v;
+  return s >= 0 && getsockopt(s, IPPROTO_TCP, TCP_NODELAY, &v, &len) == 0 && v != 0;
+}

@@ -1,0 +1,16 @@
+// Introspection only the host build has (guard uses with #ifdef ESP_HIL_SIM).
+#pragma once
+
+#include <stdint.h>
+
+extern "C" {
+// Allocations made through operator new / new[] since the process started
+// (a monotonic count: equal before and after a stretch of code = it did not allocate).
+uint32_t esp_hil_sim_alloc_count(void);
+// Allocations through operator new / new[] that are live now, and their bytes
+// (as malloc_usable_size reports them).
+uint32_t esp_hil_sim_alloc_live_count(void);
+uint32_t esp_hil_sim_alloc_live_bytes(void);
+// The simulated heap's total: getFreeHeap() = total - live bytes.
+uint32_t esp_hil_sim_heap_total(void);
+}

@@ -1,0 +1,100 @@
+// Internal plumbing of the POSIX shim: configuration from the environment,
+// the clock, the console RX buffer and the socket tables that the idle poll
+// watches. Not part of the Arduino API; sketches must not include this.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+namespace esp_hil_sim {
+
+// Exit codes of the firmware process (documented in README.md).
+constexpr int kExitRestart = 3;  // ESP.restart()
+constexpr int kExitConfig = 2;   // unusable environment (bad flash path, bad address)
+
+// Longest idle wait after loop(): keeps millis()-based timers in the sketch running.
+constexpr int kIdlePollMs = 5;
+
+constexpr size_t kMaxListeners = 16;
+constexpr size_t kMaxConns = 32;
+constexpr size_t kSerialRxSize = 256;  // the real core's default RX buffer
+
+constexpr size_t kFlashSize = 4u * 1024u * 1024u;
+constexpr uint32_t kEepromOffset = 0x3FB000;
+constexpr size_t kEepromSector = 4096;
+
+struct Config {
+  uint32_t ip;  // ESP_HIL_IP, network byte order
+  char ip_text[16];
+  uint8_t mac[6];  // ESP_HIL_MAC
+  uint32_t chip_id;  // ESP_HIL_CHIP_ID
+  char flash_path[512];  // ESP_HIL_FLASH ("" = none)
+  char reset_reason[64];  // ESP_HIL_RESET_REASON
+  int32_t rssi;  // ESP_HIL_RSSI
+  uint32_t assoc_ms;  // ESP_HIL_ASSOC_MS: simulated association delay
+};
+
+// Reads the environment once; safe to call any number of times, from any point
+// (global constructors of the sketch may run before main()).
+const Config& config();
+
+// Diagnostics on stderr, prefixed with "[shim] ".
+void log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+
+uint64_t monotonic_us();  // since process start
+
+// One pass of the idle service: polls the console and the sockets for at most
+// timeout_ms and returns as soon as any of them is ready.
+void idle(int timeout_ms);
+// Services the console only, until the deadline (delay()).
+void sleep_ms(uint32_t ms);
+
+// --- console (fd 0 / fd 1) ---
+void serial_pump();  // moves whatever stdin has now into the RX buffer, never blocks
+size_t serial_rx_available();
+int serial_rx_read();
+int serial_rx_peek();
+size_t serial_tx_write(const uint8_t* data, size_t len);
+
+// --- WiFi station state (ESP8266WiFi.cpp) ---
+bool wifi_connected();  // also advances the simulated association
+void wifi_tick();
+
+// --- sockets (sim_net.cpp) ---
+struct Conn {
+  int fd;  // -1 once stopped
+  int refs;  // WiFiClient copies sharing this slot; 0 = slot free
+  bool want_out;  // last write was short: poll for POLLOUT
+  bool eof_seen;  // peer closed and nothing left to read: stop polling POLLIN
+  uint32_t remote_ip;  // network byte order
+  uint16_t remote_port;
+  uint16_t local_port;
+};
+
+struct Listener {
+  bool used;
+  bool wanted;  // begin() was called; opened once the station is connected
+  bool nodelay;
+  uint32_t bind_ip;  // network byte order, 0 = the twin's own address
+  uint16_t port;
+  int fd;
+};
+
+extern Conn g_conns[kMaxConns];
+extern Listener g_listeners[kMaxListeners];
+
+int conn_alloc(int fd);  // slot index holding one reference, or -1 when the table is full
+void conn_ref(int slot);
+void conn_unref(int slot);  // closes the socket when the last reference goes
+void conn_close(int slot);  // closes the socket now; the slot lives on while referenced
+
+int listener_alloc(uint32_t bind_ip, uint16_t port);
+void listener_free(int slot);
+bool listener_open(int slot);  // bind + listen if the station is connected
+void listener_close(int slot);
+void listeners_station_up();  // opens every wanted listener
+void listeners_station_down();
+
+bool set_nodelay(int fd, bool on);
+
+}  // namespace esp_hil_sim

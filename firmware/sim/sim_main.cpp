@@ -1,0 +1,327 @@
+// The shim's core: main(), configuration from the environment, the clock, the
+// console buffers and the idle poll that runs between two calls of loop().
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "Arduino.h"
+#include "sim_internal.h"
+
+namespace esp_hil_sim {
+
+Conn g_conns[kMaxConns];
+Listener g_listeners[kMaxListeners];
+
+namespace {
+
+bool g_config_ready = false;
+Config g_config;
+
+uint64_t raw_monotonic_us() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
+}
+
+// Set at the first clock read (possibly from a sketch's global constructor):
+// millis() counts from "power on".
+uint64_t g_start_us = 0;
+
+[[noreturn]] void config_error(const char* what, const char* value) {
+  log("bad %s=%s", what, value ? value : "(unset)");
+  _exit(kExitConfig);
+}
+
+bool parse_mac(const char* text, uint8_t out[6]) {
+  unsigned b[6];
+  char tail;
+  int n = sscanf(text, "%2x%*1[:-]%2x%*1[:-]%2x%*1[:-]%2x%*1[:-]%2x%*1[:-]%2x%c", &b[0], &b[1], &b[2],
+                 &b[3], &b[4], &b[5], &tail);
+  if (n != 6) return false;
+  for (int i = 0; i < 6; i++) out[i] = static_cast<uint8_t>(b[i]);
+  return true;
+}
+
+void load_config() {
+  Config& c = g_config;
+  memset(&c, 0, sizeof c);
+
+  const char* ip = getenv("ESP_HIL_IP");
+  if (!ip || !*ip) {
+    ip = "127.0.0.1";
+    log("ESP_HIL_IP is not set: using %s", ip);
+  }
+  in_addr addr;
+  if (inet_pton(AF_INET, ip, &addr) != 1) config_error("ESP_HIL_IP", ip);
+  c.ip = addr.s_addr;
+  snprintf(c.ip_text, sizeof c.ip_text, "%s", ip);
+
+  const char* chip = getenv("ESP_HIL_CHIP_ID");
+  const char* mac = getenv("ESP_HIL_MAC");
+  if (mac && *mac) {
+    if (!parse_mac(mac, c.mac)) config_error("ESP_HIL_MAC", mac);
+  } else {
+    // Espressif's OUI; the chip id is the MAC's last three bytes on a real chip.
+    const uint8_t fallback[6] = {0x5C, 0xCF, 0x7F, 0xC0, 0xFF, 0xEE};
+    memcpy(c.mac, fallback, 6);
+  }
+  if (chip && *chip) {
+    char* end = nullptr;
+    unsigned long v = strtoul(chip, &end, 0);
+    if (*end != '\0' || v > 0xFFFFFFFFul) config_error("ESP_HIL_CHIP_ID", chip);
+    c.chip_id = static_cast<uint32_t>(v);
+    if (!mac || !*mac) {
+      c.mac[3] = static_cast<uint8_t>(c.chip_id >> 16);
+      c.mac[4] = static_cast<uint8_t>(c.chip_id >> 8);
+      c.mac[5] = static_cast<uint8_t>(c.chip_id);
+    }
+  } else {
+    c.chip_id = (static_cast<uint32_t>(c.mac[3]) << 16) | (static_cast<uint32_t>(c.mac[4]) << 8) | c.mac[5];
+  }
+
+  const char* flash = getenv("ESP_HIL_FLASH");
+  if (flash && strlen(flash) >= sizeof c.flash_path) config_error("ESP_HIL_FLASH", flash);
+  snprintf(c.flash_path, sizeof c.flash_path, "%s", flash ? flash : "");
+
+  const char* reason = getenv("ESP_HIL_RESET_REASON");
+  snprintf(c.reset_reason, sizeof c.reset_reason, "%s", reason && *reason ? reason : "Power On");
+
+  const char* rssi = getenv("ESP_HIL_RSSI");
+  c.rssi = -55;
+  if (rssi && *rssi) {
+    char* end = nullptr;
+    long v = strtol(rssi, &end, 10);
+    if (*end != '\0' || v < -120 || v > 0) config_error("ESP_HIL_RSSI", rssi);
+    c.rssi = static_cast<int32_t>(v);
+  }
+
+  const char* assoc = getenv("ESP_HIL_ASSOC_MS");
+  c.assoc_ms = 30;
+  if (assoc && *assoc) {
+    char* end = nullptr;
+    unsigned long v = strtoul(assoc, &end, 10);
+    if (*end != '\0' || v > 60000) config_error("ESP_HIL_ASSOC_MS", assoc);
+    c.assoc_ms = static_cast<uint32_t>(v);
+  }
+}
+
+// --- console ---
+uint8_t g_rx[kSerialRxSize];
+size_t g_rx_head = 0;  // index of the oldest byte
+size_t g_rx_count = 0;
+bool g_stdin_eof = false;  // stop polling fd 0 after EOF, or the idle loop would spin
+bool g_stdout_closed = false;
+
+bool stdin_wanted() { return !g_stdin_eof && g_rx_count < kSerialRxSize; }
+
+// Reads what fd 0 has (poll said it is readable, so read() does not block).
+void stdin_read_ready() {
+  while (g_rx_count < kSerialRxSize) {
+    size_t tail = (g_rx_head + g_rx_count) % kSerialRxSize;
+    size_t room = g_rx_head + g_rx_count < kSerialRxSize ? kSerialRxSize - tail : g_rx_head - tail;
+    ssize_t n = ::read(0, g_rx + tail, room);
+    if (n > 0) {
+      g_rx_count += static_cast<size_t>(n);
+      // Only go on if more may be waiting; a second read() could block.
+      if (static_cast<size_t>(n) < room) return;
+      pollfd p = {0, POLLIN, 0};
+      if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLIN | POLLHUP))) return;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    g_stdin_eof = true;  // EOF, or an error that will not go away
+    return;
+  }
+}
+
+void note_stdin(short revents) {
+  if (revents & POLLNVAL) {
+    g_stdin_eof = true;
+  } else if (revents & (POLLIN | POLLHUP | POLLERR)) {
+    stdin_read_ready();
+  }
+}
+
+}  // namespace
+
+const Config& config() {
+  if (!g_config_ready) {
+    g_config_ready = true;
+    load_config();
+  }
+  return g_config;
+}
+
+void log(const char* fmt, ...) {
+  static const char kPrefix[] = "[shim] ";
+  constexpr size_t kPrefixLen = sizeof kPrefix - 1;
+  char buf[512];
+  memcpy(buf, kPrefix, kPrefixLen);
+  va_list args;
+  va_start(args, fmt);
+  // Leaves room for the newline; a longer message is cut.
+  int len = vsnprintf(buf + kPrefixLen, sizeof buf - kPrefixLen - 1, fmt, args);
+  va_end(args);
+  size_t body = len < 0 ? 0 : static_cast<size_t>(len);
+  if (body > sizeof buf - kPrefixLen - 2) body = sizeof buf - kPrefixLen - 2;
+  size_t total = kPrefixLen + body;
+  buf[total++] = '\n';
+  // One write(), so a line from the shim is never interleaved with another.
+  ssize_t ignored = ::write(2, buf, total);
+  (void)ignored;
+}
+
+uint64_t monotonic_us() {
+  uint64_t now = raw_monotonic_us();
+  if (g_start_us == 0) g_start_us = now;
+  return now - g_start_us;
+}
+
+void serial_pump() {
+  if (!stdin_wanted()) return;
+  pollfd p = {0, POLLIN, 0};
+  if (poll(&p, 1, 0) > 0) note_stdin(p.revents);
+}
+
+size_t serial_rx_available() { return g_rx_count; }
+
+int serial_rx_peek() { return g_rx_count ? g_rx[g_rx_head] : -1; }
+
+int serial_rx_read() {
+  if (!g_rx_count) return -1;
+  uint8_t c = g_rx[g_rx_head];
+  g_rx_head = (g_rx_head + 1) % kSerialRxSize;
+  g_rx_count--;
+  return c;
+}
+
+size_t serial_tx_write(const uint8_t* data, size_t len) {
+  if (g_stdout_closed) return len;  // like a UART with nothing attached: bytes go nowhere
+  size_t done = 0;
+  int stalled_ms = 0;
+  while (done < len) {
+    ssize_t n = ::write(1, data + done, len - done);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && stalled_ms < 10000) {
+      // Someone made fd 1 non-blocking: wait like a full UART FIFO, but not forever.
+      pollfd p = {1, POLLOUT, 0};
+      poll(&p, 1, 100);
+      stalled_ms += 100;
+      continue;
+    }
+    log("stdout is gone (%s): console output is dropped from now on", strerror(errno));
+    g_stdout_closed = true;
+    return len;
+  }
+  return len;
+}
+
+void idle(int timeout_ms) {
+  wifi_tick();
+  // What each pollfd stands for: -1 = stdin, 0.. = listener, 1000.. = connection.
+  constexpr int kConnBase = 1000;
+  pollfd fds[1 + kMaxListeners + kMaxConns];
+  int owner[1 + kMaxListeners + kMaxConns];
+  nfds_t n = 0;
+  if (stdin_wanted()) {
+    fds[n] = {0, POLLIN, 0};
+    owner[n++] = -1;
+  }
+  for (size_t i = 0; i < kMaxListeners; i++) {
+    if (g_listeners[i].used && g_listeners[i].fd >= 0) {
+      fds[n] = {g_listeners[i].fd, POLLIN, 0};
+      owner[n++] = static_cast<int>(i);
+    }
+  }
+  for (size_t i = 0; i < kMaxConns; i++) {
+    const Conn& c = g_conns[i];
+    if (c.refs <= 0 || c.fd < 0) continue;
+    short events = static_cast<short>((c.eof_seen ? 0 : POLLIN) | (c.want_out ? POLLOUT : 0));
+    if (!events) continue;
+    fds[n] = {c.fd, events, 0};
+    owner[n++] = kConnBase + static_cast<int>(i);
+  }
+
+  int ready = poll(fds, n, timeout_ms);
+  if (ready <= 0) return;
+  for (nfds_t i = 0; i < n; i++) {
+    short rev = fds[i].revents;
+    if (!rev) continue;
+    if (owner[i] == -1) {
+      note_stdin(rev);
+    } else if (owner[i] >= kConnBase) {
+      Conn& c = g_conns[owner[i] - kConnBase];
+      if (rev & (POLLOUT | POLLERR | POLLHUP)) c.want_out = false;
+      if (rev & (POLLIN | POLLERR | POLLHUP)) {
+        // Readable with nothing to read = the peer closed (or reset). That state is
+        // final, so stop watching it instead of waking up for it again and again.
+        int pending = 0;
+        if (ioctl(c.fd, FIONREAD, &pending) == 0 && pending == 0) c.eof_seen = true;
+      }
+    }
+  }
+}
+
+void sleep_ms(uint32_t ms) {
+  const uint64_t deadline = monotonic_us() + static_cast<uint64_t>(ms) * 1000u;
+  for (;;) {
+    wifi_tick();
+    uint64_t now = monotonic_us();
+    if (now >= deadline) return;
+    uint64_t left_us = deadline - now;
+    // Wake at least every idle period so the simulated WiFi association advances.
+    if (left_us > static_cast<uint64_t>(kIdlePollMs) * 1000u) left_us = kIdlePollMs * 1000u;
+    timespec ts = {0, static_cast<long>(left_us * 1000u)};
+    pollfd p = {0, POLLIN, 0};
+    bool watch = stdin_wanted();
+    int r = ppoll(watch ? &p : nullptr, watch ? 1 : 0, &ts, nullptr);
+    if (r > 0 && watch) note_stdin(p.revents);
+  }
+}
+
+}  // namespace esp_hil_sim
+
+unsigned long millis() { return static_cast<uint32_t>(esp_hil_sim::monotonic_us() / 1000u); }
+
+unsigned long micros() { return static_cast<uint32_t>(esp_hil_sim::monotonic_us()); }
+
+void delay(unsigned long ms) { esp_hil_sim::sleep_ms(static_cast<uint32_t>(ms)); }
+
+void delayMicroseconds(unsigned int us) {
+  timespec ts = {static_cast<time_t>(us / 1000000u), static_cast<long>(us % 1000000u) * 1000};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+void yield() {
+  esp_hil_sim::wifi_tick();
+  esp_hil_sim::serial_pump();
+}
+
+int main() {
+  // A peer that closes while we write must not kill the "chip"; sends use
+  // MSG_NOSIGNAL as well, this also covers a closed stdout.
+  signal(SIGPIPE, SIG_IGN);
+  setvbuf(stdout, nullptr, _IONBF, 0);
+  esp_hil_sim::config();
+  esp_hil_sim::monotonic_us();  // power on: millis() starts here
+  setup();
+  for (;;) {
+    loop();
+    esp_hil_sim::idle(esp_hil_sim::kIdlePollMs);
+  }
+}

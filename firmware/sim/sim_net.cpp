@@ -1,0 +1,137 @@
+// The tables behind WiFiClient and WiFiServer: fixed arrays (no heap), so
+// accepting and connecting never show up as sketch allocations.
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "sim_internal.h"
+
+namespace esp_hil_sim {
+
+namespace {
+
+void fill_endpoints(Conn& c) {
+  sockaddr_in addr;
+  socklen_t len = sizeof addr;
+  if (getpeername(c.fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0 && addr.sin_family == AF_INET) {
+    c.remote_ip = addr.sin_addr.s_addr;
+    c.remote_port = ntohs(addr.sin_port);
+  }
+  len = sizeof addr;
+  if (getsockname(c.fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0 && addr.sin_family == AF_INET) {
+    c.local_port = ntohs(addr.sin_port);
+  }
+}
+
+}  // namespace
+
+int conn_alloc(int fd) {
+  for (size_t i = 0; i < kMaxConns; i++) {
+    Conn& c = g_conns[i];
+    if (c.refs > 0) continue;
+    c = Conn{};
+    c.fd = fd;
+    c.refs = 1;
+    fill_endpoints(c);
+    return static_cast<int>(i);
+  }
+  return -1;
+}
+
+void conn_ref(int slot) {
+  if (slot >= 0) g_conns[slot].refs++;
+}
+
+void conn_unref(int slot) {
+  if (slot < 0) return;
+  Conn& c = g_conns[slot];
+  if (--c.refs > 0) return;
+  conn_close(slot);
+  c.refs = 0;
+}
+
+void conn_close(int slot) {
+  if (slot < 0) return;
+  Conn& c = g_conns[slot];
+  if (c.fd >= 0) close(c.fd);
+  c.fd = -1;
+  c.want_out = false;
+}
+
+int listener_alloc(uint32_t bind_ip, uint16_t port) {
+  for (size_t i = 0; i < kMaxListeners; i++) {
+    Listener& l = g_listeners[i];
+    if (l.used) continue;
+    l = Listener{};
+    l.used = true;
+    l.bind_ip = bind_ip;
+    l.port = port;
+    l.fd = -1;
+    return static_cast<int>(i);
+  }
+  log("more than %zu WiFiServer objects: this one will never listen", kMaxListeners);
+  return -1;
+}
+
+void listener_free(int slot) {
+  if (slot < 0) return;
+  listener_close(slot);
+  g_listeners[slot].used = false;
+}
+
+bool listener_open(int slot) {
+  if (slot < 0) return false;
+  Listener& l = g_listeners[slot];
+  if (l.fd >= 0) return true;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    log("socket(): %s", strerror(errno));
+    return false;
+  }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(l.port);
+  // Every socket of the twin lives on its own address, never on 0.0.0.0.
+  addr.sin_addr.s_addr = l.bind_ip ? l.bind_ip : config().ip;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, 8) != 0) {
+    char text[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &addr.sin_addr, text, sizeof text);
+    log("cannot listen on %s:%u: %s", text, static_cast<unsigned>(l.port), strerror(errno));
+    close(fd);
+    return false;
+  }
+  l.fd = fd;
+  return true;
+}
+
+void listener_close(int slot) {
+  if (slot < 0) return;
+  Listener& l = g_listeners[slot];
+  if (l.fd >= 0) close(l.fd);
+  l.fd = -1;
+}
+
+void listeners_station_up() {
+  for (size_t i = 0; i < kMaxListeners; i++) {
+    if (g_listeners[i].used && g_listeners[i].wanted) listener_open(static_cast<int>(i));
+  }
+}
+
+void listeners_station_down() {
+  for (size_t i = 0; i < kMaxListeners; i++) {
+    if (g_listeners[i].used) listener_close(static_cast<int>(i));
+  }
+}
+
+bool set_nodelay(int fd, bool on) {
+  int v = on ? 1 : 0;
+  return fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) == 0;
+}
+
+}  // namespace esp_hil_sim

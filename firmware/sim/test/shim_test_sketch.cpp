@@ -1,0 +1,271 @@
+// A small sketch that exercises the shim for tests/sim/test_shim*.py: a line
+// console (one command per line, one or more reply lines) plus a raw TCP echo
+// server and one outgoing connection.
+#include <Arduino.h>
+#include <EEPROM.h>
+#include <ESP8266WiFi.h>
+#include <esp_hil_sim.h>
+#include <stdlib.h>
+#include <string.h>
+
+namespace {
+
+constexpr size_t kLineMax = 512;
+constexpr size_t kMaxClients = 4;
+
+char g_line[kLineMax + 1];
+size_t g_line_len = 0;
+bool g_line_overflow = false;
+
+WiFiServer* g_server = nullptr;
+WiFiClient g_clients[kMaxClients];
+WiFiClient g_out;
+bool g_reported_wifi = true;
+uint8_t* volatile g_block = nullptr;
+
+// The next space-separated word of *rest; empty at the end.
+const char* next_word(char** rest) {
+  char* p = *rest;
+  while (*p == ' ') p++;
+  char* start = p;
+  while (*p && *p != ' ') p++;
+  if (*p) *p++ = '\0';
+  *rest = p;
+  return start;
+}
+
+void cmd_info() {
+  Serial.printf("info heap=%u chip=%u mac=%s rssi=%d ip=%s allocs=%u reset=%s\n",
+                static_cast<unsigned>(ESP.getFreeHeap()), static_cast<unsigned>(ESP.getChipId()),
+                WiFi.macAddress().c_str(), static_cast<int>(WiFi.RSSI()), WiFi.localIP().toString().c_str(),
+                static_cast<unsigned>(esp_hil_sim_alloc_count()), ESP.getResetReason().c_str());
+}
+
+void cmd_alloc(long n) {
+  uint32_t before = ESP.getFreeHeap();
+  uint32_t count = esp_hil_sim_alloc_count();
+  // Through a volatile pointer so the compiler cannot elide the new/delete pair.
+  g_block = new uint8_t[static_cast<size_t>(n)];
+  uint32_t during = ESP.getFreeHeap();
+  uint32_t counted = esp_hil_sim_alloc_count() - count;
+  bool got = g_block != nullptr;
+  delete[] g_block;
+  g_block = nullptr;
+  Serial.printf("alloc ok=%d before=%u during=%u after=%u count=%u\n", got ? 1 : 0, static_cast<unsigned>(before),
+                static_cast<unsigned>(during), static_cast<unsigned>(ESP.getFreeHeap()), static_cast<unsigned>(counted));
+}
+
+void cmd_eeput(const char* text) {
+  size_t len = strlen(text);
+  if (len > 255) len = 255;
+  EEPROM.begin(512);
+  EEPROM.write(0, static_cast<uint8_t>(len));
+  for (size_t i = 0; i < len; i++) EEPROM.write(static_cast<int>(1 + i), static_cast<uint8_t>(text[i]));
+  uint32_t magic = 0xC0DE5EED;
+  EEPROM.put(300, magic);
+  Serial.printf("eeput ok=%d\n", EEPROM.commit() ? 1 : 0);
+}
+
+void cmd_eeget() {
+  EEPROM.begin(512);
+  uint32_t magic = 0;
+  EEPROM.get(300, magic);
+  if (magic != 0xC0DE5EED) {
+    Serial.println("eeget empty");
+    return;
+  }
+  String text;
+  uint8_t len = EEPROM.read(0);
+  for (int i = 0; i < len; i++) text += static_cast<char>(EEPROM.read(1 + i));
+  Serial.print("eeget ");
+  Serial.println(text);
+}
+
+void cmd_num(const char* arg) {
+  long v = strtol(arg, nullptr, 10);
+  Serial.print("num ");
+  Serial.print(v);
+  Serial.print(' ');
+  Serial.print(static_cast<unsigned long>(static_cast<uint32_t>(v)), HEX);
+  Serial.print(' ');
+  String s(v);
+  s += " ";
+  s += String(static_cast<unsigned int>(static_cast<uint32_t>(v)), 16);
+  Serial.println(s);
+}
+
+void cmd_ip(const char* arg) {
+  IPAddress ip(9, 9, 9, 9);
+  bool ok = ip.fromString(arg);
+  Serial.print("ip ok=");
+  Serial.print(ok ? 1 : 0);
+  Serial.print(' ');
+  Serial.println(ip);
+}
+
+void cmd_copy() {
+  // Copies share one connection: stopping one closes it for all.
+  for (WiFiClient& c : g_clients) {
+    if (!c) continue;
+    WiFiClient copy = c;
+    bool before = copy.connected();
+    copy.stop();
+    Serial.printf("copy before=%d original=%d copy=%d\n", before ? 1 : 0, c.connected() ? 1 : 0,
+                  copy.connected() ? 1 : 0);
+    c.stop();
+    return;
+  }
+  Serial.println("copy none");
+}
+
+void handle_line(char* line) {
+  char* rest = line;
+  const char* cmd = next_word(&rest);
+  if (!strcmp(cmd, "echo")) {
+    Serial.print("echo ");
+    Serial.println(rest);
+  } else if (!strcmp(cmd, "info")) {
+    cmd_info();
+  } else if (!strcmp(cmd, "wifi")) {
+    const char* ssid = next_word(&rest);
+    const char* pass = next_word(&rest);
+    int r = WiFi.begin(ssid, pass);
+    Serial.printf("wifi begin=%d ip=%s\n", r, WiFi.localIP().toString().c_str());
+    g_reported_wifi = false;
+  } else if (!strcmp(cmd, "disconnect")) {
+    WiFi.disconnect();
+    Serial.printf("disconnect status=%d\n", static_cast<int>(WiFi.status()));
+  } else if (!strcmp(cmd, "listen")) {
+    if (!g_server) {
+      g_server = new WiFiServer(static_cast<uint16_t>(atoi(next_word(&rest))));
+      g_server->setNoDelay(true);
+    }
+    g_server->begin();
+    Serial.printf("listen status=%u\n", static_cast<unsigned>(g_server->status()));
+  } else if (!strcmp(cmd, "dial")) {
+    const char* host = next_word(&rest);
+    int port = atoi(next_word(&rest));
+    int ok = g_out.connect(host, static_cast<uint16_t>(port));
+    if (ok) {
+      g_out.setNoDelay(true);
+      g_out.write(reinterpret_cast<const uint8_t*>(rest), strlen(rest));
+    }
+    Serial.printf("dial ok=%d local=%u remote=%s:%u\n", ok, g_out.localPort(), g_out.remoteIP().toString().c_str(),
+                  g_out.remotePort());
+  } else if (!strcmp(cmd, "afw")) {
+    int afw = -1;
+    for (WiFiClient& c : g_clients) {
+      if (c) {
+        afw = c.availableForWrite();
+        break;
+      }
+    }
+    Serial.printf("afw %d\n", afw);
+  } else if (!strcmp(cmd, "copy")) {
+    cmd_copy();
+  } else if (!strcmp(cmd, "eeput")) {
+    cmd_eeput(rest);
+  } else if (!strcmp(cmd, "eeget")) {
+    cmd_eeget();
+  } else if (!strcmp(cmd, "alloc")) {
+    cmd_alloc(atol(next_word(&rest)));
+  } else if (!strcmp(cmd, "num")) {
+    cmd_num(next_word(&rest));
+  } else if (!strcmp(cmd, "ip")) {
+    cmd_ip(rest);
+  } else if (!strcmp(cmd, "rand")) {
+    uint32_t a = ESP.random();
+    uint32_t b = ESP.random();
+    Serial.printf("rand %u %u\n", static_cast<unsigned>(a), static_cast<unsigned>(b));
+  } else if (!strcmp(cmd, "millis")) {
+    unsigned long t0 = millis();
+    delay(static_cast<unsigned long>(atol(next_word(&rest))));
+    Serial.printf("millis start=%lu slept=%lu\n", t0, millis() - t0);
+  } else if (!strcmp(cmd, "restart")) {
+    Serial.println("restart");
+    ESP.restart();
+  } else {
+    Serial.printf("unknown %s\n", cmd);
+  }
+}
+
+void poll_console() {
+  while (Serial.available() > 0) {
+    int c = Serial.read();
+    if (c == '\r') continue;
+    if (c == '\n') {
+      g_line[g_line_len] = '\0';
+      if (g_line_overflow) {
+        Serial.println("error line too long");
+      } else {
+        handle_line(g_line);
+      }
+      g_line_len = 0;
+      g_line_overflow = false;
+    } else if (g_line_len < kLineMax) {
+      g_line[g_line_len++] = static_cast<char>(c);
+    } else {
+      g_line_overflow = true;
+    }
+  }
+}
+
+void poll_network() {
+  if (!g_reported_wifi && WiFi.status() != WL_DISCONNECTED) {
+    g_reported_wifi = true;
+    Serial.printf("wifi status=%d ip=%s\n", static_cast<int>(WiFi.status()), WiFi.localIP().toString().c_str());
+  }
+  if (g_server && g_server->hasClient()) {
+    WiFiClient incoming = g_server->accept();
+    bool placed = false;
+    for (WiFiClient& c : g_clients) {
+      if (!c) {
+        c = incoming;
+        placed = true;
+        Serial.printf("accepted %s:%u nodelay=%d\n", c.remoteIP().toString().c_str(), c.remotePort(),
+                      c.getNoDelay() ? 1 : 0);
+        break;
+      }
+    }
+    if (!placed) incoming.stop();
+  }
+  for (WiFiClient& c : g_clients) {
+    if (!c) continue;
+    // Echo only what the socket will take, so nothing needs buffering here.
+    uint8_t buf[512];
+    size_t want = static_cast<size_t>(c.available());
+    size_t room = static_cast<size_t>(c.availableForWrite());
+    size_t n = want < room ? want : room;
+    if (n > sizeof buf) n = sizeof buf;
+    if (n > 0) {
+      int got = c.read(buf, n);
+      if (got > 0) c.write(buf, static_cast<size_t>(got));
+    }
+    if (!c.connected()) {
+      c.stop();
+      Serial.println("closed");
+    }
+  }
+  if (g_out && g_out.available() > 0) {
+    char buf[256];
+    int got = g_out.read(reinterpret_cast<uint8_t*>(buf), sizeof buf - 1);
+    buf[got > 0 ? got : 0] = '\0';
+    Serial.print("dialrx ");
+    Serial.println(buf);
+  }
+}
+
+}  // namespace
+
+void setup() {
+  Serial.begin(115200);
+  WiFi.mode(WIFI_STA);
+  WiFi.persistent(false);
+  Serial.print(F("boot reset="));
+  Serial.println(ESP.getResetReason());
+}
+
+void loop() {
+  poll_console();
+  poll_network();
+}

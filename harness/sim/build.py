@@ -1,0 +1,294 @@
+"""Build the native firmware of the twin: the sketch + its libraries + the POSIX shim.
+
+The result is cached under ``<cache root>/build/<key>/esp-hil-fw``, where the key is a
+SHA-256 over every source file (path and content), the compiler flags and the compiler's
+``--version``; nothing is compiled when the key is already built. Object files are cached
+too, per translation unit, so changing only the sketch recompiles only the sketch.
+A cross-process file lock makes parallel pytest-xdist workers build once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+__all__ = [
+    "FirmwareBuild",
+    "FirmwareBuildError",
+    "build_firmware",
+    "build_firmware_info",
+    "cache_root",
+    "firmware_root",
+]
+
+log = logging.getLogger(__name__)
+
+BINARY_NAME = "esp-hil-fw"
+BASE_FLAGS = ("-std=c++17", "-O2", "-g", "-fno-exceptions", "-fno-rtti", "-Wall", "-Wextra")
+SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer")
+_SOURCE_SUFFIXES = (".cpp", ".cc", ".c", ".h", ".hpp", ".hh", ".inc", ".ipp")
+_HEADER_SUFFIXES = (".h", ".hpp", ".hh", ".inc", ".ipp")
+# A whole-firmware build takes seconds; a lock held this long means a stuck builder.
+_LOCK_TIMEOUT_S = 600.0
+_COMPILE_TIMEOUT_S = 300.0
+_NO_COMPILER = "no C++ compiler found: install g++ (apt-get install g++) or set CXX"
+
+
+class FirmwareBuildError(RuntimeError):
+    """The native firmware could not be built (no compiler, or the compiler failed)."""
+
+
+@dataclass(frozen=True)
+class FirmwareBuild:
+    """A built native firmware: the executable and its build identity."""
+
+    path: Path
+    build_id: str  # 12 hex digits of the cache key; compiled in as ESP_HIL_BUILD_ID
+
+
+def firmware_root() -> Path:
+    """The firmware tree (``firmware/`` of this repository, or ``$ESP_HIL_FIRMWARE_DIR``)."""
+    override = os.environ.get("ESP_HIL_FIRMWARE_DIR")
+    if override:
+        return Path(override).resolve()
+    return (Path(__file__).resolve().parents[2] / "firmware").resolve()
+
+
+def cache_root() -> Path:
+    """Where esp-hil keeps builds and locks (``$ESP_HIL_CACHE``, else ``~/.cache/esp-hil``)."""
+    override = os.environ.get("ESP_HIL_CACHE")
+    if override:
+        return Path(override).expanduser().resolve()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return (Path(base) / "esp-hil").resolve()
+
+
+def build_firmware(
+    *,
+    sketch: Path | None = None,
+    sanitize: bool = False,
+    force: bool = False,
+    extra_flags: Sequence[str] = (),
+) -> Path:
+    """Build (or find in the cache) the native firmware and return the executable's path.
+
+    ``sketch`` defaults to every ``.cpp`` under ``firmware/src/`` (PlatformIO's rule);
+    a given sketch is compiled alone. ``force`` recompiles everything even when cached.
+    Raises :class:`FirmwareBuildError` with the compiler's output on failure.
+    """
+    return build_firmware_info(
+        sketch=sketch, sanitize=sanitize, force=force, extra_flags=extra_flags
+    ).path
+
+
+def build_firmware_info(
+    *,
+    sketch: Path | None = None,
+    sanitize: bool = False,
+    force: bool = False,
+    extra_flags: Sequence[str] = (),
+) -> FirmwareBuild:
+    """Like :func:`build_firmware`, but also return the build id."""
+    root = firmware_root()
+    compiler = _find_compiler()
+    version = _compiler_version(compiler)
+    units, headers, include_dirs = _collect_sources(root, sketch)
+
+    flags = [*BASE_FLAGS]
+    if sanitize:
+        flags += SANITIZE_FLAGS
+    flags += list(extra_flags)
+    include_flags = [f"-I{d}" for d in include_dirs]
+
+    key = _build_key(
+        compiler=compiler, version=version, files=[*units, *headers], flags=[*flags, *include_flags]
+    )
+    build_id = key[:12]
+    build_dir = cache_root() / "build" / key
+    binary = build_dir / BINARY_NAME
+    if binary.is_file() and not force:
+        return FirmwareBuild(binary, build_id)
+
+    build_dir.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(build_dir) + ".lock", timeout=_LOCK_TIMEOUT_S):
+        # Another process may have finished the same build while we waited.
+        if binary.is_file() and not force:
+            return FirmwareBuild(binary, build_id)
+        build_dir.mkdir(parents=True, exist_ok=True)
+        compile_flags = [
+            *flags,
+            *include_flags,
+            f'-DESP_HIL_BUILD_ID="{build_id}"',
+            "-DESP_HIL_SIM=1",
+        ]
+        header_digest = _digest_files(headers)
+        objects = _compile_all(compiler, compile_flags, units, header_digest, force=force)
+        _link(compiler, [*flags], objects, binary)
+        log.info("built native firmware %s (%d units)", binary, len(units))
+    return FirmwareBuild(binary, build_id)
+
+
+def _find_compiler() -> list[str]:
+    """The compiler command: ``$CXX`` (may carry arguments, e.g. ``ccache g++``) or g++."""
+    env = os.environ.get("CXX", "").strip()
+    if env:
+        cmd = shlex.split(env)
+        if shutil.which(cmd[0]) is None:
+            raise FirmwareBuildError(f"{_NO_COMPILER} (CXX={env!r} is not an executable)")
+        return cmd
+    for name in ("g++", "c++", "clang++"):
+        path = shutil.which(name)
+        if path:
+            return [path]
+    raise FirmwareBuildError(_NO_COMPILER)
+
+
+def _compiler_version(compiler: list[str]) -> str:
+    try:
+        done = subprocess.run(
+            [*compiler, "--version"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except OSError as exc:
+        raise FirmwareBuildError(f"{_NO_COMPILER} ({exc})") from exc
+    if done.returncode != 0:
+        raise FirmwareBuildError(f"{' '.join(compiler)} --version failed:\n{done.stderr}")
+    return done.stdout
+
+
+def _files_under(directory: Path, suffixes: Iterable[str], *, recursive: bool) -> list[Path]:
+    if not directory.is_dir():
+        return []
+    walker = directory.rglob("*") if recursive else directory.glob("*")
+    wanted = tuple(suffixes)
+    return sorted(p for p in walker if p.is_file() and p.name.endswith(wanted))
+
+
+def _collect_sources(root: Path, sketch: Path | None) -> tuple[list[Path], list[Path], list[Path]]:
+    """Translation units, headers (hashed, not compiled) and include directories."""
+    sim_dir = root / "sim"
+    if not (sim_dir / "Arduino.h").is_file():
+        raise FirmwareBuildError(f"no shim in {sim_dir} (is ESP_HIL_FIRMWARE_DIR right?)")
+    lib_srcs = sorted(p for p in (root / "lib").glob("*/src") if p.is_dir())
+
+    if sketch is None:
+        sketch_units = _files_under(root / "src", (".cpp",), recursive=True)
+        if not sketch_units:
+            raise FirmwareBuildError(f"no sketch: {root / 'src'} has no .cpp file")
+        sketch_headers = _files_under(root / "src", _HEADER_SUFFIXES, recursive=True)
+    else:
+        sketch = Path(sketch).resolve()
+        if not sketch.is_file():
+            raise FirmwareBuildError(f"sketch {sketch} does not exist")
+        sketch_units = [sketch]
+        # Headers next to the sketch may be #included by it.
+        sketch_headers = _files_under(sketch.parent, _HEADER_SUFFIXES, recursive=False)
+
+    units = [
+        *sketch_units,
+        *(p for d in lib_srcs for p in _files_under(d, (".cpp",), recursive=True)),
+        *_files_under(sim_dir, (".cpp",), recursive=False),
+    ]
+    headers = [
+        *sketch_headers,
+        *(p for d in lib_srcs for p in _files_under(d, _HEADER_SUFFIXES, recursive=True)),
+        *_files_under(sim_dir, _HEADER_SUFFIXES, recursive=False),
+    ]
+    return units, sorted(set(headers)), [sim_dir, *lib_srcs]
+
+
+def _build_key(*, compiler: list[str], version: str, files: list[Path], flags: list[str]) -> str:
+    h = hashlib.sha256()
+    for part in (*compiler, version, *flags):
+        h.update(part.encode())
+        h.update(b"\0")
+    for path in sorted(set(files)):
+        h.update(str(path).encode())
+        h.update(b"\0")
+        h.update(path.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _digest_files(files: list[Path]) -> str:
+    return _build_key(compiler=[], version="", files=files, flags=[])
+
+
+def _compile_all(
+    compiler: list[str],
+    flags: list[str],
+    units: list[Path],
+    header_digest: str,
+    *,
+    force: bool,
+) -> list[Path]:
+    """Compile every unit (in parallel) into the shared object cache; return the objects."""
+    obj_dir = cache_root() / "build" / "obj"
+    obj_dir.mkdir(parents=True, exist_ok=True)
+    compiler_id = " ".join(compiler)
+
+    def one(unit: Path) -> Path:
+        # An object depends on its source, every header the build can see, and the flags.
+        h = hashlib.sha256()
+        for part in (compiler_id, header_digest, str(unit), *flags):
+            h.update(part.encode())
+            h.update(b"\0")
+        h.update(unit.read_bytes())
+        obj = obj_dir / f"{unit.stem}-{h.hexdigest()[:24]}.o"
+        if obj.is_file() and not force:
+            return obj
+        fd, tmp_name = tempfile.mkstemp(prefix=obj.stem + ".", suffix=".o.tmp", dir=obj_dir)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            _run(
+                [*compiler, *flags, "-c", str(unit), "-o", str(tmp)],
+                what=f"compiling {unit}",
+            )
+            os.replace(tmp, obj)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return obj
+
+    workers = max(1, min(len(units), os.cpu_count() or 2))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, units))
+
+
+def _link(compiler: list[str], flags: list[str], objects: list[Path], binary: Path) -> None:
+    # Link under a temporary name, then rename: a reader sees no binary or a whole one.
+    fd, tmp_name = tempfile.mkstemp(prefix=binary.name + ".", suffix=".tmp", dir=binary.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        _run([*compiler, *flags, *map(str, objects), "-o", str(tmp)], what="linking")
+        tmp.chmod(0o755)
+        os.replace(tmp, binary)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _run(cmd: list[str], *, what: str) -> None:
+    try:
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=_COMPILE_TIMEOUT_S, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise FirmwareBuildError(f"{what}: compiler took over {_COMPILE_TIMEOUT_S:.0f} s") from exc
+    except OSError as exc:
+        raise FirmwareBuildError(f"{_NO_COMPILER} ({exc})") from exc
+    output = (done.stdout + done.stderr).strip()
+    if done.returncode != 0:
+        raise FirmwareBuildError(f"{what} failed:\n$ {shlex.join(cmd)}\n{output}")
+    if output:
+        log.warning("%s:\n%s", what, output)

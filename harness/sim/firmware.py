@@ -1,0 +1,333 @@
+"""Run the twin's native firmware as a child process.
+
+The process contract (environment variables, exit codes) is documented in
+``firmware/sim/README.md``. This module only starts, feeds, watches and stops the process;
+it does not parse the console (the chip emulator does that).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import errno
+import logging
+import os
+import select
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+from filelock import BaseFileLock, FileLock, Timeout
+
+from harness.sim.build import cache_root
+
+__all__ = [
+    "EXIT_CONFIG_ERROR",
+    "EXIT_RESTART",
+    "FirmwareProcess",
+    "FirmwareProcessError",
+    "allocate_ip",
+]
+
+log = logging.getLogger(__name__)
+
+EXIT_RESTART = 3  # ESP.restart()
+EXIT_CONFIG_ERROR = 2  # the shim rejected its environment
+# Variables of the process contract; stale values from our own environment never leak in.
+_CONTRACT_VARS = (
+    "ESP_HIL_IP",
+    "ESP_HIL_MAC",
+    "ESP_HIL_CHIP_ID",
+    "ESP_HIL_FLASH",
+    "ESP_HIL_AP_SSID",
+    "ESP_HIL_AP_PASSWORD",
+    "ESP_HIL_RESET_REASON",
+    "ESP_HIL_RSSI",
+    "ESP_HIL_ASSOC_MS",
+)
+_READ_CHUNK = 65536
+_STDERR_TAIL_LINES = 50
+
+
+class FirmwareProcessError(RuntimeError):
+    """The firmware process is not running or does not take input."""
+
+
+def _default_chip_id(mac: str) -> int:
+    # On a real ESP8266 the chip id is the last three bytes of the station MAC.
+    parts = mac.replace("-", ":").split(":")
+    return int("".join(parts[3:6]), 16) if len(parts) == 6 else 0
+
+
+class FirmwareProcess:
+    """One run of the native firmware: stdin is the UART's RX line, stdout its TX line.
+
+    ``on_output`` receives stdout bytes as they arrive, from a reader thread.
+    ``on_exit`` is called once, from that thread, when the process ends on its own
+    (not through :meth:`stop`), with its exit code. A reset is ``stop()`` then
+    ``start()`` with another ``reset_reason``; :meth:`start` may be called again once the
+    previous run has ended.
+    """
+
+    def __init__(
+        self,
+        binary: Path,
+        *,
+        ip: str,
+        mac: str,
+        flash: Path,
+        ap_ssid: str | None,
+        ap_password: str | None,
+        reset_reason: str = "Power On",
+        chip_id: int | None = None,
+        rssi: int = -55,
+        on_output: Callable[[bytes], None] | None = None,
+        on_exit: Callable[[int], None] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.binary = Path(binary)
+        self.ip = ip
+        self.mac = mac
+        self.flash = Path(flash)
+        self.ap_ssid = ap_ssid
+        self.ap_password = ap_password
+        self.reset_reason = reset_reason
+        self.chip_id = _default_chip_id(mac) if chip_id is None else chip_id
+        self.rssi = rssi
+        self.on_output = on_output
+        self.on_exit = on_exit
+        self.extra_env = dict(env or {})
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
+        self._write_lock = threading.Lock()
+        self._stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL_LINES)
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def environment(self) -> dict[str, str]:
+        """The environment the process is started with."""
+        env = {k: v for k, v in os.environ.items() if k not in _CONTRACT_VARS}
+        env.update(
+            ESP_HIL_IP=self.ip,
+            ESP_HIL_MAC=self.mac,
+            ESP_HIL_CHIP_ID=str(self.chip_id),
+            ESP_HIL_FLASH=str(self.flash),
+            ESP_HIL_RESET_REASON=self.reset_reason,
+            ESP_HIL_RSSI=str(self.rssi),
+        )
+        if self.ap_ssid is not None:
+            env["ESP_HIL_AP_SSID"] = self.ap_ssid
+        if self.ap_password is not None:
+            env["ESP_HIL_AP_PASSWORD"] = self.ap_password
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> None:
+        """Start the firmware ("power on"). Raises if it is already running."""
+        if self.alive:
+            raise FirmwareProcessError(f"firmware already running (pid {self.pid})")
+        self._reap_previous()
+        self._stopping = False
+        self._stderr_tail.clear()
+        proc = subprocess.Popen(
+            [str(self.binary)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.environment(),
+            bufsize=0,
+            close_fds=True,
+            # Its own process group: a Ctrl-C meant for pytest does not hit the firmware first.
+            start_new_session=True,
+        )
+        assert proc.stdin is not None
+        # Writes must never block forever when the firmware stops reading.
+        os.set_blocking(proc.stdin.fileno(), False)
+        self._proc = proc
+        out = threading.Thread(
+            target=self._pump_stdout, args=(proc,), name=f"fw-stdout-{proc.pid}", daemon=True
+        )
+        err = threading.Thread(
+            target=self._pump_stderr, args=(proc,), name=f"fw-stderr-{proc.pid}", daemon=True
+        )
+        self._threads = [out, err]
+        out.start()
+        err.start()
+
+    def stop(self, timeout: float = 2.0) -> int | None:
+        """Stop the firmware: SIGTERM, then SIGKILL after ``timeout``. Always reaps.
+
+        Returns the exit code (negative = killed by that signal), or None if never started.
+        """
+        proc = self._proc
+        if proc is None:
+            return None
+        self._stopping = True
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                # SIGKILL cannot be ignored; this only waits for the kernel to finish it.
+                proc.wait(timeout=10.0)
+        self._reap_previous()
+        return proc.returncode
+
+    def wait(self, timeout: float) -> int | None:
+        """Wait up to ``timeout`` seconds for the process to end; its exit code, or None."""
+        proc = self._proc
+        if proc is None:
+            return None
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def write(self, data: bytes, timeout: float = 2.0) -> None:
+        """Send bytes to the firmware's UART RX (its stdin).
+
+        Raises :class:`FirmwareProcessError` if the process is gone, or if it takes no
+        input for ``timeout`` seconds (the pipe stays full).
+        """
+        proc = self._proc
+        if proc is None or proc.stdin is None:
+            raise FirmwareProcessError("firmware not started")
+        view = memoryview(data)
+        deadline = time.monotonic() + timeout
+        with self._write_lock:
+            fd = proc.stdin.fileno()
+            while view:
+                try:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                    continue
+                except BlockingIOError:
+                    pass
+                except (BrokenPipeError, OSError) as exc:
+                    if isinstance(exc, BrokenPipeError) or exc.errno in (errno.EPIPE, errno.EBADF):
+                        raise FirmwareProcessError(
+                            f"firmware is not running (exit code {proc.poll()})"
+                        ) from exc
+                    raise
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise FirmwareProcessError(
+                        f"firmware took no console input for {timeout} s ({len(view)} bytes left)"
+                    )
+                select.select([], [fd], [], left)
+
+    # ----------------------------------------------------------------- state
+
+    @property
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the current (or last) run."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def exit_code(self) -> int | None:
+        """Exit code of the last run once it ended (negative = signal), else None."""
+        return self._proc.poll() if self._proc is not None else None
+
+    @property
+    def restart_requested(self) -> bool:
+        """True if the last run ended through ``ESP.restart()`` (exit code 3)."""
+        return self.exit_code == EXIT_RESTART
+
+    def stderr_tail(self) -> list[str]:
+        """The last lines the shim wrote to stderr (diagnostics, ``[shim] ...``)."""
+        return list(self._stderr_tail)
+
+    def __enter__(self) -> FirmwareProcess:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ----------------------------------------------------------------- internals
+
+    def _pump_stdout(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        while True:
+            try:
+                data = os.read(fd, _READ_CHUNK)
+            except OSError:
+                break
+            if not data:
+                break
+            if self.on_output is not None:
+                try:
+                    self.on_output(data)
+                except Exception:
+                    log.exception("on_output callback failed")
+        # stdout EOF: the process has exited (or is about to); collect its code.
+        try:
+            code = proc.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            return  # it closed stdout but lives on; stop() will deal with it
+        if not self._stopping and self.on_exit is not None and proc is self._proc:
+            try:
+                self.on_exit(code)
+            except Exception:
+                log.exception("on_exit callback failed")
+
+    def _pump_stderr(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stderr is not None
+        for raw in iter(proc.stderr.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            self._stderr_tail.append(line)
+            log.debug("firmware %d: %s", proc.pid, line)
+
+    def _reap_previous(self) -> None:
+        """Join the reader threads of an ended run and close its pipes."""
+        proc = self._proc
+        if proc is None or proc.poll() is None:
+            return
+        current = threading.current_thread()
+        for t in self._threads:
+            if t is not current:
+                t.join(timeout=5.0)
+        self._threads = []
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+
+def allocate_ip(*, first: int = 2, last: int = 254) -> tuple[str, BaseFileLock]:
+    """Reserve a loopback address 127.0.0.N for one twin; returns it with the held lock.
+
+    The reservation is a file lock under the cache directory, so parallel test processes
+    (pytest-xdist workers, other sessions) never pick the same address. Release the lock
+    (``lock.release()``) to give the address back; it is also freed when the process dies.
+    """
+    lock_dir = cache_root() / "ip-locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    for n in range(first, last + 1):
+        ip = f"127.0.0.{n}"
+        lock = FileLock(str(lock_dir / f"{ip}.lock"), timeout=0)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            continue
+        return ip, lock
+    raise FirmwareProcessError(f"no free loopback address in 127.0.0.{first}..{last}")
