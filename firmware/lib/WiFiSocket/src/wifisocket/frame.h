@@ -118,6 +118,8 @@ class FrameDecoder {
   };
 
   FrameDecoder(uint8_t* buffer, size_t capacity, uint32_t maxMessage);
+  /// A decoder without memory: fails on the first byte until assigned a real one.
+  FrameDecoder() : FrameDecoder(nullptr, 0, 0) {}
 
   /// Consumes bytes from `data` until the end, a header, a frame or an error, and returns
   /// which; `*consumed` is how many bytes were taken. Call again with the rest.

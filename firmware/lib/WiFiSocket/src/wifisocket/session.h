@@ -1,0 +1,237 @@
+// WiFiSocket protocol v1 session core for the device (docs/protocol.md sections 2-4).
+//
+// Sans-IO, like h11: the caller owns the sockets and the clock. It opens a slot per TCP
+// connection, feeds the bytes it reads, writes what peekOutput() offers (as much as the
+// socket takes) and reports what was written with consumeOutput(), calls tick() with the
+// time, and stops a connection when closing() says so. All memory is given at
+// construction; nothing is allocated afterwards.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frame.h"
+
+namespace wsock {
+
+/// Unacknowledged data frames, stored byte-for-byte as first encoded, in a circular buffer.
+class TxRing {
+ public:
+  void init(uint8_t* buf, size_t cap);
+  size_t capacity() const { return cap_; }
+  size_t used() const { return used_; }
+  size_t freeBytes() const { return cap_ - used_; }
+  uint32_t frames() const { return frames_; }
+  /// Encodes a data frame at the end. The caller has checked that 20 + len fits.
+  void append(uint8_t type, uint32_t seq, uint32_t ack, const uint8_t* payload, size_t len);
+  /// Byte `offset` from the oldest frame's first byte.
+  uint8_t at(size_t offset) const { return buf_[(tail_ + offset) % cap_]; }
+  uint32_t u32At(size_t offset) const;
+  /// Size on the wire of the frame starting at `offset`.
+  size_t frameSizeAt(size_t offset) const { return kFrameOverhead + u32At(offset + 4); }
+  /// Pointer to byte `offset` and how many bytes follow it before the buffer wraps.
+  size_t contiguous(size_t offset, const uint8_t** p) const;
+  /// Forgets the oldest frame; returns its size.
+  size_t dropFront();
+  void clear();
+
+ private:
+  uint8_t* buf_ = nullptr;
+  size_t cap_ = 0;
+  size_t tail_ = 0;
+  size_t used_ = 0;
+  uint32_t frames_ = 0;
+};
+
+/// Received messages as records [type u8][length u32][payload]. Records stay after the
+/// application took them until the ack that covers them has gone out, so the window the
+/// peer may fill is accounted exactly (docs/protocol.md §3).
+class RxRing {
+ public:
+  static constexpr size_t kRecordHeader = 5;
+  void init(uint8_t* buf, size_t cap);
+  size_t capacity() const { return cap_; }
+  size_t freeBytes() const { return cap_ - used_; }
+  /// False if the record does not fit (the caller's window check should prevent that).
+  bool push(uint8_t type, const uint8_t* payload, size_t len);
+  uint32_t pending() const { return pending_; }       // delivered, not yet taken
+  uint32_t takenHeld() const { return takenHeld_; }   // taken, ack not yet sent
+  /// Length and type of the next message; only when pending() > 0.
+  uint32_t nextLength() const;
+  uint8_t nextType() const { return buf_[take_]; }
+  /// Copies the next message out (the caller checked the size) and marks it taken.
+  void take(uint8_t* out);
+  /// Frees the oldest taken record; returns its payload length.
+  uint32_t releaseOldest();
+  void clear();
+
+ private:
+  void copyOut(size_t pos, uint8_t* out, size_t n) const;
+  uint32_t lengthAt(size_t pos) const;
+  uint8_t* buf_ = nullptr;
+  size_t cap_ = 0;
+  size_t tail_ = 0;  // oldest taken-but-unacknowledged record
+  size_t take_ = 0;  // next record for the application
+  size_t used_ = 0;
+  uint32_t pending_ = 0;
+  uint32_t takenHeld_ = 0;
+};
+
+/// Compile-time-free configuration of an Endpoint.
+struct EndpointConfig {
+  uint32_t maxMessage = 4096;     // largest data payload accepted (decoder limit)
+  uint32_t keepaliveMs = 1000;    // announced; a PING goes out after this much silence
+  uint32_t handshakeMs = 2000;    // a connection without HELLO this long is closed (TIMEOUT)
+  uint32_t deadFactor = 3;        // dead bound = deadFactor x the peer's keepalive_ms ...
+  uint32_t deadDefaultMs = 10000; // ... or this if the peer announced 0
+};
+
+/// Memory of an Endpoint. The decoder buffer must hold maxMessage + 20 bytes (and at
+/// least a largest control frame); the receive ring's size is the announced window.
+struct EndpointBuffers {
+  uint8_t* decoder;
+  size_t decoderCap;
+  uint8_t* rx;
+  size_t rxCap;
+  uint8_t* tx;
+  size_t txCap;
+};
+
+/// What a close hook is told.
+enum CloseKind : uint8_t {
+  kClosedLocally = 0,  // this side closed it with `code` (error, timeout, replaced, app)
+  kClosedByPeer = 1,   // the peer sent CLOSE with `code`
+  kConnectionLost = 2, // the transport went away without a CLOSE
+};
+using CloseHook = void (*)(void* ctx, int slot, uint8_t kind, uint8_t code, const char* reason);
+
+/// One device-side WiFiSocket session served over up to kMaxSlots connections.
+class Endpoint {
+ public:
+  static constexpr int kMaxSlots = 4;
+  enum SendResult : uint8_t { kSent, kNoRoom, kTooLarge, kNoPeer };
+
+  Endpoint(const EndpointConfig& config, const EndpointBuffers& buffers);
+
+  void setCloseHook(CloseHook hook, void* ctx) {
+    hook_ = hook;
+    hookCtx_ = ctx;
+  }
+  /// Starts a fresh session with this id (non-zero; new at every start). Drops all state.
+  void start(uint64_t sessionId);
+  uint64_t sessionId() const { return session_; }
+
+  // --- connections -------------------------------------------------------------------
+  /// A new TCP connection is up: returns its slot (HELLO is queued), or -1 if none is free.
+  int open(uint32_t now);
+  /// Bytes read from the slot's connection.
+  void feed(int slot, const uint8_t* data, size_t len, uint32_t now);
+  /// The slot's transport went away (EOF, reset): frees the slot, keeps the session.
+  void transportLost(int slot);
+  /// Timeouts and keepalive.
+  void tick(uint32_t now);
+  /// Next bytes to write on the slot (a contiguous piece of the current frame); 0 if none.
+  size_t peekOutput(int slot, const uint8_t** data, uint32_t now);
+  /// `n` bytes of what peekOutput() offered were written.
+  void consumeOutput(int slot, size_t n, uint32_t now);
+  /// The slot is finished: flush peekOutput() if there is room, then stop it and release().
+  bool closing(int slot) const { return valid(slot) && slots_[slot].state == Slot::kClosing; }
+  void release(int slot);
+  bool inUse(int slot) const { return valid(slot) && slots_[slot].state != Slot::kFree; }
+  int activeSlot() const { return active_; }
+  /// Closes every connection with NORMAL and forgets the session (start() begins anew).
+  void close();
+
+  // --- application ---------------------------------------------------------------------
+  bool connected() const { return active_ >= 0; }
+  /// Length of the next received message, -1 if none.
+  int available() const;
+  /// Copies the next message out; -1 none, -2 `cap` too small (the message stays).
+  int receive(uint8_t* buf, size_t cap, bool* isText);
+  /// Queues a message: kNoRoom until acks free the resend window, kTooLarge if it can never
+  /// fit, kNoPeer before the first HELLO of a session.
+  SendResult send(const uint8_t* data, size_t len, bool isText);
+
+  // --- figures -------------------------------------------------------------------------
+  uint32_t maxMessage() const { return config_.maxMessage; }
+  uint32_t window() const { return static_cast<uint32_t>(rx_.capacity()); }
+  uint32_t messagesIn() const { return messagesIn_; }
+  uint32_t messagesOut() const { return messagesOut_; }
+  uint32_t bytesIn() const { return bytesIn_; }
+  uint32_t bytesOut() const { return bytesOut_; }
+  uint32_t lostMessages() const { return lost_; }        // unacked when the peer restarted
+  uint32_t duplicatesDropped() const { return duplicates_; }
+  uint32_t lastRttMs() const { return rttMs_; }
+  uint64_t peerSession() const { return peerSession_; }
+  uint32_t peerMaxMessage() const { return peerMax_; }
+  uint32_t unackedBytes() const { return static_cast<uint32_t>(tx_.used()); }
+  uint32_t nextSeq() const { return nextSeq_; }
+
+ private:
+  struct Slot {
+    enum State : uint8_t { kFree, kHandshake, kActive, kClosing };
+    enum Cursor : uint8_t { kNone, kScratch, kRing };
+    State state = kFree;
+    Cursor cursor = kNone;
+    bool pingDue = false;
+    bool pongDue = false;
+    size_t curPos = 0;  // scratch: bytes already written
+    size_t curLen = 0;  // scratch: frame size; ring: bytes left of the current frame
+    uint32_t openedAt = 0;
+    uint32_t lastRx = 0;
+    uint32_t lastTx = 0;
+    uint32_t helloAck = 0;
+    uint8_t pongNonce[kNoncePayload] = {};
+    FrameDecoder small;  // until HELLO: only HELLO/CLOSE are legal, so control-sized
+    uint8_t smallBuf[kMaxControlFrame] = {};
+    uint8_t scratch[kMaxControlFrame] = {};
+  };
+
+  bool valid(int slot) const { return slot >= 0 && slot < kMaxSlots; }
+  void closeSlot(int slot, uint8_t kind, uint8_t code, const char* reason);
+  void queueScratch(Slot& s, uint8_t type, const uint8_t* payload, size_t len);
+  bool selectOutput(Slot& s, uint32_t now);
+  void onHeader(int slot, const FrameView& f);
+  void onFrame(int slot, const FrameView& f, uint32_t now);
+  void onHello(int slot, const FrameView& f, uint32_t now);
+  bool applyAck(int slot, uint32_t ack);
+  void dropAcked();
+  void onData(int slot, const FrameView& f);
+  void noteAckSent(uint32_t ack);
+  void resetReceive();
+  void resetSend();
+  uint32_t deadBoundMs() const;
+
+  EndpointConfig config_;
+  FrameDecoder big_;
+  RxRing rx_;
+  TxRing tx_;
+  Slot slots_[kMaxSlots];
+  int active_ = -1;
+  CloseHook hook_ = nullptr;
+  void* hookCtx_ = nullptr;
+
+  uint64_t session_ = 0;
+  uint64_t peerSession_ = 0;  // 0: no peer yet in this session
+  uint32_t peerMax_ = 0;
+  uint32_t peerWindow_ = 0;
+  uint32_t peerKeepalive_ = 0;
+  // Send direction.
+  uint32_t nextSeq_ = 1;
+  size_t txSent_ = 0;       // bytes of tx_ written on the active connection
+  uint32_t peerAcked_ = 0;  // highest ack the peer sent for our stream
+  // Receive direction.
+  uint32_t delivered_ = 0;   // highest seq put into rx_
+  uint32_t taken_ = 0;       // highest seq the application took (what we acknowledge)
+  uint32_t ackSent_ = 0;     // highest ack written on the active connection
+  uint32_t rxInflight_ = 0;  // frame bytes (20 + L) of records not yet covered by ackSent_
+  // Keepalive.
+  uint64_t pingNonce_ = 0;
+  uint32_t pingSentAt_ = 0;
+  bool pingOutstanding_ = false;
+  // Figures.
+  uint32_t messagesIn_ = 0, messagesOut_ = 0, bytesIn_ = 0, bytesOut_ = 0;
+  uint32_t lost_ = 0, duplicates_ = 0, rttMs_ = 0;
+};
+
+}  // namespace wsock

@@ -1,0 +1,647 @@
+// Host-compiled tests of the device session core (wifisocket/session.h): two endpoints over
+// an in-memory wire, and one endpoint against scripted frames. Prints "PASS <name>" per
+// test and "FAIL ..." per failed check; exits non-zero on any failure.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <string>
+#include <vector>
+
+#include "wifisocket/frame.h"
+#include "wifisocket/session.h"
+
+using namespace wsock;
+
+namespace {
+
+int g_failures = 0;
+int g_checks = 0;
+
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    ++g_checks;                                                                \
+    if (!(cond)) {                                                             \
+      ++g_failures;                                                            \
+      printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                   \
+    }                                                                          \
+  } while (0)
+
+struct CloseRecord {
+  int slot;
+  uint8_t kind;
+  uint8_t code;
+  std::string reason;
+};
+
+// One endpoint with its memory and a log of its closes.
+struct Side {
+  std::vector<uint8_t> dec, rx, tx;
+  Endpoint ep;
+  std::vector<CloseRecord> closes;
+
+  Side(uint64_t id, uint32_t maxMessage, size_t rxCap, size_t txCap, uint32_t keepalive = 1000)
+      : dec(maxMessage + kMaxControlFrame), rx(rxCap), tx(txCap),
+        ep(makeConfig(maxMessage, keepalive),
+           EndpointBuffers{dec.data(), dec.size(), rx.data(), rx.size(), tx.data(), tx.size()}) {
+    ep.setCloseHook(&Side::hook, this);
+    ep.start(id);
+  }
+  static EndpointConfig makeConfig(uint32_t maxMessage, uint32_t keepalive) {
+    EndpointConfig c;
+    c.maxMessage = maxMessage;
+    c.keepaliveMs = keepalive;
+    return c;
+  }
+  static void hook(void* ctx, int slot, uint8_t kind, uint8_t code, const char* reason) {
+    if (getenv("WS_TRACE")) printf("  close slot=%d kind=%u code=%u reason=%s\n", slot, kind, code, reason);
+    static_cast<Side*>(ctx)->closes.push_back(CloseRecord{slot, kind, code, reason});
+  }
+  bool sendText(const std::string& s) {
+    return ep.send(reinterpret_cast<const uint8_t*>(s.data()), s.size(), true) == Endpoint::kSent;
+  }
+  // Takes the next message as a string; "<none>" if there is none.
+  std::string take(bool* isText = nullptr) {
+    uint8_t buf[8192];
+    const int n = ep.receive(buf, sizeof buf, isText);
+    return n < 0 ? std::string("<none>") : std::string(reinterpret_cast<char*>(buf), n);
+  }
+  bool closedWith(uint8_t code) const {
+    for (const auto& c : closes) {
+      if (c.kind == kClosedLocally && c.code == code) return true;
+    }
+    return false;
+  }
+};
+
+// Moves bytes one way: what `from` offers on slot fs is fed to `to` on slot ts. `budget`
+// bounds the bytes moved (a socket with little room, or a cut mid-stream). Returns bytes moved.
+size_t flow(Side& from, int fs, Side& to, int ts, uint32_t now, size_t budget = SIZE_MAX,
+            std::vector<uint8_t>* capture = nullptr) {
+  size_t moved = 0;
+  while (moved < budget) {
+    const uint8_t* p = nullptr;
+    size_t n = from.ep.peekOutput(fs, &p, now);
+    if (n == 0) break;
+    if (n > budget - moved) n = budget - moved;
+    std::vector<uint8_t> chunk(p, p + n);
+    from.ep.consumeOutput(fs, n, now);
+    if (capture) capture->insert(capture->end(), chunk.begin(), chunk.end());
+    to.ep.feed(ts, chunk.data(), chunk.size(), now);
+    moved += n;
+  }
+  return moved;
+}
+
+// Both ways until quiet.
+void pump(Side& a, int as, Side& b, int bs, uint32_t now) {
+  for (int i = 0; i < 1000; ++i) {
+    const size_t n = flow(a, as, b, bs, now) + flow(b, bs, a, as, now);
+    if (n == 0) return;
+  }
+  CHECK(!"pump did not settle");
+}
+
+// Drops both ends of a connection as a TCP reset would.
+void cut(Side& a, int as, Side& b, int bs) {
+  a.ep.transportLost(as);
+  b.ep.transportLost(bs);
+}
+
+// Decodes everything the endpoint offers on a slot into frames (a scripted peer's view).
+struct Frame {
+  uint8_t type;
+  uint32_t seq, ack;
+  std::vector<uint8_t> payload;
+};
+
+std::vector<Frame> drain(Side& s, int slot, uint32_t now, std::vector<uint8_t>* raw = nullptr) {
+  std::vector<uint8_t> bytes;
+  const uint8_t* p = nullptr;
+  size_t n;
+  while ((n = s.ep.peekOutput(slot, &p, now)) > 0) {
+    bytes.insert(bytes.end(), p, p + n);
+    s.ep.consumeOutput(slot, n, now);
+  }
+  if (raw) *raw = bytes;
+  std::vector<uint8_t> buf(70000);
+  FrameDecoder dec(buf.data(), buf.size(), 65536);
+  std::vector<Frame> out;
+  size_t pos = 0;
+  while (pos < bytes.size()) {
+    size_t used = 0;
+    const auto st = dec.feed(bytes.data() + pos, bytes.size() - pos, &used);
+    pos += used;
+    if (st == FrameDecoder::kFrame) {
+      const FrameView& f = dec.frame();
+      out.push_back(Frame{f.type, f.seq, f.ack,
+                          std::vector<uint8_t>(f.payload, f.payload + f.length)});
+    } else if (st == FrameDecoder::kError) {
+      CHECK(!"device produced an undecodable stream");
+      break;
+    }
+  }
+  CHECK(dec.buffered() == 0);
+  return out;
+}
+
+std::vector<uint8_t> frameBytes(uint8_t type, uint32_t seq, uint32_t ack,
+                                const std::vector<uint8_t>& payload) {
+  std::vector<uint8_t> out(payload.size() + kFrameOverhead);
+  encodeFrame(out.data(), out.size(), type, seq, ack, payload.data(), payload.size());
+  return out;
+}
+
+std::vector<uint8_t> helloPayload(uint64_t session, uint64_t resume, uint32_t maxMessage = 1024,
+                                  uint32_t window = 8192, uint32_t keepalive = 1000) {
+  Hello h;
+  h.maxMessage = maxMessage;
+  h.window = window;
+  h.keepaliveMs = keepalive;
+  h.session = session;
+  h.resume = resume;
+  std::vector<uint8_t> p(kHelloPayloadSize);
+  encodeHello(h, p.data(), p.size());
+  return p;
+}
+
+void feedFrame(Side& s, int slot, uint8_t type, uint32_t seq, uint32_t ack,
+               const std::vector<uint8_t>& payload, uint32_t now = 0) {
+  const auto b = frameBytes(type, seq, ack, payload);
+  s.ep.feed(slot, b.data(), b.size(), now);
+}
+
+std::vector<uint8_t> bytesOf(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
+
+// A device endpoint with a scripted peer that has completed HELLO on slot 0.
+struct Scripted {
+  Side dev;
+  int slot;
+  std::vector<Frame> hello;
+  Scripted(uint32_t maxMessage = 256, size_t rxCap = 1024, size_t txCap = 1024)
+      : dev(0xD0D0, maxMessage, rxCap, txCap) {
+    slot = dev.ep.open(0);
+    hello = drain(dev, slot, 0);
+    feedFrame(dev, slot, kHello, 0, 0, helloPayload(0xAAAA, 0));
+  }
+};
+
+// --------------------------------------------------------------------------------- tests
+
+void test_hello_exchange_and_echo() {
+  Side a(0xA1, 4096, 8192, 8192), b(0xB1, 4096, 8192, 8192);
+  const int as = a.ep.open(0), bs = b.ep.open(0);
+  CHECK(!a.ep.connected());
+  CHECK(a.ep.send(reinterpret_cast<const uint8_t*>("x"), 1, true) == Endpoint::kNoPeer);
+  pump(a, as, b, bs, 0);
+  CHECK(a.ep.connected() && b.ep.connected());
+  CHECK(a.ep.peerSession() == 0xB1 && b.ep.peerSession() == 0xA1);
+  CHECK(a.sendText("Hi"));
+  pump(a, as, b, bs, 1);
+  CHECK(b.ep.available() == 2);
+  bool isText = false;
+  CHECK(b.take(&isText) == "Hi" && isText);
+  const uint8_t bin[3] = {0, 0xFF, 7};
+  CHECK(b.ep.send(bin, 3, false) == Endpoint::kSent);
+  pump(a, as, b, bs, 2);
+  uint8_t got[8];
+  CHECK(a.ep.receive(got, sizeof got, &isText) == 3 && !isText && memcmp(got, bin, 3) == 0);
+  pump(a, as, b, bs, 3);
+  // Everything taken has been acknowledged: nothing left to resend on either side.
+  CHECK(a.ep.unackedBytes() == 0 && b.ep.unackedBytes() == 0);
+  CHECK(a.ep.messagesOut() == 1 && a.ep.messagesIn() == 1 && b.ep.bytesIn() == 2);
+  CHECK(a.closes.empty() && b.closes.empty());
+}
+
+void test_window_full_and_ack_frees_room() {
+  // b announces a 100-byte window with max_message 40: two 30-byte messages (50 each) fit.
+  Side a(0xA2, 1024, 4096, 4096), b(0xB2, 40, 100, 4096);
+  const int as = a.ep.open(0), bs = b.ep.open(0);
+  pump(a, as, b, bs, 0);
+  const std::string m(30, 'm');
+  CHECK(a.sendText(m + "1"));  // 31 bytes: 51
+  CHECK(!a.sendText(m));       // 51 + 50 > 100
+  CHECK(a.ep.send(reinterpret_cast<const uint8_t*>(m.data()), 41, false) == Endpoint::kTooLarge);
+  CHECK(a.sendText(std::string(29, 'k')));  // 51 + 49 = 100: exactly the window
+  pump(a, as, b, bs, 1);
+  CHECK(!a.sendText("x"));  // b holds both, unacknowledged until its application takes them
+  CHECK(b.take() == m + "1");
+  pump(a, as, b, bs, 2);
+  CHECK(a.sendText(m));  // the ack freed 51 bytes
+  pump(a, as, b, bs, 3);
+  CHECK(b.take() == std::string(29, 'k'));
+  CHECK(b.take() == m);
+  CHECK(b.take() == "<none>");
+  CHECK(b.closes.empty());
+}
+
+void test_resume_after_cut_drops_duplicates() {
+  Side a(0xA3, 1024, 8192, 8192), b(0xB3, 1024, 8192, 8192);
+  int as = a.ep.open(0), bs = b.ep.open(0);
+  pump(a, as, b, bs, 0);
+  for (int i = 0; i < 5; ++i) CHECK(a.sendText("msg" + std::to_string(i)));
+  // Two and a half frames get through, then the link is cut.
+  const size_t frame = kFrameOverhead + 4;
+  flow(a, as, b, bs, 1, 2 * frame + frame / 2);
+  CHECK(b.ep.available() == 4);
+  CHECK(b.take() == "msg0");  // its ACK never makes it
+  cut(a, as, b, bs);
+  CHECK(!a.ep.connected() && !b.ep.connected());
+  // Sending goes on while disconnected: it is queued for the resume.
+  CHECK(a.sendText("msg5"));
+  as = a.ep.open(10);
+  bs = b.ep.open(10);
+  pump(a, as, b, bs, 10);
+  CHECK(a.ep.connected() && b.ep.connected());
+  for (int i = 1; i < 6; ++i) CHECK(b.take() == "msg" + std::to_string(i));
+  CHECK(b.take() == "<none>");
+  CHECK(b.ep.duplicatesDropped() == 1);  // msg1 arrived twice
+  CHECK(a.ep.lostMessages() == 0);
+  pump(a, as, b, bs, 11);
+  CHECK(a.ep.unackedBytes() == 0);
+}
+
+void test_resend_is_byte_for_byte() {
+  Side a(0xA4, 1024, 8192, 8192), b(0xB4, 1024, 8192, 8192);
+  int as = a.ep.open(0), bs = b.ep.open(0);
+  pump(a, as, b, bs, 0);
+  CHECK(a.sendText("first"));
+  CHECK(a.sendText("second"));
+  std::vector<uint8_t> before, after;
+  flow(a, as, b, bs, 1, SIZE_MAX, &before);
+  cut(a, as, b, bs);
+  as = a.ep.open(2);
+  bs = b.ep.open(2);
+  // a's HELLO, then b's HELLO (ack 0: nothing taken), then a resends.
+  flow(a, as, b, bs, 2);
+  flow(b, bs, a, as, 2);
+  flow(a, as, b, bs, 2, SIZE_MAX, &after);
+  CHECK(before.size() == 2 * kFrameOverhead + 11);
+  CHECK(after == before);
+  CHECK(b.take() == "first" && b.take() == "second" && b.take() == "<none>");
+}
+
+void test_new_peer_session_resets_state() {
+  Side a(0xA5, 1024, 8192, 8192);
+  Side* b = new Side(0xB5, 1024, 8192, 8192);
+  int as = a.ep.open(0), bs = b->ep.open(0);
+  pump(a, as, *b, bs, 0);
+  CHECK(a.sendText("one") && a.sendText("two") && a.sendText("three"));
+  CHECK(b->sendText("for a"));
+  pump(a, as, *b, bs, 1);
+  CHECK(a.ep.available() == 5);  // delivered, not taken
+  cut(a, as, *b, bs);
+  delete b;  // the peer reboots: a new session id, no memory
+  Side b2(0xB6, 1024, 8192, 8192);
+  as = a.ep.open(5);
+  bs = b2.ep.open(5);
+  pump(a, as, b2, bs, 5);
+  CHECK(a.ep.connected());
+  CHECK(a.ep.lostMessages() == 3);  // never confirmed by the old peer
+  CHECK(a.ep.available() == -1);    // the old peer's stream is gone
+  CHECK(a.ep.nextSeq() == 1);
+  CHECK(a.sendText("fresh"));
+  pump(a, as, b2, bs, 6);
+  CHECK(b2.take() == "fresh");
+  CHECK(b2.closes.empty());
+}
+
+void test_garbage_closes_only_that_connection() {
+  Side a(0xA6, 1024, 8192, 8192), b(0xB7, 1024, 8192, 8192);
+  const int as = a.ep.open(0), bs = b.ep.open(0);
+  pump(a, as, b, bs, 0);
+  const int c = b.ep.open(1);
+  CHECK(c >= 0 && c != bs);
+  drain(b, c, 1);  // its HELLO
+  const char* http = "GET / HTTP/1.1\r\n\r\n";
+  b.ep.feed(c, reinterpret_cast<const uint8_t*>(http), strlen(http), 1);
+  CHECK(b.ep.closing(c));
+  CHECK(b.closes.size() == 1 && b.closes[0].code == kProtocol && b.closes[0].slot == c &&
+        b.closes[0].reason == "bad magic");
+  auto frames = drain(b, c, 1);
+  CHECK(frames.size() == 1 && frames[0].type == kClose && frames[0].payload[0] == kProtocol);
+  b.ep.release(c);
+  CHECK(b.ep.connected() && b.ep.activeSlot() == bs);
+  CHECK(a.sendText("still here"));
+  pump(a, as, b, bs, 2);
+  CHECK(b.take() == "still here");
+}
+
+void test_handshake_timeout() {
+  Side b(0xB8, 1024, 8192, 8192);
+  const int c = b.ep.open(100);
+  b.ep.tick(2099);
+  CHECK(!b.ep.closing(c));
+  b.ep.tick(2100);
+  CHECK(b.ep.closing(c) && b.closedWith(kTimeout));
+  auto frames = drain(b, c, 2100);  // HELLO was never written: the CLOSE replaces it
+  CHECK(frames.size() == 1 && frames[0].type == kClose && frames[0].payload[0] == kTimeout);
+}
+
+void test_newer_connection_replaces_older() {
+  Side a(0xA7, 1024, 8192, 8192), b(0xB9, 1024, 8192, 8192);
+  const int as = a.ep.open(0), bs = b.ep.open(0);
+  pump(a, as, b, bs, 0);
+  CHECK(a.sendText("before"));
+  pump(a, as, b, bs, 1);
+  const int as2 = a.ep.open(2), bs2 = b.ep.open(2);
+  pump(a, as2, b, bs2, 2);
+  CHECK(b.ep.activeSlot() == bs2 && b.ep.closing(bs) && b.closedWith(kReplaced));
+  CHECK(a.ep.activeSlot() == as2 && a.closedWith(kReplaced));
+  CHECK(a.sendText("after"));
+  pump(a, as2, b, bs2, 3);
+  CHECK(b.take() == "before" && b.take() == "after" && b.take() == "<none>");
+}
+
+void test_keepalive_and_dead_bound() {
+  Side a(0xAA, 1024, 8192, 8192, 1000), b(0xBA, 1024, 8192, 8192, 0);
+  const int as = a.ep.open(0), bs = b.ep.open(0);
+  pump(a, as, b, bs, 0);
+  a.ep.tick(999);
+  const uint8_t* p;
+  CHECK(a.ep.peekOutput(as, &p, 999) == 0);
+  a.ep.tick(1000);
+  auto ping = drain(a, as, 1000);
+  CHECK(ping.size() == 1 && ping[0].type == kPing);
+  feedFrame(b, bs, kPing, 0, 0, ping[0].payload, 1000);
+  auto pong = drain(b, bs, 1000);
+  CHECK(pong.size() == 1 && pong[0].type == kPong && pong[0].payload == ping[0].payload);
+  feedFrame(a, as, kPong, 0, 0, pong[0].payload, 1012);
+  CHECK(a.ep.lastRttMs() == 12);
+  // b announced keepalive 0: a's dead bound is the 10 s default from the last frame (1012).
+  a.ep.tick(11011);
+  CHECK(a.ep.connected());
+  a.ep.tick(11012);
+  CHECK(!a.ep.connected() && a.closedWith(kTimeout));
+  // b's dead bound is 3 x a's 1000 ms from its last frame (the PING at 1000).
+  b.ep.tick(3999);
+  CHECK(b.ep.connected());
+  b.ep.tick(4000);
+  CHECK(!b.ep.connected() && b.closedWith(kTimeout));
+}
+
+void test_scripted_hello_fields() {
+  Scripted s(256, 1024, 1024);
+  CHECK(s.hello.size() == 1 && s.hello[0].type == kHello && s.hello[0].ack == 0);
+  Hello h;
+  const char* why;
+  CHECK(decodeHello(s.hello[0].payload.data(), s.hello[0].payload.size(), &h, &why) == kNormal);
+  CHECK(h.maxMessage == 256 && h.window == 1024 && h.keepaliveMs == 1000);
+  CHECK(h.session == 0xD0D0 && h.resume == 0);
+  CHECK(s.dev.ep.connected());
+}
+
+void test_ack_when_application_takes() {
+  Scripted s;
+  feedFrame(s.dev, s.slot, kText, 1, 0, bytesOf("abc"));
+  CHECK(drain(s.dev, s.slot, 0).empty());  // not taken yet: no ack
+  CHECK(s.dev.take() == "abc");
+  auto out = drain(s.dev, s.slot, 0);
+  CHECK(out.size() == 1 && out[0].type == kAck && out[0].ack == 1);
+  // A reply piggy-backs the ack; no separate ACK needed.
+  feedFrame(s.dev, s.slot, kBinary, 2, 0, bytesOf("de"));
+  CHECK(s.dev.take() == "de");
+  CHECK(s.dev.sendText("re"));
+  out = drain(s.dev, s.slot, 0);
+  CHECK(out.size() == 1 && out[0].type == kText && out[0].seq == 1 && out[0].ack == 2);
+}
+
+void test_sequence_gap_is_rejected() {
+  Scripted s;
+  feedFrame(s.dev, s.slot, kText, 1, 0, bytesOf("a"));
+  feedFrame(s.dev, s.slot, kText, 1, 0, bytesOf("a"));  // duplicate: dropped silently
+  CHECK(!s.dev.ep.closing(s.slot));
+  feedFrame(s.dev, s.slot, kText, 3, 0, bytesOf("c"));
+  CHECK(s.dev.ep.closing(s.slot) && s.dev.closedWith(kSequence));
+  CHECK(s.dev.take() == "a" && s.dev.take() == "<none>");
+}
+
+void test_window_overrun_is_rejected() {
+  Scripted s(256, 300, 1024);  // window 300
+  const std::vector<uint8_t> p(120, 'w');  // 140 per frame
+  feedFrame(s.dev, s.slot, kBinary, 1, 0, p);
+  feedFrame(s.dev, s.slot, kBinary, 2, 0, p);
+  CHECK(!s.dev.ep.closing(s.slot));
+  CHECK(s.dev.take().size() == 120);  // taken, but the ack has not gone out yet
+  feedFrame(s.dev, s.slot, kBinary, 3, 0, p);
+  CHECK(s.dev.ep.closing(s.slot) && s.dev.closedWith(kWindow));
+}
+
+void test_window_reopens_after_ack_goes_out() {
+  Scripted s(256, 300, 1024);
+  const std::vector<uint8_t> p(120, 'w');
+  feedFrame(s.dev, s.slot, kBinary, 1, 0, p);
+  feedFrame(s.dev, s.slot, kBinary, 2, 0, p);
+  CHECK(s.dev.take().size() == 120);
+  auto out = drain(s.dev, s.slot, 0);
+  CHECK(out.size() == 1 && out[0].type == kAck && out[0].ack == 1);
+  feedFrame(s.dev, s.slot, kBinary, 3, 0, p);
+  CHECK(!s.dev.ep.closing(s.slot));
+  CHECK(s.dev.take().size() == 120 && s.dev.take().size() == 120);
+}
+
+void test_bad_acks_and_hellos() {
+  {
+    Scripted s;
+    feedFrame(s.dev, s.slot, kAck, 0, 1, {});  // nothing was ever sent
+    CHECK(s.dev.closedWith(kProtocol));
+  }
+  {
+    Scripted s;
+    feedFrame(s.dev, s.slot, kHello, 0, 0, helloPayload(0xAAAA, 0));
+    CHECK(s.dev.closedWith(kProtocol) && s.dev.closes[0].reason == "second HELLO");
+  }
+  {
+    Side dev(0xD1, 256, 1024, 1024);
+    const int c = dev.ep.open(0);
+    feedFrame(dev, c, kText, 1, 0, bytesOf("early"));
+    CHECK(dev.closedWith(kProtocol) && dev.closes[0].reason == "frame before HELLO");
+  }
+  {
+    Side dev(0xD2, 256, 1024, 1024);
+    const int c = dev.ep.open(0);
+    auto hp = helloPayload(0xAAAA, 0);
+    hp[0] = 2;
+    feedFrame(dev, c, kHello, 0, 0, hp);
+    CHECK(dev.closedWith(kVersion) && !dev.ep.connected());
+  }
+  {
+    // A data header larger than max_message fails at once, before any payload arrives.
+    Scripted s(256);
+    uint8_t header[kHeaderSize];
+    writeHeader(header, kBinary, 257, 1, 0);
+    s.dev.ep.feed(s.slot, header, sizeof header, 0);
+    CHECK(s.dev.closedWith(kTooLarge));
+  }
+}
+
+void test_peer_close_and_app_close() {
+  {
+    Scripted s;
+    const std::vector<uint8_t> p = {0, 'b', 'y', 'e', 0x01};
+    feedFrame(s.dev, s.slot, kClose, 0, 0, p);
+    CHECK(s.dev.closes.size() == 1 && s.dev.closes[0].kind == kClosedByPeer &&
+          s.dev.closes[0].reason == "bye?");
+    CHECK(drain(s.dev, s.slot, 0).empty());  // no CLOSE answers a CLOSE
+  }
+  {
+    Scripted s;
+    s.dev.ep.close();
+    auto out = drain(s.dev, s.slot, 0);
+    CHECK(out.size() == 1 && out[0].type == kClose && out[0].payload[0] == kNormal);
+    CHECK(!s.dev.ep.connected() && s.dev.ep.peerSession() == 0);
+  }
+}
+
+void test_receive_buffer_too_small_keeps_message() {
+  Scripted s;
+  feedFrame(s.dev, s.slot, kBinary, 1, 0, bytesOf("0123456789"));
+  uint8_t small[4];
+  CHECK(s.dev.ep.receive(small, sizeof small, nullptr) == -2);
+  CHECK(s.dev.ep.available() == 10);
+  CHECK(s.dev.take() == "0123456789");
+}
+
+void test_partial_writes_interleave_safely() {
+  // A socket that takes 7 bytes at a time must still carry whole, in-order frames.
+  Side a(0xAB, 1024, 4096, 600), b(0xBB, 1024, 4096, 4096);
+  const int as = a.ep.open(0), bs = b.ep.open(0);
+  pump(a, as, b, bs, 0);
+  int sent = 0, got = 0;
+  for (int round = 0; round < 5000 && got < 40; ++round) {
+    while (sent < 40 && a.sendText("message number " + std::to_string(sent))) ++sent;
+    flow(a, as, b, bs, round, 7);
+    flow(b, bs, a, as, round, 7);
+    std::string m;
+    while ((m = b.take()) != "<none>") {
+      CHECK(m == "message number " + std::to_string(got));
+      ++got;
+    }
+  }
+  CHECK(sent == 40 && got == 40);
+  CHECK(a.closes.empty() && b.closes.empty());
+}
+
+// Deterministic random schedule: sends, takes, partial flows and cuts; every message must
+// arrive exactly once and in order in both directions.
+void test_random_schedule_exactly_once() {
+  uint64_t state = 0x9E3779B97F4A7C15ULL;
+  auto rnd = [&state](uint32_t n) {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return static_cast<uint32_t>(state % n);
+  };
+  Side a(0xAC, 512, 2048, 1500), b(0xBC, 300, 1200, 2048);
+  int as = a.ep.open(0), bs = b.ep.open(0);
+  int sentA = 0, sentB = 0, gotA = 0, gotB = 0, cuts = 0;
+  for (uint32_t t = 1; t < 4000; ++t) {
+    switch (rnd(10)) {
+      case 0:
+      case 1: {
+        std::string m = "a" + std::to_string(sentA) + std::string(rnd(200), '.');
+        if (a.sendText(m)) ++sentA;
+        break;
+      }
+      case 2: {
+        std::string m = "b" + std::to_string(sentB) + std::string(rnd(250), ',');
+        if (b.sendText(m)) ++sentB;
+        break;
+      }
+      case 3:
+      case 4: {
+        std::string m = b.take();
+        if (m != "<none>") {
+          CHECK(m.compare(0, m.find('.'), "a" + std::to_string(gotB)) == 0);
+          ++gotB;
+        }
+        m = a.take();
+        if (m != "<none>") {
+          CHECK(m.compare(0, m.find(','), "b" + std::to_string(gotA)) == 0);
+          ++gotA;
+        }
+        break;
+      }
+      case 5:
+      case 6:
+      case 7:
+        if (as >= 0 && bs >= 0) {
+          flow(a, as, b, bs, t, 1 + rnd(300));
+          flow(b, bs, a, as, t, 1 + rnd(300));
+        }
+        break;
+      case 8:
+        if (rnd(8) == 0 && as >= 0) {
+          cut(a, as, b, bs);
+          as = bs = -1;
+          ++cuts;
+        }
+        break;
+      default:
+        if (as < 0) {
+          as = a.ep.open(t);
+          bs = b.ep.open(t);
+        }
+        break;
+    }
+    if (!a.closes.empty() && a.closes.back().kind == kClosedLocally) break;
+  }
+  // Drain: reconnect and deliver everything.
+  if (as < 0) {
+    as = a.ep.open(5000);
+    bs = b.ep.open(5000);
+  }
+  for (int i = 0; i < 500; ++i) {
+    pump(a, as, b, bs, 5000);
+    std::string m;
+    while ((m = b.take()) != "<none>") ++gotB;
+    while ((m = a.take()) != "<none>") ++gotA;
+  }
+  pump(a, as, b, bs, 5000);
+  for (const auto& c : a.closes) CHECK(c.kind != kClosedLocally);
+  for (const auto& c : b.closes) CHECK(c.kind != kClosedLocally);
+  CHECK(cuts > 3);
+  CHECK(sentA > 50 && sentB > 50);
+  CHECK(gotB == sentA && gotA == sentB);
+  CHECK(a.ep.unackedBytes() == 0 && b.ep.unackedBytes() == 0);
+  printf("INFO random schedule: %d/%d messages, %d cuts, %u+%u duplicates dropped\n", sentA,
+         sentB, cuts, a.ep.duplicatesDropped(), b.ep.duplicatesDropped());
+}
+
+}  // namespace
+
+int main() {
+  setvbuf(stdout, nullptr, _IOLBF, 0);  // lines survive a sanitizer abort
+  struct Test {
+    const char* name;
+    void (*fn)();
+  };
+  const Test tests[] = {
+      {"hello_exchange_and_echo", test_hello_exchange_and_echo},
+      {"window_full_and_ack_frees_room", test_window_full_and_ack_frees_room},
+      {"resume_after_cut_drops_duplicates", test_resume_after_cut_drops_duplicates},
+      {"resend_is_byte_for_byte", test_resend_is_byte_for_byte},
+      {"new_peer_session_resets_state", test_new_peer_session_resets_state},
+      {"garbage_closes_only_that_connection", test_garbage_closes_only_that_connection},
+      {"handshake_timeout", test_handshake_timeout},
+      {"newer_connection_replaces_older", test_newer_connection_replaces_older},
+      {"keepalive_and_dead_bound", test_keepalive_and_dead_bound},
+      {"scripted_hello_fields", test_scripted_hello_fields},
+      {"ack_when_application_takes", test_ack_when_application_takes},
+      {"sequence_gap_is_rejected", test_sequence_gap_is_rejected},
+      {"window_overrun_is_rejected", test_window_overrun_is_rejected},
+      {"window_reopens_after_ack_goes_out", test_window_reopens_after_ack_goes_out},
+      {"bad_acks_and_hellos", test_bad_acks_and_hellos},
+      {"peer_close_and_app_close", test_peer_close_and_app_close},
+      {"receive_buffer_too_small_keeps_message", test_receive_buffer_too_small_keeps_message},
+      {"partial_writes_interleave_safely", test_partial_writes_interleave_safely},
+      {"random_schedule_exactly_once", test_random_schedule_exactly_once},
+  };
+  for (const Test& t : tests) {
+    const int before = g_failures;
+    t.fn();
+    printf("%s %s\n", g_failures == before ? "PASS" : "FAIL", t.name);
+  }
+  printf("%d checks, %d failures\n", g_checks, g_failures);
+  return g_failures == 0 ? 0 : 1;
+}
