@@ -383,13 +383,20 @@ class Session:
             self._drop_acked(ack)
             # Resend the rest byte-for-byte; their stale ack fields are harmless.
             self._out.extend(raw for _, raw, _ in self._unacked)
+        elif same_peer and hello.resume == 0 and self._peer_ack == 0:
+            # The peer we knew never completed a HELLO (the connection dropped before
+            # ours reached it), so it delivered nothing of ours and expects seq 1: our
+            # whole stream is still valid, resend it as it is (nothing is lost).
+            self._out.extend(raw for _, raw, _ in self._unacked)
         else:
             lost = self.unacked_messages
             self._unacked.clear()
             self._unacked_bytes = 0
             self._next_seq = 1
             self._peer_ack = 0
-        reset = self._known_peer != 0 and (not same_peer or not keeps_ours)
+        # A rebooted peer is always reported; a peer that merely forgot our stream only
+        # when something of ours is gone with it.
+        reset = self._known_peer != 0 and (not same_peer or bool(lost))
         self._known_peer = hello.session
         self._peer = hello
         self.state = State.OPEN
