@@ -1,0 +1,267 @@
+// WiFiSocket for the ESP8266 Arduino core: whole messages (text or binary) over WiFi TCP,
+// exactly once and in order across link drops. The device half of harness.wifisocket.
+//
+//   WiFiSocket soc;                  // max message 4096, 8 KiB receive window, 8 KiB resend
+//   soc.begin(8080);                 // listen (or soc.connect("192.168.1.10", 8080))
+//   loop(): soc.loop(); if (soc.available() >= 0) { n = soc.receive(buf, sizeof buf, &text); }
+//           soc.send("Hi");          // false = no room now: call loop() and try again
+//
+// All memory is inside the object (sizes are template parameters); nothing is allocated
+// after begin(). The protocol logic lives in wifisocket/ (portable, no Arduino).
+#pragma once
+
+#include <Arduino.h>
+#include <ESP8266WiFi.h>
+#include <string.h>
+
+#include <new>
+
+#include "wifisocket/frame.h"
+#include "wifisocket/session.h"
+
+template <size_t MaxMessage, size_t RxBytes, size_t TxBytes>
+class WiFiSocketT {
+  static_assert(MaxMessage >= 1, "MaxMessage must be at least 1");
+  static_assert(RxBytes >= MaxMessage + wsock::kFrameOverhead,
+                "RxBytes (the receive window) must hold one frame of MaxMessage + 20 bytes");
+  static_assert(TxBytes >= wsock::kFrameOverhead + 1, "TxBytes must hold a frame");
+  static_assert(RxBytes <= 0x7FFFFFFF && TxBytes <= 0x7FFFFFFF, "buffers too large");
+
+ public:
+  static constexpr int kSlots = wsock::Endpoint::kMaxSlots;
+
+  WiFiSocketT()
+      : ep_(config(), wsock::EndpointBuffers{decoderBuf_, sizeof decoderBuf_, rxBuf_,
+                                             sizeof rxBuf_, txBuf_, sizeof txBuf_}) {
+    ep_.setCloseHook(&WiFiSocketT::onClose, this);
+  }
+  ~WiFiSocketT() { close(); }
+  WiFiSocketT(const WiFiSocketT&) = delete;
+  WiFiSocketT& operator=(const WiFiSocketT&) = delete;
+
+  /// Listens on `port` (the device is the server); up to 4 connections, one session.
+  bool begin(uint16_t port) {
+    close();
+    ep_.start(newSessionId());
+    server_ = new (serverMem_) WiFiServer(port);  // placement: no heap
+    server_->begin();
+    server_->setNoDelay(true);
+    mode_ = kServer;
+    return true;
+  }
+
+  /// Dials a host's WiFiSocket.serve; redials by itself (backoff up to 5 s) when cut.
+  bool connect(const char* host, uint16_t port) {
+    close();
+    if (host == nullptr || strlen(host) >= sizeof host_) return false;
+    strncpy(host_, host, sizeof host_ - 1);
+    host_[sizeof host_ - 1] = 0;
+    port_ = port;
+    ep_.start(newSessionId());
+    mode_ = kClient;
+    dialSlot_ = -1;
+    nextDialAt_ = millis();
+    backoffMs_ = kDialMinMs;
+    return true;
+  }
+
+  /// Call from loop(): accepts, reads, writes, keepalive, resend and timeouts. Never blocks
+  /// (except a redial in client mode, which the core's connect() makes blocking).
+  void loop() {
+    if (mode_ == kIdle) return;
+    uint32_t now = millis();
+    if (mode_ == kServer) acceptPending(now);
+    if (mode_ == kClient) dial(now);
+    for (int i = 0; i < kSlots; ++i) readSlot(i, now);
+    now = millis();
+    ep_.tick(now);
+    for (int i = 0; i < kSlots; ++i) writeSlot(i, now);
+  }
+
+  bool connected() const { return ep_.connected(); }
+  /// Length of the next message, -1 if none.
+  int available() const { return ep_.available(); }
+  /// Copies the next message out: its length, -1 if none, -2 if `cap` is too small.
+  int receive(uint8_t* buf, size_t cap, bool* isText = nullptr) {
+    return ep_.receive(buf, cap, isText);
+  }
+  /// Queues a message. False: no room now (retry after loop()), too large, or no peer yet.
+  bool send(const uint8_t* data, size_t len, bool isText = false) {
+    return ep_.send(data, len, isText) == wsock::Endpoint::kSent;
+  }
+  bool send(const char* text) {
+    return send(reinterpret_cast<const uint8_t*>(text), strlen(text), true);
+  }
+  /// Closes every connection (CLOSE NORMAL) and ends the session; begin()/connect() again.
+  void close() {
+    if (mode_ == kIdle) return;
+    ep_.close();
+    const uint32_t now = millis();
+    for (int i = 0; i < kSlots; ++i) writeSlot(i, now);
+    if (server_ != nullptr) {
+      server_->stop();
+      server_->~WiFiServer();
+      server_ = nullptr;
+    }
+    mode_ = kIdle;
+  }
+  /// Where "WS CLOSE code=<n> reason=<text>" and friends are printed.
+  void setLog(Print& out) { log_ = &out; }
+
+  uint32_t maxMessage() const { return ep_.maxMessage(); }
+  uint32_t messagesIn() const { return ep_.messagesIn(); }
+  uint32_t messagesOut() const { return ep_.messagesOut(); }
+  uint32_t bytesIn() const { return ep_.bytesIn(); }
+  uint32_t bytesOut() const { return ep_.bytesOut(); }
+  /// Messages the peer never confirmed before it restarted with a new session.
+  uint32_t lostMessages() const { return ep_.lostMessages(); }
+  uint32_t lastRttMs() const { return ep_.lastRttMs(); }
+  /// The peer's session id (changes when a new host WiFiSocket connects); 0 if none.
+  uint64_t peerSession() const { return ep_.peerSession(); }
+
+ private:
+  enum Mode : uint8_t { kIdle, kServer, kClient };
+  static constexpr size_t kDecoderCap =
+      (MaxMessage > wsock::kCloseMaxPayload ? MaxMessage : wsock::kCloseMaxPayload) +
+      wsock::kFrameOverhead;
+  static constexpr uint32_t kDialMinMs = 500;
+  static constexpr uint32_t kDialMaxMs = 5000;
+  static constexpr size_t kReadBudget = 8192;  // per connection per loop(): stay responsive
+
+  static wsock::EndpointConfig config() {
+    wsock::EndpointConfig c;
+    c.maxMessage = MaxMessage;
+    return c;
+  }
+
+  static uint64_t newSessionId() {
+    uint64_t id = (static_cast<uint64_t>(ESP.random()) << 32) | ESP.random();
+    return id != 0 ? id : 1;
+  }
+
+  void acceptPending(uint32_t now) {
+    while (server_->hasClient()) {
+      WiFiClient c = server_->accept();
+      if (!c) return;
+      const int slot = ep_.open(now);
+      if (slot < 0) {
+        // Every slot is busy (they time out within 2 s without HELLO): refuse this one
+        // rather than leave it pending, which would keep loop() spinning.
+        c.stop();
+        if (log_ != nullptr) log_->println("WS BUSY no free connection slot");
+        continue;
+      }
+      c.setNoDelay(true);
+      clients_[slot] = c;
+    }
+  }
+
+  void dial(uint32_t now) {
+    if (dialSlot_ >= 0 || static_cast<int32_t>(now - nextDialAt_) < 0) return;
+    if (WiFi.status() != WL_CONNECTED) return;
+    WiFiClient c;
+    if (c.connect(host_, port_) != 1) {
+      nextDialAt_ = millis() + backoffMs_;
+      backoffMs_ = backoffMs_ * 2 > kDialMaxMs ? kDialMaxMs : backoffMs_ * 2;
+      return;
+    }
+    const int slot = ep_.open(millis());
+    if (slot < 0) {
+      c.stop();
+      return;
+    }
+    c.setNoDelay(true);
+    clients_[slot] = c;
+    dialSlot_ = slot;
+    backoffMs_ = kDialMinMs;
+  }
+
+  void readSlot(int i, uint32_t now) {
+    if (!ep_.inUse(i) || ep_.closing(i)) return;
+    WiFiClient& c = clients_[i];
+    size_t budget = kReadBudget;
+    while (budget > 0 && ep_.inUse(i) && !ep_.closing(i)) {
+      const int avail = c.available();
+      if (avail <= 0) break;
+      size_t want = static_cast<size_t>(avail) < sizeof readBuf_ ? avail : sizeof readBuf_;
+      const int n = c.read(readBuf_, want);
+      if (n <= 0) break;
+      ep_.feed(i, readBuf_, static_cast<size_t>(n), now);
+      budget -= static_cast<size_t>(n) < budget ? static_cast<size_t>(n) : budget;
+    }
+    if (ep_.inUse(i) && !ep_.closing(i) && !c.connected()) {
+      ep_.transportLost(i);
+      c.stop();
+      slotGone(i);
+    }
+  }
+
+  void writeSlot(int i, uint32_t now) {
+    if (!ep_.inUse(i)) return;
+    WiFiClient& c = clients_[i];
+    for (;;) {
+      const uint8_t* p = nullptr;
+      const size_t n = ep_.peekOutput(i, &p, now);
+      if (n == 0) break;
+      const int room = c.availableForWrite();
+      if (room <= 0) break;
+      const size_t want = n < static_cast<size_t>(room) ? n : static_cast<size_t>(room);
+      const size_t wrote = c.write(p, want);
+      if (wrote == 0) break;
+      ep_.consumeOutput(i, wrote, now);
+      if (wrote < want) break;
+    }
+    if (ep_.closing(i)) {
+      // Read what is left first: closing with unread data makes TCP send a reset, which
+      // can destroy the CLOSE frame before the peer reads it.
+      for (int k = 0; k < 8 && c.available() > 0; ++k) {
+        if (c.read(readBuf_, sizeof readBuf_) <= 0) break;
+      }
+      c.stop();
+      ep_.release(i);
+      slotGone(i);
+    }
+  }
+
+  void slotGone(int i) {
+    if (mode_ == kClient && i == dialSlot_) {
+      dialSlot_ = -1;
+      nextDialAt_ = millis() + backoffMs_;
+    }
+  }
+
+  static void onClose(void* ctx, int slot, uint8_t kind, uint8_t code, const char* reason) {
+    WiFiSocketT* self = static_cast<WiFiSocketT*>(ctx);
+    Print* out = self->log_;
+    if (out == nullptr) return;
+    (void)slot;
+    // Separate print calls: Print::printf may allocate for long lines on the core.
+    if (kind == wsock::kConnectionLost) {
+      out->println("WS LOST connection dropped");
+      return;
+    }
+    out->print(kind == wsock::kClosedByPeer ? "WS PEER-CLOSE code=" : "WS CLOSE code=");
+    out->print(static_cast<unsigned>(code));
+    out->print(" reason=");
+    out->println(reason);
+  }
+
+  uint8_t decoderBuf_[kDecoderCap];
+  uint8_t rxBuf_[RxBytes];
+  uint8_t txBuf_[TxBytes];
+  uint8_t readBuf_[256];
+  wsock::Endpoint ep_;
+  WiFiClient clients_[kSlots];
+  alignas(WiFiServer) unsigned char serverMem_[sizeof(WiFiServer)];
+  WiFiServer* server_ = nullptr;
+  Print* log_ = nullptr;
+  Mode mode_ = kIdle;
+  char host_[64] = {};
+  uint16_t port_ = 0;
+  int dialSlot_ = -1;
+  uint32_t nextDialAt_ = 0;
+  uint32_t backoffMs_ = kDialMinMs;
+};
+
+/// The echo service's defaults (docs/protocol.md §5).
+using WiFiSocket = WiFiSocketT<4096, 8192, 8192>;
