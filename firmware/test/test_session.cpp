@@ -458,6 +458,23 @@ void test_bad_acks_and_hellos() {
     CHECK(dev.closedWith(kProtocol) && dev.closes[0].reason == "frame before HELLO");
   }
   {
+    // Larger than the handshake decoder's buffer: checked by CRC without being stored.
+    Side dev(0xD3, 1024, 2048, 1024);
+    const int c = dev.ep.open(0);
+    feedFrame(dev, c, kBinary, 1, 0, std::vector<uint8_t>(1000, 0x5A));
+    CHECK(dev.closes.size() == 1 && dev.closedWith(kProtocol) &&
+          dev.closes[0].reason == "frame before HELLO");
+  }
+  {
+    // A corrupt frame before HELLO is reported as corrupt, not as out of order.
+    Side dev(0xD4, 1024, 2048, 1024);
+    const int c = dev.ep.open(0);
+    auto b = frameBytes(kText, 1, 0, bytesOf("hello"));
+    b.back() ^= 1;
+    dev.ep.feed(c, b.data(), b.size(), 0);
+    CHECK(dev.closes.size() == 1 && dev.closedWith(kBadCrc));
+  }
+  {
     Side dev(0xD2, 256, 1024, 1024);
     const int c = dev.ep.open(0);
     auto hp = helloPayload(0xAAAA, 0);

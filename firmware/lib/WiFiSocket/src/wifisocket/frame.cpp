@@ -80,6 +80,7 @@ FrameDecoder::FrameDecoder(uint8_t* buffer, size_t capacity, uint32_t maxMessage
 void FrameDecoder::reset() {
   fill_ = 0;
   need_ = 0;
+  discard_ = false;
   frameDone_ = false;
   error_ = 0xFF;
   reason_ = "";
@@ -118,9 +119,8 @@ FrameDecoder::Status FrameDecoder::checkHeader() {
   }
   if (data && frame_.seq == 0) return fail(kProtocol, "data frame with seq 0");
   if (!data && frame_.seq != 0) return fail(kProtocol, "control frame with seq");
-  // Protocol-legal but beyond what this decoder was given memory for.
-  if (length > cap_ - kFrameOverhead) return fail(kTooLarge, "frame larger than receive buffer");
   need_ = kFrameOverhead + static_cast<size_t>(length);
+  crc_ = crc32(buf_, kHeaderSize);
   return kHeader;
 }
 
@@ -131,6 +131,7 @@ FrameDecoder::Status FrameDecoder::feed(const uint8_t* data, size_t len, size_t*
     // The previous call handed out a frame; its bytes may now be reused.
     fill_ = 0;
     need_ = 0;
+    discard_ = false;
     frameDone_ = false;
     frame_ = FrameView();
   }
@@ -149,16 +150,26 @@ FrameDecoder::Status FrameDecoder::feed(const uint8_t* data, size_t len, size_t*
       }
       continue;
     }
-    size_t take = need_ - fill_;
-    if (take > len - i) take = len - i;
-    memcpy(buf_ + fill_, data + i, take);
-    fill_ += take;
-    i += take;
-    if (fill_ == need_) {
+    const size_t payloadEnd = need_ - kCrcSize;
+    if (fill_ < payloadEnd) {
+      // Protocol-legal but beyond the memory this decoder was given (unless discarded).
+      if (!discard_ && need_ > cap_) {
+        *consumed = i;
+        return fail(kTooLarge, "frame larger than receive buffer");
+      }
+      size_t take = payloadEnd - fill_;
+      if (take > len - i) take = len - i;
+      if (!discard_) memcpy(buf_ + fill_, data + i, take);
+      crc_ = crc32Update(crc_, data + i, take);
+      fill_ += take;
+      i += take;
+      continue;
+    }
+    crcBytes_[fill_ - payloadEnd] = data[i++];
+    if (++fill_ == need_) {
       *consumed = i;
-      const size_t body = need_ - kCrcSize;
-      if (crc32(buf_, body) != getU32(buf_ + body)) return fail(kBadCrc, "CRC mismatch");
-      frame_.payload = buf_ + kHeaderSize;
+      if (crc_ != getU32(crcBytes_)) return fail(kBadCrc, "CRC mismatch");
+      frame_.payload = discard_ ? nullptr : buf_ + kHeaderSize;
       frameDone_ = true;
       return kFrame;
     }

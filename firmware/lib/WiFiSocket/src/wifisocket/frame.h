@@ -135,6 +135,9 @@ class FrameDecoder {
   void setMaxMessage(uint32_t maxMessage) { maxMessage_ = maxMessage; }
   /// Forgets any partial frame and error (a fresh connection).
   void reset();
+  /// After kHeader: do not store this frame's payload, only check its CRC (the caller
+  /// will refuse the frame anyway and needs no memory for it). frame().payload stays null.
+  void discardPayload() { discard_ = true; }
 
  private:
   Status fail(uint8_t code, const char* reason);
@@ -143,8 +146,11 @@ class FrameDecoder {
   uint8_t* buf_;
   size_t cap_;
   uint32_t maxMessage_;
-  size_t fill_ = 0;
+  size_t fill_ = 0;  // bytes of the current frame taken so far
   size_t need_ = 0;  // total frame size once the header is known, else 0
+  uint32_t crc_ = 0; // running CRC over header and payload
+  uint8_t crcBytes_[kCrcSize] = {};
+  bool discard_ = false;
   bool frameDone_ = false;
   uint8_t error_ = 0xFF;
   const char* reason_ = "";

@@ -368,7 +368,7 @@ void Endpoint::feed(int slot, const uint8_t* data, size_t len, uint32_t now) {
       case FrameDecoder::kNeedMore:
         break;
       case FrameDecoder::kHeader:
-        onHeader(slot, dec.frame());
+        onHeader(slot, dec);
         break;
       case FrameDecoder::kFrame:
         onFrame(slot, dec.frame(), now);
@@ -380,10 +380,13 @@ void Endpoint::feed(int slot, const uint8_t* data, size_t len, uint32_t now) {
   }
 }
 
-void Endpoint::onHeader(int slot, const FrameView& f) {
-  // Before HELLO only HELLO (or a CLOSE) is legal; say so before buffering a payload.
-  if (slots_[slot].state == Slot::kHandshake && f.type != kHello && f.type != kClose) {
-    closeSlot(slot, kClosedLocally, kProtocol, "frame before HELLO");
+void Endpoint::onHeader(int slot, FrameDecoder& dec) {
+  // Before HELLO only HELLO (or a CLOSE) is legal. Anything else is refused once its CRC is
+  // checked (a corrupt frame is BAD_CRC, not out of order), without storing its payload:
+  // the handshake decoder has room for control frames only.
+  const uint8_t type = dec.frame().type;
+  if (slots_[slot].state == Slot::kHandshake && type != kHello && type != kClose) {
+    dec.discardPayload();
   }
 }
 
@@ -403,7 +406,11 @@ void Endpoint::onFrame(int slot, const FrameView& f, uint32_t now) {
     return;
   }
   if (s.state == Slot::kHandshake) {
-    onHello(slot, f, now);  // onHeader already refused every other type
+    if (f.type == kHello) {
+      onHello(slot, f, now);
+    } else {
+      closeSlot(slot, kClosedLocally, kProtocol, "frame before HELLO");
+    }
     return;
   }
   if (!applyAck(slot, f.ack)) return;

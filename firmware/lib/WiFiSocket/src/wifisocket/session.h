@@ -191,7 +191,7 @@ class Endpoint {
   void closeSlot(int slot, uint8_t kind, uint8_t code, const char* reason);
   void queueScratch(Slot& s, uint8_t type, const uint8_t* payload, size_t len);
   bool selectOutput(Slot& s, uint32_t now);
-  void onHeader(int slot, const FrameView& f);
+  void onHeader(int slot, FrameDecoder& dec);
   void onFrame(int slot, const FrameView& f, uint32_t now);
   void onHello(int slot, const FrameView& f, uint32_t now);
   bool applyAck(int slot, uint32_t ack);
