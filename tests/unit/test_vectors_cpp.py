@@ -38,8 +38,16 @@ FW = ROOT / "firmware"
 CORE = FW / "lib" / "WiFiSocket" / "src"
 VECTORS = json.loads((ROOT / "tests" / "vectors" / "frames.json").read_text())
 CXXFLAGS = [
-    "-std=c++17", "-Wall", "-Wextra", "-Werror", "-fno-exceptions", "-fno-rtti",
-    "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g", "-O1",
+    "-std=c++17",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-fno-exceptions",
+    "-fno-rtti",
+    "-fsanitize=address,undefined",
+    "-fno-sanitize-recover=all",
+    "-g",
+    "-O1",
 ]
 COMPILE_TIMEOUT = 240.0
 ANSWER_TIMEOUT = 20.0
@@ -121,8 +129,9 @@ class Tool:
 
 @pytest.fixture(scope="module")
 def tool() -> Iterator[Tool]:
-    exe = _build("vector_tool", [FW / "test" / "vector_tool.cpp",
-                                 CORE / "wifisocket" / "frame.cpp"])
+    exe = _build(
+        "vector_tool", [FW / "test" / "vector_tool.cpp", CORE / "wifisocket" / "frame.cpp"]
+    )
     t = Tool(exe)
     yield t
     t.close()
@@ -141,6 +150,7 @@ def _ids(entries: list[dict[str, Any]]) -> list[str]:
 
 
 # --- vectors -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("vec", VECTORS["frames"], ids=_ids(VECTORS["frames"]))
 def test_frame_vector_encodes(tool: Tool, vec: dict[str, Any]) -> None:
@@ -178,8 +188,10 @@ def test_invalid_vector(tool: Tool, vec: dict[str, Any], chunk: int) -> None:
 
 @pytest.mark.parametrize("vec", VECTORS["hellos"], ids=_ids(VECTORS["hellos"]))
 def test_hello_vector(tool: Tool, vec: dict[str, Any]) -> None:
-    fields = (f"{vec['version']}:{vec['max_message']}:{vec['window']}:{vec['keepalive_ms']}:"
-              f"{vec['session']}:{vec['resume']}")
+    fields = (
+        f"{vec['version']}:{vec['max_message']}:{vec['window']}:{vec['keepalive_ms']}:"
+        f"{vec['session']}:{vec['resume']}"
+    )
     assert tool.ask(f"hello {vec['payload']}") == f"H:{fields}"
     encoded = tool.ask("encode_hello " + fields.replace(":", " "))
     # The encoder writes the 32 bytes of version 1; longer payloads only add ignored bytes.
@@ -198,6 +210,7 @@ def test_tool_reports_bad_commands(tool: Tool) -> None:
 
 
 # --- properties ----------------------------------------------------------------------------
+
 
 def _py_frame(ftype: int, payload: bytes, seq: int, ack: int) -> bytes:
     body = b"WS" + struct.pack(">BBIII", ftype, 0, len(payload), seq, ack) + payload
@@ -220,8 +233,9 @@ def valid_frames(draw: st.DrawFn) -> tuple[int, bytes, int, int]:
 
 @settings(max_examples=150)
 @given(frames=st.lists(valid_frames(), max_size=6), chunk=st.integers(0, 40))
-def test_property_valid_streams_decode(tool: Tool, frames: list[tuple[int, bytes, int, int]],
-                                       chunk: int) -> None:
+def test_property_valid_streams_decode(
+    tool: Tool, frames: list[tuple[int, bytes, int, int]], chunk: int
+) -> None:
     stream = b"".join(_py_frame(*f) for f in frames)
     expected = [f"F:{t}:0:{s}:{a}:{p.hex()}" for t, p, s, a in frames] + ["END:0"]
     assert _decode(tool, 4096, chunk, stream) == expected
@@ -251,10 +265,14 @@ def damaged_streams(draw: st.DrawFn) -> bytes:
 
 
 @settings(max_examples=200)
-@given(data=damaged_streams(), chunk=st.integers(1, 23),
-       max_message=st.sampled_from([1, 64, 300, 4096]))
-def test_property_agrees_with_python_codec(tool: Tool, data: bytes, chunk: int,
-                                           max_message: int) -> None:
+@given(
+    data=damaged_streams(),
+    chunk=st.integers(1, 23),
+    max_message=st.sampled_from([1, 64, 300, 4096]),
+)
+def test_property_agrees_with_python_codec(
+    tool: Tool, data: bytes, chunk: int, max_message: int
+) -> None:
     frame_mod = pytest.importorskip("harness.wifisocket.frame")
     frames, error = frame_mod.FrameDecoder(max_message).decode(data)
     expected = [f"F:{int(f.type)}:0:{f.seq}:{f.ack}:{f.payload.hex()}" for f in frames]
@@ -270,10 +288,16 @@ def test_property_agrees_with_python_codec(tool: Tool, data: bytes, chunk: int,
 
 # --- session ------------------------------------------------------------------------------
 
+
 def test_cpp_session_suite() -> None:
-    exe = _build("test_session", [FW / "test" / "test_session.cpp",
-                                  CORE / "wifisocket" / "frame.cpp",
-                                  CORE / "wifisocket" / "session.cpp"])
+    exe = _build(
+        "test_session",
+        [
+            FW / "test" / "test_session.cpp",
+            CORE / "wifisocket" / "frame.cpp",
+            CORE / "wifisocket" / "session.cpp",
+        ],
+    )
     proc = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
     report = proc.stdout + proc.stderr
     assert proc.returncode == 0, report
