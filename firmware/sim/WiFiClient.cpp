@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <linux/sockios.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -122,23 +121,15 @@ int WiFiClient::connect(const char* host, uint16_t port) {
 }
 
 size_t WiFiClient::write(const uint8_t* buf, size_t size) {
-  int s = fd();
-  if (s < 0 || size == 0) return 0;
-  ssize_t n = send(s, buf, size, MSG_NOSIGNAL | MSG_DONTWAIT);
-  if (n < 0) n = 0;  // EAGAIN (full) or a dead connection: nothing was taken
-  // A short write means the socket is full; the idle poll then watches POLLOUT.
-  g_conns[slot_].want_out = static_cast<size_t>(n) < size;
-  return static_cast<size_t>(n);
+  return slot_ >= 0 ? esp_hil_sim::conn_write(slot_, buf, size) : 0;
 }
 
 int WiFiClient::availableForWrite() {
-  int s = fd();
-  if (s < 0) return 0;
-  int sndbuf = 0;
-  socklen_t len = sizeof sndbuf;
-  int queued = 0;
-  if (getsockopt(s, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) != 0 || ioctl(s, SIOCOUTQ, &queued) != 0) return 0;
-  return sndbuf > queued ? sndbuf - queued : 0;
+  return slot_ >= 0 ? static_cast<int>(esp_hil_sim::conn_writable(slot_)) : 0;
+}
+
+void WiFiClient::flush() {
+  if (slot_ >= 0) esp_hil_sim::conn_flush_wait(slot_, esp_hil_sim::kStopFlushMs);
 }
 
 int WiFiClient::available() {

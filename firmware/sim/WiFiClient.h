@@ -20,11 +20,13 @@ class WiFiClient : public Client {
   int connect(const char* host, uint16_t port) override;
   int connect(const String& host, uint16_t port) { return connect(host.c_str(), port); }
 
-  // Non-blocking: returns the bytes the socket took (possibly fewer than size, or 0).
+  // Non-blocking: returns the bytes taken (possibly fewer than size, or 0). Bytes the
+  // kernel cannot take at once wait in the connection's 8 KiB send buffer and go out
+  // from the idle loop, like lwIP's send queue.
   size_t write(uint8_t c) override { return write(&c, 1); }
   size_t write(const uint8_t* buf, size_t size) override;
   using Print::write;
-  // SO_SNDBUF minus the bytes still queued in the socket (SIOCOUTQ), at least 0.
+  // Exactly what write() takes now: the free part of the send buffer (0 when closed).
   int availableForWrite() override;
 
   int available() override;  // bytes readable now
@@ -32,8 +34,9 @@ class WiFiClient : public Client {
   int read(uint8_t* buf, size_t size) override;  // never blocks; 0 when nothing is there
   int read(char* buf, size_t size) { return read(reinterpret_cast<uint8_t*>(buf), size); }
   int peek() override;
-  void flush() override {}  // the kernel sends on its own
-  // Closes the connection (for every copy) and detaches this copy.
+  void flush() override;  // waits (at most 300 ms) until the send buffer is in the kernel
+  // Closes the connection (for every copy) and detaches this copy; buffered bytes
+  // are flushed first (waiting at most 300 ms).
   void stop() override;
   // True while the peer has not closed, or while unread data remains.
   uint8_t connected() override;

@@ -18,6 +18,13 @@ constexpr int kIdlePollMs = 5;
 constexpr size_t kMaxListeners = 16;
 constexpr size_t kMaxConns = 32;
 constexpr size_t kSerialRxSize = 256;  // the real core's default RX buffer
+// Per-connection send buffer in front of the kernel socket. It makes
+// availableForWrite() exact (the kernel's SO_SNDBUF accounting includes packet
+// overhead, so "SO_SNDBUF - SIOCOUTQ" over-promises) and bounded, like lwIP's.
+constexpr size_t kTxBuffer = 8192;
+// stop() waits this long at most for buffered bytes to reach the kernel (the core's
+// WiFiClient::stop() flushes with a 300 ms bound as well).
+constexpr int kStopFlushMs = 300;
 
 constexpr size_t kFlashSize = 4u * 1024u * 1024u;
 constexpr uint32_t kEepromOffset = 0x3FB000;
@@ -64,7 +71,9 @@ void wifi_tick();
 struct Conn {
   int fd;  // -1 once stopped
   int refs;  // WiFiClient copies sharing this slot; 0 = slot free
-  bool want_out;  // last write was short: poll for POLLOUT
+  bool want_out;  // the send buffer holds bytes the kernel did not take: poll for POLLOUT
+  bool broken;  // a send failed for good (reset, EPIPE): writes take nothing
+  uint16_t tx_len;  // bytes waiting in the slot's send buffer
   bool eof_seen;  // peer closed and nothing left to read: stop polling POLLIN
   uint32_t remote_ip;  // network byte order
   uint16_t remote_port;
@@ -86,7 +95,15 @@ extern Listener g_listeners[kMaxListeners];
 int conn_alloc(int fd);  // slot index holding one reference, or -1 when the table is full
 void conn_ref(int slot);
 void conn_unref(int slot);  // closes the socket when the last reference goes
-void conn_close(int slot);  // closes the socket now; the slot lives on while referenced
+void conn_close(int slot);  // flushes (bounded), closes the socket; the slot lives on while referenced
+// Sends what the slot's buffer holds without blocking; true when it is empty.
+bool conn_flush(int slot);
+// Like conn_flush, but waits up to timeout_ms for the kernel to take everything.
+bool conn_flush_wait(int slot, int timeout_ms);
+void conns_flush_all();  // conn_flush on every slot with buffered bytes
+// Takes up to len bytes for sending (directly or into the buffer); returns how many.
+size_t conn_write(int slot, const uint8_t* data, size_t len);
+size_t conn_writable(int slot);  // what conn_write takes now, exactly
 
 int listener_alloc(uint32_t bind_ip, uint16_t port);
 void listener_free(int slot);

@@ -264,8 +264,10 @@ void idle(int timeout_ms) {
     if (owner[i] == -1) {
       note_stdin(rev);
     } else if (owner[i] >= kConnBase) {
-      Conn& c = g_conns[owner[i] - kConnBase];
-      if (rev & (POLLOUT | POLLERR | POLLHUP)) c.want_out = false;
+      const int slot = owner[i] - kConnBase;
+      Conn& c = g_conns[slot];
+      // The kernel has room again: push the send buffer on, as lwIP would on its own.
+      if (c.want_out && (rev & (POLLOUT | POLLERR | POLLHUP))) conn_flush(slot);
       if (rev & (POLLIN | POLLERR | POLLHUP)) {
         // Readable with nothing to read = the peer closed (or reset). That state is
         // final, so stop watching it instead of waking up for it again and again.
@@ -286,10 +288,30 @@ void sleep_ms(uint32_t ms) {
     // Wake at least every idle period so the simulated WiFi association advances.
     if (left_us > static_cast<uint64_t>(kIdlePollMs) * 1000u) left_us = kIdlePollMs * 1000u;
     timespec ts = {0, static_cast<long>(left_us * 1000u)};
-    pollfd p = {0, POLLIN, 0};
-    bool watch = stdin_wanted();
-    int r = ppoll(watch ? &p : nullptr, watch ? 1 : 0, &ts, nullptr);
-    if (r > 0 && watch) note_stdin(p.revents);
+    // The console, and connections whose send buffer waits for the kernel. Sockets
+    // with unread data are left out: the sketch cannot read them during delay().
+    pollfd fds[1 + kMaxConns];
+    int slot_of[1 + kMaxConns];
+    nfds_t n = 0;
+    if (stdin_wanted()) {
+      fds[n] = {0, POLLIN, 0};
+      slot_of[n++] = -1;
+    }
+    for (size_t i = 0; i < kMaxConns; i++) {
+      if (g_conns[i].refs > 0 && g_conns[i].fd >= 0 && g_conns[i].want_out) {
+        fds[n] = {g_conns[i].fd, POLLOUT, 0};
+        slot_of[n++] = static_cast<int>(i);
+      }
+    }
+    if (ppoll(n ? fds : nullptr, n, &ts, nullptr) <= 0) continue;
+    for (nfds_t i = 0; i < n; i++) {
+      if (!fds[i].revents) continue;
+      if (slot_of[i] < 0) {
+        note_stdin(fds[i].revents);
+      } else {
+        conn_flush(slot_of[i]);
+      }
+    }
   }
 }
 
@@ -310,6 +332,7 @@ void delayMicroseconds(unsigned int us) {
 void yield() {
   esp_hil_sim::wifi_tick();
   esp_hil_sim::serial_pump();
+  esp_hil_sim::conns_flush_all();
 }
 
 int main() {

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,6 +14,8 @@
 namespace esp_hil_sim {
 
 namespace {
+
+uint8_t g_tx[kMaxConns][kTxBuffer];
 
 void fill_endpoints(Conn& c) {
   sockaddr_in addr;
@@ -57,9 +60,80 @@ void conn_unref(int slot) {
 void conn_close(int slot) {
   if (slot < 0) return;
   Conn& c = g_conns[slot];
-  if (c.fd >= 0) close(c.fd);
+  if (c.fd >= 0) {
+    // lwIP sends what was queued before the FIN; so do we, within a bound.
+    if (!conn_flush_wait(slot, kStopFlushMs)) log("stop(): %u unsent bytes dropped", c.tx_len);
+    close(c.fd);
+  }
   c.fd = -1;
   c.want_out = false;
+  c.tx_len = 0;
+}
+
+bool conn_flush(int slot) {
+  Conn& c = g_conns[slot];
+  if (c.fd < 0 || c.broken) c.tx_len = 0;
+  while (c.tx_len > 0) {
+    ssize_t n = send(c.fd, g_tx[slot], c.tx_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      c.tx_len = static_cast<uint16_t>(c.tx_len - n);
+      memmove(g_tx[slot], g_tx[slot] + n, c.tx_len);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    c.broken = true;  // reset or closed for writing: what is buffered can never go out
+    c.tx_len = 0;
+  }
+  c.want_out = c.tx_len > 0;
+  return c.tx_len == 0;
+}
+
+bool conn_flush_wait(int slot, int timeout_ms) {
+  const uint64_t deadline = monotonic_us() + static_cast<uint64_t>(timeout_ms) * 1000u;
+  while (!conn_flush(slot)) {
+    uint64_t now = monotonic_us();
+    if (now >= deadline) return false;
+    pollfd p = {g_conns[slot].fd, POLLOUT, 0};
+    poll(&p, 1, static_cast<int>((deadline - now + 999) / 1000));
+  }
+  return true;
+}
+
+void conns_flush_all() {
+  for (size_t i = 0; i < kMaxConns; i++) {
+    if (g_conns[i].refs > 0 && g_conns[i].tx_len > 0) conn_flush(static_cast<int>(i));
+  }
+}
+
+size_t conn_write(int slot, const uint8_t* data, size_t len) {
+  Conn& c = g_conns[slot];
+  if (c.fd < 0 || c.broken || len == 0) return 0;
+  size_t taken = 0;
+  // Nothing queued ahead of these bytes: hand them to the kernel directly.
+  if (conn_flush(slot)) {
+    ssize_t n = send(c.fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      taken = static_cast<size_t>(n);
+    } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      c.broken = true;
+      return 0;
+    }
+  }
+  size_t room = kTxBuffer - c.tx_len;
+  size_t rest = len - taken;
+  size_t queued = rest < room ? rest : room;
+  memcpy(g_tx[slot] + c.tx_len, data + taken, queued);
+  c.tx_len = static_cast<uint16_t>(c.tx_len + queued);
+  c.want_out = c.tx_len > 0;
+  return taken + queued;
+}
+
+size_t conn_writable(int slot) {
+  Conn& c = g_conns[slot];
+  if (c.fd < 0 || c.broken) return 0;
+  conn_flush(slot);
+  return c.broken ? 0 : kTxBuffer - c.tx_len;
 }
 
 int listener_alloc(uint32_t bind_ip, uint16_t port) {

@@ -200,10 +200,15 @@ class FirmwareProcess:
         proc = self._proc
         if proc is None or proc.stdin is None:
             raise FirmwareProcessError("firmware not started")
+        if proc.stdin.closed or proc.poll() is not None:
+            raise FirmwareProcessError(f"firmware is not running (exit code {proc.poll()})")
         view = memoryview(data)
         deadline = time.monotonic() + timeout
         with self._write_lock:
-            fd = proc.stdin.fileno()
+            try:
+                fd = proc.stdin.fileno()
+            except ValueError as exc:  # closed by stop() in another thread meanwhile
+                raise FirmwareProcessError("firmware was stopped") from exc
             while view:
                 try:
                     n = os.write(fd, view)

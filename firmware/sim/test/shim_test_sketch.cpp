@@ -19,6 +19,7 @@ bool g_line_overflow = false;
 
 WiFiServer* g_server = nullptr;
 WiFiClient g_clients[kMaxClients];
+bool g_active[kMaxClients] = {false};  // slot holds a client that has not been reported closed
 WiFiClient g_out;
 bool g_reported_wifi = true;
 uint8_t* volatile g_block = nullptr;
@@ -105,14 +106,16 @@ void cmd_ip(const char* arg) {
 
 void cmd_copy() {
   // Copies share one connection: stopping one closes it for all.
-  for (WiFiClient& c : g_clients) {
-    if (!c) continue;
+  for (size_t i = 0; i < kMaxClients; i++) {
+    WiFiClient& c = g_clients[i];
+    if (!g_active[i]) continue;
     WiFiClient copy = c;
     bool before = copy.connected();
     copy.stop();
     Serial.printf("copy before=%d original=%d copy=%d\n", before ? 1 : 0, c.connected() ? 1 : 0,
                   copy.connected() ? 1 : 0);
     c.stop();
+    g_active[i] = false;
     return;
   }
   Serial.println("copy none");
@@ -218,9 +221,11 @@ void poll_network() {
   if (g_server && g_server->hasClient()) {
     WiFiClient incoming = g_server->accept();
     bool placed = false;
-    for (WiFiClient& c : g_clients) {
-      if (!c) {
+    for (size_t i = 0; i < kMaxClients; i++) {
+      WiFiClient& c = g_clients[i];
+      if (!g_active[i]) {
         c = incoming;
+        g_active[i] = true;
         placed = true;
         Serial.printf("accepted %s:%u nodelay=%d\n", c.remoteIP().toString().c_str(), c.remotePort(),
                       c.getNoDelay() ? 1 : 0);
@@ -229,8 +234,9 @@ void poll_network() {
     }
     if (!placed) incoming.stop();
   }
-  for (WiFiClient& c : g_clients) {
-    if (!c) continue;
+  for (size_t i = 0; i < kMaxClients; i++) {
+    WiFiClient& c = g_clients[i];
+    if (!g_active[i]) continue;
     // Echo only what the socket will take, so nothing needs buffering here.
     uint8_t buf[512];
     size_t want = static_cast<size_t>(c.available());
@@ -239,10 +245,15 @@ void poll_network() {
     if (n > sizeof buf) n = sizeof buf;
     if (n > 0) {
       int got = c.read(buf, n);
-      if (got > 0) c.write(buf, static_cast<size_t>(got));
+      if (got > 0) {
+        size_t took = c.write(buf, static_cast<size_t>(got));
+        // availableForWrite() promised room for this; a short write breaks that promise.
+        if (took != static_cast<size_t>(got)) Serial.printf("shortwrite %d %u\n", got, static_cast<unsigned>(took));
+      }
     }
     if (!c.connected()) {
       c.stop();
+      g_active[i] = false;
       Serial.println("closed");
     }
   }
