@@ -60,6 +60,47 @@ def _size(item: Item) -> int:
     return len(item) if isinstance(item, bytes) else 0
 
 
+class _Held:
+    """A FIFO of items whose head can be consumed piecewise without copying the rest.
+
+    Slicing the head off a bytes object each time would copy the remainder on every
+    piece, which is quadratic for small pieces of a large read.
+    """
+
+    def __init__(self) -> None:
+        self._items: deque[Item] = deque()
+        self._offset = 0
+        self.bytes = 0
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def append(self, item: Item) -> None:
+        self._items.append(item)
+        self.bytes += _size(item)
+
+    def take(self, limit: int) -> Item:
+        """Pop a marker, or up to ``limit`` bytes of the data at the head."""
+        head = self._items[0]
+        if not isinstance(head, bytes):
+            self._items.popleft()
+            return head
+        piece = head[self._offset : self._offset + limit]
+        self._offset += len(piece)
+        if self._offset == len(head):
+            self._items.popleft()
+            self._offset = 0
+        self.bytes -= len(piece)
+        return piece
+
+    def take_all(self) -> list[Item]:
+        out: list[Item] = []
+        while self._items:
+            head = self._items[0]
+            out.append(self.take(len(head) if isinstance(head, bytes) else 0))
+        return out
+
+
 class Stage:
     """One toxic applied to one direction of one connection.
 
@@ -143,33 +184,22 @@ class BandwidthStage(Stage):
         self._rate = toxic.bytes_per_s
         # About 10 ms worth per piece: smooth enough, and few wake-ups at high rates.
         self._quantum = max(1, min(1 << 16, int(self._rate / 100)))
-        self._queue: deque[Item] = deque()
+        self._queue = _Held()
         self._free_at = -math.inf
-        self._held = 0
 
     def feed(self, item: Item, now: float) -> None:
         if not self._queue:
             # An idle link saves no credit: the next piece cannot leave before now.
             self._free_at = max(self._free_at, now)
         self._queue.append(item)
-        self._held += _size(item)
 
     def emit(self, now: float) -> list[Item]:
         out: list[Item] = []
         while self._queue and self._free_at <= now:
-            head = self._queue[0]
-            if not isinstance(head, bytes):
-                out.append(self._queue.popleft())
-                continue
-            piece = head[: self._quantum]
-            if len(piece) == len(head):
-                self._queue.popleft()
-            else:
-                self._queue[0] = head[len(piece) :]
-            self._held -= len(piece)
+            piece = self._queue.take(self._quantum)
             # Advance from the previous slot, not from now, so a late wake-up catches up
             # and the average rate stays exact.
-            self._free_at += len(piece) / self._rate
+            self._free_at += _size(piece) / self._rate
             out.append(piece)
         return out
 
@@ -177,13 +207,10 @@ class BandwidthStage(Stage):
         return self._free_at if self._queue else None
 
     def drain(self) -> list[Item]:
-        out = list(self._queue)
-        self._queue.clear()
-        self._held = 0
-        return out
+        return self._queue.take_all()
 
     def held(self) -> int:
-        return self._held
+        return self._queue.bytes
 
 
 class SlicerStage(Stage):
@@ -194,10 +221,9 @@ class SlicerStage(Stage):
         self._average = toxic.average_size
         self._variation = toxic.size_variation
         self._delay = toxic.delay_ms / 1000.0
-        self._queue: deque[Item] = deque()
+        self._queue = _Held()
         self._left = self._draw()
         self._next_at = -math.inf
-        self._held = 0
 
     def _draw(self) -> int:
         size = self._average
@@ -207,25 +233,17 @@ class SlicerStage(Stage):
 
     def feed(self, item: Item, now: float) -> None:
         self._queue.append(item)
-        self._held += _size(item)
 
     def emit(self, now: float) -> list[Item]:
         out: list[Item] = []
         while self._queue and self._next_at <= now:
-            head = self._queue[0]
-            if not isinstance(head, bytes):
-                out.append(self._queue.popleft())
+            piece = self._queue.take(self._left)
+            out.append(piece)
+            if isinstance(piece, Marker):
                 continue
-            piece = head[: self._left]
-            if len(piece) == len(head):
-                self._queue.popleft()
-            else:
-                self._queue[0] = head[len(piece) :]
-            self._held -= len(piece)
             self._left -= len(piece)
             if self._left == 0:
                 self._left = self._draw()
-            out.append(piece)
             if self._delay:
                 self._next_at = now + self._delay
         return out
@@ -234,13 +252,10 @@ class SlicerStage(Stage):
         return self._next_at if self._queue else None
 
     def drain(self) -> list[Item]:
-        out = list(self._queue)
-        self._queue.clear()
-        self._held = 0
-        return out
+        return self._queue.take_all()
 
     def held(self) -> int:
-        return self._held
+        return self._queue.bytes
 
 
 class LimitDataStage(Stage):
@@ -301,12 +316,10 @@ class BlackholeStage(Stage):
     def __init__(self, toxic: Blackhole, name: str, rng: random.Random, now: float) -> None:
         super().__init__(name, rng, now)
         self._at = now + toxic.ms / 1000.0 if toxic.ms > 0 else None
-        self._queue: deque[Item] = deque()
-        self._held = 0
+        self._queue = _Held()
 
     def feed(self, item: Item, now: float) -> None:
         self._queue.append(item)
-        self._held += _size(item)
 
     def emit(self, now: float) -> list[Item]:
         return []
@@ -318,13 +331,10 @@ class BlackholeStage(Stage):
         return Fault("close") if self._at is not None and now >= self._at else None
 
     def drain(self) -> list[Item]:
-        out = list(self._queue)
-        self._queue.clear()
-        self._held = 0
-        return out
+        return self._queue.take_all()
 
     def held(self) -> int:
-        return self._held
+        return self._queue.bytes
 
 
 class SlowCloseStage(Stage):
