@@ -306,6 +306,28 @@ void test_new_peer_session_resets_state() {
   CHECK(b2.closes.empty());
 }
 
+void test_peer_that_never_got_our_hello_gets_a_resend() {
+  Side dev(0xDE, 1024, 4096, 4096);
+  int c = dev.ep.open(0);
+  feedFrame(dev, c, kHello, 0, 0, helloPayload(0x5151, 0));  // its HELLO arrives ...
+  CHECK(dev.sendText("early"));
+  dev.ep.transportLost(c);  // ... ours never does: cut before we wrote anything
+  c = dev.ep.open(1);
+  feedFrame(dev, c, kHello, 0, 0, helloPayload(0x5151, 0), 1);  // same peer, resume 0
+  auto out = drain(dev, c, 1);
+  CHECK(out.size() == 2 && out[0].type == kHello);
+  CHECK(out.size() == 2 && out[1].type == kText && out[1].seq == 1 &&
+        out[1].payload == bytesOf("early"));
+  CHECK(dev.ep.lostMessages() == 0);
+  // Once the peer has acked something, resume 0 from it means it lost our stream.
+  feedFrame(dev, c, kAck, 0, 1, {}, 2);
+  CHECK(dev.sendText("later"));
+  dev.ep.transportLost(c);
+  c = dev.ep.open(3);
+  feedFrame(dev, c, kHello, 0, 0, helloPayload(0x5151, 0), 3);
+  CHECK(dev.ep.lostMessages() == 1 && dev.ep.nextSeq() == 1);
+}
+
 void test_garbage_closes_only_that_connection() {
   Side a(0xA6, 1024, 8192, 8192), b(0xB7, 1024, 8192, 8192);
   const int as = a.ep.open(0), bs = b.ep.open(0);
@@ -639,6 +661,8 @@ int main() {
       {"resume_after_cut_drops_duplicates", test_resume_after_cut_drops_duplicates},
       {"resend_is_byte_for_byte", test_resend_is_byte_for_byte},
       {"new_peer_session_resets_state", test_new_peer_session_resets_state},
+      {"peer_that_never_got_our_hello_gets_a_resend",
+       test_peer_that_never_got_our_hello_gets_a_resend},
       {"garbage_closes_only_that_connection", test_garbage_closes_only_that_connection},
       {"handshake_timeout", test_handshake_timeout},
       {"newer_connection_replaces_older", test_newer_connection_replaces_older},

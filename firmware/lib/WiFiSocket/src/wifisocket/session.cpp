@@ -495,6 +495,11 @@ void Endpoint::onHello(int slot, const FrameView& f, uint32_t now) {
     return;
   }
   const bool resumesUs = h.resume == session_;
+  // The known peer that names no session and never acked us never got our HELLO (the
+  // connection dropped first): it has delivered nothing and expects seq 1, so our queued
+  // frames are resent as they are rather than declared lost (docs/protocol.md, Resume).
+  const bool neverHeardUs =
+      peerSession_ != 0 && h.session == peerSession_ && h.resume == 0 && peerAcked_ == 0;
   if (resumesUs && f.ack >= nextSeq_) {
     closeSlot(slot, kClosedLocally, kProtocol, "HELLO acks a seq never sent");
     return;
@@ -522,6 +527,8 @@ void Endpoint::onHello(int slot, const FrameView& f, uint32_t now) {
   if (resumesUs) {
     if (f.ack > peerAcked_) peerAcked_ = f.ack;
     dropAcked();
+  } else if (neverHeardUs) {
+    // Resend everything from the start of the ring; A names no stream of ours.
   } else {
     lost_ += tx_.frames();
     resetSend();
