@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import socket
 import struct
@@ -525,3 +526,29 @@ def test_stop_with_live_and_stalled_connections_closes_them_and_returns(
     echo_proxy.stop()  # idempotent
     with pytest.raises(RuntimeError):
         echo_proxy.start()
+
+
+def _thread_cpu_seconds(native_id: int) -> float:
+    with open(f"/proc/self/task/{native_id}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # utime and stime are fields 14 and 15 of stat(5); the split starts at field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc")
+def test_an_idle_proxy_with_pending_timers_and_stalls_does_not_spin(echo_proxy: Proxy) -> None:
+    name = f"netem-proxy-{echo_proxy.address[1]}"
+    thread = next(t for t in threading.enumerate() if t.name == name)
+    assert thread.native_id is not None
+    echo_proxy.add(Blackhole(), direction="upstream")  # a stalled direction holding bytes
+    echo_proxy.add(Latency(ms=2000), direction="downstream")  # a far-away timer
+    with connect(echo_proxy) as sock:
+        # More than the kernels and the proxy buffer: back-pressure engaged, sender blocked.
+        sock.settimeout(0.5)
+        with contextlib.suppress(TimeoutError):
+            sock.sendall(bytes(64 << 20))
+        before = _thread_cpu_seconds(thread.native_id)
+        time.sleep(1.0)
+        used = _thread_cpu_seconds(thread.native_id) - before
+    # A busy loop would burn about a whole second here; an idle one next to nothing.
+    assert used < 0.15
