@@ -82,6 +82,7 @@ class Proxy:
         self._thread: threading.Thread | None = None
         self._finished = False
         self._stopping = False
+        self._crash: BaseException | None = None
         self._address: tuple[str, int] | None = None
         self._upstream_addr: tuple[int, Any] | None = None
 
@@ -265,6 +266,8 @@ class Proxy:
     def _call(self, fn: Callable[[], _T]) -> _T | None:
         """Run ``fn`` on the loop thread (or here, if there is none) and wait for it."""
         with self._lock:
+            if self._crash is not None:
+                raise RuntimeError("the netem proxy loop crashed") from self._crash
             running = self._thread is not None and not self._stopping
             if running:
                 future: Future[Any] = Future()
@@ -408,8 +411,10 @@ class Proxy:
                     if conn in touched or (deadline is not None and deadline <= now):
                         conn.service(now)
                 self._conns = [c for c in self._conns if not c.closed]
-        except Exception:
+        except Exception as exc:
+            # Loud, not silent: later control calls raise with this as the cause.
             log.exception("netem: proxy loop crashed")
+            self._crash = exc
         finally:
             self._shutdown_loop()
 
