@@ -209,7 +209,9 @@ def test_stub_compressed_write_md5_and_read(stub) -> None:
     comp = zlib.compress(data, 9)
     blocks = esp.flash_defl_begin(len(data), len(comp), 0x10000)
     for seq in range(blocks):
-        esp.flash_defl_block(comp[seq * esp.FLASH_WRITE_SIZE : (seq + 1) * esp.FLASH_WRITE_SIZE], seq)
+        esp.flash_defl_block(
+            comp[seq * esp.FLASH_WRITE_SIZE : (seq + 1) * esp.FLASH_WRITE_SIZE], seq
+        )
     esp.flash_defl_finish(False)
     assert esp.flash_md5sum(0x10000, len(data)) == hashlib.md5(data).hexdigest()
     assert esp.read_flash(0x10000, len(data)) == data
@@ -263,6 +265,8 @@ def test_garbage_frames_never_crash_the_loader(tmp_path_factory, junk: bytes) ->
     memory = ChipMemory(parse_mac(MAC), SpiFlashController(64 * 1024), host.uart_baud)
     loader = ld.SerialLoader(flash, memory, host)
     frame = b"\x00" + junk[1:]  # a request-direction frame with arbitrary content
-    loader.feed(b"\xc0" + frame.replace(b"\xdb", b"\xdb\xdd").replace(b"\xc0", b"\xdb\xdc") + b"\xc0")
+    loader.feed(
+        b"\xc0" + frame.replace(b"\xdb", b"\xdb\xdd").replace(b"\xc0", b"\xdb\xdc") + b"\xc0"
+    )
     # every request that parsed gets exactly one SLIP response (or none if RUN_USER_CODE)
     assert port.rx.count(b"\xc0") in (0, 2, 16)

@@ -112,6 +112,9 @@ class Rfc2217Server:
     def stop(self, timeout: float = 5.0) -> None:
         """Close the listener and the current client; wait for the thread."""
         self._stopping.set()
+        # close() alone does not wake a thread blocked in accept(); shutdown does.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self._listener.close()
         with self._client_lock:
