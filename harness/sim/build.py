@@ -126,14 +126,10 @@ def build_firmware_info(
         if binary.is_file() and not force:
             return FirmwareBuild(binary, build_id)
         build_dir.mkdir(parents=True, exist_ok=True)
-        compile_flags = [
-            *flags,
-            *include_flags,
-            f'-DESP_HIL_BUILD_ID="{build_id}"',
-            "-DESP_HIL_SIM=1",
-        ]
-        header_digest = _digest_files(headers)
-        objects = _compile_all(compiler, compile_flags, units, header_digest, force=force)
+        compile_flags = [*flags, *include_flags, "-DESP_HIL_SIM=1"]
+        objects = _compile_all(
+            compiler, compile_flags, units, headers, build_id=build_id, force=force
+        )
         _link(compiler, [*flags], objects, binary)
         log.info("built native firmware %s (%d units)", binary, len(units))
     return FirmwareBuild(binary, build_id)
@@ -220,30 +216,35 @@ def _build_key(*, compiler: list[str], version: str, files: list[Path], flags: l
     return h.hexdigest()
 
 
-def _digest_files(files: list[Path]) -> str:
-    return _build_key(compiler=[], version="", files=files, flags=[])
-
-
 def _compile_all(
     compiler: list[str],
     flags: list[str],
     units: list[Path],
-    header_digest: str,
+    headers: list[Path],
     *,
+    build_id: str,
     force: bool,
 ) -> list[Path]:
     """Compile every unit (in parallel) into the shared object cache; return the objects."""
     obj_dir = cache_root() / "build" / "obj"
     obj_dir.mkdir(parents=True, exist_ok=True)
     compiler_id = " ".join(compiler)
+    header_digest = _build_key(compiler=[], version="", files=headers, flags=[])
+    # The build id changes with every source change. Objects of units that cannot see it
+    # stay shareable between builds; if any header names it, every unit may see it.
+    id_define = f'-DESP_HIL_BUILD_ID="{build_id}"'
+    id_in_headers = any(_mentions_build_id(p) for p in headers)
 
     def one(unit: Path) -> Path:
+        source = unit.read_bytes()
+        unit_flags = [*flags, id_define]
+        keyed_flags = unit_flags if id_in_headers or b"ESP_HIL_BUILD_ID" in source else flags
         # An object depends on its source, every header the build can see, and the flags.
         h = hashlib.sha256()
-        for part in (compiler_id, header_digest, str(unit), *flags):
+        for part in (compiler_id, header_digest, str(unit), *keyed_flags):
             h.update(part.encode())
             h.update(b"\0")
-        h.update(unit.read_bytes())
+        h.update(source)
         obj = obj_dir / f"{unit.stem}-{h.hexdigest()[:24]}.o"
         if obj.is_file() and not force:
             return obj
@@ -252,7 +253,7 @@ def _compile_all(
         tmp = Path(tmp_name)
         try:
             _run(
-                [*compiler, *flags, "-c", str(unit), "-o", str(tmp)],
+                [*compiler, *unit_flags, "-c", str(unit), "-o", str(tmp)],
                 what=f"compiling {unit}",
             )
             os.replace(tmp, obj)
@@ -263,6 +264,10 @@ def _compile_all(
     workers = max(1, min(len(units), os.cpu_count() or 2))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(one, units))
+
+
+def _mentions_build_id(path: Path) -> bool:
+    return b"ESP_HIL_BUILD_ID" in path.read_bytes()
 
 
 def _link(compiler: list[str], flags: list[str], objects: list[Path], binary: Path) -> None:
