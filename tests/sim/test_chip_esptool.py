@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,16 @@ from .test_chip_support import (
     run_esptool,
     run_esptool_cli,
     standin_image,
-    twin,  # noqa: F401 - fixture
+    twin_for_test,
 )
 
 pytestmark = pytest.mark.twin
+
+
+@pytest.fixture
+def twin(tmp_path: Path) -> Iterator[Twin]:
+    yield from twin_for_test(tmp_path)
+
 
 BOOT_TIMEOUT = 10
 

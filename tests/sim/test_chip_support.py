@@ -9,10 +9,9 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import esptool
-import pytest
 import serial
 from esptool.cmds import detect_chip
 
@@ -31,7 +30,7 @@ class StandInFirmware:
     credentials in that sector and exits with 3 (ESP.restart) on ``reboot``.
     """
 
-    instances: list[StandInFirmware] = []
+    instances: ClassVar[list[StandInFirmware]] = []
 
     def __init__(
         self,
@@ -105,8 +104,8 @@ def standin_image() -> bytes:
     return make_native_image(STANDIN_ID, STANDIN_BUILD)
 
 
-@pytest.fixture
-def twin(tmp_path: Path) -> Iterator[Twin]:
+def twin_for_test(tmp_path: Path) -> Iterator[Twin]:
+    """Body of the ``twin`` fixture the test modules define."""
     t = standin_twin(flash_path=tmp_path / "flash.bin")
     try:
         yield t

@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.sim.chip import loader as ld
+from harness.sim.chip import slip
 from harness.sim.chip.flash import SECTOR_SIZE, FlashFile
 from harness.sim.chip.memory import ChipMemory, parse_mac
 from harness.sim.chip.spi import SpiFlashController
@@ -45,7 +46,7 @@ class MemoryPort:
         self.loader.feed(bytes(data))
         return len(data)
 
-    def inWaiting(self) -> int:  # noqa: N802 - pyserial's spelling
+    def inWaiting(self) -> int:
         return len(self.rx)
 
     def read(self, n: int = 1) -> bytes:
@@ -53,10 +54,10 @@ class MemoryPort:
         del self.rx[:n]
         return out
 
-    def flushInput(self) -> None:  # noqa: N802
+    def flushInput(self) -> None:
         self.rx.clear()
 
-    def flushOutput(self) -> None:  # noqa: N802
+    def flushOutput(self) -> None:
         pass
 
 
@@ -182,7 +183,7 @@ def test_rom_flash_end_runs_user_code(rig) -> None:
 
 
 def test_unknown_ram_code_hangs(rig) -> None:
-    esp, loader, _, host = rig
+    esp, _, _, host = rig
     esp.mem_begin(8, 1, esp.ESP_RAM_BLOCK, 0x40100000)
     esp.mem_block(b"\x00" * 8, 0)
     esp.mem_finish(0x40100000)
@@ -198,7 +199,7 @@ def stub(rig):
 
 
 def test_stub_upload_says_ohai_and_syncs_as_a_stub(stub) -> None:
-    esp, loader, _, _ = stub
+    esp, *_ = stub
     esp.sync()
     assert esp.sync_stub_detected
 
@@ -265,8 +266,6 @@ def test_garbage_frames_never_crash_the_loader(tmp_path_factory, junk: bytes) ->
     memory = ChipMemory(parse_mac(MAC), SpiFlashController(64 * 1024), host.uart_baud)
     loader = ld.SerialLoader(flash, memory, host)
     frame = b"\x00" + junk[1:]  # a request-direction frame with arbitrary content
-    loader.feed(
-        b"\xc0" + frame.replace(b"\xdb", b"\xdb\xdd").replace(b"\xc0", b"\xdb\xdc") + b"\xc0"
-    )
+    loader.feed(slip.encode(frame))
     # every request that parsed gets exactly one SLIP response (or none if RUN_USER_CODE)
     assert port.rx.count(b"\xc0") in (0, 2, 16)

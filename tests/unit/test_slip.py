@@ -27,7 +27,7 @@ class _Port:
         self.tx += data
         return len(data)
 
-    def inWaiting(self) -> int:  # noqa: N802 - pyserial's spelling
+    def inWaiting(self) -> int:
         return len(self.rx.getbuffer()) - self.rx.tell()
 
     def read(self, n: int = 1) -> bytes:
