@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import serial
 from esptool.util import FatalError
 
 from harness.sim.chip import Twin
@@ -154,3 +155,32 @@ def test_unmodified_cli_with_ign_set_control(twin: Twin) -> None:
     done = run_esptool_cli(twin.url + "?ign_set_control", "--no-stub", "read-mac")
     assert done.returncode == 0, done.stdout + done.stderr
     assert twin.mac in done.stdout
+
+
+def test_real_native_firmware_flashed_by_esptool(tmp_path: Path) -> None:
+    """The harness path on the twin: flash the identity image, boot, provision, READY."""
+    from harness.sim.build import build_firmware_info
+    from harness.sim.chip import FirmwareRegistry
+    from harness.sim.chip.registry import native_image
+
+    try:
+        build = build_firmware_info()
+    except Exception as e:  # no host compiler: nothing to boot
+        pytest.skip(f"native firmware does not build here: {e}")
+    registry = FirmwareRegistry(tmp_path / "registry.json")
+    image = tmp_path / "native.bin"
+    image.write_bytes(native_image(build.path, build.build_id, "esp-hil-testfw/0.1.0", registry))
+    twin = Twin(flash_path=tmp_path / "flash.bin", firmware_registry=registry).start()
+    try:
+        mark = twin.tx_mark()
+        run_esptool(twin.url, "write-flash", "0x0", str(image))
+        twin.wait_for_tx(b"ESP-HIL WIFI none", 15, mark)
+        with serial.serial_for_url(twin.url, baudrate=115200, timeout=0.2) as port:
+            port.write(f"wifi {twin.ssid} {twin.password}\n".encode())
+            twin.wait_for_tx(re.compile(rb"ESP-HIL READY .*ip=" + twin.ip.encode()), 15, mark)
+        mark = twin.tx_mark()
+        run_esptool(twin.url, "erase-region", "0x3FB000", "0x1000")  # the EEPROM sector
+        # esptool's hard reset boots the same firmware, which has forgotten the network
+        twin.wait_for_tx(b"ESP-HIL WIFI none", 15, mark)
+    finally:
+        twin.stop()
