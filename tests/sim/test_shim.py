@@ -555,3 +555,43 @@ def test_allocate_ip_address_is_free_again_after_release() -> None:
     again_ip, again = allocate_ip(first=251, last=251)
     again.release()
     assert again_ip == ip
+
+
+# --------------------------------------------------------------------------- sanitizers
+
+
+def test_shim_under_address_and_ub_sanitizers(address: str, tmp_path: Path) -> None:
+    binary = build_firmware(sketch=SKETCH, sanitize=True)
+    env = {
+        "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
+        "ASAN_OPTIONS": "abort_on_error=1",
+    }
+    proc = make_process(binary, address, tmp_path / "flash.bin", env=env)
+    con = Console(proc)
+    proc.start()
+    try:
+        con.expect("boot ")
+        assert con.command("echo sanitized", "echo ") == "echo sanitized"
+        assert con.fields(con.command("alloc 5000", "alloc "))["ok"] == "1"
+        assert con.fields(con.command("alloc 100000", "alloc "))["ok"] == "0"
+        assert con.command("eeput under asan", "eeput ") == "eeput ok=1"
+        assert con.command("eeget", "eeget ") == "eeget under asan"
+        assert con.join_wifi()["status"] == "3"
+        port = free_port(address)
+        con.command(f"listen {port}", "listen status=1")
+        payload = bytes(range(256)) * 40
+        with connect(address, port) as sock:
+            con.expect("accepted ")
+            sock.sendall(payload)
+            assert recv_exactly(sock, len(payload)) == payload
+        con.expect("closed")
+        with connect(address, port):
+            con.expect("accepted ")
+            assert con.command("copy", "copy ") == "copy before=1 original=0 copy=0"
+        con.command("restart", "restart")
+        assert proc.wait(TIMEOUT) == EXIT_RESTART
+    finally:
+        proc.stop()
+    report = "\n".join(proc.stderr_tail())
+    assert "AddressSanitizer" not in report
+    assert "runtime error" not in report

@@ -288,11 +288,9 @@ def test_build_key_changes_with_any_byte(
 
     before = key()
     assert key() == before  # deterministic
-    data = bytearray(contents[index])
-    if data:
-        data[flip % len(data)] ^= 0x01
-    else:
-        data = bytearray(b"x")
-    paths[index].write_bytes(bytes(data))
+    changed = bytearray(contents[index]) or bytearray(b"x")
+    if contents[index]:
+        changed[flip % len(changed)] ^= 0x01
+    paths[index].write_bytes(bytes(changed))
     assert key() != before
     assert build._build_key(compiler=["g++"], version="12", files=paths, flags=["-O3"]) != key()
