@@ -2,9 +2,12 @@
 //
 // Console on Serial at 115200: BOOT line, WiFi provisioning (`wifi`, `forget`, `info`,
 // `reboot`), READY line once the services listen. Services: echo on 8080 (every message
-// comes back with its type) and control on 8081 (`info` -> JSON). Credentials live in
-// EEPROM behind a magic/version/CRC header, so erased flash (0xFF) reads as "none".
-// loop() never blocks; nothing is allocated after setup().
+// comes back with its type; the control service can switch it to sink or source for
+// throughput runs), control on 8081 (`info`, `echo`, `sink`, `source`, `stats`, `raw ...`
+// -> JSON) and a raw TCP port on 8082 with the same modes and no framing, the baseline the
+// benchmarks compare against. Credentials live in EEPROM behind a magic/version/CRC header,
+// so erased flash (0xFF) reads as "none". loop() never blocks; nothing is allocated after
+// setup().
 #include <Arduino.h>
 #include <EEPROM.h>
 #include <ESP8266WiFi.h>
@@ -25,6 +28,12 @@ const char kIdentity[] = ESP_HIL_FW_VERSION;
 
 constexpr uint16_t kEchoPort = 8080;
 constexpr uint16_t kCtrlPort = 8081;
+constexpr uint16_t kRawPort = 8082;
+// The raw port's buffer: one TCP segment of lwIP2's "higher bandwidth" build (MSS 1460).
+constexpr size_t kRawBuf = 1460;
+// Bytes the raw service moves per loop() and direction: the same bound as WiFiSocket's
+// per-connection read budget, so neither service can starve the others.
+constexpr size_t kRawBudget = 8192;
 constexpr uint32_t kJoinTimeoutMs = 10000;
 constexpr size_t kSsidMax = 32;
 constexpr size_t kPassMax = 64;
@@ -71,6 +80,51 @@ char ctrlIn[512];
 char ctrlOut[512];
 bool ctrlPending = false;
 uint64_t ctrlPeer = 0;
+
+// What a service does with its traffic; the control service switches it (docs/console.md).
+enum class Mode : uint8_t { kEcho, kSink, kSource };
+
+// The counters `stats` reports: the mode's messages (WiFiSocket) or chunks (raw) and bytes,
+// and the time from the first to the last of them. Reset by every mode command.
+struct Counters {
+  uint32_t messages;
+  uint64_t bytes;
+  uint32_t firstUs, lastUs;  // micros() of the first and the last message
+  uint32_t firstMs, lastMs;  // millis() of the same: the elapsed time past micros()' wrap
+  bool started;
+
+  void reset() { memset(this, 0, sizeof *this); }
+  void count(size_t n) {
+    const uint32_t us = micros();
+    const uint32_t ms = millis();
+    if (!started) {
+      firstUs = us;
+      firstMs = ms;
+      started = true;
+    }
+    lastUs = us;
+    lastMs = ms;
+    ++messages;
+    bytes += n;
+  }
+};
+
+// The echo service's mode. Sink and source reuse echoBuf: no second WiFiSocket instance.
+Mode linkMode = Mode::kEcho;
+Counters linkCount;
+uint32_t sourceLeft = 0;   // messages the source has still to queue
+uint32_t sourceSize = 0;   // their size
+uint32_t sourceIndex = 0;  // the next message's index (its first 4 bytes, big-endian)
+uint32_t linkIgnored = 0;  // messages that arrived while sourcing (read and dropped)
+
+// The raw TCP port: one connection at a time (a newer one replaces it).
+WiFiServer rawServer(kRawPort);
+WiFiClient rawClient;
+uint8_t rawBuf[kRawBuf];
+Mode rawMode = Mode::kEcho;
+Counters rawCount;
+uint64_t rawSourceLeft = 0;  // bytes the raw source has still to write
+uint32_t rawConnections = 0;
 
 uint32_t credCrc(const Credentials& c) {
   return wsock::crc32(reinterpret_cast<const uint8_t*>(&c), offsetof(Credentials, crc));
@@ -210,6 +264,8 @@ size_t buildInfo(char* buf, size_t cap) {
   appendUnsigned(buf, cap, &n, echo.maxMessage());
   append(buf, cap, &n, ", \"echo_port\": ");
   appendUnsigned(buf, cap, &n, kEchoPort);
+  append(buf, cap, &n, ", \"raw_port\": ");
+  appendUnsigned(buf, cap, &n, kRawPort);
   append(buf, cap, &n, "}");
   return n;
 }
@@ -244,7 +300,7 @@ void printReady() {
   Serial.print("ESP-HIL READY fw=");
   Serial.print(kIdentity);
   Serial.printf(" ip=%u.%u.%u.%u", ip[0], ip[1], ip[2], ip[3]);
-  Serial.printf(" port=%u ctrl=%u mac=", kEchoPort, kCtrlPort);
+  Serial.printf(" port=%u ctrl=%u raw=%u mac=", kEchoPort, kCtrlPort, kRawPort);
   Serial.print(macLower);
   Serial.print(" max=");
   Serial.println(static_cast<unsigned long>(echo.maxMessage()));
@@ -257,6 +313,8 @@ void wifiLoop() {
       if (!servicesStarted) {
         echo.begin(kEchoPort);
         control.begin(kCtrlPort);
+        rawServer.begin();
+        rawServer.setNoDelay(true);
         servicesStarted = true;
       }
       wifiState = WifiState::kUp;
@@ -357,6 +415,15 @@ void consoleLoop() {
   }
 }
 
+// A reply taken from the link before a mode switch still goes out, first. False: not yet.
+bool flushPendingEcho() {
+  if (echoLen >= 0 && echoPeer != echo.peerSession()) echoLen = -1;  // that host is gone
+  if (echoLen < 0) return true;
+  if (!echo.send(echoBuf, static_cast<size_t>(echoLen), echoText)) return false;
+  echoLen = -1;
+  return true;
+}
+
 void echoLoop() {
   for (int i = 0; i < 8; ++i) {
     if (echoLen >= 0 && echoPeer != echo.peerSession()) echoLen = -1;  // that host is gone
@@ -366,7 +433,312 @@ void echoLoop() {
       echoPeer = echo.peerSession();
     }
     if (!echo.send(echoBuf, static_cast<size_t>(echoLen), echoText)) return;  // retry later
+    linkCount.count(static_cast<size_t>(echoLen));
     echoLen = -1;
+  }
+}
+
+void sinkLoop() {
+  if (!flushPendingEcho()) return;
+  // Everything the receive ring holds: bounded by the window, and taking it all lets the
+  // next echo.loop() acknowledge it all in one ACK.
+  for (;;) {
+    const int n = echo.receive(echoBuf, sizeof echoBuf, nullptr);
+    if (n < 0) return;  // none (-2, too large for echoBuf, cannot happen: max is its size)
+    linkCount.count(static_cast<size_t>(n));
+  }
+}
+
+bool sourcePatternOk = false;  // echoBuf holds the source's pattern (not an echo reply)
+
+void putU32BE(uint8_t* p, uint32_t v) {
+  p[0] = static_cast<uint8_t>(v >> 24);
+  p[1] = static_cast<uint8_t>(v >> 16);
+  p[2] = static_cast<uint8_t>(v >> 8);
+  p[3] = static_cast<uint8_t>(v);
+}
+
+void sourceLoop() {
+  if (!flushPendingEcho()) return;
+  // What the host sends meanwhile is read and dropped, so its sends never wedge.
+  while (echo.receive(echoBuf, sizeof echoBuf, nullptr) >= 0) {
+    ++linkIgnored;
+    sourcePatternOk = false;
+  }
+  if (sourceLeft == 0) return;
+  if (!sourcePatternOk) {
+    // Byte i of every message is i & 0xFF, except bytes 0..3: the message's index.
+    for (uint32_t i = 0; i < sourceSize; ++i) echoBuf[i] = static_cast<uint8_t>(i);
+    sourcePatternOk = true;
+  }
+  while (sourceLeft > 0) {
+    if (sourceSize >= 4) putU32BE(echoBuf, sourceIndex);
+    if (!echo.send(echoBuf, sourceSize, false)) return;  // no room until acks free some
+    linkCount.count(sourceSize);
+    ++sourceIndex;
+    --sourceLeft;
+  }
+}
+
+void linkLoop() {
+  switch (linkMode) {
+    case Mode::kEcho:
+      echoLoop();
+      break;
+    case Mode::kSink:
+      sinkLoop();
+      break;
+    case Mode::kSource:
+      sourceLoop();
+      break;
+  }
+}
+
+// ------------------------------------------------------------------------- raw TCP port
+
+bool rawPatternOk = false;  // rawBuf holds the raw source's pattern
+
+size_t smaller(size_t a, size_t b) { return a < b ? a : b; }
+
+void rawAccept() {
+  while (rawServer.hasClient()) {
+    WiFiClient c = rawServer.accept();
+    if (!c) return;
+    rawClient.stop();  // a newer connection replaces the one before (no-op if none)
+    rawClient = c;
+    rawClient.setNoDelay(true);
+    ++rawConnections;
+  }
+}
+
+void rawLoop() {
+  rawAccept();
+  if (!rawClient.connected()) {
+    rawClient.stop();  // gone (or never there): frees the shared connection slot
+    return;
+  }
+  size_t budget = kRawBudget;
+  if (rawMode != Mode::kSource) {
+    while (budget > 0) {
+      const int avail = rawClient.available();
+      if (avail <= 0) break;
+      size_t n = smaller(smaller(static_cast<size_t>(avail), sizeof rawBuf), budget);
+      if (rawMode == Mode::kEcho) {
+        // Read no more than can be written back at once: nothing is held over.
+        const int room = rawClient.availableForWrite();
+        if (room <= 0) break;
+        n = smaller(n, static_cast<size_t>(room));
+      }
+      const int got = rawClient.read(rawBuf, n);
+      if (got <= 0) break;
+      if (rawMode == Mode::kEcho) rawClient.write(rawBuf, static_cast<size_t>(got));
+      rawCount.count(static_cast<size_t>(got));
+      budget -= static_cast<size_t>(got);
+    }
+    return;
+  }
+  // Source: bytes arriving meanwhile are read and dropped.
+  for (int k = 0; k < 8 && rawClient.available() > 0; ++k) {
+    if (rawClient.read(rawBuf, sizeof rawBuf) <= 0) break;
+    rawPatternOk = false;
+  }
+  if (!rawPatternOk) {
+    for (size_t i = 0; i < sizeof rawBuf; ++i) rawBuf[i] = static_cast<uint8_t>(i);
+    rawPatternOk = true;
+  }
+  while (budget > 0 && rawSourceLeft > 0) {
+    const int room = rawClient.availableForWrite();
+    if (room <= 0) break;
+    size_t n = smaller(smaller(static_cast<size_t>(room), sizeof rawBuf), budget);
+    if (rawSourceLeft < n) n = static_cast<size_t>(rawSourceLeft);
+    const size_t wrote = rawClient.write(rawBuf, n);
+    if (wrote == 0) break;
+    rawCount.count(wrote);
+    rawSourceLeft -= wrote;
+    budget -= wrote;
+  }
+}
+
+// ----------------------------------------------------------------------- control service
+
+const char* modeName(Mode m) {
+  switch (m) {
+    case Mode::kSink:
+      return "sink";
+    case Mode::kSource:
+      return "source";
+    default:
+      return "echo";
+  }
+}
+
+// Decimal digits only, no sign, no overflow past `max`.
+bool parseUnsigned(const char* s, uint64_t max, uint64_t* out) {
+  if (s == nullptr || *s == 0) return false;
+  uint64_t v = 0;
+  for (; *s; ++s) {
+    if (*s < '0' || *s > '9') return false;
+    const uint64_t digit = static_cast<uint64_t>(*s - '0');
+    if (v > (max - digit) / 10) return false;
+    v = v * 10 + digit;
+  }
+  *out = v;
+  return true;
+}
+
+void appendU64(char* buf, size_t cap, size_t* len, uint64_t v) {
+  char num[21];
+  size_t i = sizeof num - 1;
+  num[i] = 0;
+  do {
+    num[--i] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0 && i > 0);
+  append(buf, cap, len, num + i);
+}
+
+void appendCounters(char* buf, size_t cap, size_t* len, const Counters& c, const char* unit) {
+  append(buf, cap, len, "\"");
+  append(buf, cap, len, unit);
+  append(buf, cap, len, "\": ");
+  appendUnsigned(buf, cap, len, c.messages);
+  append(buf, cap, len, ", \"bytes\": ");
+  appendU64(buf, cap, len, c.bytes);
+  append(buf, cap, len, ", \"elapsed_us\": ");
+  appendUnsigned(buf, cap, len, c.started ? c.lastUs - c.firstUs : 0UL);
+  append(buf, cap, len, ", \"elapsed_ms\": ");
+  appendUnsigned(buf, cap, len, c.started ? c.lastMs - c.firstMs : 0UL);
+}
+
+void buildStats(char* buf, size_t cap) {
+  size_t n = 0;
+  buf[0] = 0;
+  append(buf, cap, &n, "{\"mode\": \"");
+  append(buf, cap, &n, modeName(linkMode));
+  append(buf, cap, &n, "\", ");
+  appendCounters(buf, cap, &n, linkCount, "messages");
+  append(buf, cap, &n, ", \"source_left\": ");
+  appendUnsigned(buf, cap, &n, sourceLeft);
+  append(buf, cap, &n, ", \"ignored\": ");
+  appendUnsigned(buf, cap, &n, linkIgnored);
+  append(buf, cap, &n, ", \"raw\": {\"mode\": \"");
+  append(buf, cap, &n, modeName(rawMode));
+  append(buf, cap, &n, "\", ");
+  appendCounters(buf, cap, &n, rawCount, "chunks");
+  append(buf, cap, &n, ", \"source_left\": ");
+  appendU64(buf, cap, &n, rawSourceLeft);
+  append(buf, cap, &n, ", \"connected\": ");
+  append(buf, cap, &n, rawClient.connected() ? "true" : "false");
+  append(buf, cap, &n, ", \"connections\": ");
+  appendUnsigned(buf, cap, &n, rawConnections);
+  append(buf, cap, &n, ", \"buffer\": ");
+  appendUnsigned(buf, cap, &n, kRawBuf);
+  append(buf, cap, &n, "}}");
+}
+
+void replyError(const char* why, const char* command, int len) {
+  size_t n = 0;
+  ctrlOut[0] = 0;
+  append(ctrlOut, sizeof ctrlOut, &n, "{\"error\": ");
+  appendJsonString(ctrlOut, sizeof ctrlOut, &n, why);
+  append(ctrlOut, sizeof ctrlOut, &n, ", \"command\": ");
+  // Bytes that are not valid UTF-8 would make the reply invalid: show them as '?'.
+  char shown[200];
+  int i = 0;
+  for (; i < len && i < static_cast<int>(sizeof shown) - 1; ++i) {
+    const unsigned char c = static_cast<unsigned char>(command[i]);
+    shown[i] = c >= 0x80 ? '?' : static_cast<char>(c);
+  }
+  shown[i] = 0;
+  appendJsonString(ctrlOut, sizeof ctrlOut, &n, shown);
+  append(ctrlOut, sizeof ctrlOut, &n, "}");
+}
+
+void replyMode(const char* service, Mode m) {
+  size_t n = 0;
+  ctrlOut[0] = 0;
+  append(ctrlOut, sizeof ctrlOut, &n, "{\"ok\": true, \"service\": \"");
+  append(ctrlOut, sizeof ctrlOut, &n, service);
+  append(ctrlOut, sizeof ctrlOut, &n, "\", \"mode\": \"");
+  append(ctrlOut, sizeof ctrlOut, &n, modeName(m));
+  append(ctrlOut, sizeof ctrlOut, &n, "\"}");
+}
+
+void setLinkMode(Mode m) {
+  linkMode = m;
+  linkCount.reset();
+  linkIgnored = 0;
+  sourceLeft = 0;
+  sourceSize = 0;
+  sourceIndex = 0;
+  sourcePatternOk = false;
+}
+
+void setRawMode(Mode m) {
+  rawMode = m;
+  rawCount.reset();
+  rawSourceLeft = 0;
+  rawPatternOk = false;
+}
+
+char ctrlWork[sizeof ctrlIn];  // ctrlIn cut into words (ctrlIn stays whole for errors)
+
+// Runs one control request (`len` bytes in ctrlIn, terminated) and leaves the reply in ctrlOut.
+void handleControl(int len) {
+  memcpy(ctrlWork, ctrlIn, static_cast<size_t>(len) + 1);
+  char* save = nullptr;
+  const char* w0 = strtok_r(ctrlWork, " ", &save);
+  const char* w1 = w0 ? strtok_r(nullptr, " ", &save) : nullptr;
+  const char* w2 = w1 ? strtok_r(nullptr, " ", &save) : nullptr;
+  const char* w3 = w2 ? strtok_r(nullptr, " ", &save) : nullptr;
+  const bool raw = w0 != nullptr && strcmp(w0, "raw") == 0;
+  const char* verb = raw ? w1 : w0;
+  const char* arg1 = raw ? w2 : w1;
+  const char* arg2 = raw ? w3 : w2;
+  const char* extra = raw ? nullptr : w3;
+  if (verb == nullptr) {
+    replyError("unknown command", ctrlIn, len);
+  } else if (!raw && strcmp(verb, "info") == 0 && arg1 == nullptr) {
+    buildInfo(ctrlOut, sizeof ctrlOut);
+  } else if (!raw && strcmp(verb, "stats") == 0 && arg1 == nullptr) {
+    buildStats(ctrlOut, sizeof ctrlOut);
+  } else if ((strcmp(verb, "echo") == 0 || strcmp(verb, "sink") == 0) && arg1 == nullptr) {
+    const Mode m = verb[0] == 'e' ? Mode::kEcho : Mode::kSink;
+    if (raw) {
+      setRawMode(m);
+    } else {
+      setLinkMode(m);
+    }
+    replyMode(raw ? "raw" : "link", m);
+  } else if (strcmp(verb, "source") == 0) {
+    uint64_t count = 0;
+    uint64_t size = 0;
+    if (raw) {
+      // Up to 2^48 bytes: days at any speed a board (or loopback) reaches.
+      if (arg1 == nullptr || arg2 != nullptr || !parseUnsigned(arg1, 1ULL << 48, &count)) {
+        replyError("usage: raw source <bytes>", ctrlIn, len);
+        return;
+      }
+      setRawMode(Mode::kSource);
+      rawSourceLeft = count;
+      replyMode("raw", Mode::kSource);
+      return;
+    }
+    if (arg2 == nullptr || extra != nullptr || !parseUnsigned(arg1, 0xFFFFFFFFULL, &count) ||
+        !parseUnsigned(arg2, 0xFFFFFFFFULL, &size)) {
+      replyError("usage: source <count> <size>", ctrlIn, len);
+    } else if (size > echo.maxMessage() || size > sizeof echoBuf) {
+      replyError("size exceeds the echo service's max_message", ctrlIn, len);
+    } else if (!echo.connected()) {
+      replyError("no host on the echo service: connect to it first", ctrlIn, len);
+    } else {
+      setLinkMode(Mode::kSource);
+      sourceLeft = static_cast<uint32_t>(count);
+      sourceSize = static_cast<uint32_t>(size);
+      replyMode("link", Mode::kSource);
+    }
+  } else {
+    replyError("unknown command", ctrlIn, len);
   }
 }
 
@@ -385,22 +757,7 @@ void controlLoop() {
     if (n < 0) return;
     ctrlIn[n] = 0;
     ctrlPeer = control.peerSession();
-    if (strcmp(ctrlIn, "info") == 0) {
-      buildInfo(ctrlOut, sizeof ctrlOut);
-    } else {
-      size_t len = 0;
-      ctrlOut[0] = 0;
-      append(ctrlOut, sizeof ctrlOut, &len, "{\"error\": \"unknown command\", \"command\": ");
-      // Bytes that are not valid UTF-8 would make the reply invalid: show them as '?'.
-      for (int i = 0; i < n; ++i) {
-        if (static_cast<unsigned char>(ctrlIn[i]) >= 0x80) ctrlIn[i] = '?';
-      }
-      char shown[200];
-      strncpy(shown, ctrlIn, sizeof shown - 1);
-      shown[sizeof shown - 1] = 0;
-      appendJsonString(ctrlOut, sizeof ctrlOut, &len, shown);
-      append(ctrlOut, sizeof ctrlOut, &len, "}");
-    }
+    handleControl(n);
     ctrlPending = true;
   }
   if (control.send(ctrlOut)) ctrlPending = false;
@@ -446,9 +803,10 @@ void loop() {
   wifiLoop();
   if (servicesStarted) {
     echo.loop();
-    echoLoop();
+    linkLoop();
     control.loop();
     controlLoop();
     echo.loop();  // push replies out in the same pass
+    rawLoop();
   }
 }
