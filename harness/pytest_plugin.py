@@ -185,11 +185,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     dev = item.config.stash.get(_DEVICE_KEY, None)
     if dev is not None and call.when == "call" and not item.config.stash.get(_REPORTED_KEY, False):
         item.config.stash[_REPORTED_KEY] = True
-        boot = f"{dev.boot_seconds:.3f} s" if dev.boot_seconds is not None else "?"
-        prop = (
-            _DEVICE_PROPERTY,
-            f"device: {dev.description}  fw={dev.fw}  ip={dev.ip}  boot to READY: {boot}",
-        )
+        prop = (_DEVICE_PROPERTY, dev.summary())
         item.user_properties.append(prop)
         report.user_properties.append(prop)
     if report.failed:

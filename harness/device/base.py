@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from harness.device.console import Console
-from harness.device.errors import DeviceError, DeviceTimeout
+from harness.device.errors import DeviceError, DeviceTimeout, ProvisioningError
 from harness.device.ready import READY_RE, Ready, provision
 
 
@@ -65,6 +65,11 @@ class Device(ABC):
     def max_message(self) -> int:
         """Largest message the echo service accepts."""
         return self.ready.max_message
+
+    def summary(self) -> str:
+        """One line for reports: which device, which firmware, how long it took to boot."""
+        boot = f"{self.boot_seconds:.3f} s" if self.boot_seconds is not None else "?"
+        return f"device: {self.description}  fw={self.fw}  ip={self.ip}  boot to READY: {boot}"
 
     @property
     @abstractmethod
@@ -125,21 +130,30 @@ class Device(ABC):
                 console_tail=self.console.tail(since=mark),
             ) from None
 
-    def bring_up(self, *, since: int, ssid: str, password: str, t0: float | None = None) -> Ready:
+    def bring_up(
+        self, *, since: int, ssid: str | None, password: str | None, t0: float | None = None
+    ) -> Ready:
         """After a boot: wait for READY, provisioning WiFi first if the firmware asks for it.
 
         A board with credentials for this network stored joins by itself; one with none (or
-        with credentials that fail) gets ``ssid``/``password`` over the console.
+        with credentials that fail) gets ``ssid``/``password`` over the console. Without
+        credentials to give, such a board fails at once with :class:`ProvisioningError`.
         """
         start = time.monotonic() if t0 is None else t0
         m = self.console.expect(
             r"^ESP-HIL (READY|WIFI none|WIFI fail)", self.ready_timeout, since=since
         )
-        if m.group(1) != "READY":
-            self._ready = provision(self.console, ssid, password, timeout=self.ready_timeout)
-            self.boot_seconds = time.monotonic() - start
-            return self._ready
-        return self.wait_ready(since=since, t0=start)
+        if m.group(1) == "READY":
+            return self.wait_ready(since=since, t0=start)
+        if ssid is None:
+            raise ProvisioningError(
+                f"the board has no working WiFi credentials ({m.group(0)}): pass --wifi-ssid "
+                "and --wifi-password, or set ESP_HIL_WIFI_SSID and ESP_HIL_WIFI_PASSWORD",
+                console_tail=self.console.tail(since=since),
+            )
+        self._ready = provision(self.console, ssid, password or "", timeout=self.ready_timeout)
+        self.boot_seconds = time.monotonic() - start
+        return self._ready
 
     @abstractmethod
     def hard_reset(self) -> None:

@@ -60,9 +60,9 @@ def firmware_image(opts: DeviceOptions) -> bytes:
 
 
 def _is_local_twin(spec: str) -> bool:
-    from harness.sim.native import running_twin_urls
+    from harness.sim.native import running_twins
 
-    return spec in running_twin_urls()
+    return spec in running_twins()
 
 
 def open_device(opts: DeviceOptions) -> Device:
@@ -82,7 +82,12 @@ def open_device(opts: DeviceOptions) -> Device:
         starter = twin.start
     else:
         from harness.device.serial import SerialDevice
+        from harness.sim.native import running_twins
 
+        local_twin = running_twins().get(opts.spec)
+        if local_twin is not None and opts.ssid is None:
+            # A twin of this machine: its simulated access point is known.
+            opts.ssid, opts.password = local_twin["ssid"], local_twin["password"]
         board = SerialDevice(
             opts.spec,
             ssid=opts.ssid,

@@ -41,7 +41,8 @@ class SerialDevice(Device):
         self.image = image
         self.flash_mode = flash
         self.flashed: bool | None = None
-        self._lock = BoardLock(port, timeout=lock_timeout)
+        self.lock_timeout = lock_timeout
+        self._lock: BoardLock | None = None
         self._serial: Any = None
         self._reader: threading.Thread | None = None
         self._closing = False
@@ -50,9 +51,16 @@ class SerialDevice(Device):
     def description(self) -> str:
         return self.port_name
 
+    def summary(self) -> str:
+        flash = {None: "not checked", True: "written", False: "already there (MD5 matched)"}
+        return f"{super().summary()}  flash: {flash[self.flashed]}"
+
+    def _acquire(self) -> None:
+        self._lock = BoardLock(self.port_name, timeout=self.lock_timeout).acquire()
+
     def attach(self) -> SerialDevice:
         """Lock the board and open its console, without resetting it."""
-        self._lock.acquire()
+        self._acquire()
         try:
             self._open()
         except BaseException:
@@ -62,7 +70,7 @@ class SerialDevice(Device):
 
     def start(self) -> Device:
         """Lock, flash if needed, reset, provision and wait for READY."""
-        self._lock.acquire()
+        self._acquire()
         try:
             if self.image is not None:
                 self.flashed = flash_image(self.port_name, self.image, mode=self.flash_mode)
@@ -70,10 +78,7 @@ class SerialDevice(Device):
             mark = self.console.mark()
             t0 = time.monotonic()
             self.hard_reset()
-            if self.ssid is None:
-                self.wait_ready(since=mark, t0=t0)
-            else:
-                self.bring_up(since=mark, ssid=self.ssid, password=self.password or "", t0=t0)
+            self.bring_up(since=mark, ssid=self.ssid, password=self.password, t0=t0)
         except BaseException:
             self.close()
             raise
@@ -133,4 +138,6 @@ class SerialDevice(Device):
         if self._reader is not None:
             self._reader.join(timeout=2.0)
         self.console.close(f"{self.port_name} was closed")
-        self._lock.release()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None

@@ -1,0 +1,1 @@
+"""pyserial URL handlers of esp-hil (registered through ``serial.protocol_handler_packages``)."""
