@@ -167,6 +167,7 @@ class WiFiSocket:
         self._lock = threading.Lock()
         self._calls = 0
         self._closed = False
+        self._connected = False
         self._error: WiFiSocketError | None = None
         self._inbox: deque[Message_] = deque()
         self._outq: deque[bytes | memoryview] = deque()
@@ -202,12 +203,14 @@ class WiFiSocket:
     def _handshake(self, deadline: float) -> None:
         session = self._session
         self._outq.append(session.connection_made(time.monotonic()))
-        while not session.is_open:
+        # Connected, not is_open: the peer may say HELLO, a few messages and CLOSE in one
+        # go; the handshake succeeded and those messages are still to be received.
+        while not self._connected:
             self._write_some()
+            if self._connected:
+                break
             if self._error is not None:
                 raise self._error
-            if session.is_open:
-                break
             if time.monotonic() >= deadline:
                 self._outq.append(session.close(CloseCode.TIMEOUT, "no HELLO"))
                 self._write_some()
@@ -216,8 +219,6 @@ class WiFiSocket:
                 )
             self._step(deadline)
         self._write_some()
-        if self._error is not None:
-            raise self._error
 
     # --- public API --------------------------------------------------------------------
 
@@ -261,7 +262,7 @@ class WiFiSocket:
                 except BlockingIOError:
                     sent = 0
                 except OSError as exc:
-                    self._lost(f"send failed: {exc}")
+                    self._write_failed(exc)
                     self._check_usable()
                     return
                 if sent == len(frame):
@@ -448,7 +449,7 @@ class WiFiSocket:
             if type(ev) is Message:
                 self._inbox.append(ev.data)
             elif isinstance(ev, Connected):
-                pass
+                self._connected = True
             elif isinstance(ev, PeerClosed):
                 if ev.code == CloseCode.NORMAL:
                     reason = f": {ev.reason}" if ev.reason else ""
@@ -481,7 +482,7 @@ class WiFiSocket:
             except BlockingIOError:
                 return
             except OSError as exc:
-                self._lost(f"send failed: {exc}")
+                self._write_failed(exc)
                 return
             if n == len(head):
                 outq.popleft()
@@ -502,6 +503,12 @@ class WiFiSocket:
                     "when it does"
                 )
             self._step(deadline)
+
+    def _write_failed(self, exc: OSError) -> None:
+        # The peer may have said CLOSE (with its reason) and messages before it hung up:
+        # read what the kernel still holds so they win over a bare "connection reset".
+        self._read_available(drain=True)
+        self._lost(f"send failed: {exc}")
 
     def _lost(self, why: str) -> None:
         self._session.connection_lost()
