@@ -446,6 +446,38 @@ def test_echo_never_writes_past_available_for_write(console: Console, address: s
         console.expect("shortwrite", timeout=0.2)
 
 
+def test_stop_delivers_what_is_still_buffered(console: Console, address: str) -> None:
+    port = free_port(address)
+    console.join_wifi()
+    console.command(f"listen {port}", "listen status=1")
+    received = bytearray()
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(TIMEOUT)
+        sock.connect((address, port))
+        console.expect("accepted ")
+
+        def drain() -> None:
+            while chunk := sock.recv(1 << 16):
+                received.extend(chunk)
+
+        # The sketch fills its connection while we do not read, then holds 200 ms
+        # without yielding (we drain the kernel meanwhile), then stop()s.
+        console.proc.write(b"fillstop 200\n")
+        filled = console.fields(console.expect("filled "))
+        assert filled["afw"] == "0"  # the shim's send buffer was full at stop() time
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
+        console.expect("stopped")
+        reader.join(timeout=TIMEOUT)
+        assert not reader.is_alive()  # stop() ended in EOF, not a reset
+    total = int(filled["wrote"])
+    assert len(received) == total
+    assert received == bytes(range(256)) * (total // 256) + bytes(range(total % 256))
+    with pytest.raises(AssertionError):
+        console.expect("shortwrite", timeout=0.2)
+
+
 # --------------------------------------------------------------------------- idling
 
 

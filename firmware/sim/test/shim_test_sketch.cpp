@@ -121,6 +121,38 @@ void cmd_copy() {
   Serial.println("copy none");
 }
 
+// Fills the first client's connection (kernel socket and the shim's send buffer)
+// with pattern bytes (i & 0xFF), then busy-waits (no yield: nothing flushes the
+// shim's buffer meanwhile) and stop()s it: the buffered tail must still reach the
+// peer before the FIN.
+void cmd_fillstop(long hold_ms) {
+  for (size_t i = 0; i < kMaxClients; i++) {
+    if (!g_active[i]) continue;
+    WiFiClient& c = g_clients[i];
+    long sent = 0;
+    unsigned long start = millis();
+    uint8_t buf[1024];
+    for (;;) {
+      size_t room = static_cast<size_t>(c.availableForWrite());
+      if (room == 0 || millis() - start > 5000) break;
+      size_t chunk = room < sizeof buf ? room : sizeof buf;
+      for (size_t k = 0; k < chunk; k++) buf[k] = static_cast<uint8_t>((sent + static_cast<long>(k)) & 0xFF);
+      size_t took = c.write(buf, chunk);
+      if (took != chunk) Serial.printf("shortwrite %u %u\n", static_cast<unsigned>(chunk), static_cast<unsigned>(took));
+      sent += static_cast<long>(took);
+    }
+    Serial.printf("filled wrote=%ld afw=%d\n", sent, c.availableForWrite());
+    unsigned long hold = millis();
+    while (millis() - hold < static_cast<unsigned long>(hold_ms)) {
+    }
+    c.stop();
+    g_active[i] = false;
+    Serial.println("stopped");
+    return;
+  }
+  Serial.println("fillstop none");
+}
+
 void handle_line(char* line) {
   char* rest = line;
   const char* cmd = next_word(&rest);
@@ -164,6 +196,8 @@ void handle_line(char* line) {
       }
     }
     Serial.printf("afw %d\n", afw);
+  } else if (!strcmp(cmd, "fillstop")) {
+    cmd_fillstop(atol(next_word(&rest)));
   } else if (!strcmp(cmd, "copy")) {
     cmd_copy();
   } else if (!strcmp(cmd, "eeput")) {
