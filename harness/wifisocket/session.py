@@ -67,7 +67,8 @@ class _Random(Protocol):
 # --- events -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+# Events are plain (not frozen) slots dataclasses: one is built per message.
+@dataclass(slots=True)
 class Connected:
     """The peer's HELLO arrived; data may flow. ``resumed``: both directions carried on."""
 
@@ -75,21 +76,21 @@ class Connected:
     resumed: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message:
     """A message from the peer: ``str`` for TEXT, ``bytes`` for BINARY."""
 
     data: str | bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Pong:
     """The answer to our latest PING; ``rtt`` in seconds."""
 
     rtt: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SessionReset:
     """The peer we knew came back without our stream (e.g. a reboot).
 
@@ -100,7 +101,7 @@ class SessionReset:
     unconfirmed: list[str | bytes]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PeerClosed:
     """The peer sent CLOSE. The connection is over (the session may resume unless NORMAL)."""
 
@@ -108,12 +109,12 @@ class PeerClosed:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Dead:
     """Nothing arrived for ``dead_after`` seconds; a CLOSE TIMEOUT is queued."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Failed:
     """We found a protocol error; a CLOSE with its code is queued. Always the last event."""
 
