@@ -76,7 +76,9 @@ class Proxy:
         self._connect_timeout = connect_timeout
         self._control_timeout = control_timeout
 
-        self._lock = threading.Lock()
+        # Re-entrant: a control call made before start runs on the caller's thread with
+        # the lock held (so start() cannot slip in), and takes it again inside.
+        self._lock = threading.RLock()
         self._toxics: dict[str, InstalledToxic] = {}
         self._enabled = True
         self._thread: threading.Thread | None = None
@@ -221,23 +223,40 @@ class Proxy:
             raise TypeError(f"not a toxic: {toxic!r}")
         if direction not in _DIRECTIONS:
             raise ValueError(f"direction must be both, upstream or downstream: {direction!r}")
-        with self._lock:
-            if name is None:
-                name = self._free_name(f"{type(toxic).__name__.lower()}_{direction}")
-            elif name in self._toxics:
-                raise ValueError(f"a toxic named {name!r} is already installed")
-            installed = InstalledToxic(name, toxic, direction)
-            self._toxics[name] = installed
-        self._call(lambda: self._apply_add(installed))
-        return name
+        chosen = name
+
+        def apply() -> str:
+            # Registry and open connections change together on the loop thread, so a
+            # connection accepted meanwhile gets the toxic exactly once.
+            with self._lock:
+                if chosen is None:
+                    final = self._free_name(f"{type(toxic).__name__.lower()}_{direction}")
+                elif chosen in self._toxics:
+                    raise ValueError(f"a toxic named {chosen!r} is already installed")
+                else:
+                    final = chosen
+                installed = InstalledToxic(final, toxic, direction)
+                self._toxics[final] = installed
+            now = time.monotonic()
+            for conn in self._conns:
+                self._install(conn, installed, now)
+            return final
+
+        return self._call(apply)
 
     def remove(self, name: str) -> None:
         """Uninstall a toxic; bytes it held go on, in order. ``KeyError`` if unknown."""
-        with self._lock:
-            if name not in self._toxics:
-                raise KeyError(name)
-            del self._toxics[name]
-        self._call(lambda: self._apply_remove(name))
+
+        def apply() -> None:
+            with self._lock:
+                if name not in self._toxics:
+                    raise KeyError(name)
+                del self._toxics[name]
+            now = time.monotonic()
+            for conn in self._conns:
+                conn.remove_stage(name, now)
+
+        self._call(apply)
 
     def clear(self) -> None:
         """Uninstall every toxic, last added first."""
@@ -246,12 +265,10 @@ class Proxy:
 
     def disable(self) -> None:
         """Take the link down: refuse new connections and close all open ones."""
-        self._enabled = False
         self._call(self._apply_disable)
 
     def enable(self) -> None:
-        """Bring the link back up on the same address."""
-        self._enabled = True
+        """Bring the link back up on the same address (``OSError`` if it was taken)."""
         self._call(self._apply_enable)
 
     # -- plumbing used by the control API ------------------------------------------------
@@ -263,19 +280,17 @@ class Proxy:
             name = f"{base}_{n}"
         return name
 
-    def _call(self, fn: Callable[[], _T]) -> _T | None:
+    def _call(self, fn: Callable[[], _T]) -> _T:
         """Run ``fn`` on the loop thread (or here, if there is none) and wait for it."""
         with self._lock:
             if self._crash is not None:
                 raise RuntimeError("the netem proxy loop crashed") from self._crash
-            running = self._thread is not None and not self._stopping
-            if running:
-                future: Future[Any] = Future()
-                self._calls.append((fn, future))
-        if not running:
-            return None
+            if self._thread is None or self._stopping:
+                return fn()
+            future: Future[_T] = Future()
+            self._calls.append((fn, future))
         self._wake()
-        return future.result(timeout=self._control_timeout)  # type: ignore[no-any-return]
+        return future.result(timeout=self._control_timeout)
 
     def _wake(self) -> None:
         try:
@@ -300,22 +315,13 @@ class Proxy:
 
     # -- loop-thread side ---------------------------------------------------------------
 
-    def _apply_add(self, installed: InstalledToxic) -> None:
-        now = time.monotonic()
-        for conn in self._conns:
-            self._install(conn, installed, now)
-
     def _install(self, conn: Connection, installed: InstalledToxic, now: float) -> None:
         for direction in _DIRECTIONS[installed.direction]:
             rng = stage_rng(self._seed, conn.index, direction, installed.name)
             conn.add_stage(direction, make_stage(installed.toxic, installed.name, rng, now))
 
-    def _apply_remove(self, name: str) -> None:
-        now = time.monotonic()
-        for conn in self._conns:
-            conn.remove_stage(name, now)
-
     def _apply_disable(self) -> None:
+        self._enabled = False
         if self._listener is not None and self._selector is not None:
             self._selector.unregister(self._listener)
             self._listener.close()
@@ -328,6 +334,7 @@ class Proxy:
         if self._listener is None and self._selector is not None:
             self._listener = self._open_listener(self.address)
             self._selector.register(self._listener, selectors.EVENT_READ, _LISTEN)
+        self._enabled = True
 
     def _accept(self, now: float) -> None:
         assert self._listener is not None and self._upstream_addr is not None
@@ -439,3 +446,5 @@ class Proxy:
                 sock.close()
         if self._selector is not None:
             self._selector.close()
+            # Nothing may register with it after this (enable() on a stopped proxy).
+            self._selector = None

@@ -401,6 +401,20 @@ def test_disable_refuses_and_closes_enable_restores(echo_proxy: Proxy) -> None:
     assert round_trip(echo_proxy, [b"back ", b"again"]) == b"back again"
 
 
+def test_control_before_start_takes_effect_at_start(
+    server_factory: Callable[[Callable[[socket.socket], None]], Server],
+) -> None:
+    proxy = Proxy(server_factory(echo).address)
+    proxy.disable()
+    proxy.add(LimitData(3), direction="downstream")
+    with proxy:
+        assert not proxy.enabled
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(proxy.address, timeout=WAIT)
+        proxy.enable()
+        assert round_trip(proxy, [b"abcdef"]) == b"abc"
+
+
 def test_unreachable_upstream_resets_the_client() -> None:
     spare = socket.create_server(("127.0.0.1", 0))
     dead = spare.getsockname()[:2]
