@@ -14,11 +14,13 @@ from typing import Any
 
 from harness.device.base import Device
 from harness.device.console import Console
-from harness.device.errors import DeviceError
+from harness.device.errors import DeviceError, DeviceTimeout
 from harness.device.flashing import flash_image
 from harness.device.lock import BoardLock
 
 CONSOLE_BAUD = 115200
+#: The ESP8266 boot ROM prints at 74880 baud (26 MHz crystal, 115200 * 26/40).
+ROM_BAUD = 74880
 
 
 class SerialDevice(Device):
@@ -78,11 +80,36 @@ class SerialDevice(Device):
             mark = self.console.mark()
             t0 = time.monotonic()
             self.hard_reset()
-            self.bring_up(since=mark, ssid=self.ssid, password=self.password, t0=t0)
+            try:
+                self.bring_up(since=mark, ssid=self.ssid, password=self.password, t0=t0)
+            except DeviceTimeout as exc:
+                raise DeviceTimeout(
+                    f"{exc.args[0].splitlines()[0]}; the boot ROM said: {self.boot_rom_output()!r}",
+                    console_tail=exc.console_tail,
+                ) from None
         except BaseException:
             self.close()
             raise
         return self
+
+    def boot_rom_output(self, listen: float = 1.0) -> str:
+        """Reset the board with the console at the ROM's 74880 baud and return what it printed.
+
+        The ROM reports why it cannot boot (``csum err``, a bad image header) at a rate the
+        firmware's console does not read, so a board that never gets READY is asked again.
+        """
+        ser = self._serial
+        if ser is None:
+            return ""
+        mark = self.console.mark()
+        try:
+            ser.baudrate = ROM_BAUD
+            self.hard_reset()
+            time.sleep(listen)
+        finally:
+            ser.baudrate = CONSOLE_BAUD
+        lines = [ln.text.strip() for ln in self.console.since(mark)]
+        return " | ".join(ln for ln in lines if ln)
 
     # -- the port ---------------------------------------------------------------------------
     def _open(self) -> None:
