@@ -64,7 +64,6 @@ class SimDevice(Device):
         self._proc: Any = None
         self._stopping = False
         self._lock = threading.Lock()
-        self._watcher: threading.Thread | None = None
         self.restarts = 0
 
     @property
@@ -88,7 +87,7 @@ class SimDevice(Device):
     def _spawn(self, reset_reason: str) -> None:
         from harness.sim.firmware import FirmwareProcess
 
-        self._proc = FirmwareProcess(
+        proc = FirmwareProcess(
             self.binary,
             ip=self._ip,
             mac=mac_for_ip(self._ip),
@@ -97,28 +96,28 @@ class SimDevice(Device):
             ap_password=self.password,
             reset_reason=reset_reason,
             on_output=self.console.feed,
+            on_exit=lambda code: self._exited(proc, code),
             env=self._env,
         )
+        self._proc = proc
         self.console.reopen()
-        self._proc.start()
-        self._watcher = threading.Thread(
-            target=self._watch, args=(self._proc,), name=f"twin-{self._ip}", daemon=True
-        )
-        self._watcher.start()
+        proc.start()
 
-    def _watch(self, proc: Any) -> None:
-        # The firmware restarting itself is a reboot, not a death: boot it again.
-        while proc.wait(timeout=1.0) is None:
-            if self._stopping or proc is not self._proc:
-                return
+    def _exited(self, proc: Any, code: int) -> None:
+        # Runs on the process's reader thread; restarting joins that thread, so hand off.
+        threading.Thread(target=self._after_exit, args=(proc, code), daemon=True).start()
+
+    def _after_exit(self, proc: Any, code: int) -> None:
         with self._lock:
             if self._stopping or proc is not self._proc:
                 return
-            if proc.exit_code == EXIT_RESTART:
+            if code == EXIT_RESTART:
+                # The firmware restarting itself is a reboot, not a death: boot it again.
                 self.restarts += 1
+                proc.stop()
                 self._spawn("Software/System restart")
                 return
-        self.console.close(f"the twin's firmware exited with code {proc.exit_code}")
+        self.console.close(f"the twin's firmware exited with code {code}")
 
     def start(self) -> Device:
         """Boot the twin and bring it to READY (provisioning WiFi if the flash has none)."""
@@ -138,10 +137,12 @@ class SimDevice(Device):
             self._spawn("External System")
 
     def kill(self) -> None:
-        """Kill the firmware process as if power were cut (tests of a vanished device)."""
+        """Cut the power: the firmware process dies and the console says so."""
         with self._lock:
-            if self._proc is not None:
-                self._proc.stop(timeout=0.5)
+            proc, self._proc = self._proc, None
+            if proc is not None:
+                proc.stop(timeout=0.5)
+        self.console.close("the twin's power was cut (firmware process killed)")
 
     def close(self) -> None:
         with self._lock:

@@ -14,6 +14,7 @@ import signal
 import threading
 from pathlib import Path
 
+from harness.device.base import Device
 from harness.device.serial import SerialDevice
 from harness.sim.build import build_firmware_info, cache_root
 from harness.sim.chip.registry import native_image as register_native_image
@@ -78,7 +79,7 @@ class TwinDevice(SerialDevice):
             flash=flash,
         )
 
-    def start(self) -> SerialDevice:
+    def start(self) -> Device:
         self.twin.start()
         self.port_name = self.twin.url
         return super().start()
