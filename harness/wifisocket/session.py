@@ -367,7 +367,10 @@ class Session:
     def _on_hello(self, frame: Frame, events: list[Event]) -> None:
         hello = Hello.decode(frame.payload)
         same_peer = self._known_peer != 0 and hello.session == self._known_peer
-        keeps_ours = hello.resume == self.session_id
+        # Our stream belongs to the peer session it was sent to: a new peer session that
+        # merely learned our id (from a HELLO on a connection that then dropped) does not
+        # have it, and our frames' acks refer to its predecessor's seq space.
+        keeps_ours = hello.resume == self.session_id and (same_peer or self._known_peer == 0)
         lost: list[str | bytes] = []
         if not same_peer:
             # A new peer, or the peer restarted: its stream starts again at seq 1.

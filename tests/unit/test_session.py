@@ -538,3 +538,44 @@ def test_two_sessions_exchange_everything_exactly_once(data: st.DataObject) -> N
 @given(st.data())
 def test_two_sessions_survive_connection_cuts(data: st.DataObject) -> None:
     _run(data, cuts=True)
+
+
+def test_restarted_peer_that_learned_our_id_does_not_get_the_old_stream() -> None:
+    """Found by the state machine: B's unacked frame carries an ack from A1's seq space.
+
+    A1 restarts as A2; A2 learns B's id from a HELLO on a connection that drops before
+    B sees A2's HELLO; on the next connection A2 says resume=B. B must not resend its A1
+    stream to A2 (A2 would see "ack of a seq never sent"): it reports it unconfirmed.
+    """
+    a1, b = mk(), mk()
+    handshake(a1, b)
+    b.receive_data(a1.send_message("to b", 0.0), 0.0)  # delivered, ack never sent
+    b_frame = b.send_message(b"to a1", 0.0)  # carries ack=1 (A1's seq space)
+    assert frames_of(b_frame)[0].ack == 1
+    b.connection_lost()
+    a2 = mk()
+    a2.connection_made(1.0)
+    hb = b.connection_made(1.0)
+    a2.receive_data(hb, 1.0)  # A2 now knows B; its own HELLO never reaches B
+    a2.connection_lost()
+    b.connection_lost()
+    ea, eb = handshake(a2, b, now=2.0)
+    assert not any(isinstance(e, Failed) for e in ea + eb)
+    assert eb[-1] == SessionReset([b"to a1"])
+    assert b.data_to_send() == b""  # nothing resent
+    assert a2.receive_data(b.send_message("fresh", 2.0), 2.0) == [Message("fresh")]
+
+
+def test_peer_that_never_got_our_hello_gets_our_stream_resent() -> None:
+    """The resume = 0 exception: data sent right after the peer's HELLO is not lost."""
+    a, b = mk(), mk()
+    a.connection_made(0.0)
+    hb = b.connection_made(0.0)
+    a.receive_data(hb, 0.0)  # a is open; b never gets a's HELLO
+    r1 = a.send_message("early", 0.0)
+    a.connection_lost()
+    b.connection_lost()
+    ea, eb = handshake(a, b, now=1.0)
+    assert ea == [Connected(a.peer_hello, resumed=False)]  # type: ignore[arg-type]
+    assert a.data_to_send() == r1  # resent as it was
+    assert b.receive_data(r1, 1.0) == [Message("early")]
