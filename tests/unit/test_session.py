@@ -577,5 +577,6 @@ def test_peer_that_never_got_our_hello_gets_our_stream_resent() -> None:
     b.connection_lost()
     ea, eb = handshake(a, b, now=1.0)
     assert ea == [Connected(a.peer_hello, resumed=False)]  # type: ignore[arg-type]
+    assert eb == [Connected(b.peer_hello, resumed=False)]  # type: ignore[arg-type]
     assert a.data_to_send() == r1  # resent as it was
     assert b.receive_data(r1, 1.0) == [Message("early")]
