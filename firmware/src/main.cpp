@@ -124,6 +124,7 @@ uint8_t rawBuf[kRawBuf];
 Mode rawMode = Mode::kEcho;
 Counters rawCount;
 uint64_t rawSourceLeft = 0;  // bytes the raw source has still to write
+size_t rawChunk = kRawBuf;   // bytes per write() of the raw source (one "message")
 uint32_t rawConnections = 0;
 
 uint32_t credCrc(const Credentials& c) {
@@ -546,16 +547,21 @@ void rawLoop() {
     for (size_t i = 0; i < sizeof rawBuf; ++i) rawBuf[i] = static_cast<uint8_t>(i);
     rawPatternOk = true;
   }
-  while (budget > 0 && rawSourceLeft > 0) {
+  // Until the connection takes no more (no byte budget): a full send buffer is what wakes
+  // the twin's idle poll again (POLLOUT), as an ack does for the WiFiSocket source. Stopping
+  // at a budget instead would leave the twin asleep for its idle period with work to do.
+  while (rawSourceLeft > 0) {
     const int room = rawClient.availableForWrite();
     if (room <= 0) break;
-    size_t n = smaller(smaller(static_cast<size_t>(room), sizeof rawBuf), budget);
+    // One write per chunk, as a sketch writes one message at a time; never a partial one
+    // while the connection could take the whole chunk later.
+    size_t n = rawChunk;
     if (rawSourceLeft < n) n = static_cast<size_t>(rawSourceLeft);
+    if (static_cast<size_t>(room) < n) break;
     const size_t wrote = rawClient.write(rawBuf, n);
     if (wrote == 0) break;
     rawCount.count(wrote);
     rawSourceLeft -= wrote;
-    budget -= wrote;
   }
 }
 
@@ -678,6 +684,7 @@ void setRawMode(Mode m) {
   rawMode = m;
   rawCount.reset();
   rawSourceLeft = 0;
+  rawChunk = kRawBuf;
   rawPatternOk = false;
 }
 
@@ -691,11 +698,12 @@ void handleControl(int len) {
   const char* w1 = w0 ? strtok_r(nullptr, " ", &save) : nullptr;
   const char* w2 = w1 ? strtok_r(nullptr, " ", &save) : nullptr;
   const char* w3 = w2 ? strtok_r(nullptr, " ", &save) : nullptr;
+  const char* w4 = w3 ? strtok_r(nullptr, " ", &save) : nullptr;
   const bool raw = w0 != nullptr && strcmp(w0, "raw") == 0;
   const char* verb = raw ? w1 : w0;
   const char* arg1 = raw ? w2 : w1;
   const char* arg2 = raw ? w3 : w2;
-  const char* extra = raw ? nullptr : w3;
+  const char* extra = raw ? w4 : w3;  // one word too many for every command
   if (verb == nullptr) {
     replyError("unknown command", ctrlIn, len);
   } else if (!raw && strcmp(verb, "info") == 0 && arg1 == nullptr) {
@@ -714,13 +722,16 @@ void handleControl(int len) {
     uint64_t count = 0;
     uint64_t size = 0;
     if (raw) {
-      // Up to 2^48 bytes: days at any speed a board (or loopback) reaches.
-      if (arg1 == nullptr || arg2 != nullptr || !parseUnsigned(arg1, 1ULL << 48, &count)) {
-        replyError("usage: raw source <bytes>", ctrlIn, len);
+      // Up to 2^48 bytes (days at any speed), written `chunk` (1..kRawBuf) bytes at a time.
+      uint64_t chunk = kRawBuf;
+      if (arg1 == nullptr || extra != nullptr || !parseUnsigned(arg1, 1ULL << 48, &count) ||
+          (arg2 != nullptr && (!parseUnsigned(arg2, kRawBuf, &chunk) || chunk == 0))) {
+        replyError("usage: raw source <bytes> [<chunk 1..1460>]", ctrlIn, len);
         return;
       }
       setRawMode(Mode::kSource);
       rawSourceLeft = count;
+      rawChunk = static_cast<size_t>(chunk);
       replyMode("raw", Mode::kSource);
       return;
     }
