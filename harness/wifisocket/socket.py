@@ -26,6 +26,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
@@ -67,7 +68,7 @@ _POLLOUT = select.POLLOUT
 _POLLBAD = select.POLLERR | select.POLLHUP | select.POLLNVAL
 _FOREVER = math.inf
 
-Message_ = str | bytes
+_Msg = str | bytes
 
 
 class _PeerClosedNormally(ConnectionLost):
@@ -169,7 +170,7 @@ class WiFiSocket:
         self._closed = False
         self._connected = False
         self._error: WiFiSocketError | None = None
-        self._inbox: deque[Message_] = deque()
+        self._inbox: deque[_Msg] = deque()
         self._outq: deque[bytes | memoryview] = deque()
         self._rbuf = bytearray(_RECV_BUFFER)
         self._rview = memoryview(self._rbuf)
@@ -324,9 +325,12 @@ class WiFiSocket:
     ) -> None:
         self.close()
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        """Yield messages until the peer closes normally (waits without a timeout; a dead
-        peer is still detected after ``dead_after``)."""
+    def __iter__(self) -> Iterator[str | bytes]:
+        """Yield messages until the peer closes normally.
+
+        Waits without a timeout between messages; a dead peer is still detected after
+        ``dead_after``. Any other end of the link raises as :meth:`receive` does.
+        """
         while True:
             try:
                 yield self._receive(_FOREVER, None)
