@@ -14,6 +14,7 @@ the tables to stdout; ``--json`` and ``--plot`` write files. The measuring code 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import time
@@ -25,7 +26,7 @@ from harness.bench_measure import DOWN, OURS, RAW, UP, Bench, BenchError, Echo, 
 from harness.bench_report import SizeResult, format_summary, format_tables, plot, to_json
 from harness.errors import WiFiSocketError
 
-__all__ = ["default_sizes", "parse_sizes", "run_bench", "run_sizes"]
+__all__ = ["bench_device", "default_sizes", "parse_sizes", "run_bench", "run_sizes"]
 
 #: The smallest size the default sweep starts at.
 MIN_SIZE = 16
@@ -162,49 +163,71 @@ def raw_port_of(device: Any) -> int:
 
 def run_bench(args: argparse.Namespace, options: Any, *, out: IO[str] | None = None,
               err: IO[str] | None = None) -> int:
-    """The ``bench`` subcommand: bring the device up, measure, print, write files."""
+    """The ``bench`` subcommand: bring the device up, then :func:`bench_device`."""
     from harness.device.factory import open_device
 
-    out = out or sys.stdout
     err = err or sys.stderr
-    duration = float(args.duration)
-    if not duration > 0:
-        print("esp-hil bench: --duration must be positive", file=err)
+    problem = _check_args(args)
+    if problem:
+        print(f"esp-hil bench: {problem}", file=err)
         return 2
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    t_start = time.monotonic()
     print(f"esp-hil bench: bringing up {options.spec} ...", file=err, flush=True)
     dev = open_device(options)
     try:
-        try:
-            sizes = parse_sizes(args.sizes, dev.max_message)
-        except ValueError as exc:
-            print(f"esp-hil bench: {exc}", file=err)
-            return 2
-        raw_port = raw_port_of(dev)
-        total = len(sizes) * 6
-        print(
-            f"esp-hil bench: {dev.description}, fw {dev.fw}, max_message {dev.max_message}; "
-            f"sizes {', '.join(map(str, sizes))} B; {duration:g} s per measurement, "
-            f"{total} measurements",
-            file=err, flush=True,
-        )
-        progress = _Progress(total, err)
-        try:
-            with Bench(dev.ip, dev.port, dev.ctrl_port, raw_port) as bench:
-                results = run_sizes(bench, sizes, duration, progress.step)
-                raw_buffer = bench.raw_buffer
-        except (BenchError, WiFiSocketError, OSError) as exc:
-            print(f"esp-hil bench: measurement failed: {exc}", file=err)
-            return 1
-        elapsed = time.monotonic() - t_start
-        device_info = {
-            "description": dev.description, "fw": dev.fw, "ip": dev.ip,
-            "max_message": dev.max_message, "echo_port": dev.port, "ctrl_port": dev.ctrl_port,
-            "raw_port": raw_port, "raw_buffer": raw_buffer, "spec": options.spec,
-        }
+        return bench_device(dev, args, out=out, err=err, spec=options.spec)
     finally:
         dev.close()
+
+
+def _check_args(args: argparse.Namespace) -> str | None:
+    """What is wrong with the arguments before any device is touched, or None."""
+    if not float(args.duration) > 0:
+        return "--duration must be positive"
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        return "--plot needs matplotlib: pip install 'esp-hil[bench]'"
+    return None
+
+
+def bench_device(dev: Any, args: argparse.Namespace, *, out: IO[str] | None = None,
+                 err: IO[str] | None = None, spec: str | None = None) -> int:
+    """Measure a READY device (``args``: ``sizes``, ``duration``, ``json``, ``plot``), print
+    progress to ``err`` and the tables to ``out``, write the files. Returns the exit code."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    problem = _check_args(args)
+    if problem:
+        print(f"esp-hil bench: {problem}", file=err)
+        return 2
+    duration = float(args.duration)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    t_start = time.monotonic()
+    try:
+        sizes = parse_sizes(args.sizes, dev.max_message)
+    except ValueError as exc:
+        print(f"esp-hil bench: {exc}", file=err)
+        return 2
+    raw_port = raw_port_of(dev)
+    total = len(sizes) * 6
+    print(
+        f"esp-hil bench: {dev.description}, fw {dev.fw}, max_message {dev.max_message}; "
+        f"sizes {', '.join(map(str, sizes))} B; {duration:g} s per measurement, "
+        f"{total} measurements",
+        file=err, flush=True,
+    )
+    progress = _Progress(total, err)
+    try:
+        with Bench(dev.ip, dev.port, dev.ctrl_port, raw_port) as bench:
+            results = run_sizes(bench, sizes, duration, progress.step)
+            raw_buffer = bench.raw_buffer
+    except (BenchError, WiFiSocketError, OSError) as exc:
+        print(f"esp-hil bench: measurement failed: {exc}", file=err)
+        return 1
+    elapsed = time.monotonic() - t_start
+    device_info = {
+        "description": dev.description, "fw": dev.fw, "ip": dev.ip,
+        "max_message": dev.max_message, "echo_port": dev.port, "ctrl_port": dev.ctrl_port,
+        "raw_port": raw_port, "raw_buffer": raw_buffer, "spec": spec,
+    }
 
     print(file=out)
     for line in format_tables(results):
@@ -214,6 +237,7 @@ def run_bench(args: argparse.Namespace, options: Any, *, out: IO[str] | None = N
                   started=started, elapsed=elapsed)
     for line in format_summary(doc["summary"]):
         print(line, file=out)
+    out.flush()
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=2)
@@ -222,11 +246,6 @@ def run_bench(args: argparse.Namespace, options: Any, *, out: IO[str] | None = N
     if args.plot:
         title = (f"esp-hil bench: {device_info['description']}, {device_info['fw']} "
                  f"— {started} — {doc['machine']['cpu'] or doc['machine']['platform']}")
-        try:
-            plot(results, args.plot, title=title)
-        except RuntimeError as exc:
-            print(f"esp-hil bench: {exc}", file=err)
-            return 1
+        plot(results, args.plot, title=title)
         print(f"wrote {args.plot}", file=err)
     return 0
-

@@ -13,6 +13,7 @@ callers compare the two services of the same run.
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import statistics
@@ -122,8 +123,9 @@ class Echo:
         if not self.samples:
             return 0.0
         ordered = sorted(self.samples)
-        rank = min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))
-        return ordered[rank]
+        # Nearest rank: the smallest sample with at least q of all samples at or below it.
+        rank = math.ceil(q * len(ordered) - 1e-9)
+        return ordered[min(len(ordered), max(1, rank)) - 1]
 
     @property
     def p50(self) -> float:

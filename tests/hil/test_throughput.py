@@ -7,16 +7,19 @@ that both ends agree on what was moved. ``esp-hil bench`` is the full measuremen
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
 import os
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from harness import Timeout, WiFiSocket
-from harness.bench import raw_port_of
+from harness.bench import bench_device, raw_port_of
 from harness.bench_measure import DOWN, OURS, RAW, UP, Bench, BenchError, Control, source_message
 from harness.device.base import Device
 from harness.figures import FigureRecorder
@@ -219,3 +222,23 @@ def test_size_over_max_message_is_refused(device: Device, link: WiFiSocket) -> N
         pytest.raises(BenchError, match="outside"),
     ):
         b.up(OURS, device.max_message + 1, count=1)
+
+
+def test_bench_end_to_end_writes_tables_json_and_plot(device: Device, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    args = argparse.Namespace(
+        sizes="16,max", duration=0.05, json=str(tmp_path / "b.json"), plot=str(tmp_path / "b.png")
+    )
+    out, err = io.StringIO(), io.StringIO()
+    assert bench_device(device, args, out=out, err=err) == 0, err.getvalue()
+    assert err.getvalue().count("] ") >= 12  # one progress line per measurement
+    doc = json.loads((tmp_path / "b.json").read_text())
+    assert doc["schema"] == "esp-hil-bench/1"
+    assert doc["settings"]["sizes"] == [16, device.max_message]
+    assert len(doc["transfers"]) == 8 and len(doc["echo"]) == 4
+    for t in doc["transfers"]:
+        assert t["device_bytes"] == t["nbytes"] > 0
+    assert {r["metric"] for r in doc["ratios"]} >= {"up_mb_per_s", "down_mb_per_s", "echo_p50_us"}
+    assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = out.getvalue()
+    assert "ratio" in text and f"{device.max_message} B" in text
