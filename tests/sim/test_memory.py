@@ -1,0 +1,239 @@
+"""Memory of the device under hostile traffic: nothing allocated after setup, no heap lost.
+
+10,000 short TCP connections to the echo service, a few at a time, each carrying one kind
+of malformed input (garbage, bad CRC, lies about lengths, wrong version, data before HELLO,
+sequence gaps, bad acks, half frames, resets). Before and after: the free heap the device
+reports (``info["heap"]``) and, on the twin, the shim's count of allocations
+(``info["allocs"]``, when the test firmware reports it) must be identical, and the device
+must still answer and must not have rebooted.
+
+On the twin ``heap`` is the simulated heap (52 KiB minus what operator new holds), so the
+two figures say the same thing on a desk board and in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import time
+import zlib
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import pytest
+
+from harness.device.base import Device
+from harness.errors import ProtocolError
+from harness.wifisocket.frame import CloseCode, FrameDecoder, FrameType, Hello, encode_frame
+
+pytestmark = pytest.mark.twin
+
+CONNECTIONS = 10_000
+IN_FLIGHT = 4  # the device's connection slots: most connections get served, a few refused
+CONNECT_TIMEOUT = 5.0
+CLOSE_TIMEOUT = 5.0  # the device answers bad input at once; its handshake bound is 2 s
+
+
+def _hello(version: int = 1) -> bytes:
+    hello = bytearray(Hello(max_message=1024, window=4096, keepalive_ms=0,
+                            session=int.from_bytes(os.urandom(8), "big") | 1).encode())
+    hello[0] = version
+    return encode_frame(FrameType.HELLO, bytes(hello))
+
+
+def _header(ftype: int, length: int, seq: int = 1) -> bytes:
+    return b"WS" + struct.pack(">BBIII", ftype, 0, length, seq, 0)
+
+
+def _bad_crc(frame: bytes) -> bytes:
+    return frame[:-4] + struct.pack(">I", zlib.crc32(frame[:-4]) ^ 0x5A5A)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One way of being wrong. ``code``: the CLOSE the device must answer with (None: the
+    client hangs up itself, without waiting); ``reset``: hang up with a TCP RST."""
+
+    name: str
+    payload: bytes
+    code: int | None
+    reset: bool = False
+
+
+def _kinds() -> list[Kind]:
+    return [
+        Kind("garbage", b"GET / HTTP/1.1\r\n\r\n", CloseCode.PROTOCOL),
+        Kind("bad-crc", _bad_crc(_hello()), CloseCode.BAD_CRC),
+        Kind("huge-length", _header(FrameType.BINARY, 0x7FFFFFF0), CloseCode.TOO_LARGE),
+        Kind("unknown-type", _header(0x42, 0, seq=0), CloseCode.UNKNOWN_TYPE),
+        Kind("data-first", encode_frame(FrameType.TEXT, b"early", seq=1), CloseCode.PROTOCOL),
+        Kind("version-9", _hello(version=9), CloseCode.VERSION),
+        Kind("hello-garbage", _hello() + b"\x00junk", CloseCode.PROTOCOL),
+        Kind("seq-gap", _hello() + encode_frame(FrameType.BINARY, b"x", seq=5),
+             CloseCode.SEQUENCE),
+        Kind("ack-unsent", _hello() + encode_frame(FrameType.ACK, ack=99), CloseCode.PROTOCOL),
+        Kind("half-header", b"WS\x01\x00\x00", None),
+        Kind("silent", b"", None),
+        Kind("half-hello-reset", _hello()[:30], None, reset=True),
+    ]
+
+
+def _close_code(data: bytes) -> int | None:
+    """The code of the device's CLOSE among the frames in ``data`` (None if none)."""
+    frames, _ = FrameDecoder(1 << 16).decode(data)
+    for frame in frames:
+        if frame.type == FrameType.CLOSE and frame.payload:
+            return frame.payload[0]
+    return None
+
+
+def _one(host: str, port: int, kind: Kind) -> str:
+    """One connection. Returns "served" (the expected CLOSE came), "hung-up" (we closed
+    first, on purpose), "refused" (the device had no free slot), or "wrong:<details>"."""
+    try:
+        sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
+    except OSError as exc:
+        return f"wrong:connect failed: {exc}"
+    try:
+        if kind.reset:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        try:
+            if kind.payload:
+                sock.sendall(kind.payload)
+        except (BrokenPipeError, ConnectionResetError):
+            return "refused"
+        if kind.code is None:
+            return "hung-up"
+        got = bytearray()
+        deadline = time.monotonic() + CLOSE_TIMEOUT
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return f"wrong:{kind.name}: no close within {CLOSE_TIMEOUT} s"
+            sock.settimeout(left)
+            try:
+                chunk = sock.recv(4096)
+            except ConnectionResetError:
+                chunk = b""
+            except TimeoutError:
+                continue
+            if not chunk:
+                break
+            got += chunk
+        if not got:
+            return "refused"  # accepted and dropped at once: every slot was busy
+        code = _close_code(bytes(got))
+        if code != kind.code:
+            return f"wrong:{kind.name}: close code {code}, expected {kind.code}"
+        return "served"
+    finally:
+        sock.close()
+
+
+def _still_serves(device: Device) -> None:
+    with device.connect() as sock:
+        sock.send(b"\x01still here")
+        assert sock.receive(timeout=5) == b"\x01still here"
+
+
+def _hammer(device: Device, count: int) -> Counter[str]:
+    kinds = _kinds()
+    with ThreadPoolExecutor(max_workers=IN_FLIGHT) as pool:
+        results = pool.map(lambda i: _one(device.ip, device.port, kinds[i % len(kinds)]),
+                           range(count))
+        return Counter(results)
+
+
+def test_heap_and_allocations_unchanged_after_10000_malformed_connections(
+    device: Device,
+) -> None:
+    # One round first: anything the firmware sets up lazily happens before the baseline.
+    warmup = _hammer(device, 3 * len(_kinds()))
+    assert not [r for r in warmup if r.startswith("wrong:")], warmup
+    _still_serves(device)
+    before = device.info()
+
+    t0 = time.monotonic()
+    outcome = _hammer(device, CONNECTIONS)
+    elapsed = time.monotonic() - t0
+
+    wrong = {r: n for r, n in outcome.items() if r.startswith("wrong:")}
+    assert not wrong, wrong
+    assert sum(outcome.values()) == CONNECTIONS
+    # Most connections were really parsed, not just refused for want of a slot.
+    waiting = sum(1 for i in range(CONNECTIONS) if _kinds()[i % len(_kinds())].code is not None)
+    assert outcome["served"] >= waiting // 2, outcome
+
+    _still_serves(device)
+    after = device.info()
+    print(f"\n{CONNECTIONS} malformed connections in {elapsed:.1f} s: {dict(outcome)}; "
+          f"heap {before['heap']} -> {after['heap']}, "
+          f"allocs {before.get('allocs')} -> {after.get('allocs')}")
+    assert after["reset_reason"] == before["reset_reason"]
+    assert after["uptime_ms"] >= before["uptime_ms"]  # no reboot in between
+    assert after["heap"] == before["heap"]
+    if "allocs" in before:
+        assert after["allocs"] == before["allocs"]
+    _no_sanitizer_report(device)
+
+
+def _no_sanitizer_report(device: Device) -> None:
+    """With --sanitize, ASan/UBSan write to the firmware's stderr: there must be nothing.
+
+    Only where the backend offers the firmware's stderr (``stderr_tail()``); an ASan abort
+    also kills the firmware, which fails the checks above anyway.
+    """
+    tail = getattr(device, "stderr_tail", None)
+    if not callable(tail):
+        return
+    lines = [str(line) for line in tail()]
+    reports = [ln for ln in lines if "runtime error:" in ln or "Sanitizer" in ln]
+    assert not reports, "\n".join(lines[-40:])
+
+
+def test_no_allocation_after_setup(device: Device) -> None:
+    """The shim counts every operator new; the test firmware reports the count in info."""
+    first = device.info()
+    if "allocs" not in first:
+        pytest.skip("the test firmware's info has no 'allocs' field (the shim's "
+                    "esp_hil_sim_alloc_count()): allocation-free operation is only checked "
+                    "through the heap figure")
+    # Valid traffic too: echo round trips of every size class, text and binary.
+    with device.connect() as sock:
+        for size in (0, 1, 100, 1000, device.max_message):
+            payload = bytes((i * 7) & 0xFF for i in range(size))
+            sock.send(payload)
+            assert sock.receive(timeout=5) == payload
+            sock.send("é" * (size // 2))
+            assert sock.receive(timeout=5) == "é" * (size // 2)
+    _hammer(device, 200)
+    second = device.info()
+    assert second["allocs"] == first["allocs"]
+    assert second["heap"] == first["heap"]
+
+
+def test_closes_are_logged_and_device_survives_a_reset_storm(device: Device) -> None:
+    """Connections cut with RST mid-frame, many at once: logged as lost, nothing leaks."""
+    before = device.info()
+    mark = device.console.mark()
+    kind = Kind("reset", _hello()[:10], None, reset=True)
+    with ThreadPoolExecutor(max_workers=IN_FLIGHT * 2) as pool:
+        results = Counter(pool.map(lambda _: _one(device.ip, device.port, kind), range(500)))
+    assert set(results) <= {"hung-up", "refused"}, results
+    _still_serves(device)
+    after = device.info()
+    assert after["heap"] == before["heap"]
+    # The device saw them: at least some were accepted and then lost or timed out.
+    assert device.console.expect(r"^WS (LOST|CLOSE|BUSY)", timeout=5, since=mark)
+
+
+def test_decoder_of_this_test_reads_device_closes() -> None:
+    """Guard for the helper above: a CLOSE is found, garbage is not taken for one."""
+    close = encode_frame(FrameType.CLOSE, bytes([CloseCode.BAD_CRC]) + b"CRC mismatch")
+    assert _close_code(_hello() + close) == CloseCode.BAD_CRC
+    assert _close_code(b"") is None
+    assert _close_code(b"junk") is None
+    with pytest.raises(ProtocolError):
+        FrameDecoder(16).feed(b"junk")
