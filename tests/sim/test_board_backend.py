@@ -150,44 +150,20 @@ def test_lock_of_a_killed_process_is_released(tmp_path: Path) -> None:
 
 def test_cli_flash_and_reset_against_a_twin(twin: Twin) -> None:
     env = {**os.environ, "ESP_HIL_WIFI_SSID": twin.ssid, "ESP_HIL_WIFI_PASSWORD": twin.password}
-    cli = [sys.executable, "-m", "harness.cli"]
-    out = subprocess.run(
-        [*cli, "flash", "--device", twin.url, "--firmware", "native"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr
-    assert "flashed" in out.stdout
-    again = subprocess.run(
-        [*cli, "flash", "--device", twin.url, "--firmware", "native"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
-    assert "already flashed" in again.stdout, again.stderr
-    # The flashed firmware has no credentials yet; `info` provisions them, `reset` then finds READY.
-    info = subprocess.run(
-        [*cli, "info", "--device", twin.url, "--firmware", "native"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
-    assert info.returncode == 0, info.stderr
-    assert '"fw": "esp-hil-testfw/' in info.stdout
-    reset = subprocess.run(
-        [*cli, "reset", "--device", twin.url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
-    assert reset.returncode == 0, reset.stderr
-    assert f"READY ip={twin.ip}" in reset.stdout
+
+    def esp_hil(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "harness.cli", *args, "--device", twin.url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done
+
+    # `info` flashes the native image, provisions WiFi and asks the control service.
+    assert '"fw": "esp-hil-testfw/' in esp_hil("info", "--firmware", "native").stdout
+    assert "already flashed" in esp_hil("flash", "--firmware", "native").stdout
+    assert f"READY ip={twin.ip}" in esp_hil("reset").stdout
