@@ -47,6 +47,7 @@ def monitor(port: str, *, baud: int = 115200, reset: bool = False) -> int:
         ser.open()
         term = miniterm.Miniterm(ser, eol="lf", filters=["esp-hil-time"])
         term.set_rx_encoding("utf-8", errors="replace")
+        term.set_tx_encoding("utf-8")
         sys.stderr.write(f"--- esp-hil monitor on {port} at {baud} baud; Ctrl-] leaves ---\n")
         if reset:
             HardReset(ser)()
