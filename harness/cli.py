@@ -14,7 +14,9 @@ from harness.device.errors import DeviceError
 
 def _device_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--device", default="sim", help="'sim', 'twin', a serial port or an rfc2217://host:port URL"
+        "--device",
+        default="sim",
+        help="'sim' (a twin here), 'sim-direct', a serial port or an rfc2217://host:port URL",
     )
     p.add_argument("--wifi-ssid", default=os.environ.get("ESP_HIL_WIFI_SSID"))
     p.add_argument("--wifi-password", default=os.environ.get("ESP_HIL_WIFI_PASSWORD"))

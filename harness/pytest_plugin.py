@@ -33,8 +33,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         default=[],
         metavar="DEVICE",
-        help="board to test: 'sim' (default: a twin), a serial port (/dev/ttyUSB0) or an "
-        "rfc2217://host:port URL; repeat to spread boards over xdist workers",
+        help="board to test: 'sim' (default: a twin, driven like a board over rfc2217), "
+        "'sim-direct' (the twin's firmware without the emulated chip), a serial port "
+        "(/dev/ttyUSB0) or an rfc2217://host:port URL; repeat to spread boards over xdist workers",
     )
     group.addoption(
         "--wifi-ssid",

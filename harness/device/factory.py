@@ -36,9 +36,15 @@ class DeviceOptions:
         return opts
 
 
+#: ``--device`` values that start a twin here: ``sim`` (and its alias ``twin``) drives it like a
+#: board — esptool over rfc2217, DTR/RTS resets, console provisioning; ``sim-direct`` runs its
+#: firmware process without the emulated chip (fastest boot, no flashing).
+TWIN_SPECS = ("sim", "twin", "sim-direct")
+
+
 def is_twin_spec(spec: str) -> bool:
     """True for the specs that start a twin here (no board involved)."""
-    return spec in ("sim", "twin")
+    return spec in TWIN_SPECS
 
 
 def firmware_image(opts: DeviceOptions) -> bytes:
@@ -68,13 +74,13 @@ def _is_local_twin(spec: str) -> bool:
 def open_device(opts: DeviceOptions) -> Device:
     """Start a twin or take a board, and bring it to READY. The caller closes it."""
     dev: Device
-    if opts.spec == "sim":
+    if opts.spec == "sim-direct":
         from harness.device.sim import SimDevice
 
         sim = SimDevice(sanitize=opts.sanitize)
         dev = sim
         starter = sim.start
-    elif opts.spec == "twin":
+    elif opts.spec in ("sim", "twin"):
         from harness.sim.native import TwinDevice
 
         twin = TwinDevice(sanitize=opts.sanitize, flash=opts.flash)

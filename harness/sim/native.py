@@ -88,6 +88,10 @@ class TwinDevice(SerialDevice):
     def description(self) -> str:
         return f"twin {self.twin.ip} over {self.port_name}"
 
+    def kill(self) -> None:
+        """Cut the power: the twin and its serial port vanish, as an unplugged board's would."""
+        self.twin.stop()
+
     def close(self) -> None:
         try:
             super().close()
