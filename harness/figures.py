@@ -73,8 +73,7 @@ def format_table(figures: list[Figure]) -> list[str]:
     if not figures:
         return []
     w_name = max(len(f.name) for f in figures)
-    w_test = max(len(f.test) for f in figures)
     lines = [f"{'figure':<{w_name}}  {'value':>12}  {'unit':<6}  test"]
     for f in figures:
-        lines.append(f"{f.name:<{w_name}}  {f.value:>12.4g}  {f.unit:<6}  {f.test:<{w_test}}")
+        lines.append(f"{f.name:<{w_name}}  {f.value:>12.4g}  {f.unit:<6}  {f.test}")
     return lines
