@@ -328,6 +328,76 @@ void test_peer_that_never_got_our_hello_gets_a_resend() {
   CHECK(dev.ep.lostMessages() == 1 && dev.ep.nextSeq() == 1);
 }
 
+// Found by the host's state machine (tests/unit/test_session.py has the same case): our
+// unacked frame carries an ack in the seq space of peer session A1. A1 restarts as A2; A2
+// learns our id from our HELLO on a connection that drops before its own HELLO reaches us,
+// and on the next connection says resume = us. A2 never had our stream: resending it would
+// hand A2 an ack of a seq it never sent. The stream is lost (counted), numbering restarts.
+void test_restarted_peer_that_learned_our_id_does_not_get_the_old_stream() {
+  Side* a1 = new Side(0xA1A1, 1024, 8192, 8192);
+  Side dev(0xDEDE, 1024, 8192, 8192);
+  int as = a1->ep.open(0), ds = dev.ep.open(0);
+  pump(*a1, as, dev, ds, 0);
+  CHECK(a1->sendText("to dev"));
+  flow(*a1, as, dev, ds, 1);
+  CHECK(dev.take() == "to dev");  // taken: our frames now carry ack 1 (A1's seq space)
+  CHECK(dev.sendText("to a1"));   // queued, never delivered
+  std::vector<Frame> out = drain(dev, ds, 1);  // written, lost on the wire
+  CHECK(out.size() == 1 && out[0].type == kText && out[0].ack == 1);
+  cut(*a1, as, dev, ds);
+  delete a1;
+  Side a2(0xA2A2, 1024, 8192, 8192);
+  as = a2.ep.open(2);
+  ds = dev.ep.open(2);
+  flow(dev, ds, a2, as, 2);  // our HELLO reaches A2 ...
+  CHECK(a2.ep.peerSession() == 0xDEDE);
+  cut(a2, as, dev, ds);      // ... A2's never reaches us
+  as = a2.ep.open(3);
+  ds = dev.ep.open(3);
+  std::vector<uint8_t> a2Hello;
+  flow(a2, as, dev, ds, 3, SIZE_MAX, &a2Hello);
+  Hello h;
+  const char* why = "";
+  CHECK(a2Hello.size() > kFrameOverhead &&
+        decodeHello(a2Hello.data() + kHeaderSize, a2Hello.size() - kFrameOverhead, &h,
+                    &why) == kNormal &&
+        h.session == 0xA2A2 && h.resume == 0xDEDE);
+  const std::vector<Frame> after = drain(dev, ds, 3);
+  CHECK(after.size() == 1 && after[0].type == kHello);  // HELLO only: nothing resent
+  for (const Frame& f : after) feedFrame(a2, as, f.type, f.seq, f.ack, f.payload, 3);
+  CHECK(dev.ep.connected() && a2.ep.connected());
+  CHECK(dev.ep.lostMessages() == 1 && dev.ep.nextSeq() == 1 && dev.ep.unackedBytes() == 0);
+  CHECK(dev.sendText("fresh"));
+  pump(a2, as, dev, ds, 4);
+  CHECK(a2.take() == "fresh" && a2.take() == "<none>");
+  for (const auto& c : a2.closes) CHECK(c.kind != kClosedLocally);
+  for (const auto& c : dev.closes) CHECK(c.kind != kClosedLocally);
+}
+
+// The same peer session naming us still gets the stream: only a new session loses it.
+void test_same_peer_resuming_us_gets_the_stream() {
+  Side dev(0xDF, 1024, 4096, 4096);
+  int c = dev.ep.open(0);
+  drain(dev, c, 0);
+  feedFrame(dev, c, kHello, 0, 0, helloPayload(0x7777, 0));
+  CHECK(dev.sendText("one") && dev.sendText("two"));
+  drain(dev, c, 0);
+  dev.ep.transportLost(c);
+  c = dev.ep.open(1);
+  feedFrame(dev, c, kHello, 0, 1, helloPayload(0x7777, 0xDF), 1);  // has seq 1 already
+  const auto out = drain(dev, c, 1);
+  CHECK(out.size() == 2 && out[0].type == kHello);
+  CHECK(out.size() == 2 && out[1].seq == 2 && out[1].payload == bytesOf("two"));
+  CHECK(dev.ep.lostMessages() == 0 && dev.ep.nextSeq() == 3);
+  // A HELLO of a new session acking a seq we sent to its predecessor is no error: the ack
+  // belongs to another seq space, and the stream is lost instead.
+  dev.ep.transportLost(c);
+  c = dev.ep.open(2);
+  feedFrame(dev, c, kHello, 0, 5, helloPayload(0x8888, 0xDF), 2);
+  CHECK(dev.ep.connected() && !dev.closedWith(kProtocol));
+  CHECK(dev.ep.lostMessages() == 1 && dev.ep.nextSeq() == 1);
+}
+
 void test_garbage_closes_only_that_connection() {
   Side a(0xA6, 1024, 8192, 8192), b(0xB7, 1024, 8192, 8192);
   const int as = a.ep.open(0), bs = b.ep.open(0);
@@ -647,6 +717,142 @@ void test_random_schedule_exactly_once() {
          sentB, cuts, a.ep.duplicatesDropped(), b.ep.duplicatesDropped());
 }
 
+// Deterministic random schedules with reboots of either side (a new session id, no
+// memory), partial flows and cuts. For every sender incarnation, what any receiver took is
+// strictly increasing (in order, never twice), and every message of a surviving sender that
+// nobody took is counted in its lostMessages(): never a silent loss. The C++ counterpart of
+// the host's RuleBasedStateMachine (tests/unit/test_session_machine.py).
+struct Incarnation {
+  Side* side = nullptr;
+  uint32_t sent = 0;
+};
+
+void test_random_schedule_with_reboots() {
+  uint64_t state = 0xC0FFEE1234567ULL;
+  auto rnd = [&state](uint32_t n) {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return static_cast<uint32_t>(state % n);
+  };
+  uint64_t nextId = 0x1000;
+  // Highest index taken so far from each sender incarnation (by id), across receivers.
+  std::vector<std::pair<uint64_t, int64_t>> lastTaken;
+  auto lastOf = [&lastTaken](uint64_t id) -> int64_t& {
+    for (auto& e : lastTaken) {
+      if (e.first == id) return e.second;
+    }
+    lastTaken.push_back({id, -1});
+    return lastTaken.back().second;
+  };
+  std::vector<std::pair<uint64_t, uint32_t>> takenCount;  // per sender id
+  auto countOf = [&takenCount](uint64_t id) -> uint32_t& {
+    for (auto& e : takenCount) {
+      if (e.first == id) return e.second;
+    }
+    takenCount.push_back({id, 0});
+    return takenCount.back().second;
+  };
+  Incarnation side[2];
+  auto boot = [&](int k) {
+    delete side[k].side;
+    side[k].side = new Side(nextId++, k == 0 ? 512 : 300, k == 0 ? 2048 : 1200,
+                            k == 0 ? 1500 : 2048);
+    side[k].sent = 0;
+  };
+  boot(0);
+  boot(1);
+  int slot[2] = {-1, -1};
+  int reboots = 0, cuts = 0, takes = 0, protocolErrors = 0;
+  auto takeAll = [&](int k) {
+    Side& r = *side[k].side;
+    std::string m;
+    while ((m = r.take()) != "<none>") {
+      // "<sender id hex>:<index>:<padding>"
+      const size_t c1 = m.find(':');
+      const size_t c2 = m.find(':', c1 + 1);
+      const uint64_t id = strtoull(m.substr(0, c1).c_str(), nullptr, 16);
+      const int64_t idx = strtoll(m.substr(c1 + 1, c2 - c1 - 1).c_str(), nullptr, 10);
+      int64_t& last = lastOf(id);
+      CHECK(idx > last);
+      if (idx <= last) printf("  taken %llx:%lld after %lld\n", (unsigned long long)id,
+                              (long long)idx, (long long)last);
+      last = idx;
+      ++countOf(id);
+      ++takes;
+    }
+  };
+  auto cutNow = [&]() {
+    if (slot[0] >= 0) cut(*side[0].side, slot[0], *side[1].side, slot[1]);
+    slot[0] = slot[1] = -1;
+  };
+  for (uint32_t t = 1; t < 30000; ++t) {
+    const uint32_t op = rnd(20);
+    if (op < 5) {
+      const int k = static_cast<int>(rnd(2));
+      Incarnation& in = side[k];
+      char head[40];
+      snprintf(head, sizeof head, "%llx:%u:", (unsigned long long)in.side->ep.sessionId(),
+               in.sent);
+      if (in.side->sendText(head + std::string(rnd(120), '.'))) ++in.sent;
+    } else if (op < 9) {
+      takeAll(static_cast<int>(rnd(2)));
+    } else if (op < 16) {
+      if (slot[0] >= 0) {
+        flow(*side[0].side, slot[0], *side[1].side, slot[1], t, 1 + rnd(200));
+        flow(*side[1].side, slot[1], *side[0].side, slot[0], t, 1 + rnd(200));
+        for (int k = 0; k < 2; ++k) {
+          // A side that closed the connection (it found an error) ends it for both.
+          if (side[k].side->ep.closing(slot[k])) {
+            ++protocolErrors;
+            side[k].side->ep.release(slot[k]);
+            side[1 - k].side->ep.transportLost(slot[1 - k]);
+            slot[0] = slot[1] = -1;
+            break;
+          }
+        }
+      }
+    } else if (op < 18) {
+      if (slot[0] >= 0 && rnd(4) == 0) {
+        cutNow();
+        ++cuts;
+      } else if (slot[0] < 0) {
+        slot[0] = side[0].side->ep.open(t);
+        slot[1] = side[1].side->ep.open(t);
+      }
+    } else if (rnd(10) == 0) {
+      cutNow();
+      boot(static_cast<int>(rnd(2)));
+      ++reboots;
+    }
+  }
+  // Drain: connect and deliver everything still queued.
+  cutNow();
+  slot[0] = side[0].side->ep.open(40000);
+  slot[1] = side[1].side->ep.open(40000);
+  for (int i = 0; i < 200; ++i) {
+    pump(*side[0].side, slot[0], *side[1].side, slot[1], 40000);
+    takeAll(0);
+    takeAll(1);
+  }
+  pump(*side[0].side, slot[0], *side[1].side, slot[1], 40000);
+  for (int k = 0; k < 2; ++k) {
+    Side& s = *side[k].side;
+    const uint32_t got = countOf(s.ep.sessionId());
+    // Every message of the surviving incarnation was taken, or it is counted lost.
+    CHECK(s.ep.unackedBytes() == 0);
+    CHECK(got <= side[k].sent);
+    CHECK(side[k].sent - got <= s.ep.lostMessages());
+    for (const auto& c : s.closes) CHECK(c.kind != kClosedLocally);
+  }
+  CHECK(protocolErrors == 0);
+  CHECK(reboots >= 5 && cuts >= 5 && takes > 200);
+  printf("INFO reboots schedule: %d takes, %d reboots, %d cuts, lost %u+%u\n", takes, reboots,
+         cuts, side[0].side->ep.lostMessages(), side[1].side->ep.lostMessages());
+  delete side[0].side;
+  delete side[1].side;
+}
+
 }  // namespace
 
 int main() {
@@ -663,6 +869,9 @@ int main() {
       {"new_peer_session_resets_state", test_new_peer_session_resets_state},
       {"peer_that_never_got_our_hello_gets_a_resend",
        test_peer_that_never_got_our_hello_gets_a_resend},
+      {"restarted_peer_that_learned_our_id_does_not_get_the_old_stream",
+       test_restarted_peer_that_learned_our_id_does_not_get_the_old_stream},
+      {"same_peer_resuming_us_gets_the_stream", test_same_peer_resuming_us_gets_the_stream},
       {"garbage_closes_only_that_connection", test_garbage_closes_only_that_connection},
       {"handshake_timeout", test_handshake_timeout},
       {"newer_connection_replaces_older", test_newer_connection_replaces_older},
@@ -677,6 +886,7 @@ int main() {
       {"receive_buffer_too_small_keeps_message", test_receive_buffer_too_small_keeps_message},
       {"partial_writes_interleave_safely", test_partial_writes_interleave_safely},
       {"random_schedule_exactly_once", test_random_schedule_exactly_once},
+      {"random_schedule_with_reboots", test_random_schedule_with_reboots},
   };
   for (const Test& t : tests) {
     const int before = g_failures;

@@ -494,7 +494,12 @@ void Endpoint::onHello(int slot, const FrameView& f, uint32_t now) {
     closeSlot(slot, kClosedLocally, code, reason);
     return;
   }
-  const bool resumesUs = h.resume == session_;
+  // Our stream belongs to the peer session it was sent to. A new peer session that names
+  // us merely learned our id (from our HELLO on a connection that then dropped): it never
+  // had our stream, whose frames carry acks of its predecessor's seq space, so for it the
+  // stream is lost like for any new peer (docs/protocol.md, Resume).
+  const bool resumesUs =
+      h.resume == session_ && (peerSession_ == 0 || h.session == peerSession_);
   // The known peer that names no session and never acked us never got our HELLO (the
   // connection dropped first): it has delivered nothing and expects seq 1, so our queued
   // frames are resent as they are rather than declared lost (docs/protocol.md, Resume).
