@@ -4,16 +4,21 @@
 (see docs/protocol.md).
 """
 
+from harness.wifisocket.backoff import Backoff, Reconnect, ReconnectPolicy
 from harness.wifisocket.frame import CloseCode, Frame, FrameDecoder, FrameType, Hello, encode_frame
 from harness.wifisocket.session import Session
-from harness.wifisocket.socket import WiFiSocket
+from harness.wifisocket.socket import ReconnectFailed, WiFiSocket
 
 __all__ = [
+    "Backoff",
     "CloseCode",
     "Frame",
     "FrameDecoder",
     "FrameType",
     "Hello",
+    "Reconnect",
+    "ReconnectFailed",
+    "ReconnectPolicy",
     "Session",
     "WiFiSocket",
     "encode_frame",

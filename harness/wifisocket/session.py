@@ -250,6 +250,11 @@ class Session:
         """The seq our next data frame gets."""
         return self._next_seq
 
+    @property
+    def peer_ack(self) -> int:
+        """The highest of our seqs the peer has acknowledged (0 after a reset)."""
+        return self._peer_ack
+
     # --- connection lifecycle --------------------------------------------------------
 
     def connection_made(self, now: float) -> bytes:
@@ -271,6 +276,18 @@ class Session:
         """The transport is gone; keep everything needed to resume on the next one."""
         if self.state != State.CLOSED:
             self.state = State.IDLE
+
+    def drop_connection(self, code: int, reason: str) -> bytes:
+        """End the current connection, not the session: pending control bytes and a CLOSE.
+
+        Used when the I/O layer abandons a connection (a newer one replaces it, or it is
+        given up); the session stays resumable, like after :meth:`connection_lost`.
+        """
+        if self.state in (State.HANDSHAKE, State.OPEN):
+            self._queue_close(code, reason)
+        data = self.data_to_send()
+        self.connection_lost()
+        return data
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> bytes:
         """End the session: returns pending control bytes and a CLOSE frame (if connected)."""

@@ -353,13 +353,13 @@ def test_peer_close_with_code_is_protocol_error(pool, listener) -> None:
     fut.result(WAIT)
 
 
-def test_abrupt_tcp_close_is_connection_lost(pool, listener) -> None:
+def test_abrupt_tcp_close_is_connection_lost_without_reconnect(pool, listener) -> None:
     def vanish(peer: Peer) -> None:
         peer.open()
         peer.conn.close()
 
     port, fut = device(pool, listener, vanish)
-    with WiFiSocket(LOCAL, port, timeout=WAIT) as ws:
+    with WiFiSocket(LOCAL, port, timeout=WAIT, reconnect=False) as ws:
         fut.result(WAIT)
         with pytest.raises(ConnectionLost):
             ws.receive()
@@ -475,7 +475,8 @@ def test_silent_peer_is_declared_dead(pool, listener) -> None:
             peer.raw_log += data
 
     port, fut = device(pool, listener, mute)
-    with WiFiSocket(LOCAL, port, timeout=WAIT, keepalive_ms=50, dead_after=0.3) as ws:
+    with WiFiSocket(LOCAL, port, timeout=WAIT, keepalive_ms=50, dead_after=0.3,
+                    reconnect=False) as ws:
         t0 = time.monotonic()
         with pytest.raises(ConnectionLost, match="silent"):
             ws.receive(timeout=WAIT)
