@@ -430,6 +430,117 @@ void test_handshake_timeout() {
   CHECK(frames.size() == 1 && frames[0].type == kClose && frames[0].payload[0] == kTimeout);
 }
 
+void test_full_slots_evict_the_oldest_without_hello() {
+  Side b(0xBE, 1024, 8192, 8192);
+  Side a(0xAE, 1024, 8192, 8192);
+  // One legitimate session is up; the other slots fill with connections that never HELLO.
+  const int as = a.ep.open(0), bs = b.ep.open(0);
+  pump(a, as, b, bs, 0);
+  int idle[Endpoint::kMaxSlots] = {};
+  int n = 0;
+  for (uint32_t t = 1;; ++t) {
+    const int c = b.ep.open(t);
+    if (c < 0) break;
+    idle[n++] = c;
+    drain(b, c, t);  // its HELLO
+  }
+  CHECK(n == Endpoint::kMaxSlots - 1);
+  // A partial frame on one of them makes no difference: it is still without HELLO.
+  const auto half = frameBytes(kHello, 0, 0, helloPayload(0x5555, 0));
+  b.ep.feed(idle[1], half.data(), 10, 5);
+  // Full: the oldest one without HELLO (opened at t=1) goes, never the active connection.
+  const int victim = b.ep.evict();
+  CHECK(victim == idle[0]);
+  CHECK(b.ep.closing(victim) && b.closedWith(kTimeout) && b.ep.evictions() == 1);
+  CHECK(!b.closes.empty() && b.closes.back().reason.find("evicted") == 0);
+  const auto out = drain(b, victim, 10);
+  CHECK(out.size() == 1 && out[0].type == kClose && out[0].payload[0] == kTimeout);
+  b.ep.release(victim);
+  const int fresh = b.ep.open(10);
+  CHECK(fresh == victim);
+  // The next eviction takes the next oldest (idle[1], with its partial frame).
+  CHECK(b.ep.evict() == idle[1]);
+  b.ep.release(idle[1]);
+  CHECK(b.ep.activeSlot() == bs && b.ep.connected());
+  // The newcomer completes HELLO: it replaces the older active connection as usual.
+  Side c(0xAE, 1024, 8192, 8192);  // the same host session resuming on a new connection
+  const int cs = c.ep.open(12);
+  pump(c, cs, b, fresh, 12);
+  CHECK(b.ep.activeSlot() == fresh && b.closedWith(kReplaced));
+  // With no connection left in the handshake, there is nothing to evict.
+  b.ep.release(bs);
+  for (int i = 0; i < Endpoint::kMaxSlots; ++i) {
+    if (i != fresh) {
+      if (b.ep.inUse(i)) b.ep.release(i);
+    }
+  }
+  CHECK(b.ep.evict() == -1);
+}
+
+void test_eviction_goes_by_order_of_opening() {
+  // Connections that open within the same millisecond still go oldest first, also after
+  // a slot was reused.
+  Side b(0xBF, 1024, 8192, 8192);
+  int order[Endpoint::kMaxSlots + 3];
+  for (int i = 0; i < Endpoint::kMaxSlots; ++i) order[i] = b.ep.open(7);
+  for (int i = Endpoint::kMaxSlots; i < Endpoint::kMaxSlots + 3; ++i) {
+    CHECK(b.ep.open(7) == -1);
+    const int victim = b.ep.evict();
+    CHECK(victim == order[i - Endpoint::kMaxSlots]);
+    b.ep.release(victim);
+    order[i] = b.ep.open(7);
+    CHECK(order[i] == victim);
+  }
+  CHECK(b.ep.evictions() == 3);
+}
+
+void test_slow_senders_are_bounded_by_whole_frames() {
+  // Before HELLO: a trickle of one byte per second never completes HELLO in time.
+  {
+    Side b(0xC1, 1024, 8192, 8192);
+    const int c = b.ep.open(0);
+    drain(b, c, 0);
+    const auto hello = frameBytes(kHello, 0, 0, helloPayload(0x6666, 0));
+    uint32_t t = 0;
+    for (; t < 5000 && !b.ep.closing(c); t += 1000) {
+      b.ep.feed(c, &hello[t / 1000], 1, t);
+      b.ep.tick(t);
+    }
+    CHECK(b.ep.closing(c) && t == 3000);  // closed at the tick of t = 2000
+    CHECK(b.closes.size() == 1 && b.closes[0].code == kTimeout &&
+          b.closes[0].reason == "HELLO incomplete within the handshake bound");
+  }
+  // After HELLO: bytes that never complete a frame do not count as signs of life.
+  {
+    Scripted s;  // the scripted peer announced keepalive 1000: dead bound 3000 ms
+    CHECK(s.dev.ep.deadBoundMs() == 3000);
+    const auto data = frameBytes(kText, 1, 0, bytesOf("slow"));
+    for (uint32_t t = 0; t < 2999; t += 100) {
+      s.dev.ep.feed(s.slot, &data[t / 100 % data.size()], t / 100 < data.size() - 1 ? 1 : 0, t);
+      s.dev.ep.tick(t);
+    }
+    CHECK(!s.dev.ep.closing(s.slot));
+    s.dev.ep.tick(3000);
+    CHECK(s.dev.ep.closing(s.slot) && s.dev.closedWith(kTimeout));
+    CHECK(!s.dev.closes.empty() &&
+          s.dev.closes.back().reason == "frame incomplete past the dead bound");
+    CHECK(s.dev.take() == "<none>");
+  }
+  // A peer that announces a huge keepalive still gets the device's ceiling.
+  {
+    Side b(0xC2, 1024, 8192, 8192);
+    const int c = b.ep.open(0);
+    drain(b, c, 0);
+    feedFrame(b, c, kHello, 0, 0, helloPayload(0x6767, 0, 1024, 8192, 0xFFFFFFFF), 0);
+    CHECK(b.ep.connected() && b.ep.deadBoundMs() == 30000);
+    b.ep.tick(29999);
+    CHECK(b.ep.connected());
+    b.ep.tick(30000);
+    CHECK(!b.ep.connected() && b.closedWith(kTimeout) &&
+          b.closes.back().reason == "peer silent past the dead bound");
+  }
+}
+
 void test_newer_connection_replaces_older() {
   Side a(0xA7, 1024, 8192, 8192), b(0xB9, 1024, 8192, 8192);
   const int as = a.ep.open(0), bs = b.ep.open(0);
@@ -874,6 +985,10 @@ int main() {
       {"same_peer_resuming_us_gets_the_stream", test_same_peer_resuming_us_gets_the_stream},
       {"garbage_closes_only_that_connection", test_garbage_closes_only_that_connection},
       {"handshake_timeout", test_handshake_timeout},
+      {"full_slots_evict_the_oldest_without_hello",
+       test_full_slots_evict_the_oldest_without_hello},
+      {"eviction_goes_by_order_of_opening", test_eviction_goes_by_order_of_opening},
+      {"slow_senders_are_bounded_by_whole_frames", test_slow_senders_are_bounded_by_whole_frames},
       {"newer_connection_replaces_older", test_newer_connection_replaces_older},
       {"keepalive_and_dead_bound", test_keepalive_and_dead_bound},
       {"scripted_hello_fields", test_scripted_hello_fields},

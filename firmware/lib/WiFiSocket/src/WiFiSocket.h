@@ -116,6 +116,8 @@ class WiFiSocketT {
   /// Messages the peer never confirmed before it restarted with a new session.
   uint32_t lostMessages() const { return ep_.lostMessages(); }
   uint32_t lastRttMs() const { return ep_.lastRttMs(); }
+  /// Connections closed without HELLO to make room for a newer one (all slots were busy).
+  uint32_t evictions() const { return ep_.evictions(); }
   /// The peer's session id (changes when a new host WiFiSocket connects); 0 if none.
   uint64_t peerSession() const { return ep_.peerSession(); }
 
@@ -143,10 +145,29 @@ class WiFiSocketT {
     while (server_->hasClient()) {
       WiFiClient c = server_->accept();
       if (!c) return;
-      const int slot = ep_.open(now);
+      int slot = ep_.open(now);
       if (slot < 0) {
-        // Every slot is busy (they time out within 2 s without HELLO): refuse this one
-        // rather than leave it pending, which would keep loop() spinning.
+        // Every slot looks busy. First notice connections that are already over (a peer's
+        // FIN or RST, an error found in bytes not yet read): they free slots for nothing.
+        for (int i = 0; i < kSlots; ++i) {
+          readSlot(i, now);
+          if (ep_.closing(i)) writeSlot(i, now);
+        }
+        slot = ep_.open(now);
+      }
+      if (slot < 0) {
+        // Still busy: make room by evicting the oldest connection that has not
+        // completed HELLO (idle, half-open or trickling), so a legitimate newcomer is
+        // served at once however many of those are open. The victim gets CLOSE TIMEOUT.
+        const int victim = ep_.evict();
+        if (victim >= 0) {
+          writeSlot(victim, now);  // best-effort CLOSE, stop, release
+          slot = ep_.open(now);
+        }
+      }
+      if (slot < 0) {
+        // Only when every slot is past HELLO or closing (cannot last: one is active at a
+        // time). Refuse rather than leave it pending, which would keep loop() spinning.
         c.stop();
         if (log_ != nullptr) log_->println("WS BUSY no free connection slot");
         continue;

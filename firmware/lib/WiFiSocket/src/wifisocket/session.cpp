@@ -189,6 +189,7 @@ int Endpoint::open(uint32_t now) {
     s.cursor = Slot::kNone;
     s.pingDue = s.pongDue = false;
     s.openedAt = s.lastRx = s.lastTx = now;
+    s.openOrder = ++opens_;
     s.small.reset();
     // HELLO goes out first on every connection, without waiting for the peer's.
     Hello h;
@@ -207,6 +208,20 @@ int Endpoint::open(uint32_t now) {
     return i;
   }
   return -1;
+}
+
+int Endpoint::evict() {
+  int oldest = -1;
+  for (int i = 0; i < kMaxSlots; ++i) {
+    const Slot& s = slots_[i];
+    if (s.state != Slot::kHandshake) continue;
+    // By order of opening, not by time: many connections open within one millisecond.
+    if (oldest < 0 || opens_ - s.openOrder > opens_ - slots_[oldest].openOrder) oldest = i;
+  }
+  if (oldest < 0) return -1;
+  ++evictions_;
+  closeSlot(oldest, kClosedLocally, kTimeout, "evicted: no HELLO yet and every slot busy");
+  return oldest;
 }
 
 void Endpoint::closeSlot(int slot, uint8_t kind, uint8_t code, const char* reason) {
@@ -333,20 +348,30 @@ void Endpoint::consumeOutput(int slot, size_t n, uint32_t now) {
 }
 
 uint32_t Endpoint::deadBoundMs() const {
-  if (peerKeepalive_ == 0) return config_.deadDefaultMs;
-  const uint64_t bound = static_cast<uint64_t>(peerKeepalive_) * config_.deadFactor;
-  // Keep it below half the clock's range so (now - lastRx) comparisons stay meaningful.
+  uint64_t bound = peerKeepalive_ == 0
+                       ? config_.deadDefaultMs
+                       : static_cast<uint64_t>(peerKeepalive_) * config_.deadFactor;
+  // A peer cannot buy itself a longer life by announcing a huge keepalive: our own PINGs
+  // (every keepaliveMs of our silence) must be answered, so a live peer is heard from
+  // anyway. Also keeps the bound below half the clock's range for (now - lastRx).
+  if (config_.deadMaxMs > 0 && bound > config_.deadMaxMs) bound = config_.deadMaxMs;
   return bound > 0x7FFFFFFFULL ? 0x7FFFFFFFU : static_cast<uint32_t>(bound);
 }
 
 void Endpoint::tick(uint32_t now) {
   for (int i = 0; i < kMaxSlots; ++i) {
     Slot& s = slots_[i];
+    // Both bounds count whole frames, not bytes: a peer trickling a frame byte by byte is
+    // as dead as a silent one, so a slow sender cannot hold a slot (docs/protocol.md §4).
     if (s.state == Slot::kHandshake && now - s.openedAt >= config_.handshakeMs) {
-      closeSlot(i, kClosedLocally, kTimeout, "no HELLO within the handshake bound");
+      closeSlot(i, kClosedLocally, kTimeout,
+                s.small.buffered() > 0 ? "HELLO incomplete within the handshake bound"
+                                       : "no HELLO within the handshake bound");
     } else if (s.state == Slot::kActive) {
       if (now - s.lastRx >= deadBoundMs()) {
-        closeSlot(i, kClosedLocally, kTimeout, "peer silent past the dead bound");
+        closeSlot(i, kClosedLocally, kTimeout,
+                  big_.buffered() > 0 ? "frame incomplete past the dead bound"
+                                      : "peer silent past the dead bound");
       } else if (config_.keepaliveMs > 0 && now - s.lastTx >= config_.keepaliveMs) {
         s.pingDue = true;
       }

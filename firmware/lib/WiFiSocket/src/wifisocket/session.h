@@ -83,7 +83,8 @@ struct EndpointConfig {
   uint32_t keepaliveMs = 1000;    // announced; a PING goes out after this much silence
   uint32_t handshakeMs = 2000;    // a connection without HELLO this long is closed (TIMEOUT)
   uint32_t deadFactor = 3;        // dead bound = deadFactor x the peer's keepalive_ms ...
-  uint32_t deadDefaultMs = 10000; // ... or this if the peer announced 0
+  uint32_t deadDefaultMs = 10000; // ... or this if the peer announced 0 ...
+  uint32_t deadMaxMs = 30000;     // ... and never more than this (our PINGs get PONGs)
 };
 
 /// Memory of an Endpoint. The decoder buffer must hold maxMessage + 20 bytes (and at
@@ -124,6 +125,10 @@ class Endpoint {
   // --- connections -------------------------------------------------------------------
   /// A new TCP connection is up: returns its slot (HELLO is queued), or -1 if none is free.
   int open(uint32_t now);
+  /// Every slot is busy and a new connection waits: closes the oldest connection that has
+  /// not completed HELLO (TIMEOUT, "evicted ..."), so abusers cannot hold the slots. Returns
+  /// that slot (flush, stop and release() it, then open() again) or -1 if there is none.
+  int evict();
   /// Bytes read from the slot's connection.
   void feed(int slot, const uint8_t* data, size_t len, uint32_t now);
   /// The slot's transport went away (EOF, reset): frees the slot, keeps the session.
@@ -154,6 +159,10 @@ class Endpoint {
 
   // --- figures -------------------------------------------------------------------------
   uint32_t maxMessage() const { return config_.maxMessage; }
+  /// Current bound on peer silence of the active connection (docs/protocol.md §4).
+  uint32_t deadBoundMs() const;
+  uint32_t handshakeBoundMs() const { return config_.handshakeMs; }
+  uint32_t evictions() const { return evictions_; }
   uint32_t window() const { return static_cast<uint32_t>(rx_.capacity()); }
   uint32_t messagesIn() const { return messagesIn_; }
   uint32_t messagesOut() const { return messagesOut_; }
@@ -178,6 +187,7 @@ class Endpoint {
     size_t curPos = 0;  // scratch: bytes already written
     size_t curLen = 0;  // scratch: frame size; ring: bytes left of the current frame
     uint32_t openedAt = 0;
+    uint32_t openOrder = 0;  // opens_ when this connection was opened
     uint32_t lastRx = 0;
     uint32_t lastTx = 0;
     uint32_t helloAck = 0;
@@ -200,7 +210,6 @@ class Endpoint {
   void noteAckSent(uint32_t ack);
   void resetReceive();
   void resetSend();
-  uint32_t deadBoundMs() const;
 
   EndpointConfig config_;
   FrameDecoder big_;
@@ -208,6 +217,7 @@ class Endpoint {
   TxRing tx_;
   Slot slots_[kMaxSlots];
   int active_ = -1;
+  uint32_t opens_ = 0;  // connections opened so far (wraps; only differences matter)
   CloseHook hook_ = nullptr;
   void* hookCtx_ = nullptr;
 
@@ -231,7 +241,7 @@ class Endpoint {
   bool pingOutstanding_ = false;
   // Figures.
   uint32_t messagesIn_ = 0, messagesOut_ = 0, bytesIn_ = 0, bytesOut_ = 0;
-  uint32_t lost_ = 0, duplicates_ = 0, rttMs_ = 0;
+  uint32_t lost_ = 0, duplicates_ = 0, rttMs_ = 0, evictions_ = 0;
 };
 
 }  // namespace wsock
