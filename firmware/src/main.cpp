@@ -364,6 +364,35 @@ void cmdWifi(char* args) {
   startJoin();
 }
 
+const char kDialUsage[] = "usage: dial <host> <port> | dial off";
+
+// `dial <host> <port>`: the echo service dials a host's WiFiSocket.serve (and redials when
+// cut) instead of listening; `dial off`: it listens again. Either starts a new session.
+// nullptr when done, else why not (docs/console.md).
+const char* dialCommand(const char* host, const char* port) {
+  if (!servicesStarted) return "wifi is not up";
+  if (host != nullptr && strcmp(host, "off") == 0 && port == nullptr) {
+    if (echo.dialing()) echo.begin(kEchoPort);
+    return nullptr;
+  }
+  if (host == nullptr || port == nullptr || *port == 0) return kDialUsage;
+  uint32_t number = 0;
+  for (const char* c = port; *c; ++c) {
+    if (*c < '0' || *c > '9') return kDialUsage;
+    number = number * 10 + static_cast<uint32_t>(*c - '0');
+    if (number > 65535) return kDialUsage;
+  }
+  if (number == 0) return kDialUsage;
+  // A name or an IPv4 address: letters, digits, '.', '-', '_' (also keeps replies plain).
+  for (const char* c = host; *c; ++c) {
+    const bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                    (*c >= '0' && *c <= '9') || *c == '.' || *c == '-' || *c == '_';
+    if (!ok) return "bad host name";
+  }
+  if (!echo.connect(host, static_cast<uint16_t>(number))) return "host name too long";
+  return nullptr;
+}
+
 void handleLine(char* text) {
   char* cmd = strtok(text, " ");
   if (cmd == nullptr) return;
@@ -382,6 +411,16 @@ void handleLine(char* text) {
     buildInfo(json, sizeof json);
     Serial.print("ESP-HIL INFO ");
     Serial.println(json);
+  } else if (strcmp(cmd, "dial") == 0) {
+    char* host = rest ? strtok(rest, " ") : nullptr;
+    char* port = host ? strtok(nullptr, " ") : nullptr;
+    const char* why = port && strtok(nullptr, " ") ? kDialUsage : dialCommand(host, port);
+    if (why != nullptr) {
+      Serial.print("ESP-HIL ERR dial ");
+      Serial.println(why);
+    } else {
+      Serial.println("ESP-HIL OK dial");
+    }
   } else if (strcmp(cmd, "reboot") == 0) {
     Serial.println("ESP-HIL OK reboot");
     Serial.flush();

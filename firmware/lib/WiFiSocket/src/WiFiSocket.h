@@ -50,10 +50,14 @@ class WiFiSocketT {
     return true;
   }
 
-  /// Dials a host's WiFiSocket.serve; redials by itself (backoff up to 5 s) when cut.
+  /// Dials a host's WiFiSocket.serve; redials by itself (backoff 0.5 s doubling up to 5 s)
+  /// whenever the connection is lost or refused, and the session resumes on the new one.
+  /// A new session (like begin()); false for an empty, too long (> 63) host or port 0.
   bool connect(const char* host, uint16_t port) {
+    if (host == nullptr || host[0] == 0 || strlen(host) >= sizeof host_ || port == 0) {
+      return false;
+    }
     close();
-    if (host == nullptr || strlen(host) >= sizeof host_) return false;
     strncpy(host_, host, sizeof host_ - 1);
     host_[sizeof host_ - 1] = 0;
     port_ = port;
@@ -79,6 +83,8 @@ class WiFiSocketT {
   }
 
   bool connected() const { return ep_.connected(); }
+  /// True after connect(): this side dials (and redials) instead of listening.
+  bool dialing() const { return mode_ == kClient; }
   /// Length of the next message, -1 if none.
   int available() const { return ep_.available(); }
   /// Copies the next message out: its length, -1 if none, -2 if `cap` is too small.
@@ -183,6 +189,7 @@ class WiFiSocketT {
     WiFiClient c;
     if (c.connect(host_, port_) != 1) {
       nextDialAt_ = millis() + backoffMs_;
+      logDial(" failed, retry in ", backoffMs_);
       backoffMs_ = backoffMs_ * 2 > kDialMaxMs ? kDialMaxMs : backoffMs_ * 2;
       return;
     }
@@ -195,6 +202,22 @@ class WiFiSocketT {
     clients_[slot] = c;
     dialSlot_ = slot;
     backoffMs_ = kDialMinMs;
+    logDial(" connected", 0);
+  }
+
+  // "WS DIAL <host>:<port><what>[<ms> ms]"; separate prints: no formatting buffer.
+  void logDial(const char* what, uint32_t ms) {
+    if (log_ == nullptr) return;
+    log_->print("WS DIAL ");
+    log_->print(host_);
+    log_->print(':');
+    log_->print(static_cast<unsigned>(port_));
+    log_->print(what);
+    if (ms > 0) {
+      log_->print(static_cast<unsigned long>(ms));
+      log_->print(" ms");
+    }
+    log_->println();
   }
 
   void readSlot(int i, uint32_t now) {
