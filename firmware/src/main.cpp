@@ -617,13 +617,39 @@ const char* modeName(Mode m) {
   }
 }
 
+// A word of a control request: a view into ctrlIn (which stays whole for error replies).
+struct Word {
+  const char* p = nullptr;
+  size_t n = 0;
+  bool is(const char* s) const { return p != nullptr && strlen(s) == n && memcmp(p, s, n) == 0; }
+};
+
+// Splits `text` at spaces into at most `max` words; returns how many there are (up to
+// max + 1, so "one too many" shows).
+size_t splitWords(const char* text, size_t len, Word* words, size_t max) {
+  size_t count = 0;
+  size_t i = 0;
+  while (i < len) {
+    while (i < len && text[i] == ' ') ++i;
+    if (i == len) break;
+    const size_t start = i;
+    while (i < len && text[i] != ' ') ++i;
+    if (count == max) return max + 1;
+    words[count].p = text + start;
+    words[count].n = i - start;
+    ++count;
+  }
+  return count;
+}
+
 // Decimal digits only, no sign, no overflow past `max`.
-bool parseUnsigned(const char* s, uint64_t max, uint64_t* out) {
-  if (s == nullptr || *s == 0) return false;
+bool parseUnsigned(const Word& w, uint64_t max, uint64_t* out) {
+  if (w.p == nullptr || w.n == 0) return false;
   uint64_t v = 0;
-  for (; *s; ++s) {
-    if (*s < '0' || *s > '9') return false;
-    const uint64_t digit = static_cast<uint64_t>(*s - '0');
+  for (size_t i = 0; i < w.n; ++i) {
+    const char c = w.p[i];
+    if (c < '0' || c > '9') return false;
+    const uint64_t digit = static_cast<uint64_t>(c - '0');
     if (v > (max - digit) / 10) return false;
     v = v * 10 + digit;
   }
@@ -727,55 +753,47 @@ void setRawMode(Mode m) {
   rawPatternOk = false;
 }
 
-char ctrlWork[sizeof ctrlIn];  // ctrlIn cut into words (ctrlIn stays whole for errors)
-
 // Runs one control request (`len` bytes in ctrlIn, terminated) and leaves the reply in ctrlOut.
 void handleControl(int len) {
-  memcpy(ctrlWork, ctrlIn, static_cast<size_t>(len) + 1);
-  char* save = nullptr;
-  const char* w0 = strtok_r(ctrlWork, " ", &save);
-  const char* w1 = w0 ? strtok_r(nullptr, " ", &save) : nullptr;
-  const char* w2 = w1 ? strtok_r(nullptr, " ", &save) : nullptr;
-  const char* w3 = w2 ? strtok_r(nullptr, " ", &save) : nullptr;
-  const char* w4 = w3 ? strtok_r(nullptr, " ", &save) : nullptr;
-  const bool raw = w0 != nullptr && strcmp(w0, "raw") == 0;
-  const char* verb = raw ? w1 : w0;
-  const char* arg1 = raw ? w2 : w1;
-  const char* arg2 = raw ? w3 : w2;
-  const char* extra = raw ? w4 : w3;  // one word too many for every command
-  if (verb == nullptr) {
+  Word w[4];
+  const size_t count = splitWords(ctrlIn, static_cast<size_t>(len), w, 4);
+  const bool raw = count > 0 && w[0].is("raw");
+  // The verb and its arguments, after an optional "raw"; `words` counts them.
+  const Word* arg = raw ? w + 1 : w;
+  const size_t words = raw ? count - 1 : count;
+  const Word& verb = arg[0];
+  if (count == 0 || count > 4 || words == 0) {
     replyError("unknown command", ctrlIn, len);
-  } else if (!raw && strcmp(verb, "info") == 0 && arg1 == nullptr) {
+  } else if (!raw && verb.is("info") && words == 1) {
     buildInfo(ctrlOut, sizeof ctrlOut);
-  } else if (!raw && strcmp(verb, "stats") == 0 && arg1 == nullptr) {
+  } else if (!raw && verb.is("stats") && words == 1) {
     buildStats(ctrlOut, sizeof ctrlOut);
-  } else if ((strcmp(verb, "echo") == 0 || strcmp(verb, "sink") == 0) && arg1 == nullptr) {
-    const Mode m = verb[0] == 'e' ? Mode::kEcho : Mode::kSink;
+  } else if ((verb.is("echo") || verb.is("sink")) && words == 1) {
+    const Mode m = verb.is("echo") ? Mode::kEcho : Mode::kSink;
     if (raw) {
       setRawMode(m);
     } else {
       setLinkMode(m);
     }
     replyMode(raw ? "raw" : "link", m);
-  } else if (strcmp(verb, "source") == 0) {
-    uint64_t count = 0;
-    uint64_t size = 0;
-    if (raw) {
-      // Up to 2^48 bytes (days at any speed), written `chunk` (1..kRawBuf) bytes at a time.
-      uint64_t chunk = kRawBuf;
-      if (arg1 == nullptr || extra != nullptr || !parseUnsigned(arg1, 1ULL << 48, &count) ||
-          (arg2 != nullptr && (!parseUnsigned(arg2, kRawBuf, &chunk) || chunk == 0))) {
-        replyError("usage: raw source <bytes> [<chunk 1..1460>]", ctrlIn, len);
-        return;
-      }
-      setRawMode(Mode::kSource);
-      rawSourceLeft = count;
-      rawChunk = static_cast<size_t>(chunk);
-      replyMode("raw", Mode::kSource);
+  } else if (raw && verb.is("source")) {
+    // Up to 2^48 bytes (days at any speed), written `chunk` (1..kRawBuf) bytes at a time.
+    uint64_t bytes = 0;
+    uint64_t chunk = kRawBuf;
+    if (words < 2 || words > 3 || !parseUnsigned(arg[1], 1ULL << 48, &bytes) ||
+        (words == 3 && (!parseUnsigned(arg[2], kRawBuf, &chunk) || chunk == 0))) {
+      replyError("usage: raw source <bytes> [<chunk 1..1460>]", ctrlIn, len);
       return;
     }
-    if (arg2 == nullptr || extra != nullptr || !parseUnsigned(arg1, 0xFFFFFFFFULL, &count) ||
-        !parseUnsigned(arg2, 0xFFFFFFFFULL, &size)) {
+    setRawMode(Mode::kSource);
+    rawSourceLeft = bytes;
+    rawChunk = static_cast<size_t>(chunk);
+    replyMode("raw", Mode::kSource);
+  } else if (!raw && verb.is("source")) {
+    uint64_t n = 0;
+    uint64_t size = 0;
+    if (words != 3 || !parseUnsigned(arg[1], 0xFFFFFFFFULL, &n) ||
+        !parseUnsigned(arg[2], 0xFFFFFFFFULL, &size)) {
       replyError("usage: source <count> <size>", ctrlIn, len);
     } else if (size > echo.maxMessage() || size > sizeof echoBuf) {
       replyError("size exceeds the echo service's max_message", ctrlIn, len);
@@ -783,7 +801,7 @@ void handleControl(int len) {
       replyError("no host on the echo service: connect to it first", ctrlIn, len);
     } else {
       setLinkMode(Mode::kSource);
-      sourceLeft = static_cast<uint32_t>(count);
+      sourceLeft = static_cast<uint32_t>(n);
       sourceSize = static_cast<uint32_t>(size);
       replyMode("link", Mode::kSource);
     }
