@@ -19,13 +19,13 @@
 //   byte 0   bits 0-1 buffer layout (kLayouts), 2-3 keepalive, 4-5 handshake bound,
 //            6-7 dead-bound factor
 //   bytes 1-2  start time (x 65537: 0 .. 0xFFFFFFFF)      byte 3  session id
-//   then operations [op][slot][arguments...], op % 16:
+//   then operations [op][slot][arguments...], op % 17:
 //     0 open a connection      1 HELLO from the peer     2 data frame from the peer
 //     3 ACK/PING/PONG/CLOSE    4 raw bytes [n][n bytes]  5 fragment size for feeds
 //     6 advance time + tick    7 write some output       8 write all output, settle
 //     9 application receive   10 application send       11 transport lost
 //    12 release if closing    13 application close()    14 close() and start() anew
-//    15 a frame cut short
+//    15 a frame cut short     16 evict() the oldest connection without HELLO
 //   slot = byte % 6 - 1 (-1 and 4 are out of range on purpose). The arguments of each
 //   operation are read by the op* functions below; make_corpus.py writes them.
 
@@ -271,8 +271,8 @@ struct Harness {
       const uint8_t op = in.u8();
       // Slots -1..4: the API must shrug off the two out of range as well.
       const int slot = static_cast<int>(in.u8() % (kSlots + 2)) - 1;
-      if (g_trace) fprintf(stderr, "op %zu: %u slot %d now %u\n", ops, op % 16, slot, now);
-      switch (op % 16) {
+      if (g_trace) fprintf(stderr, "op %zu: %u slot %d now %u\n", ops, op % 17, slot, now);
+      switch (op % 17) {
         case 0: {  // a TCP connection comes up
           const int s = ep->open(now);
           FUZZ_CHECK(s >= -1 && s < kSlots);
@@ -333,9 +333,21 @@ struct Harness {
           ep->start(0x5E55000000000000ULL + ++sessionCounter);
           peerNext = 1;
           break;
-        default:  // a frame cut short: the header and part of the rest
+        case 15:  // a frame cut short: the header and part of the rest
           opTruncated(slot, in);
           break;
+        default: {  // every slot busy: the Arduino class evicts one without HELLO
+          const int active = ep->activeSlot();
+          const int v = ep->evict();
+          FUZZ_CHECK(v >= -1 && v < kSlots);
+          if (v >= 0) {
+            FUZZ_CHECK(v != active && ep->closing(v));  // never the connection past HELLO
+            drain(v, 0);
+            ep->release(v);
+            tracked[v] = false;
+          }
+          break;
+        }
       }
       checkInvariants();
       if (g_trace) {

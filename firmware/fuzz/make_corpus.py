@@ -146,6 +146,9 @@ class SessionProgram:
     def restart(self) -> SessionProgram:
         return self._op(14, 0)
 
+    def evict(self) -> SessionProgram:
+        return self._op(16, 0)
+
     def bytes(self) -> bytes:
         return bytes(self.data)
 
@@ -181,6 +184,9 @@ def session_seeds(vectors: dict[str, Any]) -> list[bytes]:
     # Keepalive: silence makes the device PING; the peer answers; then it goes silent.
     keep = SessionProgram().open().hello(0).tick(4).drain_all().pong_last(0).tick(6).tick(6)
     seeds.append(keep.drain_all().bytes())
+    # Every slot taken by connections without HELLO: the oldest is evicted for a newcomer.
+    flood = SessionProgram().open().open().open().open().raw(1, b"WS\x01").evict().open()
+    seeds.append(flood.hello(0).drain_all().evict().drain_all().bytes())
     # No HELLO within the handshake bound; garbage; application close and restart.
     seeds.append(SessionProgram().open().tick(6).drain_all().bytes())
     seeds.append(SessionProgram().open().raw(0, b"GET / HTTP/1.1\r\n").drain_all().bytes())
