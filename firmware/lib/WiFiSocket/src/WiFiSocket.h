@@ -77,6 +77,9 @@ class WiFiSocketT {
     if (mode_ == kServer) acceptPending(now);
     if (mode_ == kClient) dial(now);
     for (int i = 0; i < kSlots; ++i) readSlot(i, now);
+    if (mode_ == kClient && dialSlot_ >= 0 && ep_.activeSlot() == dialSlot_) {
+      backoffMs_ = kDialMinMs;  // a session is up: the next loss redials quickly again
+    }
     now = millis();
     ep_.tick(now);
     for (int i = 0; i < kSlots; ++i) writeSlot(i, now);
@@ -188,9 +191,8 @@ class WiFiSocketT {
     if (WiFi.status() != WL_CONNECTED) return;
     WiFiClient c;
     if (c.connect(host_, port_) != 1) {
-      nextDialAt_ = millis() + backoffMs_;
       logDial(" failed, retry in ", backoffMs_);
-      backoffMs_ = backoffMs_ * 2 > kDialMaxMs ? kDialMaxMs : backoffMs_ * 2;
+      backOff();
       return;
     }
     const int slot = ep_.open(millis());
@@ -201,7 +203,6 @@ class WiFiSocketT {
     c.setNoDelay(true);
     clients_[slot] = c;
     dialSlot_ = slot;
-    backoffMs_ = kDialMinMs;
     logDial(" connected", 0);
   }
 
@@ -270,8 +271,17 @@ class WiFiSocketT {
   void slotGone(int i) {
     if (mode_ == kClient && i == dialSlot_) {
       dialSlot_ = -1;
-      nextDialAt_ = millis() + backoffMs_;
+      logDial(" closed, redial in ", backoffMs_);
+      backOff();
     }
+  }
+
+  // The next dial waits backoffMs_, which doubles up to kDialMaxMs. It starts over only
+  // once a connection completed HELLO, so a host that accepts and then drops or refuses
+  // the session is not hammered every kDialMinMs.
+  void backOff() {
+    nextDialAt_ = millis() + backoffMs_;
+    backoffMs_ = backoffMs_ * 2 > kDialMaxMs ? kDialMaxMs : backoffMs_ * 2;
   }
 
   static void onClose(void* ctx, int slot, uint8_t kind, uint8_t code, const char* reason) {
