@@ -31,7 +31,7 @@ import tempfile
 import time
 from typing import Any
 
-from harness.bench import raw_port_of
+from harness.bench import calibrated_down, raw_port_of
 from harness.bench_measure import OURS, RAW, Bench
 from harness.device.factory import DeviceOptions, open_device
 
@@ -63,16 +63,14 @@ def _cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _run(bench: Bench, workload: str, service: str, size: int, seconds: float) -> int:
+def _run(bench: Bench, workload: str, service: str, size: int, seconds: float,
+         down_count: int) -> int:
     """Run the workload; return the number of messages (raw: ``size``-byte units)."""
     if workload == "up":
         return bench.up(service, size, duration=seconds).messages
     if workload == "echo":
         return bench.echo(service, size, duration=seconds).count
-    # down: size the count from a short probe so the run lasts about `seconds`.
-    probe = bench.down(service, size, count=max(16, (256 * 1024) // size))
-    count = max(16, int(probe.msg_per_s * seconds))
-    return bench.down(service, size, count=count).messages
+    return bench.down(service, size, count=down_count).messages
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,7 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pid = _twin_pid(dev.ip)
         with Bench(dev.ip, dev.port, dev.ctrl_port, raw_port_of(dev)) as bench:
-            _run(bench, args.workload, args.service, args.size, 0.2)  # warm up
+            # Warm up; for `down`, find the count that lasts about --seconds.
+            down_count = 0
+            if args.workload == "down":
+                down_count = calibrated_down(bench, args.service, args.size,
+                                             args.seconds).messages
+            else:
+                _run(bench, args.workload, args.service, args.size, 0.2, 0)
             perf = None
             perf_data = os.path.join(tempfile.mkdtemp(prefix="esp-hil-perf-"), "perf.data")
             if args.perf:
@@ -110,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             dev_cpu0 = _cpu_seconds(pid) if pid else 0.0
             host_cpu0 = time.process_time()
             t0 = time.perf_counter()
-            n = _run(bench, args.workload, args.service, args.size, args.seconds)
+            n = _run(bench, args.workload, args.service, args.size, args.seconds, down_count)
             wall = time.perf_counter() - t0
             host_cpu = time.process_time() - host_cpu0
             dev_cpu = (_cpu_seconds(pid) - dev_cpu0) if pid else float("nan")
