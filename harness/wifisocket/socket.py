@@ -834,7 +834,7 @@ class WiFiSocket:
             if type(ev) is Message:
                 self._inbox.append(ev.data)
             elif isinstance(ev, Connected):
-                self._on_connected(ev, any(isinstance(e, SessionReset) for e in events))
+                self._on_connected(ev, events[events.index(ev) + 1:])
             elif isinstance(ev, SessionReset):
                 n = len(ev.unconfirmed)
                 loss = SessionLost(
@@ -863,12 +863,17 @@ class WiFiSocket:
                 ))
             # Pong: the session keeps the rtt.
 
-    def _on_connected(self, ev: Connected, session_lost: bool) -> None:
+    def _on_connected(self, ev: Connected, after: list[Event]) -> None:
+        """The peer's HELLO arrived; ``after``: the events of the same read that follow it."""
         now = time.monotonic()
         session = self._session
         self._connected = True
         self._conn_since = now
-        self._progress_mark = (session.delivered, session.peer_ack)
+        # The session has handled the whole read already: messages that came with the
+        # HELLO are this connection's progress, not part of the mark.
+        received = sum(1 for e in after if type(e) is Message)
+        self._progress_mark = (session.delivered - received, session.peer_ack)
+        session_lost = any(isinstance(e, SessionReset) for e in after)
         if self._lost_at is not None:
             self._reconnects += 1
             info = Reconnect(
