@@ -768,6 +768,37 @@ void handleControl(int len) {
     buildInfo(ctrlOut, sizeof ctrlOut);
   } else if (!raw && verb.is("stats") && words == 1) {
     buildStats(ctrlOut, sizeof ctrlOut);
+  } else if (!raw && verb.is("dial")) {
+    // The console's `dial` (docs/console.md); dialCommand() takes terminated strings.
+    char host[72];
+    char port[8];
+    host[0] = port[0] = 0;
+    const char* why = kDialUsage;
+    if (words == 2 || (words == 3 && arg[2].n < sizeof port)) {
+      why = "host name too long";
+      if (arg[1].n < sizeof host) {
+        memcpy(host, arg[1].p, arg[1].n);
+        host[arg[1].n] = 0;
+        if (words == 3) {
+          memcpy(port, arg[2].p, arg[2].n);
+          port[arg[2].n] = 0;
+        }
+        why = dialCommand(host, words == 3 ? port : nullptr);
+      }
+    }
+    if (why != nullptr) {
+      replyError(why, ctrlIn, len);
+      return;
+    }
+    size_t n = 0;
+    ctrlOut[0] = 0;
+    append(ctrlOut, sizeof ctrlOut, &n, "{\"ok\": true, \"service\": \"link\", \"dial\": \"");
+    append(ctrlOut, sizeof ctrlOut, &n, host);  // checked by dialCommand: no JSON escapes
+    if (words == 3) {
+      append(ctrlOut, sizeof ctrlOut, &n, ":");
+      append(ctrlOut, sizeof ctrlOut, &n, port);
+    }
+    append(ctrlOut, sizeof ctrlOut, &n, "\"}");
   } else if ((verb.is("echo") || verb.is("sink")) && words == 1) {
     const Mode m = verb.is("echo") ? Mode::kEcho : Mode::kSink;
     if (raw) {

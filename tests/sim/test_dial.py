@@ -2,7 +2,7 @@
 
 The seed project's set-up: the PC listens (``WiFiSocket.serve``), the board connects, and
 redials by itself when the link is cut; the session resumes on the new connection. Here
-the echo service is told to dial over the console, and `dial off`
+the echo service is told to dial over the console (or the control service), and `dial off`
 puts it back to listening on its port.
 
 Marked ``twin``: the device must reach the test machine's listener; on a desk the host's
@@ -353,3 +353,28 @@ def test_dial_command_errors(device: Device, dial: DialControl) -> None:
     with device.connect(timeout=ANSWER) as sock:
         sock.send("still listening")
         assert sock.receive(timeout=ANSWER) == "still listening"
+
+
+def test_dial_over_the_control_service(device: Device, dial: DialControl) -> None:
+    with _listener() as listener:
+        port = listener.getsockname()[1]
+        assert device.control(f"dial {HOST} {port}") == {
+            "ok": True,
+            "service": "link",
+            "dial": f"{HOST}:{port}",
+        }
+        with WiFiSocket.accept(listener, timeout=TIMEOUT, reconnect=False) as host:
+            host.send("via control")
+            assert host.receive(timeout=ANSWER) == "via control"
+            assert device.control("dial off") == {"ok": True, "service": "link", "dial": "off"}
+    for bad, why in [
+        ("dial", "usage: dial <host> <port> | dial off"),
+        ("dial nowhere", "usage: dial <host> <port> | dial off"),
+        (f"dial {HOST} 123456789", "usage: dial <host> <port> | dial off"),
+        ('dial a"b 80', "bad host name"),
+        ("dial " + "h" * 80 + " 80", "host name too long"),
+    ]:
+        assert device.control(bad) == {"error": why, "command": bad}
+    with device.connect(timeout=ANSWER) as sock:  # still listening
+        sock.send("still")
+        assert sock.receive(timeout=ANSWER) == "still"
