@@ -3,13 +3,15 @@
 
     python benchmarks/compare.py before.json after.json [more.json ...]
 
-With several runs of the same code it shows the spread that the machine's load causes;
-with runs of different code (a change, a scratch copy) what the change bought.
+With several runs of the same code it shows the spread that the machine's load causes
+(and, with more than two files, a last column with the median of each figure); with runs
+of different code (a change, a scratch copy) what the change bought.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,10 @@ def load(path: str) -> dict[str, Any]:
     return doc
 
 
+def _cell(ours: float, raw: float, ratio: float | None) -> str:
+    return f"{ours:.4g} / {raw:.4g} x{'-' if ratio is None else f'{ratio:.2f}'}"
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 1:
         print(__doc__, file=sys.stderr)
@@ -36,21 +42,29 @@ def main(argv: list[str]) -> int:
         print(f"{name}: {doc['started']}  {doc['device'].get('fw', '?')}  "
               f"load average {load_avg[0]:.2f}")
     print()
+    with_median = len(docs) > 2
     header = f"{'figure':<22}" + "".join(f"{n:>{width + 2}}" for n in names)
+    if with_median:
+        header += f"{'median':>{width + 2}}"
     print(header)
     print("-" * len(header))
     sizes = sorted({r["size"] for d in docs for r in d["ratios"]})
     for metric in FIGURES:
         for size in sizes:
             cells = []
+            seen: list[tuple[float, float, float]] = []
             for doc in docs:
                 row = next((r for r in doc["ratios"]
                             if r["metric"] == metric and r["size"] == size), None)
                 if row is None or row["ours"] is None or row["raw"] is None:
                     cells.append("-")
                     continue
-                ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}"
-                cells.append(f"{row['ours']:.4g} / {row['raw']:.4g} x{ratio}")
+                cells.append(_cell(row["ours"], row["raw"], row["ratio"]))
+                if row["ratio"] is not None:
+                    seen.append((row["ours"], row["raw"], row["ratio"]))
+            if with_median:
+                cells.append(_cell(*(statistics.median(v[i] for v in seen) for i in range(3)))
+                             if seen else "-")
             label = f"{metric.replace('_', ' ')} {size}"
             print(f"{label:<22}" + "".join(f"{c:>{width + 2}}" for c in cells))
     print("\ncells: ours / raw TCP (MB/s or us) x ratio (ours relative to raw, higher is better)")
