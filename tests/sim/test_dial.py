@@ -160,16 +160,22 @@ def test_device_dials_back_after_a_cut_and_nothing_is_lost(
                 # few messages stay in flight both ways, so each cut catches some mid-way.
                 in_flight = 4
                 got: list[str | bytes] = []
+                timers: list[threading.Timer] = []
                 for i in range(count):
                     host.send(f"m{i}", timeout=3 * TIMEOUT)
-                    if i in (10, 35):  # cut twice in mid-stream
+                    if i in (10, 35):  # cut twice in mid-stream ...
                         proxy.disable()
-                        time.sleep(0.3)
-                        proxy.enable()
+                        # ... and keep sending while it is down: those messages are unacked
+                        # (written into a dead connection, or queued) and must be resent.
+                        reopen = threading.Timer(0.3, proxy.enable)
+                        reopen.start()
+                        timers.append(reopen)
                     if i >= in_flight:
                         got.append(host.receive(timeout=3 * TIMEOUT))
                 while len(got) < count:
                     got.append(host.receive(timeout=3 * TIMEOUT))
+                for reopen in timers:
+                    reopen.join(timeout=ANSWER)
                 assert got == [f"m{i}" for i in range(count)]
                 assert host.reconnects >= 2
                 assert host.peer_session_id == device_session
