@@ -1,8 +1,20 @@
-"""A stateful hypothesis test of two Sessions over a wire that gets cut and whose ends reboot.
+"""A stateful hypothesis test of two Sessions over a wire that stalls, breaks and reconnects,
+and whose ends reboot.
 
-The delivery promise (DESIGN.md): across cuts every message arrives exactly once and in
-order; across a reboot the survivor is told (SessionReset) which of its messages were
-never confirmed. Never a silent loss.
+The delivery promise (DESIGN.md): across link drops every message arrives exactly once and in
+order; across a reboot the survivor is told (SessionReset, which the socket raises as
+SessionLost) exactly which of its messages were never confirmed. Never a silent loss.
+
+The model of the link: while it is up, bytes travel in order and arrive in chunks of any
+size (``deliver``). A ``cut`` breaks it silently: each side goes on sending into the void
+until it notices (``notice``: the I/O layer saw the error) or its dead-peer timer fires
+(``tick``); a dead side closes the connection. ``reconnect`` opens a new connection (both
+sides get HELLOs). A ``reboot`` kills one side's memory and its connection.
+
+Each sender's messages are split into *epochs*: the stream between two SessionResets (or
+from a reboot). Within an epoch, what the peer delivered is a prefix of what was framed, in
+order, without duplicates; a SessionReset reports exactly the epoch's suffix that the
+peer's acknowledgements had not covered.
 """
 
 from __future__ import annotations
@@ -11,7 +23,13 @@ import random
 
 from hypothesis import event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from harness.wifisocket.session import (
     Connected,
@@ -25,8 +43,9 @@ from harness.wifisocket.session import (
 )
 
 SETTINGS = {
-    0: {"max_message": 80, "window": 250, "keepalive_ms": 15},
-    1: {"max_message": 120, "window": 300, "resend_buffer": 260, "keepalive_ms": 40},
+    0: {"max_message": 80, "window": 250, "keepalive_ms": 15, "dead_after": 0.3},
+    1: {"max_message": 120, "window": 300, "resend_buffer": 260, "keepalive_ms": 40,
+        "dead_after": 0.5},
 }
 
 
@@ -44,7 +63,7 @@ class Side:
 
     def reboot(self) -> None:
         self.incarnation += 1
-        self.session = Session(dead_after=0, rng=self.rng, **SETTINGS[self.idx])
+        self.session = Session(rng=self.rng, **SETTINGS[self.idx])
         self.outbox = []
 
     def make_message(self, size: int, text: bool) -> str | bytes:
@@ -68,22 +87,29 @@ class LinkMachine(RuleBasedStateMachine):
     def setup(self, seed: int) -> None:
         self.sides = (Side(0, seed), Side(1, seed + 1))
         self.wire = [bytearray(), bytearray()]  # wire[i]: bytes travelling to side i
+        self.up = False
         self.now = 0.0
         self.sent: tuple[list, list] = ([], [])  # framed messages, per sender
         self.got: tuple[list, list] = ([], [])  # delivered messages, per receiver
         self.reported: tuple[list, list] = ([], [])  # SessionReset.unconfirmed, per sender
-        self.resets_expected = [0, 0]
-        self.resets_seen = [0, 0]
-        self.connect()
+        # Per sender: the epochs of its stream (lists of tags) and where each tag is.
+        self.epochs: tuple[list[list[str]], list[list[str]]] = ([[]], [[]])
+        self.where: dict[str, tuple[int, int]] = {}  # tag -> (epoch, position)
+        # Per side: reboots of its peer that it has not been told about yet.
+        self.unreported_reboots = [0, 0]
+        self.reconnect()
 
     # --- plumbing ---------------------------------------------------------------------
 
-    def connect(self) -> None:
-        for i in (0, 1):
-            self.wire[i].clear()
-            self.sides[i].session.connection_lost()
-        for i in (0, 1):
-            self.wire[1 - i] += self.sides[i].session.connection_made(self.now)
+    def emit(self, i: int, data: bytes) -> None:
+        """Side ``i`` writes ``data``: it travels if the link is up, else it is lost."""
+        if self.up and data:
+            self.wire[1 - i] += data
+
+    def link_down(self) -> None:
+        self.up = False
+        for w in self.wire:
+            w.clear()
 
     def pump_out(self, i: int) -> None:
         side = self.sides[i]
@@ -97,26 +123,46 @@ class LinkMachine(RuleBasedStateMachine):
                 return
             side.outbox.pop(0)
             self.sent[i].append(msg)
-            self.wire[1 - i] += raw
-            hello = s.peer_hello
-            assert hello is not None
-            if len(s.unacked_messages) > 1:
-                assert s.unacked_bytes <= min(hello.window, s.resend_buffer)
+            epoch = self.epochs[i]
+            self.where[_tag(msg)] = (len(epoch) - 1, len(epoch[-1]))
+            epoch[-1].append(_tag(msg))
+            self.emit(i, raw)
 
     def handle(self, i: int, events: list) -> None:
-        for ev in events:
+        for k, ev in enumerate(events):
             if isinstance(ev, Message):
                 self.got[i].append(ev.data)
             elif isinstance(ev, SessionReset):
                 event("session reset")
-                self.resets_seen[i] += 1
-                self.reported[i].extend(ev.unconfirmed)
+                self.check_reset(i, ev.unconfirmed)
             elif isinstance(ev, Connected):
-                if ev.resumed:
-                    event("resumed")
+                event("resumed" if ev.resumed else "not resumed")
+                if self.unreported_reboots[i]:
+                    # The peer we knew rebooted: we must be told, right after this HELLO.
+                    assert any(isinstance(e, SessionReset) for e in events[k + 1:]), \
+                        "a peer's reboot went unreported"
+            elif isinstance(ev, Dead):
+                event("dead")
+                # The I/O layer closes the connection (its CLOSE TIMEOUT is lost with it).
+                self.link_down()
+                return
             else:
-                assert not isinstance(ev, (Failed, Dead, PeerClosed)), ev
-        self.wire[1 - i] += self.sides[i].session.data_to_send()
+                assert not isinstance(ev, (Failed, PeerClosed)), ev
+        self.emit(i, self.sides[i].session.data_to_send())
+
+    def check_reset(self, i: int, unconfirmed: list[str | bytes]) -> None:
+        """SessionReset at side ``i``: exactly the unconfirmed end of its current epoch."""
+        assert self.unreported_reboots[i] > 0, "SessionReset without a reboot of the peer"
+        self.unreported_reboots[i] = 0
+        epoch = self.epochs[i][-1]
+        tags = [_tag(m) for m in unconfirmed]
+        cut = len(epoch) - len(tags)
+        assert cut >= 0 and epoch[cut:] == tags, "not the unconfirmed suffix, in order"
+        delivered = {_tag(m) for m in self.got[1 - i]}
+        missing = [t for t in epoch[:cut] if t not in delivered]
+        assert not missing, f"reported as confirmed but never delivered: {missing}"
+        self.reported[i].extend(unconfirmed)
+        self.epochs[i].append([])
 
     # --- rules ------------------------------------------------------------------------
 
@@ -126,6 +172,7 @@ class LinkMachine(RuleBasedStateMachine):
         self.sides[i].outbox.append(self.sides[i].make_message(min(size, limit), text))
         self.pump_out(i)
 
+    @precondition(lambda self: self.up)
     @rule(i=st.integers(0, 1), n=st.integers(1, 400))
     def deliver(self, i: int, n: int) -> None:
         chunk = bytes(self.wire[i][:n])
@@ -133,16 +180,43 @@ class LinkMachine(RuleBasedStateMachine):
         self.handle(i, self.sides[i].session.receive_data(chunk, self.now))
         self.pump_out(i)
 
-    @rule(dt=st.integers(1, 60))
+    @precondition(lambda self: self.up)
+    @rule()
+    def deliver_everything(self) -> None:
+        """Both ways, until the wire is quiet (a calm moment of the link)."""
+        for _ in range(100):
+            if not (self.wire[0] or self.wire[1]) or not self.up:
+                return
+            for i in (0, 1):
+                if self.up and self.wire[i]:
+                    self.deliver(i, len(self.wire[i]))
+
+    @rule(dt=st.integers(1, 150))
     def tick(self, dt: int) -> None:
         self.now += dt / 1000
         for i in (0, 1):
             self.handle(i, self.sides[i].session.tick(self.now))
 
+    @precondition(lambda self: self.up)
     @rule()
     def cut(self) -> None:
         event("cut")
-        self.connect()
+        self.link_down()
+
+    @rule(i=st.integers(0, 1))
+    def notice(self, i: int) -> None:
+        """Side ``i``'s I/O layer finds the connection broken (only if it is)."""
+        if not self.up:
+            self.sides[i].session.connection_lost()
+
+    @precondition(lambda self: not self.up)
+    @rule()
+    def reconnect(self) -> None:
+        self.up = True
+        for i in (0, 1):
+            self.sides[i].session.connection_lost()
+        for i in (0, 1):
+            self.emit(i, self.sides[i].session.connection_made(self.now))
 
     @rule(i=st.integers(0, 1))
     def reboot(self, i: int) -> None:
@@ -150,28 +224,44 @@ class LinkMachine(RuleBasedStateMachine):
         survivor = self.sides[1 - i].session
         if survivor.peer_session_id == self.sides[i].session.session_id:
             # The survivor knew this incarnation: it must be told when it reconnects.
-            self.resets_expected[1 - i] = self.resets_seen[1 - i] + 1
-        # A new incarnation knew nobody: it has nothing to be told.
-        self.resets_expected[i] = self.resets_seen[i]
+            self.unreported_reboots[1 - i] += 1
+        # A new incarnation knows nobody and has nothing to be told; its stream is new.
+        self.unreported_reboots[i] = 0
         self.sides[i].reboot()
-        self.connect()
+        self.epochs[i].append([])
+        self.link_down()
 
     # --- the promise --------------------------------------------------------------------
 
     @invariant()
-    def in_order_no_duplicates(self) -> None:
+    def delivered_is_an_in_order_prefix_of_each_epoch(self) -> None:
         if not hasattr(self, "sides"):
             return
         for i in (0, 1):
             got = [_tag(m) for m in self.got[1 - i]]
             assert len(got) == len(set(got)), "a message was delivered twice"
-            sent_order = {_tag(m): k for k, m in enumerate(self.sent[i])}
-            positions = [sent_order[t] for t in got]  # KeyError: delivered but never sent
-            assert positions == sorted(positions), "out of order"
+            places = [self.where[t] for t in got]  # KeyError: delivered but never sent
+            assert places == sorted(places), "out of order"
+            count: dict[int, int] = {}
+            for epoch, pos in places:
+                assert pos == count.get(epoch, 0), "a gap: a message was skipped"
+                count[epoch] = pos + 1
+
+    @invariant()
+    def window_bound_holds(self) -> None:
+        if not hasattr(self, "sides"):
+            return
+        for side in self.sides:
+            s = side.session
+            hello = s.peer_hello
+            if hello is not None and len(s.unacked_messages) > 1:
+                assert s.unacked_bytes <= min(hello.window, s.resend_buffer)
 
     def teardown(self) -> None:
         if not hasattr(self, "sides"):
             return
+        if not self.up:
+            self.reconnect()
         for _ in range(10_000):
             for i in (0, 1):
                 self.pump_out(i)
@@ -183,10 +273,11 @@ class LinkMachine(RuleBasedStateMachine):
                 self.deliver(i, len(self.wire[i]))
         else:
             raise AssertionError("did not settle")
-        self.in_order_no_duplicates()
+        self.delivered_is_an_in_order_prefix_of_each_epoch()
         for i in (0, 1):
             s = self.sides[i].session
             assert not self.sides[i].outbox and s.unacked_bytes == 0
+            assert self.unreported_reboots[i] == 0, "a reboot went unreported"
             delivered = {_tag(m) for m in self.got[1 - i]}
             reported = {_tag(m) for m in self.reported[i]}
             for m in self.sent[i]:
@@ -195,15 +286,11 @@ class LinkMachine(RuleBasedStateMachine):
                 # memory is gone); everything of the living one is delivered or reported.
                 if _incarnation(m) == f"{'ab'[i]}{self.sides[i].incarnation}":
                     assert t in delivered or t in reported, f"silently lost: {t}"
-            # Reported messages were really sent, in order, and never confirmed.
-            assert [x for x in self.reported[i] if _tag(x) in {_tag(y) for y in self.sent[i]}] \
-                == self.reported[i]
-            assert self.resets_seen[i] >= self.resets_expected[i], "a reboot went unreported"
             # Types survive the trip.
             sent_types = {_tag(m): type(m) for m in self.sent[i]}
             for m in self.got[1 - i]:
                 assert type(m) is sent_types[_tag(m)]
 
 
-LinkMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=60)
+LinkMachine.TestCase.settings = settings(max_examples=80, stateful_step_count=100, deadline=None)
 TestLinkMachine = LinkMachine.TestCase
