@@ -298,7 +298,7 @@ def plot(results: list[SizeResult], path: str, *, title: str) -> None:
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(plain)
         ax.yaxis.set_minor_formatter(FuncFormatter(
-            lambda v, _pos: f"{v:g}" if str(f"{v:g}")[0] in "25" else ""
+            lambda v, _pos: f"{v:g}" if f"{v:g}"[0] in "235" else ""
         ))
         ax.grid(True, which="minor", axis="y", alpha=0.12)
     fig.suptitle(title, fontsize=11)
