@@ -14,6 +14,7 @@ twin with ``perf record`` (``--perf``, needs Linux perf and permission to attach
     python benchmarks/profile.py echo --service wifisocket --size 64 --seconds 3
     python benchmarks/profile.py up --size 4096 --pyinstrument
     python benchmarks/profile.py down --size 4096 --perf
+    python benchmarks/profile.py up --size 4096 --syscalls
 
 Workloads are those of ``esp-hil bench`` (harness.bench_measure): ``up`` (host sends, the
 device sinks), ``down`` (the device sources), ``echo`` (one message in flight).
@@ -34,6 +35,11 @@ from typing import Any
 from harness.bench import calibrated_down, raw_port_of
 from harness.bench_measure import OURS, RAW, Bench
 from harness.device.factory import DeviceOptions, open_device
+
+_SYSCALL_EVENTS = (
+    "raw_syscalls:sys_enter", "syscalls:sys_enter_poll", "syscalls:sys_enter_ioctl",
+    "syscalls:sys_enter_recvfrom", "syscalls:sys_enter_sendto", "context-switches",
+)
 
 
 def _twin_pid(ip: str) -> int | None:
@@ -81,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=3.0)
     p.add_argument("--pyinstrument", action="store_true", help="profile the host side")
     p.add_argument("--perf", action="store_true", help="perf record the twin process")
+    p.add_argument("--syscalls", action="store_true",
+                   help="count the twin's system calls per message (perf stat tracepoints)")
     args = p.parse_args(argv)
 
     dev = open_device(DeviceOptions(spec="sim"))
@@ -105,6 +113,16 @@ def main(argv: list[str] | None = None) -> int:
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )
                 time.sleep(0.3)
+            counter = None
+            if args.syscalls:
+                if pid is None or shutil.which("perf") is None:
+                    print("--syscalls: needs the twin's pid and Linux perf", file=sys.stderr)
+                    return 2
+                counter = subprocess.Popen(
+                    ["perf", "stat", "-x,", "-e", ",".join(_SYSCALL_EVENTS), "-p", str(pid)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                )
+                time.sleep(0.3)
             profiler: Any = None
             if args.pyinstrument:
                 from pyinstrument import Profiler
@@ -123,6 +141,14 @@ def main(argv: list[str] | None = None) -> int:
             if perf is not None:
                 perf.send_signal(signal.SIGINT)
                 perf.wait(timeout=30)
+            counts: dict[str, float] = {}
+            if counter is not None:
+                counter.send_signal(signal.SIGINT)
+                _, err = counter.communicate(timeout=30)
+                for line in err.splitlines():
+                    fields = line.split(",")
+                    if len(fields) > 2 and fields[0].replace(".", "", 1).isdigit():
+                        counts[fields[2]] = float(fields[0])
     finally:
         dev.close()
 
@@ -134,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
           f"+ twin CPU {dev_cpu * per:6.1f} us + neither on a CPU {rest * per:6.1f} us")
     print(f"load average now: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
           f"on {os.cpu_count()} cores (other load distorts these figures)")
+    if args.syscalls:
+        names = {"raw_syscalls:sys_enter": "all", "context-switches": "context switches"}
+        parts = [f"{names.get(k, k.rsplit('_', 1)[-1])} {v / max(n, 1):.1f}"
+                 for k, v in counts.items()]
+        print("twin system calls per message: " + ", ".join(parts))
     if profiler is not None:
         print(profiler.output_text(unicode=False, show_all=False))
     if args.perf:
