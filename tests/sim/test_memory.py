@@ -42,7 +42,7 @@ CONNECTIONS = 10_000
 IN_FLIGHT = 4  # the device's connection slots: most connections get served, a few refused
 CONNECT_TIMEOUT = 5.0
 CLOSE_TIMEOUT = 5.0  # the device answers bad input at once; its handshake bound is 2 s
-CONSOLE_TIMEOUT = 30.0
+CONSOLE_TIMEOUT = 10.0
 
 
 def _hello(version: int = 1) -> bytes:
@@ -265,9 +265,8 @@ def test_reset_storm_is_logged_and_leaks_nothing(device: Device) -> None:
     assert after["heap"] == before["heap"]
     if "allocs" in before:
         assert after["allocs"] == before["allocs"]
-    # The device saw the resets: its console says so, and it kept serving. (Generous
-    # timeout: thousands of close lines from the tests before may still be on their way
-    # through the twin's console when the machine is busy.)
+    # The device saw the resets: its console (the console of the device we talk to) says
+    # so, and it kept serving. Console lines may lag a little on a busy machine.
     assert device.console.expect(r"^WS LOST", timeout=CONSOLE_TIMEOUT, since=mark)
 
 
