@@ -63,6 +63,7 @@ have_libfuzzer() {
 }
 
 ensure_fuzz_tools() {
+  command -v make >/dev/null 2>&1 || apt_install make
   command -v clang++ >/dev/null 2>&1 || apt_install clang
   if ! have_libfuzzer; then
     local major
