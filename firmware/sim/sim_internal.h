@@ -11,6 +11,7 @@ namespace esp_hil_sim {
 // Exit codes of the firmware process (documented in README.md).
 constexpr int kExitRestart = 3;  // ESP.restart()
 constexpr int kExitConfig = 2;   // unusable environment (bad flash path, bad address)
+constexpr int kExitOrphaned = 4; // the harness that started the twin died
 
 // Longest idle wait after loop(): keeps millis()-based timers in the sketch running.
 constexpr int kIdlePollMs = 5;

@@ -230,7 +230,22 @@ size_t serial_tx_write(const uint8_t* data, size_t len) {
   return len;
 }
 
+// The harness that started us is gone (killed without stopping us): a twin nobody can reach
+// must not keep holding its address and ports, so it powers off.
+void exit_if_orphaned() {
+  static pid_t parent = getppid();
+  static uint64_t next_check_us = 0;
+  uint64_t now = monotonic_us();
+  if (now < next_check_us) return;
+  next_check_us = now + 100000;
+  if (getppid() != parent) {
+    log("the harness that started this twin is gone; powering off");
+    _exit(kExitOrphaned);
+  }
+}
+
 void idle(int timeout_ms) {
+  exit_if_orphaned();
   wifi_tick();
   // What each pollfd stands for: -1 = stdin, 0.. = listener, 1000.. = connection.
   constexpr int kConnBase = 1000;

@@ -176,7 +176,14 @@ bool listener_open(int slot) {
   if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, 8) != 0) {
     char text[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &addr.sin_addr, text, sizeof text);
-    log("cannot listen on %s:%u: %s", text, static_cast<unsigned>(l.port), strerror(errno));
+    int err = errno;
+    log("cannot listen on %s:%u: %s", text, static_cast<unsigned>(l.port), strerror(err));
+    if (err == EADDRINUSE) {
+      // Another process owns this twin's address: serving nothing while printing READY would
+      // send the harness's connections to that other process.
+      log("another process serves on this twin's address; refusing to run");
+      _exit(kExitConfig);
+    }
     close(fd);
     return false;
   }

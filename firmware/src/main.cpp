@@ -13,6 +13,9 @@
 #include <ESP8266WiFi.h>
 #include <WiFiSocket.h>
 #include <string.h>
+#ifdef ESP_HIL_SIM
+#include <esp_hil_sim.h>  // the twin's allocation counter
+#endif
 
 #ifndef ESP_HIL_FW_VERSION
 #define ESP_HIL_FW_VERSION "esp-hil-testfw/0.1.0"
@@ -267,6 +270,11 @@ size_t buildInfo(char* buf, size_t cap) {
   appendUnsigned(buf, cap, &n, kEchoPort);
   append(buf, cap, &n, ", \"raw_port\": ");
   appendUnsigned(buf, cap, &n, kRawPort);
+#ifdef ESP_HIL_SIM
+  // Only the twin can count operator new calls: proves "no allocation after setup".
+  append(buf, cap, &n, ", \"allocs\": ");
+  appendUnsigned(buf, cap, &n, esp_hil_sim_alloc_count());
+#endif
   append(buf, cap, &n, "}");
   return n;
 }

@@ -36,7 +36,12 @@ log = logging.getLogger(__name__)
 
 BINARY_NAME = "esp-hil-fw"
 BASE_FLAGS = ("-std=c++17", "-O2", "-g", "-fno-exceptions", "-fno-rtti", "-Wall", "-Wextra")
-SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer")
+# UB must stop the firmware (the harness sees the process die), not print and carry on.
+SANITIZE_FLAGS = (
+    "-fsanitize=address,undefined",
+    "-fno-sanitize-recover=undefined",
+    "-fno-omit-frame-pointer",
+)
 _SOURCE_SUFFIXES = (".cpp", ".cc", ".c", ".h", ".hpp", ".hh", ".inc", ".ipp")
 _HEADER_SUFFIXES = (".h", ".hpp", ".hh", ".inc", ".ipp")
 # A whole-firmware build takes seconds; a lock held this long means a stuck builder.
