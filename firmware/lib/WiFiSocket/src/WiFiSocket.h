@@ -19,6 +19,18 @@
 #include "wifisocket/frame.h"
 #include "wifisocket/session.h"
 
+#ifndef WIFISOCKET_READ_CHUNK
+/// Bytes read from a connection per read() call: one TCP segment (lwIP's MSS 1460).
+#define WIFISOCKET_READ_CHUNK 1460
+#endif
+
+namespace wsock_arduino {
+// One read buffer shared by every WiFiSocketT in the sketch (loop() runs them one at a
+// time, and the bytes are fed to the session before the next read), instead of one each.
+inline uint8_t readScratch[WIFISOCKET_READ_CHUNK];
+static_assert(WIFISOCKET_READ_CHUNK >= 64, "WIFISOCKET_READ_CHUNK too small");
+}  // namespace wsock_arduino
+
 template <size_t MaxMessage, size_t RxBytes, size_t TxBytes>
 class WiFiSocketT {
   static_assert(MaxMessage >= 1, "MaxMessage must be at least 1");
@@ -224,15 +236,19 @@ class WiFiSocketT {
   void readSlot(int i, uint32_t now) {
     if (!ep_.inUse(i) || ep_.closing(i)) return;
     WiFiClient& c = clients_[i];
+    uint8_t* const buf = wsock_arduino::readScratch;
+    constexpr size_t kChunk = sizeof wsock_arduino::readScratch;
+    // Whole segments, without asking available() first: a read that returns less than
+    // asked for has drained what the connection holds now (one call fewer per chunk).
     size_t budget = kReadBudget;
     while (budget > 0 && ep_.inUse(i) && !ep_.closing(i)) {
-      const int avail = c.available();
-      if (avail <= 0) break;
-      size_t want = static_cast<size_t>(avail) < sizeof readBuf_ ? avail : sizeof readBuf_;
-      const int n = c.read(readBuf_, want);
+      const size_t want = kChunk < budget ? kChunk : budget;
+      const int n = c.read(buf, want);
       if (n <= 0) break;
-      ep_.feed(i, readBuf_, static_cast<size_t>(n), now);
-      budget -= static_cast<size_t>(n) < budget ? static_cast<size_t>(n) : budget;
+      const size_t got = static_cast<size_t>(n) < want ? static_cast<size_t>(n) : want;
+      ep_.feed(i, buf, got, now);
+      budget -= got;
+      if (got < want) break;
     }
     if (ep_.inUse(i) && !ep_.closing(i) && !c.connected()) {
       ep_.transportLost(i);
@@ -260,7 +276,7 @@ class WiFiSocketT {
       // Read what is left first: closing with unread data makes TCP send a reset, which
       // can destroy the CLOSE frame before the peer reads it.
       for (int k = 0; k < 8 && c.available() > 0; ++k) {
-        if (c.read(readBuf_, sizeof readBuf_) <= 0) break;
+        if (c.read(wsock_arduino::readScratch, sizeof wsock_arduino::readScratch) <= 0) break;
       }
       c.stop();
       ep_.release(i);
@@ -303,7 +319,6 @@ class WiFiSocketT {
   uint8_t decoderBuf_[kDecoderCap];
   uint8_t rxBuf_[RxBytes];
   uint8_t txBuf_[TxBytes];
-  uint8_t readBuf_[256];
   wsock::Endpoint ep_;
   WiFiClient clients_[kSlots];
   alignas(WiFiServer) unsigned char serverMem_[sizeof(WiFiServer)];
