@@ -134,8 +134,13 @@ void WiFiClient::flush() {
 
 int WiFiClient::available() {
   int s = fd();
+  if (s < 0) return 0;
+  esp_hil_sim::Conn& c = g_conns[slot_];
+  if (c.eof_seen) return 0;
+  // What the idle poll counted, less what the sketch read since (no system call).
+  if (c.avail_gen == esp_hil_sim::g_poll_gen) return c.avail;
   int pending = 0;
-  if (s < 0 || ioctl(s, FIONREAD, &pending) != 0) return 0;
+  if (ioctl(s, FIONREAD, &pending) != 0) return 0;
   return pending;
 }
 
@@ -147,8 +152,18 @@ int WiFiClient::read() {
 int WiFiClient::read(uint8_t* buf, size_t size) {
   int s = fd();
   if (s < 0 || size == 0) return 0;
+  esp_hil_sim::Conn& c = g_conns[slot_];
   ssize_t n = recv(s, buf, size, MSG_DONTWAIT);
-  return n > 0 ? static_cast<int>(n) : 0;
+  if (n > 0) {
+    c.avail = n < c.avail ? c.avail - static_cast<int>(n) : 0;
+    return static_cast<int>(n);
+  }
+  if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+    c.eof_seen = true;  // closed (or reset) and nothing left: final
+    c.open_gen = 0;
+  }
+  c.avail = 0;
+  return 0;
 }
 
 int WiFiClient::peek() {
@@ -168,6 +183,10 @@ void WiFiClient::stop() {
 uint8_t WiFiClient::connected() {
   int s = fd();
   if (s < 0) return 0;
+  const esp_hil_sim::Conn& conn = g_conns[slot_];
+  if (conn.eof_seen) return 0;
+  // The idle poll of this pass saw the peer still sending (no system call).
+  if (conn.open_gen == esp_hil_sim::g_poll_gen && !conn.broken) return 1;
   if (available() > 0) return 1;
   uint8_t c;
   ssize_t n = recv(s, &c, 1, MSG_PEEK | MSG_DONTWAIT);

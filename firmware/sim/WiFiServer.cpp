@@ -43,6 +43,8 @@ bool WiFiServer::getNoDelay() const { return slot_ >= 0 && g_listeners[slot_].no
 bool WiFiServer::hasClient() {
   esp_hil_sim::wifi_tick();
   if (slot_ < 0 || g_listeners[slot_].fd < 0) return false;
+  // The idle poll of this pass saw nothing pending (no system call).
+  if (g_listeners[slot_].quiet_gen == esp_hil_sim::g_poll_gen) return false;
   pollfd p = {g_listeners[slot_].fd, POLLIN, 0};
   return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
 }

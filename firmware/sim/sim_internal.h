@@ -51,6 +51,13 @@ void log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 
 uint64_t monotonic_us();  // since process start
 
+// What the last poll of the idle service saw holds until the sketch next gives the
+// "system" control (the next idle pass, delay(), yield()), as lwIP's state on the chip
+// changes only then. Each of those starts a new generation (never 0); a cached answer is
+// used only while its generation is the current one, else the shim asks the kernel.
+extern uint32_t g_poll_gen;
+void next_poll_gen();
+
 // One pass of the idle service: polls the console and the sockets for at most
 // timeout_ms and returns as soon as any of them is ready.
 void idle(int timeout_ms);
@@ -79,6 +86,10 @@ struct Conn {
   uint32_t remote_ip;  // network byte order
   uint16_t remote_port;
   uint16_t local_port;
+  // Cached in generation g_poll_gen by the idle poll (0 = nothing cached):
+  uint32_t open_gen;  // the peer had not closed (no POLLRDHUP/POLLHUP/POLLERR)
+  uint32_t avail_gen;  // `avail` is the count of unread bytes (less what was read since)
+  int avail;
 };
 
 struct Listener {
@@ -88,6 +99,7 @@ struct Listener {
   uint32_t bind_ip;  // network byte order, 0 = the twin's own address
   uint16_t port;
   int fd;
+  uint32_t quiet_gen;  // the idle poll of this generation saw no pending connection
 };
 
 extern Conn g_conns[kMaxConns];

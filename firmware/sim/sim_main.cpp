@@ -20,6 +20,11 @@ namespace esp_hil_sim {
 
 Conn g_conns[kMaxConns];
 Listener g_listeners[kMaxListeners];
+uint32_t g_poll_gen = 1;
+
+void next_poll_gen() {
+  if (++g_poll_gen == 0) g_poll_gen = 1;
+}
 
 namespace {
 
@@ -245,6 +250,7 @@ void exit_if_orphaned() {
 }
 
 void idle(int timeout_ms) {
+  next_poll_gen();
   exit_if_orphaned();
   wifi_tick();
   // What each pollfd stands for: -1 = stdin, 0.. = listener, 1000.. = connection.
@@ -265,35 +271,47 @@ void idle(int timeout_ms) {
   for (size_t i = 0; i < kMaxConns; i++) {
     const Conn& c = g_conns[i];
     if (c.refs <= 0 || c.fd < 0) continue;
-    short events = static_cast<short>((c.eof_seen ? 0 : POLLIN) | (c.want_out ? POLLOUT : 0));
+    short events =
+        static_cast<short>((c.eof_seen ? 0 : POLLIN | POLLRDHUP) | (c.want_out ? POLLOUT : 0));
     if (!events) continue;
     fds[n] = {c.fd, events, 0};
     owner[n++] = kConnBase + static_cast<int>(i);
   }
 
   int ready = poll(fds, n, timeout_ms);
-  if (ready <= 0) return;
+  if (ready < 0) return;
+  const uint32_t gen = g_poll_gen;
   for (nfds_t i = 0; i < n; i++) {
     short rev = fds[i].revents;
-    if (!rev) continue;
     if (owner[i] == -1) {
-      note_stdin(rev);
+      if (rev) note_stdin(rev);
     } else if (owner[i] >= kConnBase) {
       const int slot = owner[i] - kConnBase;
       Conn& c = g_conns[slot];
       // The kernel has room again: push the send buffer on, as lwIP would on its own.
       if (c.want_out && (rev & (POLLOUT | POLLERR | POLLHUP))) conn_flush(slot);
-      if (rev & (POLLIN | POLLERR | POLLHUP)) {
-        // Readable with nothing to read = the peer closed (or reset). That state is
-        // final, so stop watching it instead of waking up for it again and again.
-        int pending = 0;
-        if (ioctl(c.fd, FIONREAD, &pending) == 0 && pending == 0) c.eof_seen = true;
+      if (!(fds[i].events & POLLIN)) continue;
+      int pending = 0;  // not readable: nothing unread at the time of the poll
+      if (rev & (POLLIN | POLLERR | POLLHUP | POLLRDHUP)) {
+        if (ioctl(c.fd, FIONREAD, &pending) != 0) continue;
+        if (pending == 0) {
+          // Readable with nothing to read = the peer closed (or reset). That state is
+          // final, so stop watching it instead of waking up for it again and again.
+          c.eof_seen = true;
+          continue;
+        }
       }
+      c.avail = pending;
+      c.avail_gen = gen;
+      if (!(rev & (POLLRDHUP | POLLHUP | POLLERR))) c.open_gen = gen;
+    } else if (!(rev & POLLIN)) {
+      g_listeners[owner[i]].quiet_gen = gen;
     }
   }
 }
 
 void sleep_ms(uint32_t ms) {
+  next_poll_gen();  // the system runs during delay(): cached socket state is stale
   const uint64_t deadline = monotonic_us() + static_cast<uint64_t>(ms) * 1000u;
   for (;;) {
     wifi_tick();
@@ -345,6 +363,7 @@ void delayMicroseconds(unsigned int us) {
 }
 
 void yield() {
+  esp_hil_sim::next_poll_gen();
   esp_hil_sim::wifi_tick();
   esp_hil_sim::serial_pump();
   esp_hil_sim::conns_flush_all();

@@ -161,6 +161,7 @@ bool listener_open(int slot) {
   if (slot < 0) return false;
   Listener& l = g_listeners[slot];
   if (l.fd >= 0) return true;
+  l.quiet_gen = 0;
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     log("socket(): %s", strerror(errno));
