@@ -20,6 +20,7 @@ peer's acknowledgements had not covered.
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from hypothesis import event, settings
 from hypothesis import strategies as st
@@ -129,13 +130,15 @@ class LinkMachine(RuleBasedStateMachine):
             self.emit(i, raw)
 
     def handle(self, i: int, events: list) -> None:
+        hello = None
         for k, ev in enumerate(events):
             if isinstance(ev, Message):
                 self.got[i].append(ev.data)
             elif isinstance(ev, SessionReset):
                 event("session reset")
-                self.check_reset(i, ev.unconfirmed)
+                self.check_reset(i, ev.unconfirmed, hello)
             elif isinstance(ev, Connected):
+                hello = ev.peer_hello
                 event("resumed" if ev.resumed else "not resumed")
                 if self.unreported_reboots[i]:
                     # The peer we knew rebooted: we must be told, right after this HELLO.
@@ -150,9 +153,17 @@ class LinkMachine(RuleBasedStateMachine):
                 assert not isinstance(ev, (Failed, PeerClosed)), ev
         self.emit(i, self.sides[i].session.data_to_send())
 
-    def check_reset(self, i: int, unconfirmed: list[str | bytes]) -> None:
-        """SessionReset at side ``i``: exactly the unconfirmed end of its current epoch."""
-        assert self.unreported_reboots[i] > 0, "SessionReset without a reboot of the peer"
+    def check_reset(self, i: int, unconfirmed: list[str | bytes], hello: Any) -> None:
+        """SessionReset at side ``i``: exactly the unconfirmed end of its current epoch.
+
+        Two causes are legitimate: the peer rebooted, or the peer never processed a HELLO
+        of ours (its HELLO names another session as ``resume``: it may have moved on to
+        another peer, so resending could duplicate; the protocol reports the loss). In a
+        two-party world the second case means the peer delivered nothing of this epoch.
+        """
+        rebooted = self.unreported_reboots[i] > 0
+        knew_us = hello.resume == self.sides[i].session.session_id
+        assert rebooted or not knew_us, "SessionReset: the peer knew us and did not reboot"
         self.unreported_reboots[i] = 0
         epoch = self.epochs[i][-1]
         tags = [_tag(m) for m in unconfirmed]
@@ -161,6 +172,9 @@ class LinkMachine(RuleBasedStateMachine):
         delivered = {_tag(m) for m in self.got[1 - i]}
         missing = [t for t in epoch[:cut] if t not in delivered]
         assert not missing, f"reported as confirmed but never delivered: {missing}"
+        if not rebooted:
+            event("session reset: the peer never got our HELLO")
+            assert cut == 0, "the peer never got our HELLO, yet confirmed messages"
         self.reported[i].extend(unconfirmed)
         self.epochs[i].append([])
 
