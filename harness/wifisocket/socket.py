@@ -644,6 +644,11 @@ class WiFiSocket:
         return self._timeout
 
     @property
+    def dead_after(self) -> float:
+        """The dead-peer bound: seconds without receiving anything (0 = never)."""
+        return self._session.dead_after
+
+    @property
     def connected(self) -> bool:
         """True while a connection is up and its HELLO exchange done."""
         return self._connected and self._error is None and not self._closed
