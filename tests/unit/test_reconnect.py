@@ -415,6 +415,30 @@ def test_on_reconnect_may_use_the_socket(pool, listener) -> None:
         ws.close()
 
 
+def test_a_failing_on_reconnect_is_logged_and_the_link_goes_on(pool, listener, caplog) -> None:
+    session = Session(max_message=4096, window=8192, keepalive_ms=0, dead_after=0)
+
+    def device() -> str | bytes:
+        peer = accept_peer(listener, session)
+        peer.open()
+        peer.conn.close()
+        peer = accept_peer(listener, session)
+        peer.open()
+        return peer.recv()
+
+    def broken(info: Reconnect) -> None:
+        raise RuntimeError("bug in the application's callback")
+
+    fut = pool.submit(device)
+    with WiFiSocket(LOCAL, listener.getsockname()[1], timeout=WAIT, on_reconnect=broken,
+                    **FAST) as ws:
+        wait_until(lambda: ws.reconnects == 1, "the reconnect")
+        wait_until(lambda: "on_reconnect callback failed" in caplog.text, "the log record")
+        assert "bug in the application's callback" in caplog.text
+        ws.send("still fine")
+        assert fut.result(WAIT) == "still fine"
+
+
 def test_reconnect_false_makes_a_drop_final(pool, listener) -> None:
     def device() -> None:
         peer = accept_peer(listener)
