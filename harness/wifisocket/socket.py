@@ -1078,9 +1078,12 @@ class WiFiSocket:
         assert self._lost_at is not None
         elapsed = now - self._lost_at
         unconfirmed = self._session.unacked_messages
-        what = "accepted" if self._listener is not None else "tried"
+        if self._listener is not None:
+            what, where = "accepted", f"waiting for the peer to dial back in on {self._target}"
+        else:
+            what, where = "tried", f"reconnecting to {self._target}"
         error = ReconnectFailed(
-            f"gave up reconnecting to {self._target} after {elapsed:.1f} s "
+            f"gave up {where} after {elapsed:.1f} s "
             f"(reconnect_timeout={self._policy.reconnect_timeout}) and {self._attempts} "
             f"connection(s) {what}; lost because: {self._lost_cause}; last error: "
             f"{self._last_error}; {len(unconfirmed)} message(s) unconfirmed",

@@ -580,3 +580,25 @@ def test_peer_that_never_got_our_hello_gets_our_stream_resent() -> None:
     assert eb == [Connected(b.peer_hello, resumed=False)]  # type: ignore[arg-type]
     assert a.data_to_send() == r1  # resent as it was
     assert b.receive_data(r1, 1.0) == [Message("early")]
+
+
+def test_drop_connection_says_why_and_keeps_the_session_resumable() -> None:
+    a, b = mk(), mk()
+    handshake(a, b)
+    b.receive_data(a.send_message("kept", 1.0), 1.0)
+    a.receive_data(b.data_to_send(), 1.0)  # b's ACK
+    assert a.peer_ack == 1
+    a.send_message("unacked", 1.0)
+    frames = frames_of(a.drop_connection(CloseCode.REPLACED, "a newer connection"))
+    assert [f.type for f in frames] == [FrameType.CLOSE]
+    assert frames[0].payload == bytes([CloseCode.REPLACED]) + b"a newer connection"
+    assert a.state == State.IDLE and a.unacked_messages == ["unacked"]
+    # The next connection resumes: the unacked message is resent, nothing else.
+    events_a, _ = handshake(a, b, 2.0)
+    assert any(isinstance(e, Connected) and e.resumed for e in events_a)
+    raw = a.data_to_send()
+    assert [(f.type, f.seq) for f in frames_of(raw)] == [(FrameType.TEXT, 2)]
+    assert b.receive_data(raw, 2.0) == [Message("unacked")]
+    # Dropping a connection that is already gone says nothing.
+    assert a.drop_connection(CloseCode.NORMAL, "") != b""
+    assert a.drop_connection(CloseCode.NORMAL, "") == b""
