@@ -523,6 +523,16 @@ def _read_to_eof(sock: socket.socket) -> bytes:
     return data
 
 
+def test_serve_gives_up_when_the_device_never_dials_back(pool, listener) -> None:
+    port = listener.getsockname()[1]
+    fut = pool.submit(dial_as_device, port, Session(keepalive_ms=0, dead_after=0))
+    with WiFiSocket.accept(listener, timeout=WAIT, **{**FAST, "reconnect_timeout": 0.2}) as ws:
+        fut.result(WAIT).conn.close()  # the device goes away and never dials again
+        with pytest.raises(ReconnectFailed, match="waiting for the peer to dial back in"):
+            ws.receive(timeout=WAIT)
+    assert listener.fileno() != -1  # the caller's listener is the caller's
+
+
 def test_serve_without_reconnect_stops_listening() -> None:
     port = free_port()
     with ThreadPoolExecutor(max_workers=1) as ex:
