@@ -496,13 +496,13 @@ class Session:
         self._now = now
         return self._emit(raw)
 
-    def data_to_send(self) -> bytes:
+    def data_to_send(self, ack: bool = True) -> bytes:
         """Control bytes to write now: PONGs, resends, CLOSE, and an ACK if one is owed.
 
         Call it after draining the reads: the standalone ACK goes out only if no frame
         has carried the latest ``delivered`` yet.
         """
-        if self.state == State.OPEN and self._delivered != self._ack_sent:
+        if ack and self.state == State.OPEN and self._delivered != self._ack_sent:
             self._queue(FrameType.ACK)
         if not self._out:
             return b""

@@ -504,8 +504,9 @@ class WiFiSocket:
                         waited = self._timeout if timeout is None else timeout
                         down = f" (the link is down: {self._outage()})" if self._lost_at else ""
                         raise Timeout(f"no message within {waited} s{down}")
-                    self._step(deadline)
-                    # Acks (and PONGs) for what was just read go out before we return.
+                    # The ACK for what this reads is deferred: the caller's next send
+                    # carries it, or it goes out before the next wait (_step).
+                    self._step(deadline, ack=False)
                     self._write_some()
         finally:
             if self._callbacks:
@@ -715,18 +716,23 @@ class WiFiSocket:
             if self._watched.get(fd) != want:
                 self._watch(fd, want)
 
-    def _step(self, deadline: float) -> None:
+    def _step(self, deadline: float, ack: bool = True) -> None:
         """Wait once for a socket, the next timer or the deadline, then act on it."""
         if self._error is not None:
             return
+        if self._sock is not None and not self._connecting:
+            owed = self._session.data_to_send()  # an ACK still owed goes out before we wait
+            if owed:
+                self._outq.append(owed)
+                self._write_some()
         now = time.monotonic()
         wake = self._wake_at(now)
         wait = (wake if wake < deadline else deadline) - now
         self._sync_sock_mask()
         ready = self._poller.poll(_poll_ms(wait))
         if ready:
-            self._service(ready)
-        self._timers()
+            self._service(ready, ack)
+        self._timers(ack)
 
     def _wake_at(self, now: float) -> float:
         """When the next timer is due (absolute, monotonic)."""
@@ -747,7 +753,7 @@ class WiFiSocket:
             at = min(at, p.deadline)
         return at
 
-    def _service(self, ready: list[tuple[int, int]]) -> None:
+    def _service(self, ready: list[tuple[int, int]], ack: bool = True) -> None:
         sock = self._sock
         sock_fd = self._sock_fd
         for fd, mask in ready:
@@ -759,7 +765,7 @@ class WiFiSocket:
                     continue
                 if mask & (_POLLIN | _POLLBAD):
                     bad = bool(mask & _POLLBAD)
-                    self._read_available(drain=bad)
+                    self._read_available(drain=bad, ack=ack)
                     if bad and self._sock is sock and self._error is None:
                         self._lost("connection error")
                 if mask & _POLLOUT and self._sock is sock:
@@ -772,7 +778,7 @@ class WiFiSocket:
                         self._read_pending(p)
                         break
 
-    def _read_available(self, drain: bool = False) -> None:
+    def _read_available(self, drain: bool = False, ack: bool = True) -> None:
         """Read what the kernel has, feed the session, queue its answers (do not write)."""
         sock = self._sock
         if sock is None or self._connecting:
@@ -794,11 +800,11 @@ class WiFiSocket:
             if n < size and not drain:
                 break  # most likely all there was; saves an EAGAIN round trip
         if self._sock is sock:
-            out = session.data_to_send()
+            out = session.data_to_send(ack)
             if out:
                 self._outq.append(out)
 
-    def _timers(self) -> None:
+    def _timers(self, ack: bool = True) -> None:
         if self._error is not None:
             return
         now = time.monotonic()
@@ -808,7 +814,7 @@ class WiFiSocket:
             if events:
                 self._handle(events)
             if self._sock is sock:
-                out = self._session.data_to_send()
+                out = self._session.data_to_send(ack)
                 if out:
                     self._outq.append(out)
             if self._error is not None:
