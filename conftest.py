@@ -3,9 +3,18 @@
 Under CI=true the ``ci`` profile is loaded: derandomized, so a CI run is reproducible.
 """
 
+import importlib
 import os
+import pkgutil
 
 from hypothesis import HealthCheck, settings
+
+import harness
+
+# Hypothesis draws constants from the project modules already imported; with pytest-xdist that
+# set would depend on which tests a worker ran first. Import them all now, so it never does.
+for _module in pkgutil.walk_packages(harness.__path__, "harness."):
+    importlib.import_module(_module.name)
 
 settings.register_profile(
     "ci",

@@ -13,11 +13,13 @@ from harness.errors import (
     WiFiSocketError,
 )
 from harness.wifisocket import WiFiSocket
+from harness.wifisocket.socket import ReconnectFailed
 
 __all__ = [
     "ConnectionLost",
     "MessageTooLarge",
     "ProtocolError",
+    "ReconnectFailed",
     "SessionLost",
     "Timeout",
     "WiFiSocket",

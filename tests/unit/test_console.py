@@ -16,7 +16,10 @@ from harness.device.errors import DeviceTimeout
 
 @given(
     lines=st.lists(
-        st.text(alphabet=st.characters(blacklist_characters="\r\n"), max_size=40), max_size=20
+        st.text(
+            st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"), max_size=40
+        ),
+        max_size=20,
     ),
     cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=10),
     crlf=st.booleans(),
