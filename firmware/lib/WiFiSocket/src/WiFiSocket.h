@@ -332,5 +332,6 @@ class WiFiSocketT {
   uint32_t backoffMs_ = kDialMinMs;
 };
 
-/// The echo service's defaults (docs/protocol.md §5).
-using WiFiSocket = WiFiSocketT<4096, 8192, 8192>;
+/// The echo service's defaults (docs/protocol.md §5): two frames of the largest message
+/// (2 x (4096 + 20) = 8232 bytes) fit in flight, so 4 KiB messages never go stop-and-wait.
+using WiFiSocket = WiFiSocketT<4096, 8240, 8240>;
