@@ -22,8 +22,13 @@ if TYPE_CHECKING:
     from harness.device.base import Device
     from harness.netem import Proxy
 
-#: Key under which the session's device is kept on the config, for hooks that need it.
+#: The session's device, kept on the config for the hooks that need it.
 _DEVICE_KEY = pytest.StashKey["Device | None"]()
+#: Per test: the console position when it started, and its netem proxy.
+_MARK_KEY = pytest.StashKey["int | None"]()
+_NETEM_KEY = pytest.StashKey["Any"]()
+#: Whether this process already put its device's summary into a report.
+_REPORTED_KEY = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -117,7 +122,11 @@ def device(request: pytest.FixtureRequest) -> Iterator[Device]:
     try:
         dev = open_device(device_options(config))
     except DeviceError as exc:
-        pytest.fail(f"the device did not come up: {exc}", pytrace=False)
+        failure = str(exc)
+    else:
+        failure = ""
+    if failure:
+        pytest.fail(f"the device did not come up: {failure}", pytrace=False)
     config.stash[_DEVICE_KEY] = dev
     try:
         yield dev
@@ -148,9 +157,6 @@ def netem(request: pytest.FixtureRequest, device: Device) -> Iterator[Proxy]:
         proxy.stop()
 
 
-_NETEM_KEY = pytest.StashKey["Any"]()
-
-
 @pytest.fixture
 def link(request: pytest.FixtureRequest, device: Device) -> Iterator[Any]:
     """A :class:`harness.WiFiSocket` connected to the device's echo service.
@@ -176,10 +182,6 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     return (yield)
 
 
-_MARK_KEY = pytest.StashKey["int | None"]()
-_REPORTED_KEY = pytest.StashKey[bool]()
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
@@ -190,7 +192,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         item.user_properties.append(prop)
         report.user_properties.append(prop)
     if report.failed:
-        dev = item.config.stash.get(_DEVICE_KEY, None)
         if dev is not None:
             mark = item.stash.get(_MARK_KEY, None)
             tail = dev.console.tail(60, since=mark)
