@@ -185,7 +185,8 @@ class FrameDecoder:
     there. After the first error the decoder is dead and raises that error again.
     Nothing is allocated from a length field before the length has been checked; what is
     buffered between calls is only the tail of one incomplete frame, so at most
-    ``16 + max_message + 4 - 1`` bytes.
+    ``16 + max(max_message, 124) + 4 - 1`` bytes (a CLOSE may carry 124 bytes whatever
+    ``max_message`` is).
     """
 
     __slots__ = ("_buf", "_error", "max_message")
