@@ -5,6 +5,23 @@
 
 namespace wsock {
 
+namespace {
+
+// Copies len bytes into the ring buf[cap] at head, wrapping; returns the new head.
+size_t ringWrite(uint8_t* buf, size_t cap, size_t head, const uint8_t* p, size_t len) {
+  while (len > 0) {
+    size_t n = cap - head;
+    if (n > len) n = len;
+    memcpy(buf + head, p, n);
+    p += n;
+    len -= n;
+    head = (head + n) % cap;
+  }
+  return head;
+}
+
+}  // namespace
+
 // ---------------------------------------------------------------------------- TxRing
 
 void TxRing::init(uint8_t* buf, size_t cap) {
@@ -30,21 +47,10 @@ void TxRing::append(uint8_t type, uint32_t seq, uint32_t ack, const uint8_t* pay
   writeHeader(header, type, static_cast<uint32_t>(len), seq, ack);
   uint8_t crc[kCrcSize];
   putU32(crc, crc32Update(crc32(header, sizeof header), payload, len));
-  const uint8_t* parts[3] = {header, payload, crc};
-  const size_t sizes[3] = {sizeof header, len, sizeof crc};
   size_t head = (tail_ + used_) % cap_;
-  for (int i = 0; i < 3; ++i) {
-    size_t left = sizes[i];
-    const uint8_t* p = parts[i];
-    while (left > 0) {
-      size_t n = cap_ - head;
-      if (n > left) n = left;
-      memcpy(buf_ + head, p, n);
-      p += n;
-      left -= n;
-      head = (head + n) % cap_;
-    }
-  }
+  head = ringWrite(buf_, cap_, head, header, sizeof header);
+  head = ringWrite(buf_, cap_, head, payload, len);
+  ringWrite(buf_, cap_, head, crc, sizeof crc);
   used_ += kFrameOverhead + len;
   ++frames_;
 }
@@ -87,21 +93,8 @@ bool RxRing::push(uint8_t type, const uint8_t* payload, size_t len) {
   uint8_t header[kRecordHeader];
   header[0] = type;
   putU32(header + 1, static_cast<uint32_t>(len));
-  size_t head = (tail_ + used_) % cap_;
-  const uint8_t* parts[2] = {header, payload};
-  const size_t sizes[2] = {sizeof header, len};
-  for (int i = 0; i < 2; ++i) {
-    size_t left = sizes[i];
-    const uint8_t* p = parts[i];
-    while (left > 0) {
-      size_t n = cap_ - head;
-      if (n > left) n = left;
-      memcpy(buf_ + head, p, n);
-      p += n;
-      left -= n;
-      head = (head + n) % cap_;
-    }
-  }
+  const size_t head = ringWrite(buf_, cap_, (tail_ + used_) % cap_, header, sizeof header);
+  ringWrite(buf_, cap_, head, payload, len);
   used_ += kRecordHeader + len;
   ++pending_;
   return true;
