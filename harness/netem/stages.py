@@ -141,6 +141,23 @@ class Stage:
         return sum(_size(i) for i in self._ready)
 
 
+class _QueuedStage(Stage):
+    """A stage that holds items in a :class:`_Held` queue until its own rule lets them go."""
+
+    def __init__(self, name: str, rng: random.Random, now: float) -> None:
+        super().__init__(name, rng, now)
+        self._queue = _Held()
+
+    def feed(self, item: Item, now: float) -> None:
+        self._queue.append(item)
+
+    def drain(self) -> list[Item]:
+        return self._queue.take_all()
+
+    def held(self) -> int:
+        return self._queue.bytes
+
+
 class LatencyStage(Stage):
     """Holds each item until its release time; release times never decrease."""
 
@@ -176,7 +193,7 @@ class LatencyStage(Stage):
         return self._held
 
 
-class BandwidthStage(Stage):
+class BandwidthStage(_QueuedStage):
     """A virtual clock: the link is busy until ``_free_at``; pieces go when it is free."""
 
     def __init__(self, toxic: Bandwidth, name: str, rng: random.Random, now: float) -> None:
@@ -184,7 +201,6 @@ class BandwidthStage(Stage):
         self._rate = toxic.bytes_per_s
         # About 10 ms worth per piece: smooth enough, and few wake-ups at high rates.
         self._quantum = max(1, min(1 << 16, int(self._rate / 100)))
-        self._queue = _Held()
         self._free_at = -math.inf
 
     def feed(self, item: Item, now: float) -> None:
@@ -206,14 +222,8 @@ class BandwidthStage(Stage):
     def deadline(self) -> float | None:
         return self._free_at if self._queue else None
 
-    def drain(self) -> list[Item]:
-        return self._queue.take_all()
 
-    def held(self) -> int:
-        return self._queue.bytes
-
-
-class SlicerStage(Stage):
+class SlicerStage(_QueuedStage):
     """Cuts data at stream offsets drawn from the rng, one slice per ``delay_ms``."""
 
     def __init__(self, toxic: Slicer, name: str, rng: random.Random, now: float) -> None:
@@ -221,7 +231,6 @@ class SlicerStage(Stage):
         self._average = toxic.average_size
         self._variation = toxic.size_variation
         self._delay = toxic.delay_ms / 1000.0
-        self._queue = _Held()
         self._left = self._draw()
         self._next_at = -math.inf
 
@@ -230,9 +239,6 @@ class SlicerStage(Stage):
         if self._variation:
             size += self.rng.randint(-self._variation, self._variation)
         return max(1, size)
-
-    def feed(self, item: Item, now: float) -> None:
-        self._queue.append(item)
 
     def emit(self, now: float) -> list[Item]:
         out: list[Item] = []
@@ -250,12 +256,6 @@ class SlicerStage(Stage):
 
     def deadline(self) -> float | None:
         return self._next_at if self._queue else None
-
-    def drain(self) -> list[Item]:
-        return self._queue.take_all()
-
-    def held(self) -> int:
-        return self._queue.bytes
 
 
 class LimitDataStage(Stage):
@@ -310,16 +310,12 @@ class TimedCloseStage(Stage):
         return Fault("close") if now >= self._at else None
 
 
-class BlackholeStage(Stage):
+class BlackholeStage(_QueuedStage):
     """Holds everything (a stall); optionally closes the connection after ``ms``."""
 
     def __init__(self, toxic: Blackhole, name: str, rng: random.Random, now: float) -> None:
         super().__init__(name, rng, now)
         self._at = now + toxic.ms / 1000.0 if toxic.ms > 0 else None
-        self._queue = _Held()
-
-    def feed(self, item: Item, now: float) -> None:
-        self._queue.append(item)
 
     def emit(self, now: float) -> list[Item]:
         return []
@@ -329,12 +325,6 @@ class BlackholeStage(Stage):
 
     def fault(self, now: float) -> Fault | None:
         return Fault("close") if self._at is not None and now >= self._at else None
-
-    def drain(self) -> list[Item]:
-        return self._queue.take_all()
-
-    def held(self) -> int:
-        return self._queue.bytes
 
 
 class SlowCloseStage(Stage):
