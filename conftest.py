@@ -1,6 +1,8 @@
 """Repo-wide pytest configuration: hypothesis profiles.
 
-Under CI=true the ``ci`` profile is loaded: derandomized, so a CI run is reproducible.
+Under CI=true the ``ci`` profile is loaded: derandomized, so a CI run is reproducible. .ci/run
+also runs tests/unit once under ``dev`` with a random, printed seed: a strategy must hold for
+every draw, not only the derandomized one.
 """
 
 import importlib

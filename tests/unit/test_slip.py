@@ -81,11 +81,26 @@ def test_noise_before_a_frame_is_ignored(noise: bytes, payload: bytes) -> None:
     assert SlipDecoder().feed(noise + encode(payload)) == [payload]
 
 
-@given(payloads, st.integers(0, 255).filter(lambda b: b not in (0xDC, 0xDD)), payloads)
+# Neither a valid escape (0xDC, 0xDD) nor END: an END after ESC ends the frame, see below.
+bad_escapes = st.integers(0, 255).filter(lambda b: b not in (0xC0, 0xDC, 0xDD))
+
+
+@given(payloads, bad_escapes, payloads)
 def test_bad_escape_drops_only_that_frame(before: bytes, bad: int, after: bytes) -> None:
     decoder = SlipDecoder()
     wire = encode(before) + b"\xc0\x01\xdb" + bytes([bad]) + b"\x02\xc0" + encode(after)
     assert decoder.feed(wire) == [before, after]
+    assert decoder.dropped == 1
+
+
+@given(payloads, payloads, payloads)
+def test_end_after_escape_ends_the_frame_and_drops_it(
+    before: bytes, tail: bytes, after: bytes
+) -> None:
+    # ESC END is a truncated escape: the END still delimits, so what follows is a new frame.
+    decoder = SlipDecoder()
+    wire = encode(before) + b"\xc0\x01\xdb\xc0" + encode(tail)[1:] + encode(after)
+    assert decoder.feed(wire) == [before, tail, after]
     assert decoder.dropped == 1
 
 
