@@ -1,25 +1,28 @@
-"""One process per board: an exclusive, cross-process lock named after the port.
+"""One process per board: an exclusive, cross-process lock named after the device.
 
-``filelock`` uses ``flock``, which the kernel drops when the holder dies, so a lock left by a
-killed pytest is free again at once.
+The lock is keyed on the resolved device path, so ``/dev/serial/by-id/...`` and the
+``/dev/ttyUSB0`` it links to are one lock. ``filelock`` uses ``flock``, which the kernel drops
+when the holder dies, so a lock left by a killed pytest is free again at once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from pathlib import Path
 
 from filelock import FileLock
 from filelock import Timeout as LockTimeout
 
+from harness.cache import cache_root
 from harness.device.errors import BoardBusy
 
 
-def cache_dir() -> Path:
-    """esp-hil's cache (``$ESP_HIL_CACHE`` or ``~/.cache/esp-hil``)."""
-    root = os.environ.get("ESP_HIL_CACHE") or Path.home() / ".cache" / "esp-hil"
-    return Path(root)
+def lock_key(port: str) -> str:
+    """The name a board is locked under: a local device path resolved through its symlinks,
+    anything else (an ``rfc2217://`` URL) as given."""
+    if "://" in port:
+        return port
+    return os.path.realpath(port)
 
 
 class BoardLock:
@@ -28,8 +31,8 @@ class BoardLock:
     def __init__(self, port: str, timeout: float = 30.0) -> None:
         self.port = port
         self.timeout = timeout
-        digest = hashlib.sha256(port.encode()).hexdigest()[:16]
-        folder = cache_dir() / "locks"
+        digest = hashlib.sha256(lock_key(port).encode()).hexdigest()[:16]
+        folder = cache_root() / "locks"
         folder.mkdir(parents=True, exist_ok=True)
         self._owner = folder / f"{digest}.owner"
         self._lock = FileLock(folder / f"{digest}.lock")
