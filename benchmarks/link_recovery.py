@@ -39,8 +39,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness import WiFiSocket
+from harness.backends import DeviceOptions, open_device
 from harness.device.base import Device
-from harness.device.factory import DeviceOptions, open_device
 from harness.netem import Blackhole, CutAfter, LimitData, Proxy, ResetPeer
 from harness.wifisocket import Reconnect
 

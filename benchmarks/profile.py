@@ -32,9 +32,9 @@ import tempfile
 import time
 from typing import Any
 
+from harness.backends import DeviceOptions, open_device
 from harness.bench import calibrated_down, raw_port_of
 from harness.bench_measure import OURS, RAW, Bench
-from harness.device.factory import DeviceOptions, open_device
 
 _SYSCALL_EVENTS = (
     "raw_syscalls:sys_enter", "syscalls:sys_enter_poll", "syscalls:sys_enter_ioctl",

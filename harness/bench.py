@@ -164,7 +164,7 @@ def raw_port_of(device: Any) -> int:
 def run_bench(args: argparse.Namespace, options: Any, *, out: IO[str] | None = None,
               err: IO[str] | None = None) -> int:
     """The ``bench`` subcommand: bring the device up, then :func:`bench_device`."""
-    from harness.device.factory import open_device
+    from harness.backends import open_device
 
     err = err or sys.stderr
     problem = _check_args(args)

@@ -31,7 +31,7 @@ def _device_args(p: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace, **overrides: object):  # type: ignore[no-untyped-def]
-    from harness.device.factory import DeviceOptions
+    from harness.backends import DeviceOptions
 
     opts = DeviceOptions(
         spec=args.device,
@@ -48,7 +48,7 @@ def _options(args: argparse.Namespace, **overrides: object):  # type: ignore[no-
 
 def cmd_sim(args: argparse.Namespace) -> int:
     """Run one twin in the foreground until Ctrl-C."""
-    from harness.sim.native import run_twin
+    from harness.sim.serve import run_twin
 
     return run_twin(
         rfc2217_port=args.rfc2217_port,
@@ -60,7 +60,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def cmd_flash(args: argparse.Namespace) -> int:
-    from harness.device.factory import firmware_image, is_twin_spec
+    from harness.backends import firmware_image, is_twin_spec
     from harness.device.flashing import flash_image
     from harness.device.lock import BoardLock
     from harness.device.serial import SerialDevice
@@ -103,7 +103,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from harness.device.factory import open_device
+    from harness.backends import open_device
 
     t0 = time.monotonic()
     dev = open_device(_options(args))

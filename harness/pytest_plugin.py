@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from harness.backends import DeviceOptions, is_twin_spec, open_device
 from harness.device.errors import DeviceError
-from harness.device.factory import DeviceOptions, is_twin_spec, open_device
 from harness.figures import Figure, FigureRecorder, format_table
 
 if TYPE_CHECKING:

@@ -156,6 +156,10 @@ class Device(ABC):
         return self._ready
 
     @abstractmethod
+    def start(self) -> Device:
+        """Power on or take the device (flashing if needed) and bring it to READY."""
+
+    @abstractmethod
     def hard_reset(self) -> None:
         """Pull EN low and release it (or the twin's equivalent); return without waiting."""
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from harness.cache import cache_root
+
 __all__ = [
     "FirmwareBuild",
     "FirmwareBuildError",
@@ -68,15 +70,6 @@ def firmware_root() -> Path:
     if override:
         return Path(override).resolve()
     return (Path(__file__).resolve().parents[2] / "firmware").resolve()
-
-
-def cache_root() -> Path:
-    """Where esp-hil keeps builds and locks (``$ESP_HIL_CACHE``, else ``~/.cache/esp-hil``)."""
-    override = os.environ.get("ESP_HIL_CACHE")
-    if override:
-        return Path(override).expanduser().resolve()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return (Path(base) / "esp-hil").resolve()
 
 
 def build_firmware(

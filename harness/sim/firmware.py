@@ -24,6 +24,7 @@ from types import TracebackType
 from filelock import BaseFileLock, FileLock, Timeout
 
 from harness.sim.build import cache_root
+from harness.sim.defaults import EXIT_CONFIG_ERROR, EXIT_RESTART, chip_id_of
 
 __all__ = [
     "EXIT_CONFIG_ERROR",
@@ -35,8 +36,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-EXIT_RESTART = 3  # ESP.restart()
-EXIT_CONFIG_ERROR = 2  # the shim rejected its environment
 # Variables of the process contract; stale values from our own environment never leak in.
 _CONTRACT_VARS = (
     "ESP_HIL_IP",
@@ -55,12 +54,6 @@ _STDERR_TAIL_LINES = 50
 
 class FirmwareProcessError(RuntimeError):
     """The firmware process is not running or does not take input."""
-
-
-def _default_chip_id(mac: str) -> int:
-    # On a real ESP8266 the chip id is the last three bytes of the station MAC.
-    parts = mac.replace("-", ":").split(":")
-    return int("".join(parts[3:6]), 16) if len(parts) == 6 else 0
 
 
 class FirmwareProcess:
@@ -96,7 +89,7 @@ class FirmwareProcess:
         self.ap_ssid = ap_ssid
         self.ap_password = ap_password
         self.reset_reason = reset_reason
-        self.chip_id = _default_chip_id(mac) if chip_id is None else chip_id
+        self.chip_id = chip_id_of(mac) if chip_id is None else chip_id
         self.rssi = rssi
         self.on_output = on_output
         self.on_exit = on_exit

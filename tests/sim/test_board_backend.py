@@ -19,8 +19,8 @@ import pytest
 from harness.device.errors import BoardBusy, DeviceError, DeviceTimeout, ProvisioningError
 from harness.device.lock import BoardLock
 from harness.device.serial import SerialDevice
+from harness.sim.board import native_image
 from harness.sim.chip.twin import Twin
-from harness.sim.native import native_image
 
 
 @pytest.fixture(scope="module")

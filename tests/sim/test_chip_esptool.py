@@ -161,7 +161,7 @@ def test_real_native_firmware_flashed_by_esptool(tmp_path: Path) -> None:
     """The harness path on the twin: flash the identity image, boot, provision, READY."""
     from harness.sim.build import build_firmware_info
     from harness.sim.chip import FirmwareRegistry
-    from harness.sim.chip.registry import native_image
+    from harness.sim.chip.registry import register_image
 
     try:
         build = build_firmware_info()
@@ -169,7 +169,7 @@ def test_real_native_firmware_flashed_by_esptool(tmp_path: Path) -> None:
         pytest.skip(f"native firmware does not build here: {e}")
     registry = FirmwareRegistry(tmp_path / "registry.json")
     image = tmp_path / "native.bin"
-    image.write_bytes(native_image(build.path, build.build_id, "esp-hil-testfw/0.1.0", registry))
+    image.write_bytes(register_image(build.path, build.build_id, "esp-hil-testfw/0.1.0", registry))
     twin = Twin(flash_path=tmp_path / "flash.bin", firmware_registry=registry).start()
     try:
         mark = twin.tx_mark()

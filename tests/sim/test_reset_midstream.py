@@ -24,7 +24,7 @@ import pytest
 
 from harness import SessionLost, WiFiSocket
 from harness.device.base import Device
-from harness.device.sim import SimDevice
+from harness.sim.direct import SimDevice
 
 pytestmark = pytest.mark.twin
 

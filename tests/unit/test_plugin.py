@@ -8,7 +8,7 @@ pytest_plugins = ["pytester"]
 
 
 def test_fixtures_are_listed_with_docstrings(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest("--fixtures", "-p", "no:randomly")
+    result = pytester.runpytest_subprocess("--fixtures", "-p", "no:randomly")
     out = result.stdout.str()
     for name in ("device [session scope]", "link --", "netem --", "throughput --"):
         assert name in out
@@ -30,7 +30,7 @@ def test_board_marker_skips_on_a_twin_and_figures_reach_the_summary(
             throughput.record("answer", 42, "units")
     """
     )
-    result = pytester.runpytest("-rs", "--junitxml=out.xml")
+    result = pytester.runpytest_subprocess("-rs", "--junitxml=out.xml")
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["*answer*42*units*test_records*"])
     result.stdout.fnmatch_lines(["*needs a real board*"])
@@ -47,7 +47,7 @@ def test_twin_marker_skips_on_a_board(pytester: pytest.Pytester) -> None:
             pass
     """
     )
-    result = pytester.runpytest("--device=/dev/ttyUSB9", "-rs")
+    result = pytester.runpytest_subprocess("--device=/dev/ttyUSB9", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*needs the twin*"])
 

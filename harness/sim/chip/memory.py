@@ -36,11 +36,6 @@ def parse_mac(mac: str) -> bytes:
     return raw
 
 
-def format_mac(raw: bytes) -> str:
-    """Six bytes as ``aa:bb:cc:dd:ee:ff``."""
-    return ":".join(f"{b:02x}" for b in raw)
-
-
 def efuse_words(mac: bytes) -> tuple[int, int, int, int]:
     """The four eFuse words (0x3FF00050, 54, 58, 5C) that encode ``mac``.
 
@@ -55,11 +50,6 @@ def efuse_words(mac: bytes) -> tuple[int, int, int, int]:
     word2 = 0
     word3 = (mac[0] << 16) | (mac[1] << 8) | mac[2]
     return word0, word1, word2, word3
-
-
-def chip_id_of(mac: bytes) -> int:
-    """The chip id the SDK (and ``esptool chip-id``) derive from these eFuses."""
-    return (mac[3] << 16) | (mac[4] << 8) | mac[5]
 
 
 class ChipMemory:

@@ -13,6 +13,10 @@ import os
 import threading
 from pathlib import Path
 
+from harness.sim.build import cache_root
+
+from .image import make_native_image
+
 
 class FirmwareRegistry:
     """A ``build_id -> native binary path`` map, optionally persisted as JSON."""
@@ -57,19 +61,15 @@ class FirmwareRegistry:
 
 def default_registry() -> FirmwareRegistry:
     """The registry shared by every twin of this user (under the build cache)."""
-    from harness.sim.build import cache_root
-
     return FirmwareRegistry(cache_root() / "twin" / "registry.json")
 
 
-def native_image(
+def register_image(
     binary: str | os.PathLike[str],
     build_id: str,
     identity: str,
     registry: FirmwareRegistry | None = None,
 ) -> bytes:
     """Register ``binary`` under ``build_id`` and return the image to flash for it."""
-    from .image import make_native_image
-
     (registry or default_registry()).register(build_id, binary)
     return make_native_image(identity, build_id)

@@ -14,7 +14,6 @@ process while holding the lock cannot deadlock with that process's reader.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -25,23 +24,29 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from harness.sim.defaults import (
+    DEFAULT_PASSWORD,
+    DEFAULT_SSID,
+    EXIT_RESTART,
+    chip_id_of,
+    default_mac,
+)
+from harness.sim.firmware import FirmwareProcess, allocate_ip
+
 from . import bootrom
 from .autoreset import DEFAULT_STRAP_WINDOW, Strap, StrapSampler, nodemcu_pins
 from .flash import DEFAULT_SIZE, FlashFile
 from .image import parse_image
 from .loader import Exit, LoaderHost, SerialLoader
-from .memory import ChipMemory, chip_id_of, format_mac, parse_mac
+from .memory import ChipMemory, parse_mac
 from .registry import FirmwareRegistry, default_registry
 from .rfc2217 import Rfc2217Server
 from .spi import SpiFlashController
 from .uart import BridgeSerial, UartListener, garble
 
 FIRMWARE_BAUD = 115200
-EXIT_RESTART = 3  # FirmwareProcess exit code for ESP.restart()
 IMAGE_READ_LIMIT = 1024 * 1024
 TX_LOG_LIMIT = 4 * 1024 * 1024
-DEFAULT_SSID = "esp-hil"
-DEFAULT_PASSWORD = "esp-hil-twin"
 
 RESET_REASONS = {
     bootrom.POWER_ON: "Power On",
@@ -67,17 +72,9 @@ FirmwareFactory = Callable[..., FirmwareLike]
 
 
 def default_firmware_factory(binary: Path, **kwargs: Any) -> FirmwareLike:
-    """Start the real native firmware (imported late: it lands separately)."""
-    from harness.sim.firmware import FirmwareProcess
-
+    """Start the real native firmware."""
     process: FirmwareLike = FirmwareProcess(binary, **kwargs)
     return process
-
-
-def default_mac(seed: str) -> str:
-    """A stable Espressif-OUI MAC derived from ``seed``."""
-    tail = hashlib.sha256(seed.encode()).digest()[:3]
-    return format_mac(b"\x5c\xcf\x7f" + tail)
 
 
 class Twin(LoaderHost, UartListener):
@@ -111,14 +108,12 @@ class Twin(LoaderHost, UartListener):
         self.flash_path = Path(flash_path)
         self._ip_lock: Any = None
         if ip is None:
-            from harness.sim.firmware import allocate_ip
-
             ip, self._ip_lock = allocate_ip()
         self.ip = ip
         seed = str(self.flash_path.resolve()) if self._tmpdir is None else self.ip
         self._mac_raw = parse_mac(mac or default_mac(seed))
-        self.mac = format_mac(self._mac_raw)
-        self.chip_id = chip_id_of(self._mac_raw)
+        self.mac = self._mac_raw.hex(":")
+        self.chip_id = chip_id_of(self.mac)
         self.ssid = ssid
         self.password = password
         self._factory = firmware_factory or default_firmware_factory

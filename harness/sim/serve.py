@@ -1,9 +1,7 @@
-"""The twin as a board: a chip on an rfc2217 port, flashed and driven like a real ESP8266.
+"""``esp-hil sim``: serve one twin in the foreground, and find the twins served on this machine.
 
-Glue between the native build, the flashable identity image, the chip emulator and the
-serial backend. ``--device=twin`` runs the whole real-board path (esptool, DTR/RTS resets,
-console provisioning) against a twin started here; ``esp-hil sim`` runs one in the foreground
-for other tools (the esptool CLI, ``pytest --device=rfc2217://...``).
+Each running twin leaves a record (its rfc2217 URL, IP and access point) under the cache, so
+``--device=rfc2217://...`` of a local twin knows its WiFi credentials and its firmware image.
 """
 
 from __future__ import annotations
@@ -14,19 +12,10 @@ import signal
 import threading
 from pathlib import Path
 
-from harness.device.base import Device
-from harness.device.serial import SerialDevice
-from harness.sim.build import build_firmware_info, cache_root
-from harness.sim.chip.registry import native_image as register_native_image
-
-#: The identity the test firmware announces (without its ``+<build>`` suffix).
-FIRMWARE_IDENTITY = "esp-hil-testfw/0.1.0"
-
-
-def native_image(*, sanitize: bool = False) -> bytes:
-    """Build the native test firmware (cached) and return the ESP8266 image that boots it."""
-    build = build_firmware_info(sanitize=sanitize)
-    return register_native_image(build.path, build.build_id, FIRMWARE_IDENTITY)
+from harness.sim.board import native_image
+from harness.sim.build import cache_root
+from harness.sim.chip.twin import Twin
+from harness.sim.defaults import DEFAULT_PASSWORD, DEFAULT_SSID
 
 
 def _running_dir() -> Path:
@@ -64,41 +53,6 @@ def running_twins() -> dict[str, dict[str, str]]:
     return twins
 
 
-class TwinDevice(SerialDevice):
-    """A twin started here and driven through the real-board path over rfc2217."""
-
-    def __init__(self, *, sanitize: bool = False, flash: str = "auto") -> None:
-        from harness.sim.chip.twin import Twin
-
-        self.twin = Twin()
-        super().__init__(
-            "rfc2217://pending",
-            ssid=self.twin.ssid,
-            password=self.twin.password,
-            image=native_image(sanitize=sanitize),
-            flash=flash,
-        )
-
-    def start(self) -> Device:
-        self.twin.start()
-        self.port_name = self.twin.url
-        return super().start()
-
-    @property
-    def description(self) -> str:
-        return f"twin {self.twin.ip} over {self.port_name}"
-
-    def kill(self) -> None:
-        """Cut the power: the twin and its serial port vanish, as an unplugged board's would."""
-        self.twin.stop()
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self.twin.stop()
-
-
 def run_twin(
     *,
     rfc2217_port: int = 0,
@@ -108,8 +62,6 @@ def run_twin(
     mac: str | None = None,
 ) -> int:
     """``esp-hil sim``: serve one twin until SIGINT/SIGTERM; print where it is."""
-    from harness.sim.chip.twin import DEFAULT_PASSWORD, DEFAULT_SSID, Twin
-
     native_image()  # build and register, so an image flashed later finds its binary
     twin = Twin(
         flash_path=flash_file,

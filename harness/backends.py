@@ -1,0 +1,114 @@
+"""From a ``--device`` spec to a READY device: the backend table the plugin and the CLI share.
+
+One row per backend. A spec that names no row is a board: a serial port (``/dev/ttyUSB0``) or
+an ``rfc2217://host:port`` URL (a board on another machine, or a twin that ``esp-hil sim``
+serves). This module sits above both :mod:`harness.device` (interfaces, the board) and
+:mod:`harness.sim` (the twins), which never import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.device.base import Device
+from harness.device.errors import DeviceError
+from harness.device.flashing import build_with_platformio
+from harness.device.options import DeviceOptions
+from harness.device.serial import SerialDevice
+from harness.sim.board import TwinDevice, native_image
+from harness.sim.build import firmware_root
+from harness.sim.direct import SimDevice
+from harness.sim.serve import running_twins
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "DeviceOptions",
+    "backend_for",
+    "firmware_image",
+    "is_twin_spec",
+    "open_device",
+]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One way to get a device: ``create`` builds it (not started) from the user's options."""
+
+    create: Callable[[DeviceOptions], Device]
+    #: ``twin``: started here, no board involved (``board`` tests are skipped on it).
+    kind: str
+    summary: str
+
+
+def _twin(opts: DeviceOptions) -> Device:
+    return TwinDevice(sanitize=opts.sanitize, flash=opts.flash)
+
+
+def _direct(opts: DeviceOptions) -> Device:
+    return SimDevice(sanitize=opts.sanitize)
+
+
+def _board(opts: DeviceOptions) -> Device:
+    local_twin = running_twins().get(opts.spec)
+    if local_twin is not None and opts.ssid is None:
+        # A twin of this machine: its simulated access point is known.
+        opts.ssid, opts.password = local_twin["ssid"], local_twin["password"]
+    return SerialDevice(
+        opts.spec,
+        ssid=opts.ssid,
+        password=opts.password,
+        image=None if opts.flash == "never" else firmware_image(opts),
+        flash=opts.flash,
+        lock_timeout=opts.lock_timeout,
+    )
+
+
+#: ``--device`` names, one row per backend (add yours here).
+BACKENDS: dict[str, Backend] = {
+    "sim": Backend(
+        _twin, "twin", "a twin here, driven like a board (esptool over rfc2217, DTR/RTS resets)"
+    ),
+    "twin": Backend(_twin, "twin", "alias of 'sim'"),
+    "sim-direct": Backend(
+        _direct, "twin", "the twin's firmware process alone, without the emulated chip"
+    ),
+}
+
+#: Any other spec: a serial port or an rfc2217:// URL.
+BOARD = Backend(_board, "board", "a serial port (/dev/ttyUSB0) or an rfc2217://host:port URL")
+
+
+def backend_for(spec: str) -> Backend:
+    """The backend a ``--device`` spec names (a board unless the table has a row for it)."""
+    return BACKENDS.get(spec, BOARD)
+
+
+def is_twin_spec(spec: str) -> bool:
+    """True for the specs that start a twin here (no board involved)."""
+    return backend_for(spec).kind == "twin"
+
+
+def firmware_image(opts: DeviceOptions) -> bytes:
+    """The image to flash on a board: ``--firmware``, the twin's native image, or PlatformIO's."""
+    if opts.firmware == "native" or (opts.firmware is None and opts.spec in running_twins()):
+        return native_image(sanitize=opts.sanitize)
+    if opts.firmware is not None:
+        path = Path(opts.firmware)
+        if not path.is_file():
+            raise DeviceError(f"--firmware {path}: no such file")
+        return path.read_bytes()
+    return build_with_platformio(opts.pio_env, firmware_root()).read_bytes()
+
+
+def open_device(opts: DeviceOptions) -> Device:
+    """Start a twin or take a board, and bring it to READY. The caller closes it."""
+    dev = backend_for(opts.spec).create(opts)
+    try:
+        dev.start()
+    except BaseException:
+        dev.close()
+        raise
+    return dev
