@@ -1,4 +1,8 @@
-"""The ``esp-hil`` command: run a twin, flash, monitor, reset, query and benchmark a device."""
+"""The esp-hil command: run a twin, flash, monitor, reset, query and benchmark a device.
+
+Environment: ESP_HIL_WIFI_SSID and ESP_HIL_WIFI_PASSWORD are the WiFi credentials a board is
+provisioned with; ESP_HIL_CACHE moves the cache (twin builds, board locks).
+"""
 
 from __future__ import annotations
 
@@ -8,32 +12,75 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import NoReturn
 
 from harness.device.errors import DeviceError
+from harness.device.options import DeviceOptions
 
 
-def _device_args(p: argparse.ArgumentParser) -> None:
+class UsageError(Exception):
+    """A command-line value the command cannot use; reported as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the usage is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _env_help(text: str, var: str) -> str:
+    return f"{text} (default: ${var}{', now set' if os.environ.get(var) else ''})"
+
+
+def _device_args(p: argparse.ArgumentParser, *, twins: bool = True) -> None:
+    from harness.backends import BACKENDS, BOARD
+
+    if twins:
+        names = ", ".join(f"'{name}' ({b.summary})" for name, b in BACKENDS.items())
+        p.add_argument(
+            "--device",
+            default="sim",
+            help=f"the device: {names}, or {BOARD.summary} (default: sim)",
+        )
+    else:
+        p.add_argument("--device", required=True, help=BOARD.summary)
     p.add_argument(
-        "--device",
-        default="sim",
-        help="'sim' (a twin here), 'sim-direct', a serial port or an rfc2217://host:port URL",
+        "--wifi-ssid",
+        default=os.environ.get("ESP_HIL_WIFI_SSID"),
+        metavar="SSID",
+        help=_env_help("WiFi network a board is provisioned with", "ESP_HIL_WIFI_SSID"),
     )
-    p.add_argument("--wifi-ssid", default=os.environ.get("ESP_HIL_WIFI_SSID"))
-    p.add_argument("--wifi-password", default=os.environ.get("ESP_HIL_WIFI_PASSWORD"))
+    p.add_argument(
+        "--wifi-password",
+        default=os.environ.get("ESP_HIL_WIFI_PASSWORD"),
+        metavar="PASSWORD",
+        help=_env_help("its password", "ESP_HIL_WIFI_PASSWORD"),
+    )
     p.add_argument(
         "--firmware",
         default=None,
         metavar="PATH",
-        help="image to flash ('native' = the twin's build; default: PlatformIO's)",
+        help="image to flash: a .bin file, or 'native' for the twin's build "
+        "(default: the twin's build for a twin, else PlatformIO builds firmware/)",
     )
-    p.add_argument("--flash", choices=("auto", "always", "never"), default="auto")
-    p.add_argument("--pio-env", default="nodemcuv2")
+    p.add_argument(
+        "--flash",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="flash when the image's MD5 differs from the board's (auto, the default), "
+        "always, or never",
+    )
+    p.add_argument(
+        "--pio-env",
+        default="nodemcuv2",
+        metavar="ENV",
+        help="PlatformIO environment that builds the image (default: nodemcuv2)",
+    )
 
 
-def _options(args: argparse.Namespace, **overrides: object):  # type: ignore[no-untyped-def]
-    from harness.backends import DeviceOptions
-
-    opts = DeviceOptions(
+def _options(args: argparse.Namespace) -> DeviceOptions:
+    return DeviceOptions(
         spec=args.device,
         ssid=args.wifi_ssid,
         password=args.wifi_password,
@@ -41,21 +88,45 @@ def _options(args: argparse.Namespace, **overrides: object):  # type: ignore[no-
         flash=args.flash,
         pio_env=args.pio_env,
     )
-    for key, value in overrides.items():
-        setattr(opts, key, value)
-    return opts
+
+
+def _tcp_port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {port} (0..65535)")
+    return port
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
     """Run one twin in the foreground until Ctrl-C."""
+    from harness.sim.chip.memory import parse_mac
     from harness.sim.serve import run_twin
 
+    if args.mac is not None:
+        try:
+            parse_mac(args.mac)
+        except ValueError as exc:
+            raise UsageError(f"--mac: {exc}") from None
     return run_twin(
         rfc2217_port=args.rfc2217_port,
         flash_file=args.flash_file,
         ssid=args.ssid,
         password=args.password,
         mac=args.mac,
+        blank=args.blank,
     )
 
 
@@ -66,10 +137,10 @@ def cmd_flash(args: argparse.Namespace) -> int:
     from harness.device.serial import SerialDevice
 
     if is_twin_spec(args.device):
-        print(
-            "esp-hil flash: give a port or URL (--device=rfc2217://... for a twin)", file=sys.stderr
+        raise UsageError(
+            f"--device {args.device} is not a port: give a serial port or an rfc2217:// URL "
+            "(a twin of 'esp-hil sim' prints its URL)"
         )
-        return 2
     opts = _options(args)
     image = firmware_image(opts)
     with BoardLock(args.device, timeout=opts.lock_timeout):
@@ -120,34 +191,73 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from harness.bench import run_bench
 
-    return run_bench(args, _options(args, flash=args.flash))
+    return run_bench(args, _options(args))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="esp-hil", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    """The ``esp-hil`` argument parser (one subcommand per verb)."""
+    parser = _Parser(
+        prog="esp-hil",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("sim", help="run one twin in the foreground (serial over rfc2217)")
-    p.add_argument("--rfc2217-port", type=int, default=0, help="TCP port (0 picks a free one)")
-    p.add_argument("--flash-file", default=None, help="flash contents file (kept across runs)")
-    p.add_argument("--ssid", default="esp-hil", help="the simulated access point's SSID")
-    p.add_argument("--password", default="esp-hil-password", help="its password")
-    p.add_argument("--mac", default=None, help="station MAC, aa:bb:cc:dd:ee:ff")
+    p = sub.add_parser(
+        "sim",
+        help="run one twin in the foreground (serial over rfc2217) until Ctrl-C",
+        description="Run one twin until Ctrl-C: flashed with the test firmware, provisioned "
+        "and READY, so WiFiSocket(ip, port) works at once. Prints its serial URL, IP and echo "
+        "port.",
+    )
+    p.add_argument(
+        "--rfc2217-port",
+        type=_tcp_port,
+        default=0,
+        metavar="PORT",
+        help="TCP port of its serial line (default: 0, a free one)",
+    )
+    p.add_argument(
+        "--flash-file",
+        default=None,
+        metavar="PATH",
+        help="file holding its 4 MiB flash, kept across runs (default: a temporary file)",
+    )
+    p.add_argument(
+        "--ssid", default=None, help="the simulated access point's SSID (default: esp-hil)"
+    )
+    p.add_argument("--password", default=None, help="its password (default: esp-hil-password)")
+    p.add_argument(
+        "--mac", default=None, help="station MAC aa:bb:cc:dd:ee:ff (default: derived, stable)"
+    )
+    p.add_argument(
+        "--blank",
+        action="store_true",
+        help="start as it is: no flashing and no provisioning (an erased flash stays erased; "
+        "flash it with esp-hil flash or esptool)",
+    )
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("flash", help="flash the firmware (skipped when already there)")
-    _device_args(p)
+    _device_args(p, twins=False)
     p.set_defaults(func=cmd_flash)
 
     p = sub.add_parser("monitor", help="show the console with timestamps (Ctrl-] leaves)")
-    p.add_argument("--device", required=True)
-    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--device", required=True, help="a serial port or an rfc2217://host:port URL")
+    p.add_argument(
+        "--baud", type=int, default=115200, help="console speed in baud (default: 115200)"
+    )
     p.add_argument("--reset", action="store_true", help="hard-reset the board first")
     p.set_defaults(func=cmd_monitor)
 
     p = sub.add_parser("reset", help="hard-reset through DTR/RTS and wait for READY")
-    p.add_argument("--device", required=True)
-    p.add_argument("--timeout", type=float, default=15.0)
+    p.add_argument("--device", required=True, help="a serial port or an rfc2217://host:port URL")
+    p.add_argument(
+        "--timeout",
+        type=_positive,
+        default=15.0,
+        help="seconds to wait for the READY line (default: 15)",
+    )
     p.set_defaults(func=cmd_reset)
 
     p = sub.add_parser("info", help="bring the device up and print its control-service info")
@@ -158,16 +268,30 @@ def build_parser() -> argparse.ArgumentParser:
     _device_args(p)
     p.add_argument("--json", default=None, metavar="FILE", help="write the figures as JSON")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="plot throughput vs size")
-    p.add_argument("--sizes", default=None, help="message sizes, e.g. 16,64,256,1024,4096")
-    p.add_argument("--duration", type=float, default=1.0, help="seconds per measurement")
+    p.add_argument(
+        "--sizes",
+        default=None,
+        help="message sizes in bytes, comma-separated; 'k' = KiB, 'max' = the device's limit "
+        "(e.g. 16,64,1k,max)",
+    )
+    p.add_argument(
+        "--duration",
+        type=_positive,
+        default=1.0,
+        help="seconds per measurement (default: 1)",
+    )
     p.set_defaults(func=cmd_bench)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``esp-hil``; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except UsageError as exc:
+        print(f"esp-hil {args.command}: {exc}", file=sys.stderr)
+        return 2
     except DeviceError as exc:
         print(f"esp-hil {args.command}: {exc}", file=sys.stderr)
         return 1

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from harness.device.base import Device
     from harness.netem import Proxy
 
+_PYSERIAL_WARNINGS = r"ignore:set(Name|Daemon)\(\) is deprecated:DeprecationWarning"
+
 #: The session's device, kept on the config for the hooks that need it.
 _DEVICE_KEY = pytest.StashKey["Device | None"]()
 #: Per test: the console position when it started, and its netem proxy.
@@ -74,6 +76,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_DEVICE_KEY] = None
+    # pyserial's rfc2217 client still calls Thread.setDaemon/setName: not the user's concern.
+    config.addinivalue_line("filterwarnings", _PYSERIAL_WARNINGS)
     config.pluginmanager.register(_Summary(), "esp-hil-summary")
     config.addinivalue_line("markers", "board: needs a real ESP8266 board (skipped on a twin)")
     config.addinivalue_line("markers", "twin: needs the twin's insides (skipped on a real board)")

@@ -11,7 +11,11 @@ import sys
 import time
 
 import serial
+from esptool.reset import HardReset
 from serial.tools import miniterm
+
+from harness.device.errors import DeviceError
+from harness.device.lock import BoardLock
 
 
 class _Timestamp(miniterm.Transform):  # type: ignore[misc]
@@ -34,17 +38,23 @@ class _Timestamp(miniterm.Transform):  # type: ignore[misc]
 
 
 def monitor(port: str, *, baud: int = 115200, reset: bool = False) -> int:
-    """Show ``port``'s console until Ctrl-]; optionally hard-reset the board first."""
-    from esptool.reset import HardReset
+    """Show ``port``'s console until Ctrl-]; optionally hard-reset the board first.
 
-    from harness.device.lock import BoardLock
-
+    Raises :class:`DeviceError` when the port does not open or stdin is not a terminal.
+    """
     miniterm.TRANSFORMATIONS.setdefault("esp-hil-time", _Timestamp)
     with BoardLock(port, timeout=5.0):
-        ser = serial.serial_for_url(port, baudrate=baud, timeout=0.1, do_not_open=True)
-        ser.dtr = False
-        ser.rts = False
-        ser.open()
+        try:
+            ser = serial.serial_for_url(port, baudrate=baud, timeout=0.1, do_not_open=True)
+            ser.dtr = False
+            ser.rts = False
+            ser.open()
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise DeviceError(f"cannot open {port}: {exc}") from None
+        if not sys.stdin.isatty():
+            ser.close()
+            # miniterm puts the terminal in raw mode to pass keys through one by one.
+            raise DeviceError("stdin is not a terminal: the monitor reads keys from one")
         term = miniterm.Miniterm(ser, eol="lf", filters=["esp-hil-time"])
         term.set_rx_encoding("utf-8", errors="replace")
         term.set_tx_encoding("utf-8")

@@ -1,4 +1,4 @@
-"""``esp-hil sim``: serve one twin in the foreground, and find the twins served on this machine.
+"""``esp-hil sim``: serve one twin in the foreground; find the twins served on this machine.
 
 Each running twin leaves a record (its rfc2217 URL, IP and access point) under the cache, so
 ``--device=rfc2217://...`` of a local twin knows its WiFi credentials and its firmware image.
@@ -12,6 +12,9 @@ import signal
 import threading
 from pathlib import Path
 
+from harness.device.errors import DeviceError
+from harness.device.ready import Ready
+from harness.device.serial import SerialDevice
 from harness.sim.board import native_image
 from harness.sim.build import cache_root
 from harness.sim.chip.twin import Twin
@@ -60,9 +63,15 @@ def run_twin(
     ssid: str | None = None,
     password: str | None = None,
     mac: str | None = None,
+    blank: bool = False,
 ) -> int:
-    """``esp-hil sim``: serve one twin until SIGINT/SIGTERM; print where it is."""
-    native_image()  # build and register, so an image flashed later finds its binary
+    """``esp-hil sim``: serve one twin until SIGINT/SIGTERM; print where it is.
+
+    Unless ``blank``, the twin is first brought up as the plugin would a board (the test
+    firmware flashed if its flash differs, WiFi provisioned, READY), so its echo service
+    answers at once.
+    """
+    image = native_image()  # also registers the build, so an image flashed later finds it
     twin = Twin(
         flash_path=flash_file,
         rfc2217_port=rfc2217_port,
@@ -70,32 +79,52 @@ def run_twin(
         ssid=ssid or DEFAULT_SSID,
         password=password or DEFAULT_PASSWORD,
     )
-    twin.start()
+    try:
+        twin.start()
+    except OSError as exc:
+        twin.stop()
+        raise DeviceError(
+            f"cannot serve the twin's serial line on port {rfc2217_port}: {exc.strerror or exc}"
+        ) from None
     record = _running_dir() / f"{os.getpid()}.json"
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(
-        json.dumps(
-            {
-                "pid": os.getpid(),
-                "url": twin.url,
-                "ip": twin.ip,
-                "ssid": twin.ssid,
-                "password": twin.password,
-            }
-        )
-    )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
+        ready = None if blank else _bring_up(twin, image)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "url": twin.url,
+                    "ip": twin.ip,
+                    "ssid": twin.ssid,
+                    "password": twin.password,
+                }
+            )
+        )
         print(f"serial: {twin.url}", flush=True)
         print(f"ip: {twin.ip}", flush=True)
         print(f"mac: {twin.mac}", flush=True)
         print(f"wifi: ssid={twin.ssid} password={twin.password}", flush=True)
         print(f"flash: {twin.flash_path}", flush=True)
+        if ready is not None:
+            print(f"echo: {ready.ip}:{ready.port}  (fw={ready.fw})", flush=True)
         while not stop.wait(0.5):
             pass
     finally:
         record.unlink(missing_ok=True)
         twin.stop()
     return 0
+
+
+def _bring_up(twin: Twin, image: bytes) -> Ready:
+    """Flash (if needed), reset and provision the twin over its serial line, then let go of
+    the line: closing it leaves DTR/RTS released, so the firmware keeps running."""
+    board = SerialDevice(twin.url, ssid=twin.ssid, password=twin.password, image=image)
+    try:
+        board.start()
+        return board.ready
+    finally:
+        board.close()
