@@ -9,8 +9,7 @@ import pytest
 
 from harness.device.base import Device
 from harness.wifisocket.frame import CloseCode, FrameType, Hello, encode_frame
-
-from .rawpeer import RawPeer, close_code
+from tests.helpers.rawpeer import RawPeer, close_code
 
 
 def _bad_crc(frame: bytes) -> bytes:

@@ -6,8 +6,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import MessageTooLarge, WiFiSocket
+from harness import MessageTooLarge, ProtocolError, WiFiSocket
 from harness.device.base import Device
+from harness.wifisocket.frame import CloseCode
 
 # One link serves every example: reusing it is part of what is tested.
 reuse_link = settings(
@@ -71,13 +72,19 @@ def test_pipelined_messages_keep_their_order(link: WiFiSocket) -> None:
 
 
 def test_two_links_at_once_each_get_their_own_echo(device: Device) -> None:
-    # The newer HELLO takes the session over; the older link must not see the other's data.
+    # Both open together. The device keeps one session: the newer HELLO takes it over and the
+    # older link is closed with REPLACED, never seeing the other's data.
     with device.connect() as first:
         first.send("first")
         assert first.receive(timeout=5) == "first"
-    with device.connect() as second:
-        second.send("second")
-        assert second.receive(timeout=5) == "second"
+        with device.connect() as second:
+            second.send("second")
+            assert second.receive(timeout=5) == "second"
+            with pytest.raises(ProtocolError) as closed:
+                first.receive(timeout=5)
+            assert closed.value.code == CloseCode.REPLACED
+            second.send("still mine")
+            assert second.receive(timeout=5) == "still mine"
 
 
 def test_iteration_yields_messages(link: WiFiSocket) -> None:

@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 
 from harness.device.base import Device
 from harness.wifisocket.frame import FrameType, encode_frame
-
-from .rawpeer import RawPeer
+from tests.helpers.rawpeer import RawPeer
 
 
 @settings(

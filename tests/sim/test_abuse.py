@@ -28,8 +28,7 @@ import pytest
 from harness.device.base import Device
 from harness.netem import Blackhole, Proxy
 from harness.wifisocket.frame import CloseCode, Frame, FrameDecoder, FrameType, Hello, encode_frame
-
-from ..hil.rawpeer import RawPeer, close_code
+from tests.helpers.rawpeer import RawPeer, close_code
 
 pytestmark = pytest.mark.twin
 

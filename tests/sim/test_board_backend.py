@@ -29,35 +29,42 @@ def image() -> bytes:
 
 
 @pytest.fixture
-def twin(tmp_path: Path) -> Iterator[Twin]:
+def blank_twin(tmp_path: Path) -> Iterator[Twin]:
+    """A twin with an erased flash that boots the real firmware once flashed."""
     with Twin(flash_path=tmp_path / "flash.bin") as t:
         yield t
 
 
-def _board(twin: Twin, image: bytes | None, **kw: object) -> SerialDevice:
-    opts: dict[str, object] = {"ssid": twin.ssid, "password": twin.password, "image": image}
+def _board(blank_twin: Twin, image: bytes | None, **kw: object) -> SerialDevice:
+    opts: dict[str, object] = {
+        "ssid": blank_twin.ssid,
+        "password": blank_twin.password,
+        "image": image,
+    }
     opts.update(kw)
-    return SerialDevice(twin.url, **opts)  # type: ignore[arg-type]
+    return SerialDevice(blank_twin.url, **opts)  # type: ignore[arg-type]
 
 
-def test_flash_provision_ready_then_second_start_writes_nothing(twin: Twin, image: bytes) -> None:
-    with _board(twin, image) as first:
+def test_flash_provision_ready_then_second_start_writes_nothing(
+    blank_twin: Twin, image: bytes
+) -> None:
+    with _board(blank_twin, image) as first:
         first.start()
         assert first.flashed is True
-        assert first.ip == twin.ip
+        assert first.ip == blank_twin.ip
         first.console.expect(r"^ESP-HIL WIFI none", timeout=1)  # fresh flash: provisioned
         with first.connect() as link:
             link.send("through esptool and rfc2217")
             assert link.receive(timeout=5) == "through esptool and rfc2217"
-    with _board(twin, image) as second:
+    with _board(blank_twin, image) as second:
         second.start()
         assert second.flashed is False  # MD5 matched: nothing written
         # Credentials came from flash this time: no provisioning step.
         assert not any("ESP-HIL OK wifi" in ln.text for ln in second.console.lines)
 
 
-def test_reset_reboots_and_keeps_credentials(twin: Twin, image: bytes) -> None:
-    with _board(twin, image) as board:
+def test_reset_reboots_and_keeps_credentials(blank_twin: Twin, image: bytes) -> None:
+    with _board(blank_twin, image) as board:
         board.start()
         before = board.info()["uptime_ms"]
         board.reset(timeout=10)
@@ -66,8 +73,8 @@ def test_reset_reboots_and_keeps_credentials(twin: Twin, image: bytes) -> None:
         assert info["uptime_ms"] < before + 5000
 
 
-def test_wrong_wifi_password_names_the_cause(twin: Twin, image: bytes) -> None:
-    board = _board(twin, image, password="not-the-password")
+def test_wrong_wifi_password_names_the_cause(blank_twin: Twin, image: bytes) -> None:
+    board = _board(blank_twin, image, password="not-the-password")
     t0 = time.monotonic()
     with pytest.raises(ProvisioningError) as info:
         board.start()
@@ -76,18 +83,18 @@ def test_wrong_wifi_password_names_the_cause(twin: Twin, image: bytes) -> None:
     assert "console tail" in str(info.value)
 
 
-def test_no_credentials_at_all_fails_fast(twin: Twin, image: bytes) -> None:
-    board = _board(twin, image, ssid=None, password=None)
+def test_no_credentials_at_all_fails_fast(blank_twin: Twin, image: bytes) -> None:
+    board = _board(blank_twin, image, ssid=None, password=None)
     t0 = time.monotonic()
     with pytest.raises(ProvisioningError, match="ESP_HIL_WIFI_SSID"):
         board.start()
     assert time.monotonic() - t0 < 10
 
 
-def test_corrupt_image_never_ready_shows_the_rom_complaint(twin: Twin, image: bytes) -> None:
+def test_corrupt_image_never_ready_shows_the_rom_complaint(blank_twin: Twin, image: bytes) -> None:
     corrupt = bytearray(image)
     corrupt[-1] ^= 0x5A  # the image's checksum byte
-    board = _board(twin, bytes(corrupt))
+    board = _board(blank_twin, bytes(corrupt))
     board.ready_timeout = 3
     with pytest.raises(DeviceTimeout) as info:
         board.start()
@@ -95,11 +102,11 @@ def test_corrupt_image_never_ready_shows_the_rom_complaint(twin: Twin, image: by
     assert "csum err" in str(info.value)
 
 
-def test_port_vanishing_mid_test_is_named(twin: Twin, image: bytes) -> None:
-    board = _board(twin, image)
+def test_port_vanishing_mid_test_is_named(blank_twin: Twin, image: bytes) -> None:
+    board = _board(blank_twin, image)
     board.start()
     try:
-        twin.stop()  # the board is unplugged
+        blank_twin.stop()  # the board is unplugged
         t0 = time.monotonic()
         with pytest.raises(DeviceError) as info:
             board.console.expect(r"never printed", timeout=30)
@@ -148,12 +155,16 @@ def test_lock_of_a_killed_process_is_released(tmp_path: Path) -> None:
         holder.wait(timeout=5)
 
 
-def test_cli_flash_and_reset_against_a_twin(twin: Twin) -> None:
-    env = {**os.environ, "ESP_HIL_WIFI_SSID": twin.ssid, "ESP_HIL_WIFI_PASSWORD": twin.password}
+def test_cli_flash_and_reset_against_a_twin(blank_twin: Twin) -> None:
+    env = {
+        **os.environ,
+        "ESP_HIL_WIFI_SSID": blank_twin.ssid,
+        "ESP_HIL_WIFI_PASSWORD": blank_twin.password,
+    }
 
     def esp_hil(*args: str) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            [sys.executable, "-m", "harness.cli", *args, "--device", twin.url],
+            [sys.executable, "-m", "harness.cli", *args, "--device", blank_twin.url],
             capture_output=True,
             text=True,
             timeout=60,
@@ -166,4 +177,4 @@ def test_cli_flash_and_reset_against_a_twin(twin: Twin) -> None:
     # `info` flashes the native image, provisions WiFi and asks the control service.
     assert '"fw": "esp-hil-testfw/' in esp_hil("info", "--firmware", "native").stdout
     assert "already flashed" in esp_hil("flash", "--firmware", "native").stdout
-    assert f"READY ip={twin.ip}" in esp_hil("reset").stdout
+    assert f"READY ip={blank_twin.ip}" in esp_hil("reset").stdout

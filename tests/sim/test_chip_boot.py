@@ -12,25 +12,18 @@ import serial
 
 from harness.sim.chip import Twin
 from harness.sim.chip.uart import garble
-
-from .test_chip_support import (
+from tests.helpers.chip import (
     STANDIN_ID,
     StandInFirmware,
     run_esptool,
     standin_image,
     standin_twin,
-    twin_for_test,
 )
 
 pytestmark = pytest.mark.twin
 
 TIMEOUT = 10
 BANNER_POWER_ON_FLASH = b"\r\n ets Jan  8 2013,rst cause:1, boot mode:(3,6)\r\n"
-
-
-@pytest.fixture
-def twin(tmp_path: Path) -> Iterator[Twin]:
-    yield from twin_for_test(tmp_path)
 
 
 @pytest.fixture

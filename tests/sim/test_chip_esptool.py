@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,22 +12,15 @@ import serial
 from esptool.util import FatalError
 
 from harness.sim.chip import Twin
-
-from .test_chip_support import (
+from tests.helpers.chip import (
     EEPROM_OFFSET,
     STANDIN_ID,
     run_esptool,
     run_esptool_cli,
     standin_image,
-    twin_for_test,
 )
 
 pytestmark = pytest.mark.twin
-
-
-@pytest.fixture
-def twin(tmp_path: Path) -> Iterator[Twin]:
-    yield from twin_for_test(tmp_path)
 
 
 BOOT_TIMEOUT = 10

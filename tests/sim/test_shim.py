@@ -29,6 +29,7 @@ from harness.sim import (
     build_firmware,
     firmware_root,
 )
+from tests.helpers.net import free_port
 
 SKETCH = firmware_root() / "sim" / "test" / "shim_test_sketch.cpp"
 SSID = "esp-hil-net"
@@ -345,12 +346,6 @@ def test_wifi_disconnect_drops_ip(console: Console) -> None:
 
 
 # --------------------------------------------------------------------------- TCP
-
-
-def free_port(ip: str) -> int:
-    with socket.socket() as s:
-        s.bind((ip, 0))
-        return int(s.getsockname()[1])
 
 
 def test_server_listens_on_own_address_only(console: Console, address: str) -> None:

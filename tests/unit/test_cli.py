@@ -69,9 +69,14 @@ def test_flash_with_a_missing_image(capsys: pytest.CaptureFixture[str], tmp_path
     assert "no such file" in line
 
 
-@pytest.mark.parametrize("argv", [["reset", "--device", "x", "--timeout", "0"],
-                                  ["bench", "--duration", "-1"],
-                                  ["bench", "--duration", "soon"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["reset", "--device", "x", "--timeout", "0"],
+        ["bench", "--duration", "-1"],
+        ["bench", "--duration", "soon"],
+    ],
+)
 def test_non_positive_durations(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     code, _ = _one_line_error(capsys, argv)
     assert code == 2

@@ -1,4 +1,4 @@
-"""Shared pieces for the twin chip tests: a stand-in firmware and esptool runners."""
+"""For the twin's chip tests: a stand-in firmware, twins that run it, and esptool runners."""
 
 from __future__ import annotations
 
@@ -102,15 +102,6 @@ def standin_twin(**kwargs: Any) -> Twin:
 
 def standin_image() -> bytes:
     return make_native_image(STANDIN_ID, STANDIN_BUILD)
-
-
-def twin_for_test(tmp_path: Path) -> Iterator[Twin]:
-    """Body of the ``twin`` fixture the test modules define."""
-    t = standin_twin(flash_path=tmp_path / "flash.bin")
-    try:
-        yield t
-    finally:
-        t.stop()
 
 
 @contextlib.contextmanager
