@@ -20,7 +20,9 @@ import os
 import threading
 from pathlib import Path
 
-SECTOR_SIZE = 0x1000
+from esptool.loader import ESPLoader
+
+SECTOR_SIZE = ESPLoader.FLASH_SECTOR_SIZE
 DEFAULT_SIZE = 4 * 1024 * 1024
 _CHUNK = 256 * 1024
 

@@ -20,14 +20,17 @@ import struct
 from dataclasses import dataclass
 
 from esptool.bin_image import ESP8266ROMFirmwareImage, ImageSegment
+from esptool.cmds import FLASH_MODES
 from esptool.loader import ESPLoader
+from esptool.targets import ESP8266ROM
 from esptool.util import FatalError
 
 MARKER_PREFIX = b"ESP-HIL-NATIVE "
-IRAM_BASE = 0x40100000
+IRAM_BASE = next(start for start, _, name in ESP8266ROM.MEMORY_MAP if name == "IRAM")
 ENTRY_POINT = IRAM_BASE + 0x10
-FLASH_MODE_DIO = 0x02
-FLASH_4MB_40M = 0x40  # size 4 MB in the high nibble, 40 MHz in the low one
+FLASH_MODE_DIO = FLASH_MODES["dio"]
+# Size in the high nibble, frequency in the low one.
+FLASH_4MB_40M = ESP8266ROM.FLASH_SIZES["4MB"] | ESP8266ROM.FLASH_FREQUENCY["40m"]
 _FIELD = re.compile(rb"^[\x21-\x7e]+$")
 _MARKER = re.compile(rb"ESP-HIL-NATIVE fw=([\x21-\x7e]+) build=([\x21-\x7e]+)\x00")
 
@@ -95,7 +98,7 @@ def parse_image(flash_head: bytes) -> ParsedImage | None:
     Returns None when there is no image (wrong magic, e.g. erased flash) or it
     runs past the data given.
     """
-    if not flash_head or flash_head[0] != 0xE9:
+    if not flash_head or flash_head[0] != ESPLoader.ESP_IMAGE_MAGIC:
         return None
     try:
         image = _QuietImage(io.BytesIO(flash_head))

@@ -31,43 +31,46 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from esptool.loader import ESPLoader
+
 from . import slip
 from .flash import SECTOR_SIZE, FlashError, FlashFile
 from .memory import ChipMemory
 
-# Opcodes (esptool's ESPLoader.ESP_CMDS).
-FLASH_BEGIN = 0x02
-FLASH_DATA = 0x03
-FLASH_END = 0x04
-MEM_BEGIN = 0x05
-MEM_END = 0x06
-MEM_DATA = 0x07
-SYNC = 0x08
-WRITE_REG = 0x09
-READ_REG = 0x0A
-SPI_SET_PARAMS = 0x0B
-SPI_ATTACH = 0x0D
-CHANGE_BAUDRATE = 0x0F
-FLASH_DEFL_BEGIN = 0x10
-FLASH_DEFL_DATA = 0x11
-FLASH_DEFL_END = 0x12
-SPI_FLASH_MD5 = 0x13
-ERASE_FLASH = 0xD0
-ERASE_REGION = 0xD1
-READ_FLASH = 0xD2
-RUN_USER_CODE = 0xD3
+# Opcodes, as esptool sends them.
+_CMDS = ESPLoader.ESP_CMDS
+FLASH_BEGIN = _CMDS["FLASH_BEGIN"]
+FLASH_DATA = _CMDS["FLASH_DATA"]
+FLASH_END = _CMDS["FLASH_END"]
+MEM_BEGIN = _CMDS["MEM_BEGIN"]
+MEM_END = _CMDS["MEM_END"]
+MEM_DATA = _CMDS["MEM_DATA"]
+SYNC = _CMDS["SYNC"]
+WRITE_REG = _CMDS["WRITE_REG"]
+READ_REG = _CMDS["READ_REG"]
+SPI_SET_PARAMS = _CMDS["SPI_SET_PARAMS"]
+SPI_ATTACH = _CMDS["SPI_ATTACH"]
+CHANGE_BAUDRATE = _CMDS["CHANGE_BAUDRATE"]
+FLASH_DEFL_BEGIN = _CMDS["FLASH_DEFL_BEGIN"]
+FLASH_DEFL_DATA = _CMDS["FLASH_DEFL_DATA"]
+FLASH_DEFL_END = _CMDS["FLASH_DEFL_END"]
+SPI_FLASH_MD5 = _CMDS["SPI_FLASH_MD5"]
+ERASE_FLASH = _CMDS["ERASE_FLASH"]
+ERASE_REGION = _CMDS["ERASE_REGION"]
+READ_FLASH = _CMDS["READ_FLASH"]
+RUN_USER_CODE = _CMDS["RUN_USER_CODE"]
 
+# esptool's sync() sends these bytes but names neither them nor the ROM's answer value.
 SYNC_PAYLOAD = b"\x07\x07\x12\x20" + b"\x55" * 32
 ROM_SYNC_VALUE = 0x20120707
-CHECKSUM_SEED = 0xEF
 BLOCK_SECTORS = 16  # a 64 KiB erase block
 
-# ROM error codes (second status byte after a 0x01).
-ROM_BAD_MESSAGE = 0x05
+# ROM error codes (second status byte after a 0x01); esptool names only the first.
+ROM_BAD_MESSAGE = ESPLoader.ROM_INVALID_RECV_MSG
 ROM_FAILED = 0x06
 ROM_BAD_CHECKSUM = 0x07
 ROM_FLASH_WRITE_ERR = 0x08
-# Stub error codes (first status byte).
+# Stub error codes (first status byte), from the stub's sources: esptool has no names.
 STUB_BAD_DATA_LEN = 0xC0
 STUB_BAD_CHECKSUM = 0xC1
 STUB_BAD_BLOCKSIZE = 0xC2
@@ -105,12 +108,8 @@ class LoaderHost:
         raise NotImplementedError
 
 
-def checksum(data: bytes) -> int:
-    """The ROM's XOR checksum over a data block."""
-    state = CHECKSUM_SEED
-    for b in data:
-        state ^= b
-    return state
+#: The ROM's XOR checksum over a data block (seeded with ESP_CHECKSUM_MAGIC).
+checksum = ESPLoader.checksum
 
 
 def rom_erase_sectors(offset: int, erase_size: int) -> int:
@@ -123,10 +122,10 @@ def rom_erase_sectors(offset: int, erase_size: int) -> int:
 @lru_cache(maxsize=1)
 def known_stubs() -> tuple[tuple[int, int, bytes], ...]:
     """(entry, text_start, sha256(text)) of every ESP8266 stub esptool ships."""
-    import esptool.loader
+    from esptool.loader import StubFlasher
 
     found = []
-    base = Path(esptool.loader.StubFlasher.STUB_DIR)
+    base = Path(StubFlasher.STUB_DIR)
     for json_path in sorted(base.glob("*/esp8266.json")):
         stub = json.loads(json_path.read_text())
         text = base64.b64decode(stub["text"])

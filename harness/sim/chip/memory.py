@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from esptool.loader import ESPLoader
+from esptool.targets import ESP8266ROM
+
 from .spi import SpiFlashController
 
-CHIP_MAGIC_ADDR = 0x40001000
-ESP8266_MAGIC = 0xFFF0C101
-EFUSE_BASE = 0x3FF00050
-UART0_CLKDIV = 0x60000014
+CHIP_MAGIC_ADDR = ESPLoader.CHIP_DETECT_MAGIC_REG_ADDR
+ESP8266_MAGIC = ESP8266ROM.MAGIC_VALUE
+EFUSE_BASE = ESP8266ROM.ESP_OTP_MAC0
+UART0_CLKDIV = ESP8266ROM.UART_CLKDIV_REG
 APB_CLOCK_HZ = 52_000_000  # 26 MHz crystal, doubled: esptool divides by 2 again
 
 
@@ -68,7 +71,7 @@ class ChipMemory:
         if addr in self._fixed:
             return self._fixed[addr]
         if addr == UART0_CLKDIV:
-            return round(APB_CLOCK_HZ / max(1, self._uart_baud())) & 0xFFFFF
+            return round(APB_CLOCK_HZ / max(1, self._uart_baud())) & ESP8266ROM.UART_CLKDIV_MASK
         if self.spi.handles(addr):
             return self.spi.read(addr)
         return self._ram.get(addr, 0)

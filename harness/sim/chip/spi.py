@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import struct
 
-SPI_BASE = 0x60000200
+from esptool.targets import ESP8266ROM
+
+SPI_BASE = ESP8266ROM.SPI_REG_BASE
+# esptool's run_spiflash_command keeps CMD (+0) and ADDR (+4) and the bits below as locals.
 SPI_CMD = SPI_BASE + 0x00
 SPI_ADDR = SPI_BASE + 0x04
-SPI_USR = SPI_BASE + 0x1C
-SPI_USR1 = SPI_BASE + 0x20
-SPI_USR2 = SPI_BASE + 0x24
-SPI_W0 = SPI_BASE + 0x40
+SPI_USR = SPI_BASE + ESP8266ROM.SPI_USR_OFFS
+SPI_USR1 = SPI_BASE + ESP8266ROM.SPI_USR1_OFFS
+SPI_USR2 = SPI_BASE + ESP8266ROM.SPI_USR2_OFFS
+SPI_W0 = SPI_BASE + ESP8266ROM.SPI_W0_OFFS
 SPI_W_COUNT = 16
 SPI_END = SPI_BASE + 0x100
 
