@@ -16,7 +16,7 @@ twin with ``perf record`` (``--perf``, needs Linux perf and permission to attach
     python benchmarks/profile.py down --size 4096 --perf
     python benchmarks/profile.py up --size 4096 --syscalls
 
-Workloads are those of ``esp-hil bench`` (harness.bench_measure): ``up`` (host sends, the
+Workloads are those of ``esp-hil bench`` (harness.bench.measure): ``up`` (host sends, the
 device sinks), ``down`` (the device sources), ``echo`` (one message in flight).
 """
 
@@ -34,7 +34,7 @@ from typing import Any
 
 from harness.backends import DeviceOptions, open_device
 from harness.bench import calibrated_down, raw_port_of
-from harness.bench_measure import OURS, RAW, Bench
+from harness.bench.measure import OURS, RAW, Bench
 
 _SYSCALL_EVENTS = (
     "raw_syscalls:sys_enter", "syscalls:sys_enter_poll", "syscalls:sys_enter_ioctl",

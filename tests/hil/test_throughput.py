@@ -20,7 +20,7 @@ import pytest
 
 from harness import Timeout, WiFiSocket
 from harness.bench import bench_device, raw_port_of
-from harness.bench_measure import DOWN, OURS, RAW, UP, Bench, BenchError, Control, source_message
+from harness.bench.measure import DOWN, OURS, RAW, UP, Bench, BenchError, Control, source_message
 from harness.device.base import Device
 from harness.figures import FigureRecorder
 

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.bench import calibrated_down, default_sizes, parse_sizes, run_sizes
-from harness.bench_measure import DOWN, OURS, RAW, UP, Echo, Transfer, source_message
-from harness.bench_report import SizeResult, format_summary, format_tables, plot, summary, to_json
+from harness.bench.measure import DOWN, OURS, RAW, UP, Echo, Transfer, source_message
+from harness.bench.report import SizeResult, format_summary, format_tables, plot, summary, to_json
 
 
 def test_default_sizes_step_by_four_and_end_at_the_maximum() -> None:
@@ -146,7 +146,7 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
 
 
 class FakeBench:
-    """Stands in for :class:`harness.bench_measure.Bench`: fixed rates, a call log."""
+    """Stands in for :class:`harness.bench.measure.Bench`: fixed rates, a call log."""
 
     def __init__(self, msg_per_s: float) -> None:
         self.msg_per_s = msg_per_s

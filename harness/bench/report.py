@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from harness.bench_measure import DOWN, OURS, RAW, UP, Echo, Transfer
+from harness.bench.measure import DOWN, OURS, RAW, UP, Echo, Transfer
 
 #: JSON schema identifier of the bench output (bump when a field changes meaning).
 SCHEMA = "esp-hil-bench/1"

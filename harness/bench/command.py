@@ -7,8 +7,7 @@ WiFiSocket echo service and on the firmware's raw TCP port in turn (same device,
 * echo round trips, one message in flight: median, 99th percentile, round trips per second.
 
 Every transfer is cross-checked against the device's own counters. Progress goes to stderr,
-the tables to stdout; ``--json`` and ``--plot`` write files. The measuring code is in
-:mod:`harness.bench_measure`, the reporting in :mod:`harness.bench_report`.
+the tables to stdout; ``--json`` and ``--plot`` write files.
 """
 
 from __future__ import annotations
@@ -22,8 +21,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import IO, Any
 
-from harness.bench_measure import DOWN, OURS, RAW, UP, Bench, BenchError, Echo, Transfer
-from harness.bench_report import SizeResult, format_summary, format_tables, plot, to_json
+from harness.bench.measure import DOWN, OURS, RAW, UP, Bench, BenchError, Echo, Transfer
+from harness.bench.report import SizeResult, format_summary, format_tables, plot, to_json
 from harness.errors import WiFiSocketError
 
 __all__ = ["bench_device", "default_sizes", "parse_sizes", "run_bench", "run_sizes"]

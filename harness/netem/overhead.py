@@ -1,4 +1,4 @@
-"""Measure what the proxy costs on loopback: ``python -m harness.netem.bench``.
+"""Measure what the proxy costs on loopback: ``python -m harness.netem.overhead``.
 
 Prints bulk throughput straight to a sink and through a :class:`Proxy` with no toxics,
 and the round-trip time of a small message with and without the proxy. Figures only:
