@@ -24,6 +24,7 @@ from harness.sim.serve import running_twins
 
 __all__ = [
     "BACKENDS",
+    "BOARD",
     "Backend",
     "DeviceOptions",
     "backend_for",
@@ -69,7 +70,7 @@ def _board(opts: DeviceOptions) -> Device:
 #: ``--device`` names, one row per backend (add yours here).
 BACKENDS: dict[str, Backend] = {
     "sim": Backend(
-        _twin, "twin", "a twin here, driven like a board (esptool over rfc2217, DTR/RTS resets)"
+        _twin, "twin", "a twin here, driven like a board: esptool over rfc2217, DTR/RTS resets"
     ),
     "twin": Backend(_twin, "twin", "alias of 'sim'"),
     "sim-direct": Backend(

@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from harness.device.errors import DeviceError
 from harness.device.options import DeviceOptions
+from harness.sim.defaults import DEFAULT_PASSWORD, DEFAULT_SSID
 
 
 class UsageError(Exception):
@@ -224,9 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="file holding its 4 MiB flash, kept across runs (default: a temporary file)",
     )
     p.add_argument(
-        "--ssid", default=None, help="the simulated access point's SSID (default: esp-hil)"
+        "--ssid", default=None, help=f"the simulated access point's SSID (default: {DEFAULT_SSID})"
     )
-    p.add_argument("--password", default=None, help="its password (default: esp-hil-password)")
+    p.add_argument("--password", default=None, help=f"its password (default: {DEFAULT_PASSWORD})")
     p.add_argument(
         "--mac", default=None, help="station MAC aa:bb:cc:dd:ee:ff (default: derived, stable)"
     )

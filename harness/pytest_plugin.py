@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.backends import DeviceOptions, is_twin_spec, open_device
+from harness.backends import BACKENDS, BOARD, DeviceOptions, is_twin_spec, open_device
 from harness.device.errors import DeviceError
 from harness.figures import Figure, FigureRecorder, format_table
 
@@ -40,9 +40,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         default=[],
         metavar="DEVICE",
-        help="board to test: 'sim' (default: a twin, driven like a board over rfc2217), "
-        "'sim-direct' (the twin's firmware without the emulated chip), a serial port "
-        "(/dev/ttyUSB0) or an rfc2217://host:port URL; repeat to spread boards over xdist workers",
+        help="board to test (default: sim): "
+        + ", ".join(f"'{name}' ({backend.summary})" for name, backend in BACKENDS.items())
+        + f", or {BOARD.summary}; repeat to spread boards over xdist workers",
     )
     group.addoption(
         "--wifi-ssid",
