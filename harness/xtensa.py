@@ -73,20 +73,22 @@ CPP_FLAGS = (
     "-fno-rtti", "-falign-functions=4", "-std=gnu++17", "-ffunction-sections",
     "-fdata-sections", "-fno-exceptions", "-DFP_IN_IROM", "-DNONOSDK22x_190703=1",
     "-DF_CPU=80000000L", "-DLWIP_OPEN_SRC", "-DTCP_MSS=536", "-DLWIP_FEATURES=1",
-    "-DLWIP_IPV6=0", "-DMMU_IRAM_SIZE=0x8000", "-DMMU_ICACHE_SIZE=0x8000", "-DARDUINO=10819", "-DARDUINO_ARCH_ESP8266", "-DVTABLES_IN_FLASH",
+    "-DLWIP_IPV6=0", "-DMMU_IRAM_SIZE=0x8000", "-DMMU_ICACHE_SIZE=0x8000",
+    "-DARDUINO=10819", "-DARDUINO_ARCH_ESP8266", "-DVTABLES_IN_FLASH",
     "-Wall", "-Wextra",
 )
 # The core's libraries compiled with the project (the firmware's network and settings).
 CORE_LIBRARIES = ("ESP8266WiFi", "EEPROM")
 # Options of a project's build_flags that matter to a compile (the rest are link options).
 _KEPT_FLAG = re.compile(r"^-(D|U|I|W|f|std=|O)")
-_DIAGNOSTIC = re.compile(r"^(?P<path>[^:\s][^:]*):(?P<line>\d+):(?:\d+:)? (?P<kind>warning|(?:fatal )?error)")
+_DIAGNOSTIC = re.compile(
+    r"^(?P<path>[^:\s][^:]*):(?P<line>\d+):(?:\d+:)? (?P<kind>warning|(?:fatal )?error)")
 
 
 # newlib-xtensa's own newlib.h is the placeholder of its source tree: the real one is written
 # by newlib's configure. These are the facts of the target that headers test (long double
 # is double on the lx106; 64-bit and C99 printf formats are built in).
-NEWLIB_H = """/* newlib.h for the ESP8266 toolchain's newlib, written by esp-hil (harness/xtensa.py). */
+NEWLIB_H = """/* newlib.h of the ESP8266 toolchain's newlib (esp-hil, harness/xtensa.py) */
 #ifndef __NEWLIB_H__
 #define __NEWLIB_H__ 1
 #include <_newlib_version.h>
