@@ -261,6 +261,7 @@ def size_project(project: Path, board: str = "nodemcu", budget: Path | None = No
     """
     from harness import xtensa
 
+    limits = load_budget(budget) if budget is not None else None
     built = xtensa.build(project, board, env=env)
     if not built.ok:
         first = (built.ours or built.diagnostics)[0]
@@ -273,9 +274,9 @@ def size_project(project: Path, board: str = "nodemcu", budget: Path | None = No
         "core_objects": measure(built.core_objects), "totals": totals(objects),
         "core_warnings": [d.text for d in built.diagnostics if not d.ours],
     }
-    if budget is not None:
-        result["budget"] = load_budget(budget)
-        result["over"] = over_budget(result["totals"], result["budget"])
+    if limits is not None:
+        result["budget"] = limits
+        result["over"] = over_budget(result["totals"], limits)
     return result
 
 

@@ -80,7 +80,7 @@ CPP_FLAGS = (
 # The core's libraries compiled with the project (the firmware's network and settings).
 CORE_LIBRARIES = ("ESP8266WiFi", "EEPROM")
 # Options of a project's build_flags that matter to a compile (the rest are link options).
-_KEPT_FLAG = re.compile(r"^-(D|U|I|W|f|std=|O)")
+_KEPT_FLAG = re.compile(r"^-(D|U|I|W(?![la],)|f|std=|O)")
 _DIAGNOSTIC = re.compile(
     r"^(?P<path>[^:\s][^:]*):(?P<line>\d+):(?:\d+:)? (?P<kind>warning|(?:fatal )?error)")
 
