@@ -23,12 +23,16 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import xtensa
+
 READELF = "xtensa-lx106-elf-readelf"
+CXXFILT = "xtensa-lx106-elf-c++filt"
 REGIONS = ("data", "rodata", "bss", "iram", "flash")
 BUDGET_FIELDS = ("ram", "iram", "flash")
 
@@ -186,7 +190,7 @@ def demangle(section: str) -> str:
         return section
     symbol = "_Z" + rest.split(".str1")[0].split("$")[0]
     try:
-        out = subprocess.run(["c++filt", symbol], capture_output=True, text=True, timeout=10)
+        out = subprocess.run([CXXFILT, symbol], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return section
     return f"{prefix} {out.stdout.strip()}" if out.returncode == 0 else section
@@ -242,7 +246,7 @@ def report(result: dict[str, Any]) -> str:
     if result["core_objects"]:
         lines.append("core libraries compiled alongside (not in the budget; part of a blank "
                      "WiFi sketch):")
-        lines.append("  " + "  ".join(table(result["core_objects"], "core")[-1].split()))
+        lines += table(result["core_objects"], "core")[-1:]
     unknown = sorted({u for o in result["objects"] for u in o.unknown})
     if unknown:
         lines.append(f"sections no linker rule names (not counted): {', '.join(unknown)}")
@@ -259,19 +263,19 @@ def size_project(project: Path, board: str = "nodemcu", budget: Path | None = No
     Raises :class:`harness.xtensa.XtensaError` if the toolchain is missing or our code
     does not compile cleanly (the message names the first diagnostic).
     """
-    from harness import xtensa
-
     limits = load_budget(budget) if budget is not None else None
-    built = xtensa.build(project, board, env=env)
-    if not built.ok:
-        first = (built.ours or built.diagnostics)[0]
-        raise xtensa.XtensaError(
-            f"{len(built.ours)} diagnostic(s) in our code, {len(built.failed)} source(s) "
-            f"failed; first:\n{first.text}")
-    objects = measure(built.objects)
+    with tempfile.TemporaryDirectory(prefix="esp-hil-xtensa-") as out:
+        built = xtensa.build(project, board, Path(out), env=env)
+        if not built.ok:
+            first = (built.ours or built.diagnostics)[0]
+            raise xtensa.XtensaError(
+                f"{len(built.ours)} diagnostic(s) in our code, {len(built.failed)} source(s) "
+                f"failed; first:\n{first.text}")
+        objects = measure(built.objects)
+        core_objects = measure(built.core_objects)
     result: dict[str, Any] = {
         "project": str(built.project), "board": built.board, "objects": objects,
-        "core_objects": measure(built.core_objects), "totals": totals(objects),
+        "core_objects": core_objects, "totals": totals(objects),
         "core_warnings": [d.text for d in built.diagnostics if not d.ours],
     }
     if limits is not None:
@@ -282,8 +286,6 @@ def size_project(project: Path, board: str = "nodemcu", budget: Path | None = No
 
 def main(argv: list[str] | None = None) -> int:
     """``esp-hil size``: exit 0 within budget, 1 over it, 2 the build failed or bad input."""
-    from harness import xtensa
-
     parser = argparse.ArgumentParser(
         prog="esp-hil size",
         description="Compile a PlatformIO project for the ESP8266 and report its static RAM, "
@@ -294,10 +296,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", help="platformio.ini environment for build_flags")
     parser.add_argument("--budget", type=Path, help="budget file ({'budget': {ram, iram, "
                         "flash}}); default: <project>/board-budget.json if it exists")
+    parser.add_argument("--no-budget", action="store_true",
+                        help="report only (the compile must still be clean)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
-    budget = args.budget
-    if budget is None and (args.project / "board-budget.json").is_file():
+    budget = None if args.no_budget else args.budget
+    if budget is None and not args.no_budget and (args.project / "board-budget.json").is_file():
         budget = args.project / "board-budget.json"
     try:
         result = size_project(args.project, args.board, budget, args.env)

@@ -385,13 +385,13 @@ def parse_diagnostics(output: str, ours: Sequence[Path]) -> list[Diagnostic]:
     return found
 
 
-def build(project: Path, board_name: str = "nodemcu", out: Path | None = None,
-          env: str | None = None, jobs: int | None = None,
-          core: Path | None = None, newlib: Path | None = None) -> CompileResult:
+def build(project: Path, board_name: str, out: Path, env: str | None = None,
+          jobs: int | None = None, core: Path | None = None,
+          newlib: Path | None = None) -> CompileResult:
     """Compile a PlatformIO project's sources and the core's WiFi/EEPROM for ``board_name``.
 
-    Objects land in ``out`` (default: a directory under the cache keyed by the project's
-    path), named ``<relative path>.o``.
+    Objects land in ``out``, named ``<path relative to the project or core>.o`` (so
+    ``main.cpp.o``: the linker script sends ``*.cpp.o`` code to flash).
     """
     project = project.resolve()
     sources = project_sources(project)
@@ -403,9 +403,6 @@ def build(project: Path, board_name: str = "nodemcu", out: Path | None = None,
     system = [*cxx_headers(newlib), *newlib_includes(newlib)]
     includes = [*project_includes(project), *core_includes(core, board)]
     extra = project_flags(project, env)
-    if out is None:
-        tag = hashlib.sha256(str(project).encode()).hexdigest()[:12]
-        out = CACHE / "xtensa-build" / f"{project.name}-{tag}" / board.variant
     result = CompileResult(board=board.variant, project=project)
     jobs_list: list[tuple[str, Path, Path, bool]] = []
     for src in sources:

@@ -200,3 +200,35 @@ def test_real_compile_of_a_tiny_sketch(tmp_path: Path) -> None:
     (tmp_path / "src" / "main.cpp").write_text(SKETCH + "int f(int unused) { return 1; }\n")
     with pytest.raises(xtensa.XtensaError, match="unused"):
         size.size_project(tmp_path)
+
+
+def test_cli_over_budget_exits_1_with_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    (tmp_path / "board-budget.json").write_text(
+        json.dumps({"budget": {"ram": 10, "iram": 0, "flash": 1000}}))
+    fig = size.ObjectSize("src/main.cpp")
+    fig.regions["bss"] = 11
+
+    def fake(project: Path, board: str, budget: Path | None, env: str | None) -> dict:
+        limits = size.load_budget(budget) if budget else None
+        tot = size.totals([fig])
+        return {"project": str(project), "board": board, "objects": [fig],
+                "core_objects": [], "totals": tot, "core_warnings": [], "budget": limits,
+                "over": size.over_budget(tot, limits) if limits else []}
+
+    monkeypatch.setattr(size, "size_project", fake)
+    assert size.main([str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert "src/main.cpp" in out
+    assert err.strip().splitlines() == [
+        f"esp-hil size: over budget ({tmp_path / 'board-budget.json'}): "
+        "static RAM 11 bytes > budget 10"]
+    assert size.main([str(tmp_path), "--no-budget"]) == 0
+
+
+def test_project_sources_are_src_and_lib_src_recursively(tmp_path: Path) -> None:
+    for rel in ("src/main.cpp", "src/sub/a.cpp", "lib/L/src/x/y.cpp", "lib/L/examples/e.cpp",
+                "test/t.cpp", "src/h.h"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    found = [str(p.relative_to(tmp_path)) for p in xtensa.project_sources(tmp_path)]
+    assert found == ["lib/L/src/x/y.cpp", "src/main.cpp", "src/sub/a.cpp"]
