@@ -215,16 +215,19 @@ def table(objects: Sequence[ObjectSize], title: str) -> list[str]:
     width = max([len(title), *(len(o.name) for o in objects)]) + 2
     head = f"{title:<{width}}" + "".join(f"{c:>9}" for c in ("data", "rodata", "bss", "RAM",
                                                               "IRAM", "flash"))
-    rows = [head]
-    for o in [*objects, _total_row(objects)]:
-        r = o.regions
-        rows.append(f"{o.name:<{width}}" + "".join(
-            f"{v:>9}" for v in (r["data"], r["rodata"], r["bss"], o.ram, r["iram"], r["flash"])))
-    return rows
+    return [head, *(row(o, width) for o in [*objects, total_of(objects)])]
 
 
-def _total_row(objects: Sequence[ObjectSize]) -> ObjectSize:
-    tot = ObjectSize("total")
+def row(o: ObjectSize, width: int) -> str:
+    """One line of the table: name, the regions and RAM."""
+    r = o.regions
+    return f"{o.name:<{width}}" + "".join(
+        f"{v:>9}" for v in (r["data"], r["rodata"], r["bss"], o.ram, r["iram"], r["flash"]))
+
+
+def total_of(objects: Sequence[ObjectSize], name: str = "total") -> ObjectSize:
+    """The objects' sums as one row."""
+    tot = ObjectSize(name)
     tot.regions = {r: v for r, v in totals(objects).items() if r in REGIONS}
     return tot
 
@@ -246,7 +249,8 @@ def report(result: dict[str, Any]) -> str:
     if result["core_objects"]:
         lines.append("core libraries compiled alongside (not in the budget; part of a blank "
                      "WiFi sketch):")
-        lines += table(result["core_objects"], "core")[-1:]
+        core = result["core_objects"]
+        lines.append(row(total_of(core, f"{len(core)} objects"), 20))
     unknown = sorted({u for o in result["objects"] for u in o.unknown})
     if unknown:
         lines.append(f"sections no linker rule names (not counted): {', '.join(unknown)}")

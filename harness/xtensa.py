@@ -31,6 +31,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 REPO = Path(__file__).resolve().parents[1]
 CXX = "xtensa-lx106-elf-g++"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "esp-hil"
@@ -235,14 +237,17 @@ def cxx_headers(newlib: Path | None = None, cache: Path = CACHE) -> list[str]:
     if (dest / "complete").is_file():
         return dirs
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="xtensa-cxx-", dir=dest.parent) as tmp:
-        _generate_headers(tarball, newlib, Path(tmp), version)
-        (Path(tmp) / "inst" / "complete").write_text(f"{tarball.name}\n")
-        try:
-            os.replace(Path(tmp) / "inst", dest)
-        except OSError:
-            if not (dest / "complete").is_file():  # not another run that finished first
-                raise
+    # One generation at a time (parallel test workers, CI steps); the others wait for it.
+    try:
+        with FileLock(str(dest) + ".lock", timeout=GENERATE_TIMEOUT):
+            if not (dest / "complete").is_file():
+                with tempfile.TemporaryDirectory(prefix="xtensa-cxx-", dir=dest.parent) as tmp:
+                    _generate_headers(tarball, newlib, Path(tmp), version)
+                    (Path(tmp) / "inst" / "complete").write_text(f"{tarball.name}\n")
+                    os.replace(Path(tmp) / "inst", dest)
+    except Timeout as exc:
+        raise XtensaError(f"{dest}: another run held the lock for {GENERATE_TIMEOUT:.0f} s") \
+            from exc
     return dirs
 
 
