@@ -170,7 +170,7 @@ def load_budget(path: Path) -> dict[str, int]:
         raise ValueError(f"{path}: {exc}") from exc
     budget = doc.get("budget") if isinstance(doc, dict) else None
     if not isinstance(budget, dict) or not all(
-            isinstance(budget.get(f), int) and budget[f] >= 0 for f in BUDGET_FIELDS):
+            type(budget.get(f)) is int and budget[f] >= 0 for f in BUDGET_FIELDS):
         raise ValueError(f"{path}: 'budget' must give bytes (an integer >= 0) for each of "
                          f"{', '.join(BUDGET_FIELDS)}")
     return {f: budget[f] for f in BUDGET_FIELDS}

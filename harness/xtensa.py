@@ -30,6 +30,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from filelock import FileLock, Timeout
 
@@ -152,10 +153,9 @@ def find_newlib() -> Path:
 
 
 def _find_shared(env: str, name: str, probe: str) -> Path:
+    # ../shared from the main checkout, ../../shared from a worktree under wt/.
     candidates = [Path(os.environ[env])] if os.environ.get(env) else [
-        REPO.parent / "shared" / name, REPO.parents[1] / "shared" / name,
-        Path("/work/shared") / name,
-    ]
+        REPO.parent / "shared" / name, REPO.parents[1] / "shared" / name]
     for path in candidates:
         if (path / probe).is_file():
             return path
@@ -198,11 +198,11 @@ def _gcc_tarballs() -> list[Path]:
     return sorted(Path("/").glob(GCC_SOURCE_GLOB.lstrip("/")))
 
 
-def _run(cmd: Sequence[str], *, cwd: Path | None = None, timeout: float = COMPILE_TIMEOUT,
-         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _run(cmd: Sequence[str], *, cwd: Path | None = None,
+         timeout: float = COMPILE_TIMEOUT) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True,
-                              timeout=timeout, env=env)
+                              timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise XtensaError(f"{cmd[0]}: {exc}") from exc
 
@@ -390,8 +390,14 @@ def parse_diagnostics(output: str, ours: Sequence[Path]) -> list[Diagnostic]:
     return found
 
 
+class _Job(NamedTuple):
+    name: str  # relative to the project or the core
+    src: Path
+    ours: bool
+
+
 def build(project: Path, board_name: str, out: Path, env: str | None = None,
-          jobs: int | None = None, core: Path | None = None,
+          workers: int | None = None, core: Path | None = None,
           newlib: Path | None = None) -> CompileResult:
     """Compile a PlatformIO project's sources and the core's WiFi/EEPROM for ``board_name``.
 
@@ -409,35 +415,27 @@ def build(project: Path, board_name: str, out: Path, env: str | None = None,
     includes = [*project_includes(project), *core_includes(core, board)]
     extra = project_flags(project, env)
     result = CompileResult(board=board.variant, project=project)
-    jobs_list: list[tuple[str, Path, Path, bool]] = []
-    for src in sources:
-        name = str(src.relative_to(project))
-        jobs_list.append((name, src, out / "project" / f"{name}.o", True))
-    for src in core_sources(core):
-        name = str(src.relative_to(core))
-        jobs_list.append((name, src, out / "core" / f"{name}.o", False))
-    ours = [project]
+    jobs = [_Job(str(src.relative_to(project)), src, True) for src in sources]
+    jobs += [_Job(str(src.relative_to(core)), src, False) for src in core_sources(core)]
 
-    def one(job: tuple[str, Path, Path, bool]) -> tuple[tuple[str, Path, Path, bool],
-                                                         subprocess.CompletedProcess[str]]:
-        _name, src, obj, mine = job
+    def compile_one(job: _Job) -> tuple[_Job, Path, subprocess.CompletedProcess[str]]:
+        obj = out / ("project" if job.ours else "core") / f"{job.name}.o"
         obj.parent.mkdir(parents=True, exist_ok=True)
         obj.unlink(missing_ok=True)
-        cmd = compile_command(src, obj, board, includes, system, extra if mine else ())
-        return job, _run(cmd, cwd=project)
+        cmd = compile_command(job.src, obj, board, includes, system, extra if job.ours else ())
+        return job, obj, _run(cmd, cwd=project)
 
-    workers = jobs or os.cpu_count() or 1
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        for (name, _src, obj, mine), proc in pool.map(one, jobs_list):
-            found = parse_diagnostics(proc.stdout + proc.stderr, ours)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
+        for job, obj, proc in pool.map(compile_one, jobs):
+            found = parse_diagnostics(proc.stdout + proc.stderr, [project])
             result.diagnostics += found
             if proc.returncode != 0 or not obj.is_file():
-                result.failed.append(name)
+                result.failed.append(job.name)
                 if not any(d.kind.endswith("error") for d in found):
-                    text = (proc.stderr.strip() or f"exit {proc.returncode}")
-                    result.diagnostics.append(Diagnostic(name, "error", text, mine))
-            elif mine:
-                result.objects[name] = obj
+                    text = proc.stderr.strip() or f"exit {proc.returncode}"
+                    result.diagnostics.append(Diagnostic(job.name, "error", text, job.ours))
+            elif job.ours:
+                result.objects[job.name] = obj
             else:
-                result.core_objects[name] = obj
+                result.core_objects[job.name] = obj
     return result

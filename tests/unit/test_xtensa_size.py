@@ -112,7 +112,8 @@ def test_over_budget_names_the_total_and_the_budget(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("doc", ["{", "[]", '{"budget": {"ram": 1}}',
-                                 '{"budget": {"ram": -1, "iram": 0, "flash": 0}}'])
+                                 '{"budget": {"ram": -1, "iram": 0, "flash": 0}}',
+                                 '{"budget": {"ram": true, "iram": 0, "flash": 0}}'])
 def test_a_bad_budget_file_is_one_error(tmp_path: Path, doc: str) -> None:
     path = tmp_path / "b.json"
     path.write_text(doc)
