@@ -50,6 +50,19 @@ def cmd_sim(args: argparse.Namespace) -> int:
     """Run one twin in the foreground until Ctrl-C."""
     from harness.sim.native import run_twin
 
+    if args.labgrid_exporter is not None:
+        from harness.sim.labgrid_export import exporter_config, twin_groups
+
+        try:
+            groups = twin_groups(args.labgrid_exporter)
+        except ValueError as exc:
+            print(f"esp-hil sim: {exc}", file=sys.stderr)
+            return 2
+        if not groups:
+            print("esp-hil sim: no twin runs here (start one with esp-hil sim)", file=sys.stderr)
+            return 1
+        print(exporter_config(groups), end="")
+        return 0
     return run_twin(
         rfc2217_port=args.rfc2217_port,
         flash_file=args.flash_file,
@@ -133,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ssid", default="esp-hil", help="the simulated access point's SSID")
     p.add_argument("--password", default="esp-hil-password", help="its password")
     p.add_argument("--mac", default=None, help="station MAC, aa:bb:cc:dd:ee:ff")
+    p.add_argument(
+        "--labgrid-exporter",
+        nargs="*",
+        metavar="URL",
+        help="print a labgrid exporter config for the twins running here (or those at the "
+        "given rfc2217 URLs), one group twin-<port> each, and exit",
+    )
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("flash", help="flash the firmware (skipped when already there)")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.device.base import Device
 from harness.device.errors import DeviceError
@@ -22,6 +25,12 @@ class DeviceOptions:
     pio_env: str = "nodemcuv2"
     sanitize: bool = False
     lock_timeout: float = 60.0
+    #: How long to wait for a labgrid place someone else holds (``labgrid:PLACE``).
+    place_timeout: float = 600.0
+    #: Where progress messages go (waiting for a place); stderr unless the caller says.
+    notify: Callable[[str], None] = field(
+        default=lambda msg: print(msg, file=sys.stderr, flush=True)
+    )
 
     @classmethod
     def from_env(cls, **overrides: object) -> DeviceOptions:
@@ -71,8 +80,30 @@ def _is_local_twin(spec: str) -> bool:
     return spec in running_twins()
 
 
+def _board_options(opts: DeviceOptions) -> dict[str, Any]:
+    """The serial backend's options for the board at ``opts.spec`` (a port or URL)."""
+    from harness.sim.native import running_twins
+
+    ssid, password = opts.ssid, opts.password
+    local_twin = running_twins().get(opts.spec)
+    if local_twin is not None and ssid is None:
+        # A twin of this machine: its simulated access point is known.
+        ssid, password = local_twin["ssid"], local_twin["password"]
+    return {
+        "ssid": ssid,
+        "password": password,
+        "image": None if opts.flash == "never" else firmware_image(opts),
+        "flash": opts.flash,
+        "lock_timeout": opts.lock_timeout,
+    }
+
+
 def open_device(opts: DeviceOptions) -> Device:
     """Start a twin or take a board, and bring it to READY. The caller closes it."""
+    if opts.spec.startswith("labgrid:"):
+        from harness.device.labgrid import open_place
+
+        return open_place(opts, _board_options)
     dev: Device
     if opts.spec == "sim-direct":
         from harness.device.sim import SimDevice
@@ -88,20 +119,8 @@ def open_device(opts: DeviceOptions) -> Device:
         starter = twin.start
     else:
         from harness.device.serial import SerialDevice
-        from harness.sim.native import running_twins
 
-        local_twin = running_twins().get(opts.spec)
-        if local_twin is not None and opts.ssid is None:
-            # A twin of this machine: its simulated access point is known.
-            opts.ssid, opts.password = local_twin["ssid"], local_twin["password"]
-        board = SerialDevice(
-            opts.spec,
-            ssid=opts.ssid,
-            password=opts.password,
-            image=None if opts.flash == "never" else firmware_image(opts),
-            flash=opts.flash,
-            lock_timeout=opts.lock_timeout,
-        )
+        board = SerialDevice(opts.spec, **_board_options(opts))
         dev = board
         starter = board.start
     try:
