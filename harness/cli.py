@@ -16,7 +16,8 @@ def _device_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--device",
         default="sim",
-        help="'sim' (a twin here), 'sim-direct', a serial port or an rfc2217://host:port URL",
+        help="'sim' (a twin here), 'sim-direct', a serial port, an rfc2217://host:port URL "
+        "or labgrid:PLACE",
     )
     p.add_argument("--wifi-ssid", default=os.environ.get("ESP_HIL_WIFI_SSID"))
     p.add_argument("--wifi-password", default=os.environ.get("ESP_HIL_WIFI_PASSWORD"))

@@ -7,7 +7,9 @@ Several ``--device`` options spread boards over pytest-xdist workers, one board 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import zlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -40,7 +42,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DEVICE",
         help="board to test: 'sim' (default: a twin, driven like a board over rfc2217), "
         "'sim-direct' (the twin's firmware without the emulated chip), a serial port "
-        "(/dev/ttyUSB0) or an rfc2217://host:port URL; repeat to spread boards over xdist workers",
+        "(/dev/ttyUSB0), an rfc2217://host:port URL or labgrid:PLACE (a board in a labgrid "
+        "farm, coordinator from LG_COORDINATOR); repeat to spread boards over xdist workers",
+    )
+    group.addoption(
+        "--labgrid-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long to wait for a labgrid place someone else holds (default 600)",
     )
     group.addoption(
         "--wifi-ssid",
@@ -106,7 +116,20 @@ def device_options(config: pytest.Config) -> DeviceOptions:
         flash=config.getoption("--flash"),
         pio_env=config.getoption("--pio-env"),
         sanitize=config.getoption("--sanitize"),
+        place_timeout=config.getoption("--labgrid-timeout"),
+        notify=_notifier(config),
     )
+
+
+def _notifier(config: pytest.Config) -> Any:
+    """Progress messages (waiting for a labgrid place) shown live, past output capturing."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+
+    def notify(message: str) -> None:
+        with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
+            print(message, file=sys.stderr, flush=True)
+
+    return notify
 
 
 @pytest.fixture(scope="session")

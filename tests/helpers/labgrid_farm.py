@@ -71,12 +71,19 @@ def wait_for_line(log: Path, pattern: str, proc: subprocess.Popen[bytes], timeou
     raise AssertionError(f"no {pattern!r} in {log} within {timeout} s:\n{log.read_text()}")
 
 
-def run_client(address: str, coro_fn: Any, timeout: float = 30.0) -> Any:
-    """Run ``coro_fn(session)`` with a labgrid ClientSession connected to ``address``."""
+def run_client(address: str, coro_fn: Any, *, who: str | None = None, timeout: float = 30.0) -> Any:
+    """Run ``coro_fn(session)`` with a labgrid ClientSession connected to ``address``.
+
+    ``who`` (``host/user``) poses as another client, as ``LG_HOSTNAME``/``LG_USERNAME`` would.
+    """
     from labgrid.remote.client import ClientSession
 
     async def main() -> Any:
         session = ClientSession(address, asyncio.get_running_loop())
+        if who is not None:
+            host, user = who.split("/")
+            session.gethostname = lambda: host
+            session.getuser = lambda: user
         await session.start()
         try:
             return await coro_fn(session)
@@ -111,6 +118,26 @@ def place_holder(address: str, name: str) -> str | None:
     return run_client(address, look)  # type: ignore[no-any-return]
 
 
+def acquire_as(address: str, name: str, who: str) -> None:
+    """Acquire place ``name`` as client ``who`` (someone else, on another machine)."""
+    from labgrid.remote.generated import labgrid_coordinator_pb2 as pb
+
+    async def acquire(session: Any) -> None:
+        await session.stub.AcquirePlace(pb.AcquirePlaceRequest(placename=name))
+
+    run_client(address, acquire, who=who)
+
+
+def release_as(address: str, name: str, who: str) -> None:
+    """Release place ``name`` held by ``who``."""
+    from labgrid.remote.generated import labgrid_coordinator_pb2 as pb
+
+    async def release(session: Any) -> None:
+        await session.stub.ReleasePlace(pb.ReleasePlaceRequest(placename=name, fromuser=who))
+
+    run_client(address, release, who=who)
+
+
 def wait_for_resources(address: str, count: int, timeout: float = 30.0) -> None:
     """Wait until the coordinator lists ``count`` available NetworkSerialPorts."""
 
@@ -128,6 +155,20 @@ def wait_for_resources(address: str, count: int, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"the exporter published fewer than {count} serial ports")
         time.sleep(0.2)
+
+
+def run_pytest(args: list[str], log: Path, env: dict[str, str], timeout: float) -> tuple[int, str]:
+    """``python -m pytest args`` from the worktree root: exit code and output.
+
+    Killed with its whole process group (xdist workers too) when it outlives ``timeout``.
+    """
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+    with process(cmd, log, cwd=ROOT, env=env) as proc:
+        try:
+            code = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            code = -1
+    return code, log.read_text(errors="replace")
 
 
 class Farm:
