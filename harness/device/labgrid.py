@@ -22,7 +22,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -60,7 +60,7 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _run(coro_factory: Callable[[], Awaitable[T]], timeout: float) -> T:
+def _run(coro_factory: Callable[[], Coroutine[Any, Any, T]], timeout: float) -> T:
     """Run a coroutine on a private event loop in its own thread.
 
     Keeps labgrid's asyncio session away from whatever loop the caller's thread has (pytest's,
@@ -70,7 +70,7 @@ def _run(coro_factory: Callable[[], Awaitable[T]], timeout: float) -> T:
 
     def target() -> None:
         try:
-            result.append((True, asyncio.run(asyncio.wait_for(_call(coro_factory), timeout))))
+            result.append((True, asyncio.run(asyncio.wait_for(coro_factory(), timeout))))
         except BaseException as exc:  # handed to the caller's thread
             result.append((False, exc))
 
@@ -85,10 +85,6 @@ def _run(coro_factory: Callable[[], Awaitable[T]], timeout: float) -> T:
             raise DeviceError(f"the labgrid coordinator did not answer within {timeout:.0f} s")
         raise value
     return value  # type: ignore[no-any-return]
-
-
-async def _call(coro_factory: Callable[[], Awaitable[T]]) -> T:
-    return await coro_factory()
 
 
 class _Client:
@@ -154,15 +150,19 @@ class PlaceLease:
         self._owner = folder / f"{digest}.owner"
         self._local = FileLock(folder / f"{digest}.lock")
         self._held = False
+        self._cancel = threading.Event()
 
     # -- acquire ----------------------------------------------------------------------------
     def acquire(self) -> PlaceLease:
         """Take the place (waiting up to ``timeout``) and find its serial port."""
         deadline = time.monotonic() + self.timeout
         self._lock_locally(deadline)
+        self._cancel.clear()
         try:
             self.url = _run(lambda: self._acquire_place(deadline), self._remaining(deadline) + 30)
         except BaseException:
+            # Also on Ctrl-C: the client thread stops (and gives back what it got) on its own.
+            self._cancel.set()
             self._unlock_locally()
             raise
         return self
@@ -209,6 +209,8 @@ class PlaceLease:
         async with _Client(self.coordinator) as session:
             me = _identity(session)
             while True:
+                if self._cancel.is_set():
+                    raise DeviceError(f"gave up waiting for labgrid place {self.place}")
                 place = session.places.get(self.place)
                 if place is None:
                     known = ", ".join(sorted(session.places)) or "none"
@@ -222,13 +224,12 @@ class PlaceLease:
                         f"esp-hil: labgrid place {self.place} was left acquired by {holder} "
                         "(a run that was killed); taking it over"
                     )
-                    await session.stub.ReleasePlace(
-                        pb.ReleasePlaceRequest(placename=self.place, fromuser=me)
-                    )
+                    await self._release_with(session)
                     await session.sync_with_coordinator()
-                    continue
-                why = f"acquired by {holder}" if holder else ""
-                if not holder:
+                    holder = session.places[self.place].acquired
+                if holder:
+                    why = f"acquired by {holder}"
+                else:
                     try:
                         await session.stub.AcquirePlace(
                             pb.AcquirePlaceRequest(placename=self.place)
@@ -251,6 +252,8 @@ class PlaceLease:
                     )
                 await asyncio.sleep(min(1.0, self._remaining(deadline)))
             try:
+                if self._cancel.is_set():
+                    raise DeviceError(f"gave up waiting for labgrid place {self.place}")
                 return self._serial_url(session, session.places[self.place])
             except BaseException:
                 await self._release_with(session)

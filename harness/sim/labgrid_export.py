@@ -8,11 +8,14 @@ each twin's rfc2217 port as a ``NetworkSerialPort`` that a place can match
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from urllib.parse import SplitResult, urlsplit
 
 #: Group name of the twin whose rfc2217 port is N.
 GROUP_FORMAT = "twin-{port}"
+#: Group names we write: nothing YAML or labgrid's Jinja2 pass would read specially.
+GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def exporter_config(twins: Mapping[str, str]) -> str:
@@ -20,8 +23,10 @@ def exporter_config(twins: Mapping[str, str]) -> str:
     # labgrid reads the file as a Jinja2 template whose comments start with "##".
     lines = ["## labgrid exporter config for esp-hil twins (esp-hil sim --labgrid-exporter)"]
     for group, url in sorted(twins.items()):
+        if not GROUP_NAME.fullmatch(group):
+            raise ValueError(f"not a usable labgrid group name: {group!r}")
         parts = _split(url)
-        # JSON strings are YAML strings: names and hosts need no further quoting rules.
+        # JSON strings are YAML strings: no YAML quoting rules to get wrong.
         lines += [
             f"{json.dumps(group)}:",
             "  NetworkSerialPort:",
