@@ -280,6 +280,11 @@ class PlaceLease:
         if not entry.avail:
             raise DeviceError(f"labgrid place {self.place}: {path} is not available (unplugged?)")
         args = entry.args
+        if not args.get("port"):
+            raise DeviceError(
+                f"labgrid place {self.place}: {path} has no TCP port (did the exporter start "
+                "ser2net? see its log)"
+            )
         if args.get("protocol", "rfc2217") != "rfc2217":
             raise DeviceError(
                 f"labgrid place {self.place}: {path} speaks {args.get('protocol')!r}; esp-hil "
