@@ -29,9 +29,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def group_alive(pgid: int) -> bool:
+    """Whether any process of process group ``pgid`` is still there."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 @contextmanager
 def process(cmd: list[str], log: Path, **kwargs: Any) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``cmd`` with its output in ``log``; stop it and its children on exit."""
+    """Run ``cmd`` in a process group of its own, output in ``log``; stop the group on exit."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
             cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **kwargs
@@ -179,6 +188,8 @@ class Farm:
         self.places = places
         self.address = ""
         self.urls: dict[str, str] = {}
+        #: Process groups started (coordinator, twins, exporter), for the orphan check.
+        self.groups: list[int] = []
         self._stack = ExitStack()
 
     def __enter__(self) -> Farm:
@@ -198,19 +209,22 @@ class Farm:
         env.pop("PYTEST_XDIST_WORKER", None)
         return env
 
+    def _run(self, cmd: list[str], log: Path, **kwargs: Any) -> subprocess.Popen[bytes]:
+        proc = self._stack.enter_context(process(cmd, log, **kwargs))
+        self.groups.append(proc.pid)
+        return proc
+
     def _start(self) -> None:
         wd = self.workdir
         port = free_port()
         self.address = f"127.0.0.1:{port}"
         log = wd / "coordinator.log"
-        coord = self._stack.enter_context(
-            process(["labgrid-coordinator", "-l", self.address], log, cwd=wd)
-        )
+        coord = self._run(["labgrid-coordinator", "-l", self.address], log, cwd=wd)
         wait_for_line(log, r"^(listening on) ", coord, 30)
         for name in self.places:
             log = wd / f"twin-{name}.log"
             cmd = [sys.executable, "-m", "harness.cli", "sim", "--flash-file", str(wd / name)]
-            twin = self._stack.enter_context(process(cmd, log, cwd=ROOT))
+            twin = self._run(cmd, log, cwd=ROOT)
             self.urls[name] = wait_for_line(log, r"^serial: (\S+)", twin, 120)
         config = wd / "exporter.yaml"
         out = subprocess.run(
@@ -223,7 +237,7 @@ class Farm:
         )
         config.write_text(out.stdout)
         cmd = ["labgrid-exporter", "-c", self.address, "-n", "esp-hil-ci", str(config)]
-        self._stack.enter_context(process(cmd, wd / "exporter.log", cwd=wd))
+        self._run(cmd, wd / "exporter.log", cwd=wd)
         wait_for_resources(self.address, len(self.places))
         for name, url in self.urls.items():
             create_place(self.address, name, f"twin-{url.rsplit(':', 1)[1]}")

@@ -35,6 +35,7 @@ from tests.helpers.labgrid_farm import (
     Farm,
     acquire_as,
     free_port,
+    group_alive,
     place_holder,
     process,
     release_as,
@@ -55,6 +56,8 @@ COLLEAGUE = "elsewhere/colleague"
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
     with Farm(tmp_path_factory.mktemp("farm"), ["twin-a", "twin-b"]) as running:
         yield running
+    # No coordinator, exporter, twin or firmware process outlives the farm.
+    assert not [pgid for pgid in running.groups if group_alive(pgid)]
 
 
 def _me() -> str:
