@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +26,8 @@ class DeviceOptions:
     lock_timeout: float = 60.0
     #: How long to wait for a labgrid place someone else holds (``labgrid:PLACE``).
     place_timeout: float = 600.0
-    #: Where progress messages go (waiting for a place); stderr unless the caller says.
-    notify: Callable[[str], None] = field(
-        default=lambda msg: print(msg, file=sys.stderr, flush=True)
-    )
+    #: Where progress messages go (waiting for a labgrid place); None: stderr.
+    notify: Callable[[str], None] | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> DeviceOptions:
@@ -100,7 +97,7 @@ def _board_options(opts: DeviceOptions) -> dict[str, Any]:
 
 def open_device(opts: DeviceOptions) -> Device:
     """Start a twin or take a board, and bring it to READY. The caller closes it."""
-    if opts.spec.startswith("labgrid:"):
+    if opts.spec.startswith("labgrid:"):  # a board in a labgrid farm (docs/board-farm.md)
         from harness.device.labgrid import open_place
 
         return open_place(opts, _board_options)

@@ -45,8 +45,8 @@ DEFAULT_COORDINATOR = "127.0.0.1:20408"
 WAIT_INTERVAL = 5.0
 #: Bound on one exchange with the coordinator (connect, acquire, release).
 RPC_TIMEOUT = 15.0
-#: The resource classes that carry a serial port (labgrid exports USB ports as this class too).
-SERIAL_CLASSES = ("NetworkSerialPort",)
+#: The resource class of a serial port in a farm (labgrid exports USB ports as this class too).
+SERIAL_CLASS = "NetworkSerialPort"
 
 T = TypeVar("T")
 
@@ -266,7 +266,7 @@ class PlaceLease:
 
         found = []
         for exporter, group, cls, name in place.acquired_resources:
-            if cls not in SERIAL_CLASSES:
+            if cls != SERIAL_CLASS:
                 continue
             entry = session.resources.get(exporter, {}).get(group, {}).get(name)
             if entry is not None:
@@ -349,16 +349,6 @@ class LabgridDevice(SerialDevice):
             self.lease.release()
 
 
-def place_name(spec: str) -> str | None:
-    """The place a ``--device`` value names, or None when it is not ``labgrid:PLACE``."""
-    if not spec.startswith(LABGRID_PREFIX):
-        return None
-    name = spec[len(LABGRID_PREFIX) :]
-    if not name:
-        raise DeviceError("--device=labgrid:PLACE needs a place name")
-    return name
-
-
 def open_place(
     opts: DeviceOptions, make_board: Callable[[DeviceOptions], dict[str, Any]]
 ) -> Device:
@@ -367,8 +357,9 @@ def open_place(
     ``make_board(opts)`` gives the serial backend's options for the place's URL (the factory's
     choice of image and WiFi credentials).
     """
-    name = place_name(opts.spec)
-    assert name is not None
+    name = opts.spec.removeprefix(LABGRID_PREFIX)
+    if not name:
+        raise DeviceError("--device=labgrid:PLACE needs a place name")
     lease = PlaceLease(name, timeout=opts.place_timeout, notify=opts.notify).acquire()
     try:
         board = LabgridDevice(lease, **make_board(replace(opts, spec=str(lease.url))))
@@ -381,14 +372,3 @@ def open_place(
         board.close()
         raise
     return board
-
-
-__all__ = [
-    "DEFAULT_COORDINATOR",
-    "LABGRID_PREFIX",
-    "LabgridDevice",
-    "PlaceLease",
-    "coordinator_address",
-    "open_place",
-    "place_name",
-]
