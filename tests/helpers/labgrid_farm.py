@@ -166,13 +166,17 @@ def wait_for_resources(address: str, count: int, timeout: float = 30.0) -> None:
         time.sleep(0.2)
 
 
+def pytest_command(*args: str) -> list[str]:
+    """A quiet ``python -m pytest`` of this checkout."""
+    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+
+
 def run_pytest(args: list[str], log: Path, env: dict[str, str], timeout: float) -> tuple[int, str]:
     """``python -m pytest args`` from the worktree root: exit code and output.
 
     Killed with its whole process group (xdist workers too) when it outlives ``timeout``.
     """
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
-    with process(cmd, log, cwd=ROOT, env=env) as proc:
+    with process(pytest_command(*args), log, cwd=ROOT, env=env) as proc:
         try:
             code = proc.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -12,10 +12,10 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -38,6 +38,7 @@ from tests.helpers.labgrid_farm import (
     group_alive,
     place_holder,
     process,
+    pytest_command,
     release_as,
     run_pytest,
     wait_for_line,
@@ -84,8 +85,7 @@ def test_hil_suite_runs_on_two_places_over_two_workers(farm: Farm, tmp_path: Pat
 def test_a_second_session_waits_for_the_held_place(farm: Farm, tmp_path: Path) -> None:
     acquire_as(farm.address, "twin-a", COLLEAGUE)
     log = tmp_path / "waiting.log"
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", ONE_TEST]
-    cmd += ["--device=labgrid:twin-a"]
+    cmd = pytest_command(ONE_TEST, "--device=labgrid:twin-a")
     try:
         with process(cmd, log, cwd=ROOT, env=farm.env()) as proc:
             wait_for_line(
@@ -105,46 +105,36 @@ def test_a_second_session_waits_for_the_held_place(farm: Farm, tmp_path: Path) -
     assert place_holder(farm.address, "twin-a") is None
 
 
-def _hold(farm: Farm, tmp_path: Path, place: str) -> tuple[subprocess.Popen[bytes], Path]:
-    """Start a pytest holding ``place``; return it once the device is up."""
+@contextmanager
+def _holding(farm: Farm, tmp_path: Path, place: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A pytest holding ``place``, yielded once its device is up; stopped on exit."""
     marker = tmp_path / "held"
-    log = tmp_path / "hold.log"
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-    cmd += ["tests/helpers/labgrid_hold.py", f"--device=labgrid:{place}"]
+    cmd = pytest_command("tests/helpers/labgrid_hold.py", f"--device=labgrid:{place}")
     env = farm.env(ESP_HIL_HOLD_MARKER=str(marker), ESP_HIL_HOLD_SECONDS="120")
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    deadline = time.monotonic() + 120
-    while not marker.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-            raise AssertionError(f"the holder never got the device:\n{log.read_text()}")
-        time.sleep(0.1)
-    return proc, log
+    with process(cmd, tmp_path / "hold.log", cwd=ROOT, env=env) as proc:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            log = (tmp_path / "hold.log").read_text()
+            assert proc.poll() is None, f"the holder ended without the device:\n{log}"
+            assert time.monotonic() < deadline, f"the holder never got the device:\n{log}"
+            time.sleep(0.1)
+        yield proc
 
 
 def test_an_interrupted_run_releases_its_place(farm: Farm, tmp_path: Path) -> None:
-    proc, log = _hold(farm, tmp_path, "twin-b")
-    try:
+    with _holding(farm, tmp_path, "twin-b") as proc:
         assert place_holder(farm.address, "twin-b") == _me()
         proc.send_signal(signal.SIGINT)  # Ctrl-C: pytest tears the device down
         proc.wait(60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-    assert place_holder(farm.address, "twin-b") is None, log.read_text()
+    assert place_holder(farm.address, "twin-b") is None, (tmp_path / "hold.log").read_text()
 
 
 def test_a_killed_runs_place_is_taken_over_by_the_next_run(farm: Farm, tmp_path: Path) -> None:
-    proc, log = _hold(farm, tmp_path, "twin-b")
-    os.killpg(proc.pid, signal.SIGKILL)  # no teardown at all
-    proc.wait(10)
+    with _holding(farm, tmp_path, "twin-b") as proc:
+        os.killpg(proc.pid, signal.SIGKILL)  # no teardown at all
+        proc.wait(10)
     # labgrid keeps the place acquired by the dead client...
-    assert place_holder(farm.address, "twin-b") == _me(), log.read_text()
+    assert place_holder(farm.address, "twin-b") == _me()
     # ...and the next run by the same host/user takes it over.
     code, out = run_pytest(
         [ONE_TEST, "--device=labgrid:twin-b"], tmp_path / "next.log", farm.env(), timeout=300
