@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.device.base import Device
 from harness.device.errors import DeviceError
 from harness.device.flashing import build_with_platformio
+from harness.device.labgrid import LABGRID_PREFIX, place_device
 from harness.device.options import DeviceOptions
 from harness.device.serial import SerialDevice
 from harness.sim.board import TwinDevice, native_image
@@ -52,19 +54,28 @@ def _direct(opts: DeviceOptions) -> Device:
     return SimDevice(sanitize=opts.sanitize)
 
 
-def _board(opts: DeviceOptions) -> Device:
+def _board_options(opts: DeviceOptions) -> dict[str, Any]:
+    """The serial backend's options for the board at ``opts.spec`` (a port or URL)."""
+    ssid, password = opts.ssid, opts.password
     local_twin = running_twins().get(opts.spec)
-    if local_twin is not None and opts.ssid is None:
+    if local_twin is not None and ssid is None:
         # A twin of this machine: its simulated access point is known.
-        opts.ssid, opts.password = local_twin["ssid"], local_twin["password"]
-    return SerialDevice(
-        opts.spec,
-        ssid=opts.ssid,
-        password=opts.password,
-        image=None if opts.flash == "never" else firmware_image(opts),
-        flash=opts.flash,
-        lock_timeout=opts.lock_timeout,
-    )
+        ssid, password = local_twin["ssid"], local_twin["password"]
+    return {
+        "ssid": ssid,
+        "password": password,
+        "image": None if opts.flash == "never" else firmware_image(opts),
+        "flash": opts.flash,
+        "lock_timeout": opts.lock_timeout,
+    }
+
+
+def _board(opts: DeviceOptions) -> Device:
+    return SerialDevice(opts.spec, **_board_options(opts))
+
+
+def _labgrid(opts: DeviceOptions) -> Device:
+    return place_device(opts, _board_options)
 
 
 #: ``--device`` names, one row per backend (add yours here).
@@ -76,6 +87,10 @@ BACKENDS: dict[str, Backend] = {
     "sim-direct": Backend(
         _direct, "twin", "the twin's firmware process alone, without the emulated chip"
     ),
+    # A row whose name ends in ':' takes every spec with that prefix.
+    LABGRID_PREFIX: Backend(
+        _labgrid, "board", "labgrid:PLACE, a board in a labgrid farm (LG_COORDINATOR)"
+    ),
 }
 
 #: Any other spec: a serial port or an rfc2217:// URL.
@@ -84,7 +99,10 @@ BOARD = Backend(_board, "board", "a serial port (/dev/ttyUSB0) or an rfc2217://h
 
 def backend_for(spec: str) -> Backend:
     """The backend a ``--device`` spec names (a board unless the table has a row for it)."""
-    return BACKENDS.get(spec, BOARD)
+    if spec in BACKENDS:
+        return BACKENDS[spec]
+    scheme, colon, _ = spec.partition(":")
+    return BACKENDS.get(scheme + colon, BOARD) if colon else BOARD
 
 
 def is_twin_spec(spec: str) -> bool:

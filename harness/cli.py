@@ -116,6 +116,18 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from harness.sim.chip.memory import parse_mac
     from harness.sim.serve import run_twin
 
+    if args.labgrid_exporter is not None:
+        from harness.sim.labgrid_export import exporter_config, twin_groups
+
+        try:
+            groups = twin_groups(args.labgrid_exporter)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if not groups:
+            print("esp-hil sim: no twin runs here (start one with esp-hil sim)", file=sys.stderr)
+            return 1
+        print(exporter_config(groups), end="")
+        return 0
     if args.mac is not None:
         try:
             parse_mac(args.mac)
@@ -236,6 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start as it is: no flashing and no provisioning (an erased flash stays erased; "
         "flash it with esp-hil flash or esptool)",
+    )
+    p.add_argument(
+        "--labgrid-exporter",
+        nargs="*",
+        metavar="URL",
+        help="print a labgrid exporter config for the twins running here (or those at the "
+        "given rfc2217 URLs), one group twin-<port> each, and exit",
     )
     p.set_defaults(func=cmd_sim)
 

@@ -7,7 +7,9 @@ Several ``--device`` options spread boards over pytest-xdist workers, one board 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import zlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -43,6 +45,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="board to test (default: sim): "
         + ", ".join(f"'{name}' ({backend.summary})" for name, backend in BACKENDS.items())
         + f", or {BOARD.summary}; repeat to spread boards over xdist workers",
+    )
+    group.addoption(
+        "--labgrid-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long to wait for a labgrid place someone else holds (default 600)",
     )
     group.addoption(
         "--wifi-ssid",
@@ -110,7 +119,20 @@ def device_options(config: pytest.Config) -> DeviceOptions:
         flash=config.getoption("--flash"),
         pio_env=config.getoption("--pio-env"),
         sanitize=config.getoption("--sanitize"),
+        place_timeout=config.getoption("--labgrid-timeout"),
+        notify=_notifier(config),
     )
+
+
+def _notifier(config: pytest.Config) -> Any:
+    """Progress messages (waiting for a labgrid place) shown live, past output capturing."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+
+    def notify(message: str) -> None:
+        with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
+            print(message, file=sys.stderr, flush=True)
+
+    return notify
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -18,6 +19,10 @@ class DeviceOptions:
     pio_env: str = "nodemcuv2"
     sanitize: bool = False
     lock_timeout: float = 60.0
+    #: How long to wait for a labgrid place someone else holds (``labgrid:PLACE``).
+    place_timeout: float = 600.0
+    #: Where progress messages go (waiting for a labgrid place); None: stderr.
+    notify: Callable[[str], None] | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> DeviceOptions:
