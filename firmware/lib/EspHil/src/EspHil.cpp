@@ -47,16 +47,16 @@ void EspHilClass::begin(const char* name) {
     mac_[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
   }
   mac_[i] = 0;
-  Serial.print("ESP-HIL BOOT fw=");
+  Serial.print(F("ESP-HIL BOOT fw="));
   Serial.print(identity_);
-  Serial.print(" reset=");
+  Serial.print(F(" reset="));
   printPercent(resetReason_);  // "Power On" has a space; the line must split on spaces
   Serial.println();
   copyString(ssid_, sizeof ssid_, WiFi.SSID().c_str());  // the SDK's stored station config
   if (ssid_[0] != 0) {
     startJoin(nullptr);
   } else {
-    Serial.println("ESP-HIL WIFI none");
+    Serial.println(F("ESP-HIL WIFI none"));
   }
 }
 
@@ -82,19 +82,19 @@ void EspHilClass::loop() {
     if (r == esphil::LineReader::kLine) {
       handleLine(reader_.line());
     } else if (r == esphil::LineReader::kTooLong) {
-      Serial.println("ESP-HIL ERR line too long");
+      Serial.println(F("ESP-HIL ERR line too long"));
     }
   }
   wifiLoop();
 }
 
 void EspHilClass::ok(const char* command) {
-  Serial.print("ESP-HIL OK ");
+  Serial.print(F("ESP-HIL OK "));
   Serial.println(command);
 }
 
 void EspHilClass::error(const char* command, const char* why) {
-  Serial.print("ESP-HIL ERR ");
+  Serial.print(F("ESP-HIL ERR "));
   Serial.print(command);
   Serial.print(' ');
   Serial.println(why);
@@ -134,7 +134,7 @@ void EspHilClass::startJoin(const char* pass) {
   } else {
     WiFi.begin();  // the station config: stored by `wifi`, loaded by the SDK at boot
   }
-  Serial.print("ESP-HIL WIFI connecting ssid=");
+  Serial.print(F("ESP-HIL WIFI connecting ssid="));
   printPercent(ssid_);
   Serial.println();
   state_ = State::kJoining;
@@ -143,14 +143,14 @@ void EspHilClass::startJoin(const char* pass) {
 
 void EspHilClass::printReady() {
   const IPAddress ip = WiFi.localIP();
-  Serial.print("ESP-HIL READY fw=");
+  Serial.print(F("ESP-HIL READY fw="));
   Serial.print(identity_);
-  Serial.printf(" ip=%u.%u.%u.%u port=%u", ip[0], ip[1], ip[2], ip[3],
+  Serial.printf_P(PSTR(" ip=%u.%u.%u.%u port=%u"), ip[0], ip[1], ip[2], ip[3],
                 dialHost_ != nullptr ? 0u : static_cast<unsigned>(port_));
-  if (dialHost_ != nullptr) Serial.printf(" dial=%s:%u", dialHost_, static_cast<unsigned>(port_));
-  Serial.print(" mac=");
+  if (dialHost_ != nullptr) Serial.printf_P(PSTR(" dial=%s:%u"), dialHost_, static_cast<unsigned>(port_));
+  Serial.print(F(" mac="));
   Serial.print(mac_);
-  Serial.print(" max=");
+  Serial.print(F(" max="));
   Serial.print(static_cast<unsigned long>(maxMessage_));
   if (readyExtra_ != nullptr && readyExtra_[0] != 0) {
     Serial.print(' ');
@@ -170,7 +170,7 @@ void EspHilClass::wifiLoop() {
     const bool final = status == WL_NO_SSID_AVAIL || status == WL_WRONG_PASSWORD ||
                        status == WL_CONNECT_FAILED;
     if (final || millis() - joinStartedAt_ >= kJoinTimeoutMs) {
-      Serial.printf("ESP-HIL WIFI fail status=%d reason=%s ssid=", status,
+      Serial.printf_P(PSTR("ESP-HIL WIFI fail status=%d reason=%s ssid="), status,
                     final ? failReason(status) : "timeout");
       printPercent(ssid_);
       Serial.println();
@@ -178,7 +178,7 @@ void EspHilClass::wifiLoop() {
       state_ = State::kFailed;
     }
   } else if (state_ == State::kUp && status != WL_CONNECTED) {
-    Serial.printf("ESP-HIL WIFI lost status=%d\n", status);
+    Serial.printf_P(PSTR("ESP-HIL WIFI lost status=%d\n"), status);
     startJoin(nullptr);  // READY is printed again when it is back
   }
 }
@@ -224,7 +224,7 @@ void EspHilClass::handleLine(char* line) {
   } else if (strcmp(cmd.name, "info") == 0) {
     char json[400];
     info(json, sizeof json);
-    Serial.print("ESP-HIL INFO ");
+    Serial.print(F("ESP-HIL INFO "));
     Serial.println(json);
   } else if (strcmp(cmd.name, "reboot") == 0) {
     ok("reboot");
