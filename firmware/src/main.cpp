@@ -395,7 +395,8 @@ void handleControl(int len) {
     char host[esphil::kHostMax + 1];
     uint16_t port = 0;
     bool off = false;
-    const char* why = a.truncated() ? "host name too long" : esphil::parseDial(args, host, &port, &off);
+    // Only an overlong port overflows `args` (a host is cut at kHostMax + 1: still too long).
+    const char* why = a.truncated() ? esphil::kDialUsage : esphil::parseDial(args, host, &port, &off);
     if (why == nullptr) why = dialEcho(off ? nullptr : host, port);
     if (why != nullptr) {
       replyError(why, ctrlIn, len);

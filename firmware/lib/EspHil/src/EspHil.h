@@ -13,7 +13,7 @@
 //   }
 //   void loop() { EspHil.loop(); soc.loop(); ... }
 //
-// Fixed buffers only (about 400 bytes of static RAM); nothing is allocated after begin().
+// Fixed buffers only (about 450 bytes of static RAM); nothing is allocated after begin().
 #pragma once
 
 #include <Arduino.h>
