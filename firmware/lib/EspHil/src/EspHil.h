@@ -13,7 +13,7 @@
 //   }
 //   void loop() { EspHil.loop(); soc.loop(); ... }
 //
-// Fixed buffers only (about 450 bytes of static RAM); nothing is allocated after begin().
+// Fixed buffers only (about 460 bytes of static RAM); nothing is allocated after begin().
 #pragma once
 
 #include <Arduino.h>
@@ -74,7 +74,7 @@ class EspHilClass {
   void printPercent(const char* s);
 
   esphil::LineReader reader_;
-  char identity_[48] = {};
+  char identity_[64] = {};  // a name of up to 50 characters, "+", a 12-digit build id
   char resetReason_[40] = {};
   char mac_[18] = {};
   char ssid_[esphil::kSsidMax + 1] = {};
