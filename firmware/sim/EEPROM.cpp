@@ -50,8 +50,11 @@ bool create_flash(const char* path) {
   return ok;
 }
 
-// Opens the flash file, creating it if missing; -1 (logged) on failure.
-int open_flash(int flags) {
+}  // namespace
+
+namespace esp_hil_sim {
+
+int flash_open(int flags) {
   const char* path = esp_hil_sim::config().flash_path;
   if (!*path) return -1;
   int fd = open(path, flags | O_CLOEXEC);
@@ -66,7 +69,22 @@ int open_flash(int flags) {
   return fd;
 }
 
-}  // namespace
+bool flash_write_sector(uint32_t offset, const uint8_t* data, size_t len) {
+  if (len > kEepromSector || offset % kEepromSector != 0 || offset + kEepromSector > kFlashSize) {
+    return false;
+  }
+  int fd = flash_open(O_RDWR);
+  if (fd < 0) return false;
+  uint8_t sector[kEepromSector];
+  memset(sector, 0xFF, sizeof sector);
+  memcpy(sector, data, len);
+  const bool ok = write_all(fd, sector, sizeof sector, static_cast<off_t>(offset)) && fsync(fd) == 0;
+  if (!ok) log("flash write at 0x%X failed: %s", static_cast<unsigned>(offset), strerror(errno));
+  close(fd);
+  return ok;
+}
+
+}  // namespace esp_hil_sim
 
 void EEPROMClass::begin(size_t size) {
   if (size == 0 || size > kMaxSize) {
@@ -81,7 +99,7 @@ void EEPROMClass::begin(size_t size) {
     esp_hil_sim::log("ESP_HIL_FLASH is not set: EEPROM starts erased and commit() fails");
     return;
   }
-  int fd = open_flash(O_RDONLY);
+  int fd = esp_hil_sim::flash_open(O_RDONLY);
   if (fd < 0) return;
   size_t got = 0;
   while (got < size) {
@@ -109,15 +127,8 @@ void EEPROMClass::write(int address, uint8_t value) {
 bool EEPROMClass::commit() {
   if (size_ == 0) return false;
   if (!dirty_) return true;
-  int fd = open_flash(O_RDWR);
-  if (fd < 0) return false;
   // The core erases the whole sector, then writes size bytes: the rest reads 0xFF.
-  uint8_t sector[kEepromSector];
-  memset(sector, 0xFF, sizeof sector);
-  memcpy(sector, data_, size_);
-  bool ok = write_all(fd, sector, sizeof sector, kEepromOffset) && fsync(fd) == 0;
-  if (!ok) esp_hil_sim::log("EEPROM commit failed: %s", strerror(errno));
-  close(fd);
+  const bool ok = esp_hil_sim::flash_write_sector(kEepromOffset, data_, size_);
   if (ok) dirty_ = false;
   return ok;
 }

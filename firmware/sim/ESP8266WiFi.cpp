@@ -1,8 +1,11 @@
 #include "ESP8266WiFi.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sim_internal.h"
 
@@ -23,6 +26,48 @@ struct Station {
 };
 
 Station g_sta;
+
+// The station config as the twin stores it in flash (the SDK's format is its own).
+struct StoredConfig {
+  char magic[4];
+  char ssid[33];
+  char password[65];
+};
+constexpr char kStoredMagic[4] = {'E', 'S', 'T', 'A'};
+
+// Like the SDK at boot: the stored config becomes the current one (once, on first use).
+Station& station() {
+  static bool loaded = false;
+  if (loaded) return g_sta;
+  loaded = true;
+  if (!*esp_hil_sim::config().flash_path) return g_sta;
+  const int fd = esp_hil_sim::flash_open(O_RDONLY);
+  if (fd < 0) return g_sta;
+  StoredConfig c;
+  const ssize_t n = pread(fd, &c, sizeof c, esp_hil_sim::kStaConfigOffset);
+  close(fd);
+  if (n == static_cast<ssize_t>(sizeof c) && memcmp(c.magic, kStoredMagic, 4) == 0) {
+    c.ssid[sizeof c.ssid - 1] = 0;
+    c.password[sizeof c.password - 1] = 0;
+    snprintf(g_sta.ssid, sizeof g_sta.ssid, "%s", c.ssid);
+    snprintf(g_sta.password, sizeof g_sta.password, "%s", c.password);
+    g_sta.have_credentials = g_sta.ssid[0] != 0;
+  }
+  return g_sta;
+}
+
+// Stores the current credentials (an empty SSID erases the record).
+void store_config() {
+  if (!*esp_hil_sim::config().flash_path) return;
+  StoredConfig c;
+  memset(&c, 0, sizeof c);
+  memcpy(c.magic, kStoredMagic, 4);
+  memcpy(c.ssid, g_sta.ssid, sizeof c.ssid);
+  memcpy(c.password, g_sta.password, sizeof c.password);
+  const bool erase = g_sta.ssid[0] == 0;
+  esp_hil_sim::flash_write_sector(esp_hil_sim::kStaConfigOffset,
+                                  reinterpret_cast<const uint8_t*>(&c), erase ? 0 : sizeof c);
+}
 
 // Decides how a join with these credentials ends, from the simulated AP.
 wl_status_t join_outcome(const char* ssid, const char* password) {
@@ -62,9 +107,12 @@ wl_status_t ESP8266WiFiClass::begin(const char* ssid, const char* password, int3
   if (!ssid || !*ssid || strlen(ssid) > 32) return WL_CONNECT_FAILED;
   if (password && strlen(password) > 64) return WL_CONNECT_FAILED;
   leave();
+  station();
+  const bool same = strcmp(g_sta.ssid, ssid) == 0 && strcmp(g_sta.password, password ? password : "") == 0;
   snprintf(g_sta.ssid, sizeof g_sta.ssid, "%s", ssid);
   snprintf(g_sta.password, sizeof g_sta.password, "%s", password ? password : "");
   g_sta.have_credentials = true;
+  if (persistent_ && !same) store_config();  // the core writes flash only on a change
   if (!connect) {
     g_sta.status = WL_DISCONNECTED;
     return g_sta.status;
@@ -78,7 +126,7 @@ wl_status_t ESP8266WiFiClass::begin(const char* ssid, const char* password, int3
 }
 
 wl_status_t ESP8266WiFiClass::begin() {
-  if (!g_sta.have_credentials) return WL_CONNECT_FAILED;
+  if (!station().have_credentials) return WL_CONNECT_FAILED;
   char ssid[sizeof g_sta.ssid];
   char password[sizeof g_sta.password];
   memcpy(ssid, g_sta.ssid, sizeof ssid);
@@ -86,8 +134,15 @@ wl_status_t ESP8266WiFiClass::begin() {
   return begin(ssid, password);
 }
 
-bool ESP8266WiFiClass::disconnect(bool) {
+bool ESP8266WiFiClass::disconnect(bool, bool eraseCredentials) {
   leave();
+  if (eraseCredentials) {
+    station();
+    memset(g_sta.ssid, 0, sizeof g_sta.ssid);
+    memset(g_sta.password, 0, sizeof g_sta.password);
+    g_sta.have_credentials = false;
+    if (persistent_) store_config();
+  }
   g_sta.status = WL_IDLE_STATUS;
   return true;
 }
@@ -123,6 +178,8 @@ uint8_t* ESP8266WiFiClass::macAddress(uint8_t* mac) {
   return mac;
 }
 
-String ESP8266WiFiClass::SSID() { return esp_hil_sim::wifi_connected() ? String(g_sta.ssid) : String(); }
+String ESP8266WiFiClass::SSID() { return String(station().ssid); }
+
+String ESP8266WiFiClass::psk() { return String(station().password); }
 
 int32_t ESP8266WiFiClass::RSSI() { return esp_hil_sim::wifi_connected() ? esp_hil_sim::config().rssi : 31; }

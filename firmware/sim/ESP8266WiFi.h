@@ -44,7 +44,9 @@ class ESP8266WiFiClass {
                     const uint8_t* bssid = nullptr, bool connect = true);
   wl_status_t begin(const String& ssid, const String& password) { return begin(ssid.c_str(), password.c_str()); }
   wl_status_t begin();  // rejoins with the last credentials
-  bool disconnect(bool wifioff = false);
+  // As on the core: erases the stored credentials too unless eraseCredentials is false.
+  bool disconnect(bool wifioff = false) { return disconnect(wifioff, true); }
+  bool disconnect(bool wifioff, bool eraseCredentials);
   bool reconnect();
   bool isConnected() { return status() == WL_CONNECTED; }
   wl_status_t status();
@@ -54,12 +56,14 @@ class ESP8266WiFiClass {
   IPAddress gatewayIP();
   String macAddress();  // "AA:BB:CC:DD:EE:FF"
   uint8_t* macAddress(uint8_t* mac);
+  // The station config's SSID / password (stored ones after boot, as the SDK loads them).
   String SSID();
+  String psk();
   int32_t RSSI();  // 31 (the core's "no value") while not connected
 
  private:
   WiFiMode_t mode_ = WIFI_STA;
-  bool persistent_ = true;
+  bool persistent_ = true;  // begin()/disconnect() also change the config stored in flash
   bool auto_reconnect_ = true;
 };
 

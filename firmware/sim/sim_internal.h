@@ -30,6 +30,14 @@ constexpr int kStopFlushMs = 300;
 constexpr size_t kFlashSize = 4u * 1024u * 1024u;
 constexpr uint32_t kEepromOffset = 0x3FB000;
 constexpr size_t kEepromSector = 4096;
+// The SDK keeps the station config (WiFi.persistent) in its system parameter sectors at
+// the end of flash; the twin keeps its own record in the first of them.
+constexpr uint32_t kStaConfigOffset = 0x3FD000;
+
+// The flash file (ESP_HIL_FLASH), created erased if missing; -1 (logged) on failure.
+int flash_open(int flags);
+// Erases the 4 KiB sector at `offset` and writes `len` bytes at its start (pwrite + fsync).
+bool flash_write_sector(uint32_t offset, const uint8_t* data, size_t len);
 
 struct Config {
   uint32_t ip;  // ESP_HIL_IP, network byte order

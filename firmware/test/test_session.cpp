@@ -199,11 +199,14 @@ void test_hello_exchange_and_echo() {
   CHECK(a.sendText("Hi"));
   pump(a, as, b, bs, 1);
   CHECK(b.ep.available() == 2);
+  CHECK(b.ep.waiting() == 1 && b.ep.nextIsText());
   bool isText = false;
   CHECK(b.take(&isText) == "Hi" && isText);
+  CHECK(b.ep.waiting() == 0 && !b.ep.nextIsText());
   const uint8_t bin[3] = {0, 0xFF, 7};
   CHECK(b.ep.send(bin, 3, false) == Endpoint::kSent);
   pump(a, as, b, bs, 2);
+  CHECK(a.ep.waiting() == 1 && !a.ep.nextIsText());
   uint8_t got[8];
   CHECK(a.ep.receive(got, sizeof got, &isText) == 3 && !isText && memcmp(got, bin, 3) == 0);
   pump(a, as, b, bs, 3);
@@ -290,6 +293,7 @@ void test_new_peer_session_resets_state() {
   CHECK(b->sendText("for a"));
   pump(a, as, *b, bs, 1);
   CHECK(a.ep.available() == 5);  // delivered, not taken
+  CHECK(a.ep.waiting() == 1 && a.ep.nextIsText());
   cut(a, as, *b, bs);
   delete b;  // the peer reboots: a new session id, no memory
   Side b2(0xB6, 1024, 8192, 8192);
@@ -299,6 +303,7 @@ void test_new_peer_session_resets_state() {
   CHECK(a.ep.connected());
   CHECK(a.ep.lostMessages() == 3);  // never confirmed by the old peer
   CHECK(a.ep.available() == -1);    // the old peer's stream is gone
+  CHECK(a.ep.waiting() == 0);
   CHECK(a.ep.nextSeq() == 1);
   CHECK(a.sendText("fresh"));
   pump(a, as, b2, bs, 6);

@@ -31,8 +31,8 @@ class Ready:
     """What the firmware announced in its READY line."""
 
     ip: str
-    port: int
-    ctrl_port: int
+    port: int  # 0: the sketch dials the PC instead (``dial=<host>:<port>`` in extra)
+    ctrl_port: int  # 0: no control service (a sketch other than the test firmware)
     mac: str
     fw: str
     max_message: int
@@ -49,7 +49,7 @@ class Ready:
             return cls(
                 ip=f.pop("ip"),
                 port=int(f.pop("port")),
-                ctrl_port=int(f.pop("ctrl")),
+                ctrl_port=int(f.pop("ctrl", "0")),
                 mac=f.pop("mac").lower(),
                 fw=f.pop("fw"),
                 max_message=int(f.pop("max")),

@@ -171,7 +171,8 @@ def test_real_native_firmware_flashed_by_esptool(tmp_path: Path) -> None:
             port.write(f"wifi {twin.ssid} {twin.password}\n".encode())
             twin.wait_for_tx(re.compile(rb"ESP-HIL READY .*ip=" + twin.ip.encode()), 15, mark)
         mark = twin.tx_mark()
-        run_esptool(twin.url, "erase-region", "0x3FB000", "0x1000")  # the EEPROM sector
+        # The SDK station config sector, where the EspHil agent keeps the credentials
+        run_esptool(twin.url, "erase-region", "0x3FD000", "0x1000")
         # esptool's hard reset boots the same firmware, which has forgotten the network
         twin.wait_for_tx(b"ESP-HIL WIFI none", 15, mark)
     finally:

@@ -30,6 +30,18 @@ def test_ready_line_parsed_with_unknown_keys_kept() -> None:
     assert ready.extra == {"raw": "8082"}
 
 
+def test_sketch_ready_lines_without_control_service() -> None:
+    # EspHil.ready() / readyDialing() in a sketch other than the test firmware.
+    listening = Ready.parse(
+        "ESP-HIL READY fw=node/1 ip=10.0.0.2 port=9000 mac=aa:bb:cc:dd:ee:ff max=512"
+    )
+    assert (listening.port, listening.ctrl_port, listening.max_message) == (9000, 0, 512)
+    dialing = Ready.parse(
+        "ESP-HIL READY fw=node/1 ip=10.0.0.2 port=0 dial=10.0.0.1:9000 mac=aa:bb:cc:dd:ee:ff max=64"
+    )
+    assert (dialing.port, dialing.ctrl_port, dialing.extra) == (0, 0, {"dial": "10.0.0.1:9000"})
+
+
 @pytest.mark.parametrize(
     "line",
     [

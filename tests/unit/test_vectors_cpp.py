@@ -60,14 +60,17 @@ def _compiler() -> str | None:
     return None
 
 
-def _build(name: str, sources: list[Path]) -> Path:
-    """Compile ``sources`` into an executable cached by content hash; returns its path."""
+def _build(name: str, sources: list[Path], include: Path = CORE) -> Path:
+    """Compile ``sources`` into an executable cached by content hash; returns its path.
+
+    ``include`` is the library's ``src/``: on the include path, and its headers are hashed.
+    """
     cxx = _compiler()
     if cxx is None:
         pytest.skip("no C++ compiler (g++/c++/clang++) on PATH: C++ core not checked")
     digest = hashlib.sha256()
     digest.update(" ".join([cxx, *CXXFLAGS]).encode())
-    for src in sorted(sources + list(CORE.rglob("wifisocket/*.h"))):
+    for src in sorted(sources + list(include.rglob("*.h"))):
         digest.update(src.name.encode())
         digest.update(src.read_bytes())
     out_dir = Path(tempfile.gettempdir()) / "esp-hil-cpp"
@@ -77,7 +80,7 @@ def _build(name: str, sources: list[Path]) -> Path:
         return exe
     # Build under a private name and rename: concurrent xdist workers never see half a file.
     tmp = out_dir / f"{exe.name}.{os.getpid()}.tmp"
-    cmd = [cxx, *CXXFLAGS, f"-I{CORE}", *map(str, sources), "-o", str(tmp)]
+    cmd = [cxx, *CXXFLAGS, f"-I{include}", *map(str, sources), "-o", str(tmp)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=COMPILE_TIMEOUT)
     if proc.returncode != 0:
         pytest.fail(f"compiling {name} failed:\n{' '.join(cmd)}\n{proc.stderr}")
@@ -88,9 +91,9 @@ def _build(name: str, sources: list[Path]) -> Path:
 class Tool:
     """A running vector_tool: one command line in, one answer line out, with a timeout."""
 
-    def __init__(self, exe: Path) -> None:
+    def __init__(self, exe: Path, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0
+            [str(exe), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0
         )
         assert self.proc.stdout is not None
         self._sel = selectors.DefaultSelector()

@@ -3,7 +3,9 @@
 //
 //   WiFiSocket soc;                  // max message 4096, 8 KiB receive window, 8 KiB resend
 //   soc.begin(8080);                 // listen (or soc.connect("192.168.1.10", 8080))
-//   loop(): soc.loop(); if (soc.available() >= 0) { n = soc.receive(buf, sizeof buf, &text); }
+//   loop(): soc.loop();
+//           if (soc.available() > 0) { n = soc.receive(buf, sizeof buf, &text); }
+//           char answer[64]; if (soc.receive(answer) >= 0) { ... }   // small text
 //           soc.send("Hi");          // false = no room now: call loop() and try again
 //
 // All memory is inside the object (sizes are template parameters); nothing is allocated
@@ -100,18 +102,54 @@ class WiFiSocketT {
   bool connected() const { return ep_.connected(); }
   /// True after connect(): this side dials (and redials) instead of listening.
   bool dialing() const { return mode_ == kClient; }
+  /// Whole messages waiting to be received: 0 when none (a message may be empty).
+  int available() const { return static_cast<int>(ep_.waiting()); }
   /// Length of the next message, -1 if none.
-  int available() const { return ep_.available(); }
-  /// Copies the next message out: its length, -1 if none, -2 if `cap` is too small.
+  int nextLength() const { return ep_.available(); }
+  /// The next message is TEXT (false if none waits).
+  bool nextIsText() const { return ep_.nextIsText(); }
+  /// Copies the next message out: its length, -1 if none, -2 if `cap` is too small (the
+  /// message stays: take it with a larger buffer).
   int receive(uint8_t* buf, size_t cap, bool* isText = nullptr) {
     return ep_.receive(buf, cap, isText);
+  }
+  /// The next message into a char array, terminated: its length, -1 if none, -2 if it does
+  /// not fit with the terminator (the message stays). `char answer[64]; soc.receive(answer);`
+  template <size_t N>
+  int receive(char (&text)[N]) {
+    static_assert(N >= 1, "room for the terminator");
+    const int n = receive(reinterpret_cast<uint8_t*>(text), N - 1, nullptr);
+    text[n >= 0 ? n : 0] = 0;
+    return n;
+  }
+  /// The next message as a String (allocates it: for small messages where the heap is
+  /// fine). Empty when none waits (available() tells an empty message from none), when it
+  /// is over WIFISOCKET_READ_CHUNK bytes or when the heap is short: then the message stays
+  /// for the buffer form.
+  String receive() {
+    String s;
+    const int len = ep_.available();
+    if (len <= 0 || static_cast<size_t>(len) > sizeof wsock_arduino::readScratch ||
+        !s.reserve(static_cast<unsigned>(len))) {
+      if (len == 0) ep_.receive(wsock_arduino::readScratch, 0, nullptr);  // take the empty one
+      return s;
+    }
+    // The shared read buffer is free outside loop(), and the reserve above means the
+    // concat below cannot fail: the message is never taken and then lost.
+    const int n = ep_.receive(wsock_arduino::readScratch, sizeof wsock_arduino::readScratch, nullptr);
+    s.concat(reinterpret_cast<const char*>(wsock_arduino::readScratch), static_cast<unsigned>(n));
+    return s;
   }
   /// Queues a message. False: no room now (retry after loop()), too large, or no peer yet.
   bool send(const uint8_t* data, size_t len, bool isText = false) {
     return ep_.send(data, len, isText) == wsock::Endpoint::kSent;
   }
+  /// Queues a TEXT message (`soc.send("Hi")`); false as above.
   bool send(const char* text) {
     return send(reinterpret_cast<const uint8_t*>(text), strlen(text), true);
+  }
+  bool send(const String& text) {
+    return send(reinterpret_cast<const uint8_t*>(text.c_str()), text.length(), true);
   }
   /// Closes every connection (CLOSE NORMAL) and ends the session; begin()/connect() again.
   void close() {
@@ -126,6 +164,8 @@ class WiFiSocketT {
     }
     mode_ = kIdle;
   }
+  /// Arduino's name for close().
+  void stop() { close(); }
   /// Where "WS CLOSE code=<n> reason=<text>" and friends are printed.
   void setLog(Print& out) { log_ = &out; }
 

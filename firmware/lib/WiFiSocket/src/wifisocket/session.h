@@ -151,6 +151,10 @@ class Endpoint {
   bool connected() const { return active_ >= 0; }
   /// Length of the next received message, -1 if none.
   int available() const;
+  /// Whole messages received and not yet taken.
+  uint32_t waiting() const { return rx_.pending(); }
+  /// The next received message is TEXT (false if none waits).
+  bool nextIsText() const { return rx_.pending() > 0 && rx_.nextType() == kText; }
   /// Copies the next message out; -1 none, -2 `cap` too small (the message stays).
   int receive(uint8_t* buf, size_t cap, bool* isText);
   /// Queues a message: kNoRoom until acks free the resend window, kTooLarge if it can never

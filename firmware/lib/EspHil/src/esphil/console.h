@@ -1,0 +1,86 @@
+// The console vocabulary of the esp-hil agent, without Arduino: line assembly, command
+// splitting, percent-encoding, the `wifi` and `dial` arguments and a bounded text/JSON
+// appender. Portable so the host tests (firmware/test/test_console.cpp) run it as is.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+namespace esphil {
+
+constexpr size_t kSsidMax = 32;   // 802.11 SSID bytes
+constexpr size_t kPassMax = 64;   // WPA2 passphrase (63) or hex PSK (64)
+constexpr size_t kLineMax = 256;  // a `wifi` line with both fields fully percent-encoded fits
+constexpr size_t kHostMax = 63;   // WiFiSocket's dial host limit
+
+extern const char kDialUsage[];
+
+/// Assembles console bytes into lines ('\n' ends one, a '\r' before it is dropped).
+class LineReader {
+ public:
+  enum Result : uint8_t { kPending, kLine, kTooLong };
+  /// kLine: line() holds the line until the next feed(); kTooLong: a line over kLineMax
+  /// bytes ended (its bytes are gone).
+  Result feed(char c);
+  char* line() { return buf_; }
+
+ private:
+  char buf_[kLineMax + 1] = {};
+  uint16_t len_ = 0;
+  bool overflow_ = false;
+};
+
+/// A command line split in place: the first word and the rest (spaces after the first word
+/// skipped). Neither is ever null; `name` is empty for a blank line.
+struct Command {
+  char* name;
+  char* args;
+};
+Command splitCommand(char* line);
+
+/// Decodes %XX escapes of `in` into `out` (`cap` includes the terminator). False if an
+/// escape is malformed or the result does not fit.
+bool percentDecode(const char* in, char* out, size_t cap);
+/// Percent-encodes `in` (RFC 3986 unreserved characters stay) into `out`, never cutting an
+/// escape; returns the length written. The result has no spaces.
+size_t percentEncode(const char* in, char* out, size_t cap);
+
+/// `wifi <ssid%> [<password%>]`: nullptr when `ssid`/`pass` hold the decoded fields, else
+/// why not ("missing ssid", "bad ssid", "bad password").
+const char* parseWifi(char* args, char (&ssid)[kSsidMax + 1], char (&pass)[kPassMax + 1]);
+
+/// Checks a dial target: `port` decimal 1..65535, `host` a name or IPv4 address (letters,
+/// digits, '.', '-', '_'), at most kHostMax characters. nullptr when fine, else why not.
+const char* checkDialTarget(const char* host, const char* port, uint16_t* number);
+/// `dial <host> <port>` or `dial off`: nullptr when fine (`*off` tells which), else why not.
+const char* parseDial(char* args, char (&host)[kHostMax + 1], uint16_t* port, bool* off);
+
+/// Appends to a fixed buffer, always terminated; what does not fit is dropped (an escape or
+/// a number is never cut in half). truncated() tells.
+class Text {
+ public:
+  Text(char* buf, size_t cap);
+  Text& add(const char* s);
+  Text& add(char c);
+  /// A JSON string: quoted, '"' '\\' and control characters escaped.
+  Text& json(const char* s);
+  Text& num(unsigned long long v);
+  Text& num(long long v);
+  Text& num(unsigned long v) { return num(static_cast<unsigned long long>(v)); }
+  Text& num(unsigned v) { return num(static_cast<unsigned long long>(v)); }
+  Text& num(long v) { return num(static_cast<long long>(v)); }
+  Text& num(int v) { return num(static_cast<long long>(v)); }
+  size_t length() const { return len_; }
+  bool truncated() const { return truncated_; }
+  const char* c_str() const { return buf_; }
+
+ private:
+  bool fits(size_t n) const { return len_ + n < cap_; }
+  void put(const char* s, size_t n);
+  char* buf_;
+  size_t cap_;
+  size_t len_ = 0;
+  bool truncated_ = false;
+};
+
+}  // namespace esphil
