@@ -48,7 +48,7 @@ def _split(url: str) -> SplitResult:
 def twin_groups(urls: Sequence[str] = ()) -> dict[str, str]:
     """``twin-<port> -> URL`` for ``urls``, or for every twin ``esp-hil sim`` runs here."""
     if not urls:
-        from harness.sim.native import running_twins
+        from harness.sim.serve import running_twins
 
         urls = list(running_twins())
     return {GROUP_FORMAT.format(port=_split(url).port): url for url in urls}

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.device.sim import SimDevice
 from harness.sim.build import build_firmware, firmware_root
+from harness.sim.direct import SimDevice
 from harness.wifisocket import WiFiSocket
 
 pytestmark = pytest.mark.twin
