@@ -1,0 +1,306 @@
+"""Build the test firmware on the ESP8266 Arduino core's own host emulation (``tests/host``).
+
+The core snapshot (``$ESP_HIL_CORE_DIR``, default ``/work/shared/esp8266-core`` or
+``../shared/esp8266-core`` next to the repository) is only read: every object lands in the
+cache. The source list and flags follow the core's ``tests/host/Makefile`` (its sketch rule),
+minus the file systems whose sources the snapshot lacks (LittleFS, SDFS, SPIFFS) and the
+optional libraries. ``firmware/sim-core/`` comes first on the include path and adds our
+overrides for the emulation's gaps (``docs/sim-core.md``). The sketch is every ``.cpp`` under
+``firmware/src``, the libraries every ``.cpp`` under ``firmware/lib/*/src`` (PlatformIO's rule,
+wider than the Makefile's ``src`` + ``src/utility``).
+
+Cached like :mod:`harness.sim.build`: one key over every source, flag and the compiler version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from harness.sim.build import (
+    _HEADER_SUFFIXES,
+    FirmwareBuildError,
+    _build_key,
+    _compiler_version,
+    _files_under,
+    _find_compiler,
+    _run,
+    cache_root,
+    firmware_root,
+)
+
+__all__ = ["CoreBuild", "build_core_firmware", "core_root"]
+
+log = logging.getLogger(__name__)
+
+BINARY_NAME = "esp-hil-fw-core"
+_LOCK_TIMEOUT_S = 900.0
+
+# The Makefile's FLAGS for a sketch (no D=1: its debug prints would land on the console).
+_COMMON_FLAGS = (
+    "-Wall",
+    "-Os",
+    "-fno-common",
+    "-g",
+    "-fstack-protector-all",
+    "-DHTTPCLIENT_1_1_COMPATIBLE=0",
+    "-DLWIP_IPV6=0",
+    "-DHOST_MOCK=1",
+    "-DNONOSDK221=1",
+    "-DF_CPU=80000000",
+    "-Wimplicit-fallthrough=2",
+    "-funsigned-char",
+)
+_CXX_FLAGS = ("-std=gnu++17", "-fno-rtti", "-Wno-error=format-security")
+_C_FLAGS = ("-std=gnu17",)
+
+# Core and mock sources of the Makefile's sketch rule, without the file systems (their
+# sources are submodules the snapshot lacks) and without OPT_ARDUINO_LIBS (none is used).
+_CORE_CPP = (
+    "debug.cpp",
+    "StreamSend.cpp",
+    "Stream.cpp",
+    "WString.cpp",
+    "Print.cpp",
+    "stdlib_noniso.cpp",
+    "MD5Builder.cpp",
+    "core_esp8266_noniso.cpp",
+    "libb64/cencode.cpp",
+    "libb64/cdecode.cpp",
+    "Schedule.cpp",
+    "HardwareSerial.cpp",
+    "crc32.cpp",
+    "Updater.cpp",
+    "time.cpp",
+    "IPAddress.cpp",
+    "base64.cpp",
+    "LwipIntf.cpp",
+    "LwipIntfCB.cpp",
+)
+_WIFI_CPP = (
+    "ESP8266WiFi.cpp",
+    "ESP8266WiFiAP.cpp",
+    "ESP8266WiFiGeneric.cpp",
+    "ESP8266WiFiMulti.cpp",
+    "ESP8266WiFiSTA.cpp",
+    "ESP8266WiFiScan.cpp",
+    "WiFiClient.cpp",
+    "WiFiUdp.cpp",
+)
+_MOCK_CPP = (
+    "Arduino.cpp",
+    "flash_hal_mock.cpp",
+    "WMath.cpp",
+    "MockUART.cpp",
+    "MockTools.cpp",
+    "MocklwIP.cpp",
+    "HostWiring.cpp",
+    "ArduinoMain.cpp",
+    "ArduinoMainUdp.cpp",
+    "DhcpServer.cpp",
+    "user_interface.cpp",
+    "ClientContextSocket.cpp",
+    "ClientContextTools.cpp",
+    "MockWiFiServerSocket.cpp",
+    "MockWiFiServer.cpp",
+    "UdpContextSocket.cpp",
+    "MockEsp.cpp",
+    "MockEEPROM.cpp",
+    "MockSPI.cpp",
+    "strl.cpp",
+)
+_MOCK_C = ("md5.c", "noniso.c")
+
+# Per-file defines that rename one mock function so our override (firmware/sim-core) is
+# the one linked, without editing the core: the mock's own copy stays, unused, renamed.
+_RENAMES: dict[str, tuple[str, ...]] = {
+    "user_interface.cpp": ("-Dwifi_get_ip_info=esp_hil_mock_wifi_get_ip_info_unused",),
+}
+
+
+@dataclass(frozen=True)
+class CoreBuild:
+    """A built sim-core firmware: the executable and its build identity."""
+
+    path: Path
+    build_id: str
+
+
+def core_root() -> Path:
+    """The ESP8266 core snapshot: ``$ESP_HIL_CORE_DIR`` or ``../shared/esp8266-core``."""
+    override = os.environ.get("ESP_HIL_CORE_DIR")
+    if override:
+        return Path(override).expanduser().resolve()
+    repo = Path(__file__).resolve().parents[3]
+    for candidate in (repo.parent / "shared" / "esp8266-core", Path("/work/shared/esp8266-core")):
+        if (candidate / "tests" / "host" / "Makefile").is_file():
+            return candidate.resolve()
+    return (repo.parent / "shared" / "esp8266-core").resolve()
+
+
+def overrides_root() -> Path:
+    """Our overrides of the core's mock (``firmware/sim-core``)."""
+    return firmware_root() / "sim-core"
+
+
+def _c_compiler(cxx: list[str]) -> list[str]:
+    env = os.environ.get("CC", "").strip()
+    if env:
+        return env.split()
+    for name in ("gcc", "cc", "clang"):
+        path = shutil.which(name)
+        if path:
+            return [path]
+    return cxx  # g++ compiles C as C++ with -x c; good enough as a last resort
+
+
+def _sources(core: Path, root: Path) -> tuple[list[Path], list[Path], list[Path], list[Path]]:
+    """(C++ units, C units, headers hashed, include directories) of one build."""
+    host = core / "tests" / "host"
+    common = host / "common"
+    if not (host / "Makefile").is_file():
+        raise FirmwareBuildError(
+            f"no ESP8266 core host emulation in {core} (set ESP_HIL_CORE_DIR to a snapshot of "
+            "github.com/esp8266/Arduino)"
+        )
+    ours = overrides_root()
+    cores = core / "cores" / "esp8266"
+    wifi = core / "libraries" / "ESP8266WiFi" / "src"
+    sketch = _files_under(root / "src", (".cpp",), recursive=True)
+    if not sketch:
+        raise FirmwareBuildError(f"no sketch: {root / 'src'} has no .cpp file")
+    lib_srcs = sorted(p for p in (root / "lib").glob("*/src") if p.is_dir())
+    cxx_units = [
+        *sketch,
+        *(p for d in lib_srcs for p in _files_under(d, (".cpp",), recursive=True)),
+        *_files_under(ours, (".cpp",), recursive=True),
+        *(cores / f for f in _CORE_CPP),
+        *(wifi / f for f in _WIFI_CPP),
+        *(common / f for f in _MOCK_CPP),
+    ]
+    c_units = [common / f for f in _MOCK_C]
+    missing = [p for p in (*cxx_units, *c_units) if not p.is_file()]
+    if missing:
+        raise FirmwareBuildError(f"the core snapshot {core} lacks {missing[0]}")
+    libraries = core / "libraries"
+    include_dirs = [
+        ours,
+        host,
+        common,
+        cores,
+        *sorted(p for p in libraries.glob("*/src") if p.is_dir()),
+        *sorted(p for p in libraries.glob("*") if p.is_dir()),
+        core / "tools" / "sdk" / "include",
+        core / "tools" / "sdk" / "lwip2" / "include",
+        *lib_srcs,
+        root / "src",
+    ]
+    headers = [
+        *_files_under(root / "src", _HEADER_SUFFIXES, recursive=True),
+        *(p for d in lib_srcs for p in _files_under(d, _HEADER_SUFFIXES, recursive=True)),
+        *_files_under(ours, _HEADER_SUFFIXES, recursive=True),
+        *_files_under(common, _HEADER_SUFFIXES, recursive=True),
+        *_files_under(cores, _HEADER_SUFFIXES, recursive=True),
+        *_files_under(wifi, _HEADER_SUFFIXES, recursive=True),
+    ]
+    return cxx_units, c_units, sorted(set(headers)), include_dirs
+
+
+def build_core_firmware(*, force: bool = False) -> CoreBuild:
+    """Build (or find in the cache) the test firmware on the core's host emulation.
+
+    Raises :class:`~harness.sim.build.FirmwareBuildError` with the compiler's output on
+    failure, or when the core snapshot is missing.
+    """
+    core = core_root()
+    root = firmware_root()
+    cxx = _find_compiler()
+    cc = _c_compiler(cxx)
+    version = _compiler_version(cxx)
+    cxx_units, c_units, headers, include_dirs = _sources(core, root)
+    common = core / "tests" / "host" / "common"
+    pre = ["-include", str(common / "mock.h"), "-include", str(common / "c_types.h")]
+    # This glibc has neither: the Makefile probes for them the same way.
+    defines = ["-DSTRLCPY_MISSING", "-DSTRLCAT_MISSING"]
+    incs = [f"-I{d}" for d in include_dirs]
+    base = [*pre, *_COMMON_FLAGS, *defines, *incs]
+    key = _build_key(
+        compiler=[*cxx, *cc],
+        version=version,
+        files=[*cxx_units, *c_units, *headers],
+        flags=[*base, *_CXX_FLAGS, *_C_FLAGS, repr(sorted(_RENAMES.items()))],
+    )
+    build_id = key[:12]
+    build_dir = cache_root() / "build-core" / key
+    binary = build_dir / BINARY_NAME
+    if binary.is_file() and not force:
+        return CoreBuild(binary, build_id)
+    build_dir.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(build_dir) + ".lock", timeout=_LOCK_TIMEOUT_S):
+        if binary.is_file() and not force:
+            return CoreBuild(binary, build_id)
+        build_dir.mkdir(parents=True, exist_ok=True)
+        id_define = f'-DESP_HIL_BUILD_ID="{build_id}"'
+        jobs = [
+            *((cxx, [*base, *_CXX_FLAGS, *_RENAMES.get(u.name, ()), id_define], u) for u in cxx_units),
+            *((cc, [*base, *_C_FLAGS], u) for u in c_units),
+        ]
+        header_digest = _build_key(compiler=[], version="", files=headers, flags=[])
+        objects = _compile(jobs, header_digest, force=force)
+        _link(cxx, objects, binary)
+        log.info("built sim-core firmware %s (%d units)", binary, len(jobs))
+    return CoreBuild(binary, build_id)
+
+
+def _compile(
+    jobs: list[tuple[list[str], list[str], Path]], header_digest: str, *, force: bool
+) -> list[Path]:
+    obj_dir = cache_root() / "build-core" / "obj"
+    obj_dir.mkdir(parents=True, exist_ok=True)
+
+    def one(job: tuple[list[str], list[str], Path]) -> Path:
+        compiler, flags, unit = job
+        source = unit.read_bytes()
+        # Only units that use the build id are keyed on it: the core's objects stay shared.
+        keyed = [f for f in flags if b"ESP_HIL_BUILD_ID" in source or "ESP_HIL_BUILD_ID" not in f]
+        h = hashlib.sha256()
+        for part in (*compiler, header_digest, str(unit), *keyed):
+            h.update(part.encode())
+            h.update(b"\0")
+        h.update(source)
+        obj = obj_dir / f"{unit.stem}-{h.hexdigest()[:24]}.o"
+        if obj.is_file() and not force:
+            return obj
+        fd, tmp_name = tempfile.mkstemp(prefix=obj.stem + ".", suffix=".o.tmp", dir=obj_dir)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            _run([*compiler, *flags, "-c", str(unit), "-o", str(tmp)], what=f"compiling {unit}")
+            os.replace(tmp, obj)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return obj
+
+    workers = max(1, min(len(jobs), os.cpu_count() or 2))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, jobs))
+
+
+def _link(cxx: list[str], objects: list[Path], binary: Path) -> None:
+    fd, tmp_name = tempfile.mkstemp(prefix=binary.name + ".", suffix=".tmp", dir=binary.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        _run([*cxx, "-Os", "-g", *map(str, objects), "-o", str(tmp)], what="linking")
+        tmp.chmod(0o755)
+        os.replace(tmp, binary)
+    finally:
+        tmp.unlink(missing_ok=True)
