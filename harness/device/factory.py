@@ -38,8 +38,9 @@ class DeviceOptions:
 
 #: ``--device`` values that start a twin here: ``sim`` (and its alias ``twin``) drives it like a
 #: board — esptool over rfc2217, DTR/RTS resets, console provisioning; ``sim-direct`` runs its
-#: firmware process without the emulated chip (fastest boot, no flashing).
-TWIN_SPECS = ("sim", "twin", "sim-direct")
+#: firmware process without the emulated chip (fastest boot, no flashing); ``sim-core`` runs
+#: it on the ESP8266 core's own host emulation instead of our shim (docs/sim-core.md).
+TWIN_SPECS = ("sim", "twin", "sim-direct", "sim-core")
 
 
 def is_twin_spec(spec: str) -> bool:
@@ -80,6 +81,12 @@ def open_device(opts: DeviceOptions) -> Device:
         sim = SimDevice(sanitize=opts.sanitize)
         dev = sim
         starter = sim.start
+    elif opts.spec == "sim-core":
+        from harness.sim.core.device import CoreDevice
+
+        core = CoreDevice()
+        dev = core
+        starter = core.start
     elif opts.spec in ("sim", "twin"):
         from harness.sim.native import TwinDevice
 
