@@ -74,12 +74,19 @@ size_t sock_send(int fd, const char* data, size_t size, int timeout_ms, bool* br
   return sent;
 }
 
-size_t sock_unacked(int fd) {
-  if (!wait_fd(fd, POLLOUT, 0)) return SIZE_MAX;
+namespace {
+
+size_t out_queue(int fd, unsigned long request) {
   int queued = 0;
-  if (ioctl(fd, SIOCOUTQ, &queued) < 0 || queued < 0) return 0;
+  if (ioctl(fd, request, &queued) < 0 || queued < 0) return 0;
   return static_cast<size_t>(queued);
 }
+
+}  // namespace
+
+size_t sock_unacked(int fd) { return out_queue(fd, SIOCOUTQ); }
+
+size_t sock_unsent(int fd) { return wait_fd(fd, POLLOUT, 0) ? out_queue(fd, SIOCOUTQNSD) : SIZE_MAX; }
 
 void sock_set_nodelay(int fd, bool nodelay) {
   const int on = nodelay ? 1 : 0;

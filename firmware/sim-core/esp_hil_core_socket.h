@@ -24,9 +24,11 @@ long sock_recv(int fd, char* buf, size_t size);
 // sent. *broken is set when the connection failed.
 size_t sock_send(int fd, const char* data, size_t size, int timeout_ms, bool* broken);
 
-// Bytes written but not yet acknowledged by the peer; SIZE_MAX when the socket cannot take
-// more at the moment.
+// Bytes written but not yet acknowledged by the peer.
 size_t sock_unacked(int fd);
+// Bytes written but not yet sent (the peer's window is full); SIZE_MAX when the socket
+// cannot take more at the moment.
+size_t sock_unsent(int fd);
 
 void sock_set_nodelay(int fd, bool nodelay);
 void sock_keepalive(int fd, uint16_t idle_sec, uint16_t intv_sec, uint8_t count);

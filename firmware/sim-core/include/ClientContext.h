@@ -5,7 +5,7 @@
 // follow the real core (libraries/ESP8266WiFi/src/include/ClientContext.h) instead:
 //   - read(buf, n) returns what has arrived (up to n), not 0 until n bytes are buffered;
 //   - availableForWrite() is the room left in an lwIP-sized send buffer (TCP_SND_BUF),
-//     not a constant 512;
+//     not a constant 512 (writes beyond it would block the sketch);
 //   - a peer's FIN is seen: state() becomes CLOSE_WAIT while received bytes remain to be
 //     read, then CLOSED (the core aborts the pcb once nothing is left to read).
 // Sockets are the host's (non-blocking, esp_hil_core_socket.cpp); one fixed receive buffer
@@ -84,11 +84,13 @@ class ClientContext {
     return _sock >= 0 ? 1 : 0;
   }
 
-  // lwIP's tcp_sndbuf(): room left in the send buffer. The host's kernel queues far more, so
-  // the bytes it has not yet had acknowledged count against lwIP's two segments.
+  // lwIP's tcp_sndbuf(): room left in a send buffer of two segments. lwIP frees it as the
+  // peer acknowledges; a host peer acknowledges every second full WiFi segment at once, while
+  // over loopback (one 64 KiB segment) it would delay its ACK by tens of ms. So what the host
+  // has not yet sent counts, not what it has not yet had acknowledged.
   size_t availableForWrite() {
     if (_sock < 0) return 0;
-    const size_t queued = esp_hil_core::sock_unacked(_sock);
+    const size_t queued = esp_hil_core::sock_unsent(_sock);
     return queued >= esp_hil_core::kTcpSndBuf ? 0 : esp_hil_core::kTcpSndBuf - queued;
   }
 
