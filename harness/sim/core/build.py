@@ -249,8 +249,9 @@ def build_core_firmware(*, force: bool = False) -> CoreBuild:
             return CoreBuild(binary, build_id)
         build_dir.mkdir(parents=True, exist_ok=True)
         id_define = f'-DESP_HIL_BUILD_ID="{build_id}"'
+        cxx_flags = [*base, *_CXX_FLAGS]
         jobs = [
-            *((cxx, [*base, *_CXX_FLAGS, *_RENAMES.get(u.name, ()), id_define], u) for u in cxx_units),
+            *((cxx, [*cxx_flags, *_RENAMES.get(u.name, ()), id_define], u) for u in cxx_units),
             *((cc, [*base, *_C_FLAGS], u) for u in c_units),
         ]
         header_digest = _build_key(compiler=[], version="", files=headers, flags=[])

@@ -32,17 +32,9 @@ from harness.device.base import Device
 from harness.device.console import Console
 from harness.device.errors import DeviceError
 
-__all__ = ["CoreDevice", "EMULATION_LIMITS"]
+__all__ = ["CoreDevice"]
 
 log = logging.getLogger(__name__)
-
-#: What the core's emulation fixes, whatever a test does; tests that need one of these
-#: are marked with it (``tests/hil``, ``tests/sim/test_sim_core.py``).
-EMULATION_LIMITS = {
-    "wifi": "the core's emulation is always connected to WiFi, whatever SSID and password",
-    "identity": "the core's emulation has one fixed MAC, chip id and heap figure",
-    "reset_reason": "the core's emulation always reports the reset reason 'Power on'",
-}
 
 #: The simulated network: the emulation joins any, so these are only what gets provisioned.
 DEFAULT_SSID = "esp-hil"
