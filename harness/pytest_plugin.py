@@ -39,7 +39,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         metavar="DEVICE",
         help="board to test: 'sim' (default: a twin, driven like a board over rfc2217), "
-        "'sim-direct' (the twin's firmware without the emulated chip), a serial port "
+        "'sim-direct' (the twin's firmware without the emulated chip), 'sim-core' (the firmware "
+        "on the ESP8266 core's host emulation, docs/sim-core.md), a serial port "
         "(/dev/ttyUSB0) or an rfc2217://host:port URL; repeat to spread boards over xdist workers",
     )
     group.addoption(
