@@ -2,7 +2,6 @@
 // firmware: the pieces the mock lacks, and one address per instance. Compiled into the
 // sim-core build only (harness/sim/core/build.py); see docs/sim-core.md.
 #include <Arduino.h>
-#include <ESP8266WiFi.h>
 #include <WiFiServer.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shlex
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -135,15 +136,18 @@ class CoreBuild:
 
 
 def core_root() -> Path:
-    """The ESP8266 core snapshot: ``$ESP_HIL_CORE_DIR`` or ``../shared/esp8266-core``."""
+    """The ESP8266 core snapshot: ``$ESP_HIL_CORE_DIR``, else the nearest
+    ``shared/esp8266-core`` beside the repository or one of its parents
+    (``../shared/esp8266-core`` of a checkout, ``../../shared/...`` of a worktree)."""
     override = os.environ.get("ESP_HIL_CORE_DIR")
     if override:
         return Path(override).expanduser().resolve()
     repo = Path(__file__).resolve().parents[3]
-    for candidate in (repo.parent / "shared" / "esp8266-core", Path("/work/shared/esp8266-core")):
+    for parent in repo.parents:
+        candidate = parent / "shared" / "esp8266-core"
         if (candidate / "tests" / "host" / "Makefile").is_file():
-            return candidate.resolve()
-    return (repo.parent / "shared" / "esp8266-core").resolve()
+            return candidate
+    return repo.parent / "shared" / "esp8266-core"
 
 
 def overrides_root() -> Path:
@@ -151,15 +155,16 @@ def overrides_root() -> Path:
     return firmware_root() / "sim-core"
 
 
-def _c_compiler(cxx: list[str]) -> list[str]:
+def _c_compiler() -> list[str]:
+    """``$CC`` or gcc: the mock has two C files."""
     env = os.environ.get("CC", "").strip()
     if env:
-        return env.split()
+        return shlex.split(env)
     for name in ("gcc", "cc", "clang"):
         path = shutil.which(name)
         if path:
             return [path]
-    return cxx  # g++ compiles C as C++ with -x c; good enough as a last resort
+    raise FirmwareBuildError("no C compiler found: install gcc (apt-get install gcc) or set CC")
 
 
 def _sources(core: Path, root: Path) -> tuple[list[Path], list[Path], list[Path], list[Path]]:
@@ -209,7 +214,8 @@ def _sources(core: Path, root: Path) -> tuple[list[Path], list[Path], list[Path]
         *_files_under(ours, _HEADER_SUFFIXES, recursive=True),
         *_files_under(common, _HEADER_SUFFIXES, recursive=True),
         *_files_under(cores, _HEADER_SUFFIXES, recursive=True),
-        *_files_under(wifi, _HEADER_SUFFIXES, recursive=True),
+        *_files_under(libraries, _HEADER_SUFFIXES, recursive=True),
+        *_files_under(core / "tools" / "sdk", _HEADER_SUFFIXES, recursive=True),
     ]
     return cxx_units, c_units, sorted(set(headers)), include_dirs
 
@@ -223,7 +229,7 @@ def build_core_firmware(*, force: bool = False) -> CoreBuild:
     core = core_root()
     root = firmware_root()
     cxx = _find_compiler()
-    cc = _c_compiler(cxx)
+    cc = _c_compiler()
     version = _compiler_version(cxx)
     cxx_units, c_units, headers, include_dirs = _sources(core, root)
     common = core / "tests" / "host" / "common"

@@ -25,8 +25,8 @@ import tempfile
 import threading
 import time
 import tty
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from harness.device.base import Device
 from harness.device.console import Console
@@ -47,11 +47,27 @@ _STDERR_TAIL_LINES = 50
 _WRITE_TIMEOUT_S = 2.0
 
 
-class _Run:
-    """One run of the firmware process, its console on a pty; ``on_exit(code)`` once it ends
-    by itself (not through :meth:`stop`)."""
+# The mock's exit handler shows the terminal's cursor again; on our console that is noise
+# which would glue itself to the next boot's first line.
+_SHOW_CURSOR = b"\x1b[?25h"
 
-    def __init__(self, argv: list[str], *, cwd: Path, env: dict[str, str], device: CoreDevice):
+
+class _Run:
+    """One run of the firmware process, its console on a pty.
+
+    ``on_output`` gets the console's bytes, ``on_exit(run, code)`` is called once if the
+    process ends by itself (not through :meth:`stop`); both from the run's reader thread.
+    """
+
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        cwd: Path,
+        env: dict[str, str],
+        on_output: Callable[[bytes], None],
+        on_exit: Callable[[_Run, int], None],
+    ) -> None:
         master, slave = pty.openpty()
         # Raw from the first byte: no echo, no line editing before the mock sets its own mode.
         tty.setraw(slave)
@@ -76,7 +92,8 @@ class _Run:
         self.master = master
         self.stopping = False
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL_LINES)
-        self._device = device
+        self._on_output = on_output
+        self._on_exit = on_exit
         self._write_lock = threading.Lock()
         self._threads = [
             threading.Thread(target=self._pump_console, name="sim-core-console", daemon=True),
@@ -149,13 +166,13 @@ class _Run:
                 break
             if not data:
                 break
-            self._device.console.feed(data)
+            self._on_output(data.replace(_SHOW_CURSOR, b""))
         try:
             code = self.proc.wait(timeout=5.0)
         except subprocess.TimeoutExpired:
             return
         if not self.stopping:
-            self._device._exited(self, code)
+            self._on_exit(self, code)
 
     def _pump_stderr(self) -> None:
         assert self.proc.stderr is not None
@@ -173,13 +190,7 @@ class CoreDevice(Device):
     working directory holding its EEPROM, which survives resets until :meth:`close`.
     """
 
-    def __init__(
-        self,
-        *,
-        ssid: str = DEFAULT_SSID,
-        password: str = DEFAULT_PASSWORD,
-        binary: Path | None = None,
-    ) -> None:
+    def __init__(self, *, ssid: str = DEFAULT_SSID, password: str = DEFAULT_PASSWORD) -> None:
         from harness.sim.build import FirmwareBuildError
         from harness.sim.core.build import build_core_firmware
         from harness.sim.firmware import allocate_ip
@@ -187,12 +198,10 @@ class CoreDevice(Device):
         super().__init__(Console(self._write))
         self.ssid = ssid
         self.password = password
-        if binary is None:
-            try:
-                binary = build_core_firmware().path
-            except FirmwareBuildError as exc:
-                raise DeviceError(f"sim-core: {exc}") from None
-        self.binary = binary
+        try:
+            self.binary = build_core_firmware().path
+        except FirmwareBuildError as exc:
+            raise DeviceError(f"sim-core: {exc}") from None
         self._ip, self._ip_lock = allocate_ip()
         self.workdir = Path(tempfile.mkdtemp(prefix="esp-hil-sim-core-"))
         self._run: _Run | None = None
@@ -215,10 +224,6 @@ class CoreDevice(Device):
         """The mock's EEPROM file (``./eeprom`` in the instance's working directory)."""
         return self.workdir / "eeprom"
 
-    def stderr_tail(self) -> list[str]:
-        """The mock's last diagnostics (its ``(mock) ...`` lines) of the current run."""
-        return list(self._run.stderr_tail) if self._run is not None else []
-
     # -- process supervision ----------------------------------------------------------------
     def _write(self, data: bytes) -> None:
         run = self._run
@@ -231,7 +236,13 @@ class CoreDevice(Device):
     def _spawn(self) -> None:
         env = dict(os.environ, ESP_HIL_IP=self._ip)
         self.console.reopen()
-        self._run = _Run([str(self.binary), *_ARGS], cwd=self.workdir, env=env, device=self)
+        self._run = _Run(
+            [str(self.binary), *_ARGS],
+            cwd=self.workdir,
+            env=env,
+            on_output=self.console.feed,
+            on_exit=self._exited,
+        )
 
     def _exited(self, run: _Run, code: int) -> None:
         # Called on the run's reader thread; a restart joins that thread, so hand off.
@@ -274,8 +285,6 @@ class CoreDevice(Device):
         if run is not None:
             run.stop()
         self.console.close("the sim-core instance was stopped")
-        release: Any = getattr(self._ip_lock, "release", None)
-        if release is not None:
-            release()
+        self._ip_lock.release()
         if not os.environ.get("ESP_HIL_KEEP_TWIN"):
             shutil.rmtree(self.workdir, ignore_errors=True)
