@@ -9,18 +9,16 @@ overrides for the emulation's gaps (``docs/sim-core.md``). The sketch is every `
 ``firmware/src``, the libraries every ``.cpp`` under ``firmware/lib/*/src`` (PlatformIO's rule,
 wider than the Makefile's ``src`` + ``src/utility``).
 
-Cached like :mod:`harness.sim.build`: one key over every source, flag and the compiler version.
+Cached like :mod:`harness.sim.build`, with its helpers: one key over every source, header, flag
+and the compiler version; objects per translation unit in the twin's object cache.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shlex
 import shutil
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,10 +28,11 @@ from harness.sim.build import (
     _HEADER_SUFFIXES,
     FirmwareBuildError,
     _build_key,
+    _compile_all,
     _compiler_version,
     _files_under,
     _find_compiler,
-    _run,
+    _link,
     cache_root,
     firmware_root,
 )
@@ -254,60 +253,18 @@ def build_core_firmware(*, force: bool = False) -> CoreBuild:
         if binary.is_file() and not force:
             return CoreBuild(binary, build_id)
         build_dir.mkdir(parents=True, exist_ok=True)
-        id_define = f'-DESP_HIL_BUILD_ID="{build_id}"'
-        cxx_flags = [*base, *_CXX_FLAGS]
-        jobs = [
-            *((cxx, [*cxx_flags, *_RENAMES.get(u.name, ()), id_define], u) for u in cxx_units),
-            *((cc, [*base, *_C_FLAGS], u) for u in c_units),
+        # Three groups by flags: C++, the C files, and each unit with a rename of its own.
+        renamed = [u for u in cxx_units if u.name in _RENAMES]
+        groups = [
+            (cxx, [*base, *_CXX_FLAGS], [u for u in cxx_units if u not in renamed]),
+            (cc, [*base, *_C_FLAGS], c_units),
+            *((cxx, [*base, *_CXX_FLAGS, *_RENAMES[u.name]], [u]) for u in renamed),
         ]
-        header_digest = _build_key(compiler=[], version="", files=headers, flags=[])
-        objects = _compile(jobs, header_digest, force=force)
-        _link(cxx, objects, binary)
-        log.info("built sim-core firmware %s (%d units)", binary, len(jobs))
+        objects = [
+            obj
+            for compiler, flags, units in groups
+            for obj in _compile_all(compiler, flags, units, headers, build_id=build_id, force=force)
+        ]
+        _link(cxx, ["-Os", "-g"], objects, binary)
+        log.info("built sim-core firmware %s (%d units)", binary, len(objects))
     return CoreBuild(binary, build_id)
-
-
-def _compile(
-    jobs: list[tuple[list[str], list[str], Path]], header_digest: str, *, force: bool
-) -> list[Path]:
-    obj_dir = cache_root() / "build-core" / "obj"
-    obj_dir.mkdir(parents=True, exist_ok=True)
-
-    def one(job: tuple[list[str], list[str], Path]) -> Path:
-        compiler, flags, unit = job
-        source = unit.read_bytes()
-        # Only units that use the build id are keyed on it: the core's objects stay shared.
-        keyed = [f for f in flags if b"ESP_HIL_BUILD_ID" in source or "ESP_HIL_BUILD_ID" not in f]
-        h = hashlib.sha256()
-        for part in (*compiler, header_digest, str(unit), *keyed):
-            h.update(part.encode())
-            h.update(b"\0")
-        h.update(source)
-        obj = obj_dir / f"{unit.stem}-{h.hexdigest()[:24]}.o"
-        if obj.is_file() and not force:
-            return obj
-        fd, tmp_name = tempfile.mkstemp(prefix=obj.stem + ".", suffix=".o.tmp", dir=obj_dir)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            _run([*compiler, *flags, "-c", str(unit), "-o", str(tmp)], what=f"compiling {unit}")
-            os.replace(tmp, obj)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return obj
-
-    workers = max(1, min(len(jobs), os.cpu_count() or 2))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, jobs))
-
-
-def _link(cxx: list[str], objects: list[Path], binary: Path) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=binary.name + ".", suffix=".tmp", dir=binary.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        _run([*cxx, "-Os", "-g", *map(str, objects), "-o", str(tmp)], what="linking")
-        tmp.chmod(0o755)
-        os.replace(tmp, binary)
-    finally:
-        tmp.unlink(missing_ok=True)
