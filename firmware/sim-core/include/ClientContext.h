@@ -119,9 +119,7 @@ class ClientContext {
   }
 
   size_t read(char* dst, size_t size) {
-    fill();
-    const size_t n = size < _inlen ? size : _inlen;
-    memcpy(dst, _inbuf, n);
+    const size_t n = peekBytes(dst, size);
     peekConsume(n);
     return n;
   }
