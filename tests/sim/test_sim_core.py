@@ -169,6 +169,13 @@ def test_a_missing_core_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_
         CoreDevice()
 
 
+@pytest.mark.parametrize("value", ["535", "1461", "big", "-1"])
+def test_a_bad_segment_size_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("ESP_HIL_CORE_TCP_MSS", value)
+    with pytest.raises(FirmwareBuildError, match="536 to 1460"):
+        build_core_firmware()
+
+
 _ORPHAN_PARENT = """
 import time
 from harness.sim.core.device import CoreDevice

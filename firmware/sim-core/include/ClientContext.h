@@ -28,9 +28,14 @@ typedef void (*discard_cb_t)(void*, ClientContext*);
 
 namespace esp_hil_core {
 
-// The core's lwIP build (lwip2, "lwIP variant: v2 Lower Memory"): MSS 1460, a send buffer of
-// two segments and a receive window of four.
-constexpr size_t kTcpMss = 1460;
+// lwIP as the core builds it (lwipopts.h): a send buffer of two segments and a receive window
+// of four. The segment size is the lwIP variant's: 1460 for "v2 Higher Bandwidth", 536 for
+// "v2 Lower Memory" (PlatformIO's default, and the mock's TCP_MSS). The build passes the one
+// the firmware is written for (harness/sim/core/build.py, ESP_HIL_CORE_TCP_MSS).
+#ifndef ESP_HIL_CORE_TCP_MSS
+#define ESP_HIL_CORE_TCP_MSS TCP_MSS
+#endif
+constexpr size_t kTcpMss = ESP_HIL_CORE_TCP_MSS;
 constexpr size_t kTcpSndBuf = 2 * kTcpMss;
 constexpr size_t kTcpWnd = 4 * kTcpMss;
 

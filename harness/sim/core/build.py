@@ -126,6 +126,26 @@ _RENAMES: dict[str, tuple[str, ...]] = {
 }
 
 
+#: lwIP's segment size in the emulated ClientContext (its send buffer is two segments, its
+#: window four): the "v2 Higher Bandwidth" variant (1460), which the firmware is written for
+#: (its raw port moves one 1460-byte segment per write). PlatformIO's default variant, "v2 Lower
+#: Memory", has 536; ``ESP_HIL_CORE_TCP_MSS=536`` builds that one (docs/sim-core.md).
+DEFAULT_TCP_MSS = 1460
+_TCP_MSS_RANGE = range(536, 1461)
+
+
+def tcp_mss() -> int:
+    """The lwIP segment size to build with: ``$ESP_HIL_CORE_TCP_MSS`` or 1460."""
+    text = os.environ.get("ESP_HIL_CORE_TCP_MSS", "").strip()
+    if not text:
+        return DEFAULT_TCP_MSS
+    if not text.isdigit() or int(text) not in _TCP_MSS_RANGE:
+        raise FirmwareBuildError(
+            f"ESP_HIL_CORE_TCP_MSS={text!r}: an lwIP segment size from 536 to 1460 bytes"
+        )
+    return int(text)
+
+
 @dataclass(frozen=True)
 class CoreBuild:
     """A built sim-core firmware: the executable and its build identity."""
@@ -233,8 +253,8 @@ def build_core_firmware(*, force: bool = False) -> CoreBuild:
     cxx_units, c_units, headers, include_dirs = _sources(core, root)
     common = core / "tests" / "host" / "common"
     pre = ["-include", str(common / "mock.h"), "-include", str(common / "c_types.h")]
-    # This glibc has neither: the Makefile probes for them the same way.
-    defines = ["-DSTRLCPY_MISSING", "-DSTRLCAT_MISSING"]
+    # This glibc has no strlcpy/strlcat (the Makefile probes for them the same way).
+    defines = ["-DSTRLCPY_MISSING", "-DSTRLCAT_MISSING", f"-DESP_HIL_CORE_TCP_MSS={tcp_mss()}"]
     incs = [f"-I{d}" for d in include_dirs]
     base = [*pre, *_COMMON_FLAGS, *defines, *incs]
     key = _build_key(
