@@ -21,6 +21,7 @@ from harness.device.options import DeviceOptions
 from harness.device.serial import SerialDevice
 from harness.sim.board import TwinDevice, native_image
 from harness.sim.build import firmware_root
+from harness.sim.core.device import CoreDevice
 from harness.sim.direct import SimDevice
 from harness.sim.serve import running_twins
 
@@ -74,6 +75,10 @@ def _board(opts: DeviceOptions) -> Device:
     return SerialDevice(opts.spec, **_board_options(opts))
 
 
+def _core(opts: DeviceOptions) -> Device:
+    return CoreDevice()
+
+
 def _labgrid(opts: DeviceOptions) -> Device:
     return place_device(opts, _board_options)
 
@@ -86,6 +91,9 @@ BACKENDS: dict[str, Backend] = {
     "twin": Backend(_twin, "twin", "alias of 'sim'"),
     "sim-direct": Backend(
         _direct, "twin", "the twin's firmware process alone, without the emulated chip"
+    ),
+    "sim-core": Backend(
+        _core, "twin", "the firmware on the ESP8266 core's own host emulation (docs/sim-core.md)"
     ),
     # A row whose name ends in ':' takes every spec with that prefix.
     LABGRID_PREFIX: Backend(
