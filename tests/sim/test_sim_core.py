@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from harness.backends import is_twin_spec
 
+from harness.backends import is_twin_spec
 from harness.device.errors import DeviceError
 from harness.errors import WiFiSocketError
 from harness.sim.build import FirmwareBuildError
