@@ -1,6 +1,7 @@
 #include "WString.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <strings.h>
 #include <stdlib.h>
@@ -273,7 +274,11 @@ String String::substring(size_t from, size_t to) const {
   return String(c_str() + from, to - from);
 }
 
-long String::toInt() const { return strtol(c_str(), nullptr, 10); }
+long String::toInt() const {
+  // long is 32 bits on the chip: strtol saturates there.
+  const long long v = strtoll(c_str(), nullptr, 10);
+  return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : static_cast<long>(v);
+}
 
 double String::toDouble() const { return strtod(c_str(), nullptr); }
 

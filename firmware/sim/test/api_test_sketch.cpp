@@ -21,6 +21,7 @@ Ticker g_ticker;
 Ticker g_once;
 constexpr int kMaxTicks = 16;
 unsigned long g_tick_at[kMaxTicks];
+unsigned long g_tick_armed = 0;
 int g_ticks_wanted = 0;
 int g_ticks_seen = 0;
 unsigned long g_once_armed = 0;
@@ -40,12 +41,12 @@ void on_tick() {
   if (g_ticks_seen < kMaxTicks) g_tick_at[g_ticks_seen] = millis();
   if (++g_ticks_seen < g_ticks_wanted) return;
   g_ticker.detach();
-  String gaps;
-  for (int i = 1; i < g_ticks_seen && i < kMaxTicks; i++) {
-    if (i > 1) gaps += ',';
-    gaps += g_tick_at[i] - g_tick_at[i - 1];
+  String at;  // milliseconds since attach of each tick
+  for (int i = 0; i < g_ticks_seen && i < kMaxTicks; i++) {
+    if (i > 0) at += ',';
+    at += g_tick_at[i] - g_tick_armed;
   }
-  Serial.printf("ticks n=%d gaps=%s\n", g_ticks_seen, gaps.c_str());
+  Serial.printf("ticks n=%d at=%s\n", g_ticks_seen, at.c_str());
 }
 
 void on_once(int value) {
@@ -127,6 +128,7 @@ void handle(String line) {
   } else if (cmd == "tick") {
     g_ticks_seen = 0;
     g_ticks_wanted = static_cast<int>(b);
+    g_tick_armed = millis();
     g_ticker.attach_ms(static_cast<uint32_t>(a), on_tick);
     Serial.printf("tick armed=%d\n", g_ticker.active() ? 1 : 0);
   } else if (cmd == "once") {
