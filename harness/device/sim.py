@@ -13,11 +13,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.device.base import Device
 from harness.device.console import Console
 from harness.device.errors import DeviceError
+
+if TYPE_CHECKING:
+    from harness.sim.pins import Pins
 
 #: The simulated access point every twin offers unless told otherwise.
 DEFAULT_SSID = "esp-hil"
@@ -65,10 +68,20 @@ class SimDevice(Device):
         self._stopping = False
         self._lock = threading.Lock()
         self.restarts = 0
+        self._pins: Pins | None = None
 
     @property
     def description(self) -> str:
         return f"twin {self._ip} ({self.binary.parent.name[:12]})"
+
+    @property
+    def pins(self) -> Pins:
+        """The twin's GPIO and A0, shared with its firmware through ``<flash>.pins``."""
+        if self._pins is None:
+            from harness.sim.pins import Pins
+
+            self._pins = Pins.for_flash(self.flash_path)
+        return self._pins
 
     @property
     def sim_ip(self) -> str:
@@ -151,6 +164,8 @@ class SimDevice(Device):
                 self._proc.stop()
                 self._proc = None
         self.console.close("the twin was stopped")
+        if self._pins is not None:
+            self._pins.close()
         release = getattr(self._ip_lock, "release", None)
         if release is not None:
             release()

@@ -14,6 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.device.base import Device
+from harness.device.console import Console as DeviceConsole
+from harness.device.errors import DeviceError
+from harness.device.sim import SimDevice
 from harness.sim import FirmwareProcess, allocate_ip, build_firmware, firmware_root
 from harness.sim.pins import A0, D4, D5, D6, LED_BUILTIN, PinError, Pins, pins_path
 from tests.sim.test_shim import Console, make_process
@@ -210,6 +214,32 @@ def test_restart_resets_the_sketch_side_and_keeps_the_wiring(
     finally:
         proc.stop()
         lock.release()
+
+
+def test_device_pins_on_the_twin_and_twin_only_elsewhere(api_binary: Path) -> None:
+    dev = SimDevice(binary=api_binary)
+    try:
+        dev.pins[D5] = 1
+        dev.analog = 300
+        with Pins.for_flash(dev.flash_path) as seen:
+            assert seen[D5] == 1 and seen.analog == 300
+    finally:
+        dev.close()
+
+    class Board(Device):
+        description = "a board on /dev/ttyUSB9"
+
+        def hard_reset(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    board = Board(DeviceConsole(lambda data: None))
+    with pytest.raises(DeviceError, match="twin only"):
+        board.pins[D5]
+    with pytest.raises(DeviceError, match="twin only"):
+        board.analog = 1
 
 
 # ------------------------------------------------------------------ the Pins API alone
