@@ -249,6 +249,14 @@ void exit_if_orphaned() {
   }
 }
 
+namespace {
+bool g_in_callbacks = false;
+
+// How long until a Ticker is due (-1 = none). Inside a callback (one that calls delay())
+// a due Ticker cannot run, so it must not cut the wait short either, or delay() would spin.
+int64_t callbacks_wait_us() { return g_in_callbacks ? -1 : timers_wait_us(); }
+}  // namespace
+
 void idle(int timeout_ms) {
   next_poll_gen();
   exit_if_orphaned();
@@ -279,7 +287,7 @@ void idle(int timeout_ms) {
   }
 
   // A Ticker due sooner shortens the wait (rounded up: waking early would spin).
-  const int64_t timer_us = timers_wait_us();
+  const int64_t timer_us = callbacks_wait_us();
   if (timer_us >= 0 && timer_us < static_cast<int64_t>(timeout_ms) * 1000) {
     timeout_ms = static_cast<int>((timer_us + 999) / 1000);
   }
@@ -317,13 +325,12 @@ void idle(int timeout_ms) {
 }
 
 void run_system_callbacks() {
-  static bool running = false;
-  if (running) return;
-  running = true;
+  if (g_in_callbacks) return;
+  g_in_callbacks = true;
   wifi_service();
   pins_service();
   timers_service();
-  running = false;
+  g_in_callbacks = false;
 }
 
 void sleep_ms(uint32_t ms) {
@@ -337,7 +344,7 @@ void sleep_ms(uint32_t ms) {
     // Wake at least every idle period so the simulated WiFi association advances,
     // and when the next Ticker is due.
     if (left_us > static_cast<uint64_t>(kIdlePollMs) * 1000u) left_us = kIdlePollMs * 1000u;
-    const int64_t timer_us = timers_wait_us();
+    const int64_t timer_us = callbacks_wait_us();
     if (timer_us >= 0 && static_cast<uint64_t>(timer_us) < left_us) left_us = static_cast<uint64_t>(timer_us);
     timespec ts = {0, static_cast<long>(left_us * 1000u)};
     // The console, and connections whose send buffer waits for the kernel. Sockets

@@ -143,6 +143,17 @@ void handle(String line) {
     delay(static_cast<unsigned long>(b));
     t.detach();
     Serial.printf("delaytick count=%d\n", count);
+  } else if (cmd == "nest") {
+    // A callback that sleeps while another Ticker falls due: that one waits its turn.
+    static int during = 0;
+    during = 0;
+    g_ticker.attach_ms(5, []() { during++; });
+    g_once.once_ms(1, [ms = a]() {
+      const int before = during;
+      delay(static_cast<unsigned long>(ms));
+      Serial.printf("nest during=%d\n", during - before);
+    });
+    Serial.println("nest armed");
   } else if (cmd == "str") {
     cmd_str(rest);
   } else if (cmd == "parseint") {
