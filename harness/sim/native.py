@@ -18,6 +18,7 @@ from harness.device.base import Device
 from harness.device.serial import SerialDevice
 from harness.sim.build import build_firmware_info, cache_root
 from harness.sim.chip.registry import native_image as register_native_image
+from harness.sim.pins import Pins
 
 #: The identity the test firmware announces (without its ``+<build>`` suffix).
 FIRMWARE_IDENTITY = "esp-hil-testfw/0.1.0"
@@ -71,6 +72,7 @@ class TwinDevice(SerialDevice):
         from harness.sim.chip.twin import Twin
 
         self.twin = Twin()
+        self._pins: Pins | None = None
         super().__init__(
             "rfc2217://pending",
             ssid=self.twin.ssid,
@@ -88,6 +90,13 @@ class TwinDevice(SerialDevice):
     def description(self) -> str:
         return f"twin {self.twin.ip} over {self.port_name}"
 
+    @property
+    def pins(self) -> Pins:
+        """The twin's GPIO and A0, shared with its firmware through ``<flash>.pins``."""
+        if self._pins is None:
+            self._pins = Pins.for_flash(self.twin.flash_path)
+        return self._pins
+
     def kill(self) -> None:
         """Cut the power: the twin and its serial port vanish, as an unplugged board's would."""
         self.twin.stop()
@@ -97,6 +106,8 @@ class TwinDevice(SerialDevice):
             super().close()
         finally:
             self.twin.stop()
+            if self._pins is not None:
+                self._pins.close()
 
 
 def run_twin(
