@@ -49,7 +49,11 @@ Ticker::~Ticker() { detach(); }
 
 void Ticker::arm(uint32_t milliseconds, bool repeat, callback_function_t callback) {
   detach();
-  callback_ = std::move(callback);
+  if (firing_) {
+    next_callback_ = std::move(callback);
+  } else {
+    callback_ = std::move(callback);
+  }
   // The core's timers have a 1 ms floor; a 0 ms repeat would starve loop().
   period_us_ = static_cast<uint64_t>(milliseconds < 1 ? 1 : milliseconds) * 1000u;
   due_us_ = esp_hil_sim::monotonic_us() + period_us_;
@@ -72,7 +76,12 @@ void Ticker::fire() {
   } else {
     detach();
   }
-  // The callback may detach or re-arm this Ticker; callback_ stays alive for this call
-  // unless it re-arms with another callback (as on the core).
+  // The callback may detach or re-arm this Ticker (arm() keeps callback_ alive meanwhile).
+  firing_ = true;
   if (callback_) callback_();
+  firing_ = false;
+  if (next_callback_) {
+    callback_ = std::move(next_callback_);
+    next_callback_ = nullptr;
+  }
 }

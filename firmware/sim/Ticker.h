@@ -69,6 +69,10 @@ class Ticker {
   void arm(uint32_t milliseconds, bool repeat, callback_function_t callback);
 
   callback_function_t callback_;
+  // A callback that re-arms its own Ticker must not destroy itself while it runs: the
+  // new one waits here until the call returns.
+  callback_function_t next_callback_;
+  bool firing_ = false;
   uint64_t period_us_ = 0;
   uint64_t due_us_ = 0;
   bool repeat_ = false;

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+class Ticker;
+
 namespace esp_hil_sim {
 
 // Exit codes of the firmware process (documented in README.md).
@@ -79,14 +81,11 @@ void pins_service();  // runs attachInterrupt handlers whose edge or level the i
 // Microseconds until the next Ticker is due (0 = due now), or -1 when none is armed.
 int64_t timers_wait_us();
 void timers_service();  // runs the callbacks that are due
-}  // namespace esp_hil_sim
-class Ticker;
-namespace esp_hil_sim {
 int timer_add(Ticker* t);  // table slot, or -1 when the table is full
 void timer_remove(int slot);
 
-// Runs what the "system" runs when the sketch yields: interrupts seen on the pins,
-// due Tickers. Not re-entered from a callback that calls delay() or yield().
+// Runs what the "system" runs when the sketch yields: pending WiFi events, interrupts
+// seen on the pins, due Tickers. Not re-entered from a callback that calls delay() or yield().
 void run_system_callbacks();
 
 // --- WiFi station state (ESP8266WiFi.cpp) ---

@@ -62,6 +62,11 @@ def test_ticker_once_with_argument(console: Console) -> None:
     assert int(fields["late"]) >= 0
 
 
+def test_ticker_rearmed_from_its_own_callback(console: Console) -> None:
+    console.command("chain 5", "chain armed")
+    assert console.expect("chain ") == "chain 5,4,3,2,1,0"
+
+
 def test_ticker_runs_during_delay(console: Console) -> None:
     # A 10 ms Ticker inside delay(105): the callbacks run while the sketch sleeps.
     count = int(console.fields(console.command("delaytick 10 105", "delaytick "))["count"])

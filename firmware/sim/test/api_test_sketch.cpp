@@ -54,6 +54,18 @@ void on_once(int value) {
                 static_cast<long>(millis() - g_once_armed) - static_cast<long>(g_once_ms));
 }
 
+// A one-shot Ticker that re-arms itself from its own callback, with a capturing lambda
+// each time (the usual blink-pattern chain).
+void chain(int left, String trail) {
+  trail += left;
+  if (left == 0) {
+    Serial.printf("chain %s\n", trail.c_str());
+    return;
+  }
+  trail += ',';
+  g_once.once_ms(2, [left, trail]() { chain(left - 1, trail); });
+}
+
 void cmd_str(String text) {
   String upper = text;
   upper.toUpperCase();
@@ -154,6 +166,9 @@ void handle(String line) {
       Serial.printf("nest during=%d\n", during - before);
     });
     Serial.println("nest armed");
+  } else if (cmd == "chain") {
+    chain(static_cast<int>(a), String());
+    Serial.println("chain armed");
   } else if (cmd == "str") {
     cmd_str(rest);
   } else if (cmd == "parseint") {
