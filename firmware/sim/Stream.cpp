@@ -5,20 +5,10 @@
 
 #include "Arduino.h"
 
-int Stream::timedRead() {
+int Stream::timed(int (Stream::*op)()) {
   const unsigned long start = millis();
   for (;;) {
-    const int c = read();
-    if (c >= 0) return c;
-    if (millis() - start >= timeout_ms_) return -1;
-    delay(1);
-  }
-}
-
-int Stream::timedPeek() {
-  const unsigned long start = millis();
-  for (;;) {
-    const int c = peek();
+    const int c = (this->*op)();
     if (c >= 0) return c;
     if (millis() - start >= timeout_ms_) return -1;
     delay(1);

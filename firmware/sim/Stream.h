@@ -43,11 +43,12 @@ class Stream : public Print {
   float parseFloat();
 
  protected:
-  int timedRead();  // the next byte, or -1 after the timeout
-  int timedPeek();
+  int timedRead() { return timed(&Stream::read); }  // the next byte, or -1 after the timeout
+  int timedPeek() { return timed(&Stream::peek); }
   unsigned long timeout_ms_ = 1000;
 
  private:
+  int timed(int (Stream::*op)());
   // Peeks past what cannot start a number; -1 on timeout.
   int peekNumberStart(bool decimal);
 };

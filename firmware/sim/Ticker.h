@@ -37,23 +37,19 @@ class Ticker {
   // A function taking one argument no larger than a pointer, as on the core.
   template <typename Func, typename Arg>
   void attach(float seconds, Func func, Arg arg) {
-    static_assert(sizeof(Arg) <= sizeof(void*), "Ticker argument larger than a pointer");
-    arm(seconds_to_ms(seconds), true, [func, arg]() { func(arg); });
+    attach(seconds, bind(func, arg));
   }
   template <typename Func, typename Arg>
   void attach_ms(uint32_t milliseconds, Func func, Arg arg) {
-    static_assert(sizeof(Arg) <= sizeof(void*), "Ticker argument larger than a pointer");
-    arm(milliseconds, true, [func, arg]() { func(arg); });
+    attach_ms(milliseconds, bind(func, arg));
   }
   template <typename Func, typename Arg>
   void once(float seconds, Func func, Arg arg) {
-    static_assert(sizeof(Arg) <= sizeof(void*), "Ticker argument larger than a pointer");
-    arm(seconds_to_ms(seconds), false, [func, arg]() { func(arg); });
+    once(seconds, bind(func, arg));
   }
   template <typename Func, typename Arg>
   void once_ms(uint32_t milliseconds, Func func, Arg arg) {
-    static_assert(sizeof(Arg) <= sizeof(void*), "Ticker argument larger than a pointer");
-    arm(milliseconds, false, [func, arg]() { func(arg); });
+    once_ms(milliseconds, bind(func, arg));
   }
 
   void detach();
@@ -65,6 +61,11 @@ class Ticker {
   void fire();
 
  private:
+  template <typename Func, typename Arg>
+  static callback_function_t bind(Func func, Arg arg) {
+    static_assert(sizeof(Arg) <= sizeof(void*), "Ticker argument larger than a pointer");
+    return [func, arg]() { func(arg); };  // small enough for std::function's inline storage
+  }
   static uint32_t seconds_to_ms(float seconds) { return seconds <= 0 ? 0 : static_cast<uint32_t>(seconds * 1000.0f); }
   void arm(uint32_t milliseconds, bool repeat, callback_function_t callback);
 
