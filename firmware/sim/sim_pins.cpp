@@ -94,7 +94,9 @@ bool usable(uint8_t pin, const char* what) {
   if (pin >= kPins) return false;
   if (isFlashInterfacePin(pin)) {
     // On the chip these pins carry the flash bus: touching them crashes the board.
-    log("%s(%u): GPIO %u is a flash pin (6..11); ignored", what, pin, pin);
+    static uint32_t warned = 0;  // one line per pin, not one per call in a loop
+    if (!(warned & (1u << pin))) log("%s(%u): GPIO %u is a flash pin (6..11); ignored", what, pin, pin);
+    warned |= 1u << pin;
     return false;
   }
   return true;

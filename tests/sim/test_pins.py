@@ -183,6 +183,13 @@ def test_change_interrupt_sees_both_edges(fresh: Twin) -> None:
     fresh.command(f"noisr {D5}", "noisr ")
 
 
+def test_sketch_touching_a_flash_pin_is_ignored_with_a_note(fresh: Twin) -> None:
+    fresh.command("mode 7 1", "mode ")
+    fresh.command("write 7 1", "write ")
+    assert fresh.command("read 7", "read ") == "read 7 0"
+    wait_for(lambda: any("GPIO 7 is a flash pin" in line for line in fresh.proc.stderr_tail()))
+
+
 def test_driving_an_output_of_the_sketch_is_refused(fresh: Twin) -> None:
     with pytest.raises(PinError, match="output of the sketch"):
         fresh.pins[LED_BUILTIN] = 0
