@@ -152,6 +152,24 @@ long secureRandom(long howbig);
 long secureRandom(long howsmall, long howbig);
 long map(long x, long in_min, long in_max, long out_min, long out_max);
 
+// The core's libc (newlib) has these; glibc only from 2.38.
+#if defined(__GLIBC__) && (__GLIBC__ < 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ < 38))
+inline size_t strlcpy(char* dst, const char* src, size_t size) {
+  const size_t len = strlen(src);
+  if (size) {
+    const size_t n = len < size - 1 ? len : size - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+  }
+  return len;
+}
+inline size_t strlcat(char* dst, const char* src, size_t size) {
+  const size_t used = strnlen(dst, size);
+  if (used == size) return size + strlen(src);
+  return used + strlcpy(dst + used, src, size - used);
+}
+#endif
+
 // stdlib_noniso of the core.
 char* itoa(int value, char* result, int base);
 char* ltoa(long value, char* result, int base);

@@ -204,6 +204,16 @@ bool ESP8266WiFiClass::disconnect(bool) {
   return true;
 }
 
+int8_t ESP8266WiFiClass::waitForConnectResult(unsigned long timeoutLength) {
+  if ((mode_ & WIFI_STA) == 0) return WL_DISCONNECTED;
+  const unsigned long start = millis();
+  while (millis() - start < timeoutLength) {
+    if (status() != WL_DISCONNECTED) return static_cast<int8_t>(status());
+    delay(1);
+  }
+  return -1;
+}
+
 bool ESP8266WiFiClass::reconnect() { return begin() != WL_CONNECT_FAILED; }
 
 wl_status_t ESP8266WiFiClass::status() {

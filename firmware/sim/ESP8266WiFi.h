@@ -91,6 +91,9 @@ class ESP8266WiFiClass {
   bool disconnect(bool wifioff = false);
   bool reconnect();
   bool isConnected() { return status() == WL_CONNECTED; }
+  // Waits (letting the system run) until a join has an outcome; the status, or -1 when
+  // timeoutLength ms pass first. WL_DISCONNECTED at once if the station is off.
+  int8_t waitForConnectResult(unsigned long timeoutLength = 60000);
   wl_status_t status();
 
   IPAddress localIP();  // 0.0.0.0 until connected

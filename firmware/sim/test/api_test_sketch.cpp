@@ -91,6 +91,10 @@ void cmd_info() {
 void cmd_flash() {
   char buf[32];
   strcpy_P(buf, kProgmemText);
+  char small[8];
+  const size_t full = strlcpy(small, buf, sizeof small);
+  strlcat(small, "xyz", sizeof small);  // already full: nothing fits
+  Serial.printf("lcpy=%s/%u ", small, static_cast<unsigned>(full));
   Serial.print(F("flash f=yes "));
   Serial.printf_P(PSTR("pstr=%d copy=%s fp="), 7, buf);
   Serial.println(FPSTR(kProgmemText));
@@ -190,6 +194,9 @@ void handle(String line) {
     WiFi.mode(WIFI_STA);
     WiFi.begin(ssid, pass);
     Serial.println("wifi begun");
+  } else if (cmd == "waitwifi") {
+    const int8_t result = WiFi.waitForConnectResult(static_cast<unsigned long>(a));
+    Serial.printf("waitwifi %d\n", result);
   } else if (cmd == "disconnect") {
     WiFi.disconnect();
     Serial.println("disconnect done");
