@@ -21,6 +21,7 @@ class EspClass {
   void random(uint8_t* buf, size_t len);
   const char* getSdkVersion() { return "esp-hil-sim"; }
   String getCoreVersion() { return String("esp-hil-sim"); }
+  String getFullVersion() { return String("SDK:") + getSdkVersion() + "/Core:" + getCoreVersion(); }
   uint32_t getFlashChipSize() { return 4u * 1024u * 1024u; }
   uint32_t getFlashChipRealSize() { return getFlashChipSize(); }
   uint8_t getCpuFreqMHz() { return 80; }
