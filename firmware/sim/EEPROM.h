@@ -41,6 +41,16 @@ class EEPROMClass {
   const uint8_t* getConstDataPtr() const { return data_; }
   size_t length() const { return size_; }
 
+  // As on the core: a reference into the buffer (marks it changed). Outside begin()'s
+  // size the chip would corrupt memory; here a scratch byte takes the access.
+  uint8_t& operator[](int address) {
+    static uint8_t scratch;
+    if (address < 0 || static_cast<size_t>(address) >= size_) return scratch = 0;
+    dirty_ = true;
+    return data_[address];
+  }
+  uint8_t operator[](int address) const { return read(address); }
+
  private:
   uint8_t data_[kMaxSize] = {0};
   size_t size_ = 0;

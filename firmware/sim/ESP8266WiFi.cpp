@@ -26,6 +26,37 @@ struct Station {
 };
 
 Station g_sta;
+char g_hostname[33] = "";
+
+// Events wait here until the sketch yields; then they go to every live handler.
+constexpr size_t kMaxHandlers = 16;
+constexpr size_t kMaxPending = 8;
+std::weak_ptr<WiFiEventHandlerOpaque> g_handlers[kMaxHandlers];
+
+enum class Event : uint8_t { kConnected, kGotIp, kDisconnected };
+struct Pending {
+  Event event;
+  WiFiDisconnectReason reason;
+};
+Pending g_pending[kMaxPending];
+size_t g_pending_count = 0;
+
+void raise(Event event, WiFiDisconnectReason reason = WIFI_DISCONNECT_REASON_UNSPECIFIED) {
+  if (g_pending_count == kMaxPending) return;  // nobody yielded for 8 events: drop the newest
+  g_pending[g_pending_count++] = {event, reason};
+}
+
+WiFiEventHandler add_handler(WiFiEventHandlerOpaque&& h) {
+  for (auto& slot : g_handlers) {
+    if (slot.expired()) {
+      auto handler = std::make_shared<WiFiEventHandlerOpaque>(std::move(h));
+      slot = handler;
+      return handler;
+    }
+  }
+  esp_hil_sim::log("more than %u WiFi event handlers: this one is not called", static_cast<unsigned>(kMaxHandlers));
+  return nullptr;
+}
 
 // The station config as the twin stores it in flash (the SDK's format is its own).
 struct StoredConfig {
@@ -79,7 +110,10 @@ wl_status_t join_outcome(const char* ssid, const char* password) {
 }
 
 void leave() {
-  if (g_sta.status == WL_CONNECTED) esp_hil_sim::listeners_station_down();
+  if (g_sta.status == WL_CONNECTED) {
+    esp_hil_sim::listeners_station_down();
+    raise(Event::kDisconnected, WIFI_DISCONNECT_REASON_ASSOC_LEAVE);
+  }
   g_sta.phase = Phase::kIdle;
 }
 
@@ -91,7 +125,51 @@ void wifi_tick() {
   if (g_sta.phase != Phase::kJoining || monotonic_us() < g_sta.done_at_us) return;
   g_sta.phase = Phase::kDone;
   g_sta.status = g_sta.outcome;
-  if (g_sta.status == WL_CONNECTED) listeners_station_up();
+  if (g_sta.status == WL_CONNECTED) {
+    listeners_station_up();
+    raise(Event::kConnected);
+    raise(Event::kGotIp);
+  } else {
+    raise(Event::kDisconnected, g_sta.status == WL_WRONG_PASSWORD ? WIFI_DISCONNECT_REASON_AUTH_FAIL
+                                                                   : WIFI_DISCONNECT_REASON_NO_AP_FOUND);
+  }
+}
+
+void wifi_service() {
+  wifi_tick();
+  // Taken out first: a handler may call WiFi.begin()/disconnect() and raise new events.
+  Pending events[kMaxPending];
+  const size_t count = g_pending_count;
+  memcpy(events, g_pending, sizeof(Pending) * count);
+  g_pending_count = 0;
+  uint8_t bssid[6];
+  memcpy(bssid, config().mac, 6);
+  bssid[0] ^= 0x02;  // any fixed BSSID: the simulated AP's
+  for (size_t i = 0; i < count; i++) {
+    for (auto& slot : g_handlers) {
+      std::shared_ptr<WiFiEventHandlerOpaque> h = slot.lock();
+      if (!h) continue;
+      switch (events[i].event) {
+        case Event::kConnected:
+          if (h->connected) {
+            WiFiEventStationModeConnected e{String(g_sta.ssid), {}, 1};
+            memcpy(e.bssid, bssid, 6);
+            h->connected(e);
+          }
+          break;
+        case Event::kGotIp:
+          if (h->got_ip) h->got_ip({IPAddress(config().ip), IPAddress(255, 0, 0, 0), IPAddress(127, 0, 0, 1)});
+          break;
+        case Event::kDisconnected:
+          if (h->disconnected) {
+            WiFiEventStationModeDisconnected e{String(g_sta.ssid), {}, events[i].reason};
+            memcpy(e.bssid, bssid, 6);
+            h->disconnected(e);
+          }
+          break;
+      }
+    }
+  }
 }
 
 bool wifi_connected() {
@@ -134,6 +212,40 @@ wl_status_t ESP8266WiFiClass::begin() {
   return begin(ssid, password);
 }
 
+WiFiEventHandler ESP8266WiFiClass::onStationModeConnected(
+    std::function<void(const WiFiEventStationModeConnected&)> handler) {
+  WiFiEventHandlerOpaque h;
+  h.connected = std::move(handler);
+  return add_handler(std::move(h));
+}
+
+WiFiEventHandler ESP8266WiFiClass::onStationModeDisconnected(
+    std::function<void(const WiFiEventStationModeDisconnected&)> handler) {
+  WiFiEventHandlerOpaque h;
+  h.disconnected = std::move(handler);
+  return add_handler(std::move(h));
+}
+
+WiFiEventHandler ESP8266WiFiClass::onStationModeGotIP(std::function<void(const WiFiEventStationModeGotIP&)> handler) {
+  WiFiEventHandlerOpaque h;
+  h.got_ip = std::move(handler);
+  return add_handler(std::move(h));
+}
+
+String ESP8266WiFiClass::hostname() {
+  if (!*g_hostname) {
+    // The core's default: "ESP-" and the chip id in hex.
+    snprintf(g_hostname, sizeof g_hostname, "ESP-%06X", static_cast<unsigned>(esp_hil_sim::config().chip_id));
+  }
+  return String(g_hostname);
+}
+
+bool ESP8266WiFiClass::hostname(const char* name) {
+  if (!name || !*name || strlen(name) >= sizeof g_hostname) return false;
+  snprintf(g_hostname, sizeof g_hostname, "%s", name);
+  return true;
+}
+
 bool ESP8266WiFiClass::disconnect(bool, bool eraseCredentials) {
   leave();
   if (eraseCredentials) {
@@ -145,6 +257,16 @@ bool ESP8266WiFiClass::disconnect(bool, bool eraseCredentials) {
   }
   g_sta.status = WL_IDLE_STATUS;
   return true;
+}
+
+int8_t ESP8266WiFiClass::waitForConnectResult(unsigned long timeoutLength) {
+  if ((mode_ & WIFI_STA) == 0) return WL_DISCONNECTED;
+  const unsigned long start = millis();
+  while (millis() - start < timeoutLength) {
+    if (status() != WL_DISCONNECTED) return static_cast<int8_t>(status());
+    delay(1);
+  }
+  return -1;
 }
 
 bool ESP8266WiFiClass::reconnect() { return begin() != WL_CONNECT_FAILED; }

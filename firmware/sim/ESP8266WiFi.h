@@ -4,6 +4,9 @@
 
 #include <stdint.h>
 
+#include <functional>
+#include <memory>
+
 #include "Arduino.h"
 #include "IPAddress.h"
 #include "WiFiClient.h"
@@ -22,6 +25,47 @@ typedef enum {
 } wl_status_t;
 
 typedef enum WiFiMode { WIFI_OFF = 0, WIFI_STA = 1, WIFI_AP = 2, WIFI_AP_STA = 3 } WiFiMode_t;
+
+// The station events of the core (ESP8266WiFiType.h); the shim raises the ones a
+// simulated join produces: Connected + GotIP, or Disconnected with the reason.
+enum WiFiDisconnectReason {
+  WIFI_DISCONNECT_REASON_UNSPECIFIED = 1,
+  WIFI_DISCONNECT_REASON_AUTH_EXPIRE = 2,
+  WIFI_DISCONNECT_REASON_AUTH_LEAVE = 3,
+  WIFI_DISCONNECT_REASON_ASSOC_EXPIRE = 4,
+  WIFI_DISCONNECT_REASON_ASSOC_LEAVE = 8,
+  WIFI_DISCONNECT_REASON_BEACON_TIMEOUT = 200,
+  WIFI_DISCONNECT_REASON_NO_AP_FOUND = 201,
+  WIFI_DISCONNECT_REASON_AUTH_FAIL = 202,
+  WIFI_DISCONNECT_REASON_ASSOC_FAIL = 203,
+  WIFI_DISCONNECT_REASON_HANDSHAKE_TIMEOUT = 204,
+};
+
+struct WiFiEventStationModeConnected {
+  String ssid;
+  uint8_t bssid[6];
+  uint8_t channel;
+};
+
+struct WiFiEventStationModeDisconnected {
+  String ssid;
+  uint8_t bssid[6];
+  WiFiDisconnectReason reason;
+};
+
+struct WiFiEventStationModeGotIP {
+  IPAddress ip;
+  IPAddress mask;
+  IPAddress gw;
+};
+
+// The handler lives as long as the returned WiFiEventHandler (as on the core).
+struct WiFiEventHandlerOpaque {
+  std::function<void(const WiFiEventStationModeConnected&)> connected;
+  std::function<void(const WiFiEventStationModeDisconnected&)> disconnected;
+  std::function<void(const WiFiEventStationModeGotIP&)> got_ip;
+};
+typedef std::shared_ptr<WiFiEventHandlerOpaque> WiFiEventHandler;
 
 class ESP8266WiFiClass {
  public:
@@ -49,6 +93,9 @@ class ESP8266WiFiClass {
   bool disconnect(bool wifioff, bool eraseCredentials);
   bool reconnect();
   bool isConnected() { return status() == WL_CONNECTED; }
+  // Waits (letting the system run) until a join has an outcome; the status, or -1 when
+  // timeoutLength ms pass first. WL_DISCONNECTED at once if the station is off.
+  int8_t waitForConnectResult(unsigned long timeoutLength = 60000);
   wl_status_t status();
 
   IPAddress localIP();  // 0.0.0.0 until connected
@@ -60,6 +107,21 @@ class ESP8266WiFiClass {
   String SSID();
   String psk();
   int32_t RSSI();  // 31 (the core's "no value") while not connected
+  int32_t channel() { return 1; }
+  String hostname();
+  bool hostname(const char* name);
+  bool hostname(const String& name) { return hostname(name.c_str()); }
+  bool setHostname(const char* name) { return hostname(name); }
+  String getHostname() { return hostname(); }
+
+  // Handlers run from the loop context when the sketch yields (between loop() passes,
+  // in delay() and yield()), as the core's event handlers do. Keep the returned handle:
+  // the handler is gone when the last copy of it is.
+  [[nodiscard]] WiFiEventHandler onStationModeConnected(
+      std::function<void(const WiFiEventStationModeConnected&)> handler);
+  [[nodiscard]] WiFiEventHandler onStationModeDisconnected(
+      std::function<void(const WiFiEventStationModeDisconnected&)> handler);
+  [[nodiscard]] WiFiEventHandler onStationModeGotIP(std::function<void(const WiFiEventStationModeGotIP&)> handler);
 
  private:
   WiFiMode_t mode_ = WIFI_STA;

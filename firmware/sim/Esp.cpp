@@ -62,3 +62,5 @@ void EspClass::random(uint8_t* buf, size_t len) {
     _exit(esp_hil_sim::kExitConfig);
   }
 }
+
+uint32_t EspClass::getCycleCount() { return static_cast<uint32_t>(esp_hil_sim::monotonic_us() * 80u); }

@@ -21,7 +21,17 @@ class EspClass {
   void random(uint8_t* buf, size_t len);
   const char* getSdkVersion() { return "esp-hil-sim"; }
   String getCoreVersion() { return String("esp-hil-sim"); }
+  String getFullVersion() { return String("SDK:") + getSdkVersion() + "/Core:" + getCoreVersion(); }
   uint32_t getFlashChipSize() { return 4u * 1024u * 1024u; }
+  uint32_t getFlashChipRealSize() { return getFlashChipSize(); }
+  uint8_t getCpuFreqMHz() { return 80; }
+  uint32_t getCycleCount();  // 80 per microsecond since power on
+  uint8_t getHeapFragmentation() { return 0; }  // the simulated heap does not fragment
+  String getResetInfo() { return getResetReason(); }  // the twin never crashes into a reset
+  // The twin has no watchdog: a sketch that hangs is stopped by the harness's timeouts.
+  void wdtEnable(uint32_t = 0) {}
+  void wdtDisable() {}
+  void wdtFeed() {}
 };
 
 extern EspClass ESP;

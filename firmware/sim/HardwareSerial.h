@@ -14,6 +14,8 @@ class HardwareSerial : public Stream {
   void end() {}
   void setDebugOutput(bool) {}
   unsigned long baudRate() const { return baud_; }
+  // The RX buffer has a fixed size here (256, the core's default): returns that size.
+  size_t setRxBufferSize(size_t) { return 256; }
 
   int available() override;
   int read() override;

@@ -1,6 +1,9 @@
 #include "WString.h"
 
 #include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,6 +80,18 @@ String::String(unsigned long long value, unsigned char base) {
   char buf[72];
   char* p = format_unsigned(value, base, buf + sizeof buf);
   copyFrom(p, strlen(p));
+}
+
+String::String(unsigned char value, unsigned char base)
+    : String(static_cast<unsigned long long>(value), base) {}
+
+String::String(float value, unsigned char decimalPlaces) : String(static_cast<double>(value), decimalPlaces) {}
+
+String::String(double value, unsigned char decimalPlaces) {
+  sso_[0] = '\0';
+  char buf[352];  // DBL_MAX in %f needs 309 digits
+  int n = snprintf(buf, sizeof buf, "%.*f", decimalPlaces > 30 ? 30 : decimalPlaces, value);
+  copyFrom(buf, n < 0 ? 0 : static_cast<size_t>(n) < sizeof buf ? static_cast<size_t>(n) : sizeof buf - 1);
 }
 
 String::~String() { release(); }
@@ -177,7 +192,58 @@ bool String::equals(const String& s) const {
   return len_ == s.len_ && memcmp(c_str(), s.c_str(), len_) == 0;
 }
 
-bool String::operator<(const String& s) const { return strcmp(c_str(), s.c_str()) < 0; }
+int String::compareTo(const String& s) const { return strcmp(c_str(), s.c_str()); }
+
+bool String::equalsIgnoreCase(const String& s) const {
+  return len_ == s.len_ && strcasecmp(c_str(), s.c_str()) == 0;
+}
+
+String& String::operator=(char c) {
+  copyFrom(&c, 1);
+  return *this;
+}
+
+char& String::operator[](size_t index) {
+  static char scratch;
+  if (index >= len_) {
+    scratch = '\0';
+    return scratch;
+  }
+  return buffer()[index];
+}
+
+void String::getBytes(unsigned char* buf, unsigned int bufsize, unsigned int index) const {
+  if (!buf || bufsize == 0) return;
+  if (index >= len_) {
+    buf[0] = '\0';
+    return;
+  }
+  size_t n = len_ - index;
+  if (n > bufsize - 1) n = bufsize - 1;
+  memcpy(buf, c_str() + index, n);
+  buf[n] = '\0';
+}
+
+int String::lastIndexOf(char c, size_t from) const {
+  if (len_ == 0) return -1;
+  if (from >= len_) from = len_ - 1;
+  for (size_t i = from + 1; i-- > 0;) {
+    if (c_str()[i] == c) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+int String::lastIndexOf(const char* s, size_t from) const {
+  if (!s) return -1;
+  const size_t n = strlen(s);
+  if (n == 0 || n > len_) return -1;
+  size_t start = len_ - n;
+  if (from < start) start = from;
+  for (size_t i = start + 1; i-- > 0;) {
+    if (memcmp(c_str() + i, s, n) == 0) return static_cast<int>(i);
+  }
+  return -1;
+}
 
 int String::indexOf(char c, size_t from) const {
   if (from >= len_) return -1;
@@ -191,9 +257,9 @@ int String::indexOf(const char* s, size_t from) const {
   return hit ? static_cast<int>(hit - c_str()) : -1;
 }
 
-bool String::startsWith(const char* prefix) const {
+bool String::startsWith(const char* prefix, size_t offset) const {
   size_t n = prefix ? strlen(prefix) : 0;
-  return n <= len_ && memcmp(c_str(), prefix, n) == 0;
+  return offset <= len_ && n <= len_ - offset && memcmp(c_str() + offset, prefix, n) == 0;
 }
 
 bool String::endsWith(const char* suffix) const {
@@ -208,7 +274,50 @@ String String::substring(size_t from, size_t to) const {
   return String(c_str() + from, to - from);
 }
 
-long String::toInt() const { return strtol(c_str(), nullptr, 10); }
+long String::toInt() const {
+  // long is 32 bits on the chip: strtol saturates there.
+  const long long v = strtoll(c_str(), nullptr, 10);
+  return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : static_cast<long>(v);
+}
+
+double String::toDouble() const { return strtod(c_str(), nullptr); }
+
+void String::toLowerCase() {
+  for (char& c : *this) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+}
+
+void String::toUpperCase() {
+  for (char& c : *this) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
+}
+
+void String::replace(char find, char with) {
+  for (char& c : *this) {
+    if (c == find) c = with;
+  }
+}
+
+void String::replace(const char* find, const char* with) {
+  if (!find || !*find || !with) return;
+  const size_t nf = strlen(find);
+  if (indexOf(find) < 0) return;
+  // Built in a copy: find or with may point into this string.
+  String out;
+  size_t at = 0;
+  for (int hit; (hit = indexOf(find, at)) >= 0; at = static_cast<size_t>(hit) + nf) {
+    out.concat(c_str() + at, static_cast<size_t>(hit) - at);
+    out.concat(with);
+  }
+  out.concat(c_str() + at, len_ - at);
+  *this = std::move(out);
+}
+
+void String::remove(size_t index, size_t count) {
+  if (index >= len_) return;
+  if (count > len_ - index) count = len_ - index;
+  char* buf = buffer();
+  memmove(buf + index, buf + index + count, len_ - index - count);
+  setLength(len_ - count);
+}
 
 void String::trim() {
   char* buf = heap_ ? heap_ : sso_;
@@ -227,6 +336,12 @@ String operator+(const String& a, const String& b) {
 }
 
 String operator+(const String& a, const char* b) {
+  String out(a);
+  out += b;
+  return out;
+}
+
+String operator+(char a, const String& b) {
   String out(a);
   out += b;
   return out;

@@ -20,6 +20,10 @@ class WiFiServer {
 
   void begin();
   void begin(uint16_t port);
+  void begin(uint16_t port, uint8_t backlog) {
+    (void)backlog;  // the host listener's backlog is fixed (8)
+    begin(port);
+  }
   // Applies TCP_NODELAY to every client accepted from now on.
   void setNoDelay(bool on);
   bool getNoDelay() const;

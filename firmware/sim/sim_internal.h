@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+class Ticker;
+
 namespace esp_hil_sim {
 
 // Exit codes of the firmware process (documented in README.md).
@@ -79,9 +81,25 @@ int serial_rx_read();
 int serial_rx_peek();
 size_t serial_tx_write(const uint8_t* data, size_t len);
 
+// --- GPIO and A0 (sim_pins.cpp) ---
+void pins_init();  // maps the pins file shared with the harness; power-on state
+void pins_service();  // runs attachInterrupt handlers whose edge or level the inputs show
+
+// --- Ticker (Ticker.cpp) ---
+// Microseconds until the next Ticker is due (0 = due now), or -1 when none is armed.
+int64_t timers_wait_us();
+void timers_service();  // runs the callbacks that are due
+int timer_add(Ticker* t);  // table slot, or -1 when the table is full
+void timer_remove(int slot);
+
+// Runs what the "system" runs when the sketch yields: pending WiFi events, interrupts
+// seen on the pins, due Tickers. Not re-entered from a callback that calls delay() or yield().
+void run_system_callbacks();
+
 // --- WiFi station state (ESP8266WiFi.cpp) ---
 bool wifi_connected();  // also advances the simulated association
 void wifi_tick();
+void wifi_service();  // delivers pending station events to the sketch's handlers
 
 // --- sockets (sim_net.cpp) ---
 struct Conn {

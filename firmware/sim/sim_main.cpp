@@ -249,6 +249,14 @@ void exit_if_orphaned() {
   }
 }
 
+namespace {
+bool g_in_callbacks = false;
+
+// How long until a Ticker is due (-1 = none). Inside a callback (one that calls delay())
+// a due Ticker cannot run, so it must not cut the wait short either, or delay() would spin.
+int64_t callbacks_wait_us() { return g_in_callbacks ? -1 : timers_wait_us(); }
+}  // namespace
+
 void idle(int timeout_ms) {
   next_poll_gen();
   exit_if_orphaned();
@@ -278,7 +286,13 @@ void idle(int timeout_ms) {
     owner[n++] = kConnBase + static_cast<int>(i);
   }
 
+  // A Ticker due sooner shortens the wait (rounded up: waking early would spin).
+  const int64_t timer_us = callbacks_wait_us();
+  if (timer_us >= 0 && timer_us < static_cast<int64_t>(timeout_ms) * 1000) {
+    timeout_ms = static_cast<int>((timer_us + 999) / 1000);
+  }
   int ready = poll(fds, n, timeout_ms);
+  run_system_callbacks();
   if (ready < 0) return;
   const uint32_t gen = g_poll_gen;
   for (nfds_t i = 0; i < n; i++) {
@@ -310,6 +324,15 @@ void idle(int timeout_ms) {
   }
 }
 
+void run_system_callbacks() {
+  if (g_in_callbacks) return;
+  g_in_callbacks = true;
+  wifi_service();
+  pins_service();
+  timers_service();
+  g_in_callbacks = false;
+}
+
 void sleep_ms(uint32_t ms) {
   next_poll_gen();  // the system runs during delay(): cached socket state is stale
   const uint64_t deadline = monotonic_us() + static_cast<uint64_t>(ms) * 1000u;
@@ -318,8 +341,11 @@ void sleep_ms(uint32_t ms) {
     uint64_t now = monotonic_us();
     if (now >= deadline) return;
     uint64_t left_us = deadline - now;
-    // Wake at least every idle period so the simulated WiFi association advances.
+    // Wake at least every idle period so the simulated WiFi association advances,
+    // and when the next Ticker is due.
     if (left_us > static_cast<uint64_t>(kIdlePollMs) * 1000u) left_us = kIdlePollMs * 1000u;
+    const int64_t timer_us = callbacks_wait_us();
+    if (timer_us >= 0 && static_cast<uint64_t>(timer_us) < left_us) left_us = static_cast<uint64_t>(timer_us);
     timespec ts = {0, static_cast<long>(left_us * 1000u)};
     // The console, and connections whose send buffer waits for the kernel. Sockets
     // with unread data are left out: the sketch cannot read them during delay().
@@ -336,7 +362,9 @@ void sleep_ms(uint32_t ms) {
         slot_of[n++] = static_cast<int>(i);
       }
     }
-    if (ppoll(n ? fds : nullptr, n, &ts, nullptr) <= 0) continue;
+    const int ready = ppoll(n ? fds : nullptr, n, &ts, nullptr);
+    run_system_callbacks();
+    if (ready <= 0) continue;
     for (nfds_t i = 0; i < n; i++) {
       if (!fds[i].revents) continue;
       if (slot_of[i] < 0) {
@@ -367,7 +395,10 @@ void yield() {
   esp_hil_sim::wifi_tick();
   esp_hil_sim::serial_pump();
   esp_hil_sim::conns_flush_all();
+  esp_hil_sim::run_system_callbacks();
 }
+
+void optimistic_yield(uint32_t) { yield(); }
 
 int main() {
   // A peer that closes while we write must not kill the "chip"; sends use
@@ -376,6 +407,7 @@ int main() {
   setvbuf(stdout, nullptr, _IONBF, 0);
   esp_hil_sim::config();
   esp_hil_sim::monotonic_us();  // power on: millis() starts here
+  esp_hil_sim::pins_init();
   setup();
   for (;;) {
     loop();

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import time
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.device.console import Console
 from harness.device.errors import DeviceError, DeviceTimeout, ProvisioningError
 from harness.device.ready import READY_RE, Ready, provision
+
+if TYPE_CHECKING:
+    from harness.sim.pins import Pins
 
 
 class Device(ABC):
@@ -154,6 +157,22 @@ class Device(ABC):
         self._ready = provision(self.console, ssid, password or "", timeout=self.ready_timeout)
         self.boot_seconds = time.monotonic() - start
         return self._ready
+
+    # -- pins (twin only) --------------------------------------------------------------------
+    @property
+    def pins(self) -> Pins:
+        """GPIO 0..16: ``pins[n]`` reads what the sketch drives, ``pins[n] = 0 | 1`` drives an
+        input (:class:`harness.sim.pins.Pins`). Only a twin has them."""
+        raise DeviceError(f"device.pins is twin only: {self.description} is not a twin")
+
+    @property
+    def analog(self) -> int:
+        """What ``analogRead(A0)`` returns, 0..1023 (twin only)."""
+        return self.pins.analog
+
+    @analog.setter
+    def analog(self, value: int) -> None:
+        self.pins.analog = value
 
     @abstractmethod
     def start(self) -> Device:

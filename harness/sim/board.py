@@ -12,6 +12,7 @@ from harness.sim.build import build_firmware_info
 from harness.sim.chip.registry import register_image
 from harness.sim.chip.twin import Twin
 from harness.sim.defaults import FIRMWARE_IDENTITY
+from harness.sim.pins import Pins
 
 
 def native_image(*, sanitize: bool = False) -> bytes:
@@ -25,6 +26,7 @@ class TwinDevice(SerialDevice):
 
     def __init__(self, *, sanitize: bool = False, flash: str = "auto") -> None:
         self.twin = Twin()
+        self._pins: Pins | None = None
         super().__init__(
             "rfc2217://pending",
             ssid=self.twin.ssid,
@@ -42,6 +44,13 @@ class TwinDevice(SerialDevice):
     def description(self) -> str:
         return f"twin {self.twin.ip} over {self.port_name}"
 
+    @property
+    def pins(self) -> Pins:
+        """The twin's GPIO and A0, shared with its firmware through ``<flash>.pins``."""
+        if self._pins is None:
+            self._pins = Pins.for_flash(self.twin.flash_path)
+        return self._pins
+
     def kill(self) -> None:
         """Cut the power: the twin and its serial port vanish, as an unplugged board's would."""
         self.twin.stop()
@@ -51,3 +60,5 @@ class TwinDevice(SerialDevice):
             super().close()
         finally:
             self.twin.stop()
+            if self._pins is not None:
+                self._pins.close()

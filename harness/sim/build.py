@@ -24,6 +24,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from harness.cache import cache_root
+from harness.sim.unsupported import explain_unsupported
 
 __all__ = [
     "FirmwareBuild",
@@ -292,6 +293,11 @@ def _run(cmd: list[str], *, what: str) -> None:
         raise FirmwareBuildError(f"{_NO_COMPILER} ({exc})") from exc
     output = (done.stdout + done.stderr).strip()
     if done.returncode != 0:
+        # API the shim lacks: one line instead of the compiler's wall (kept in the log).
+        unsupported = explain_unsupported(output, firmware_root() / "sim")
+        if unsupported:
+            log.info("%s failed:\n%s", what, output)
+            raise FirmwareBuildError(unsupported)
         raise FirmwareBuildError(f"{what} failed:\n$ {shlex.join(cmd)}\n{output}")
     if output:
         log.warning("%s:\n%s", what, output)

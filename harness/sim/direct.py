@@ -21,6 +21,7 @@ from harness.device.errors import DeviceError
 from harness.sim.build import build_firmware
 from harness.sim.defaults import DEFAULT_PASSWORD, DEFAULT_SSID, EXIT_RESTART, default_mac
 from harness.sim.firmware import FirmwareProcess, allocate_ip
+from harness.sim.pins import Pins
 
 
 class SimDevice(Device):
@@ -52,10 +53,18 @@ class SimDevice(Device):
         self._stopping = False
         self._lock = threading.Lock()
         self.restarts = 0
+        self._pins: Pins | None = None
 
     @property
     def description(self) -> str:
         return f"twin {self._ip} ({self.binary.parent.name[:12]})"
+
+    @property
+    def pins(self) -> Pins:
+        """The twin's GPIO and A0, shared with its firmware through ``<flash>.pins``."""
+        if self._pins is None:
+            self._pins = Pins.for_flash(self.flash_path)
+        return self._pins
 
     @property
     def sim_ip(self) -> str:
@@ -136,6 +145,8 @@ class SimDevice(Device):
                 self._proc.stop()
                 self._proc = None
         self.console.close("the twin was stopped")
+        if self._pins is not None:
+            self._pins.close()
         release = getattr(self._ip_lock, "release", None)
         if release is not None:
             release()
