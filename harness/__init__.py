@@ -8,12 +8,12 @@ from harness.errors import (
     ConnectionLost,
     MessageTooLarge,
     ProtocolError,
+    ReconnectFailed,
     SessionLost,
     Timeout,
     WiFiSocketError,
 )
 from harness.wifisocket import WiFiSocket
-from harness.wifisocket.socket import ReconnectFailed
 
 __all__ = [
     "ConnectionLost",
