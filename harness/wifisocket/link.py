@@ -157,6 +157,34 @@ class Link:
     def outage(self) -> str:
         return self.supervisor.outage(time.monotonic())
 
+    def send_timeout(self, waited: float | None) -> Timeout:
+        """Why a send could not frame its message in time."""
+        if self.session.is_open:
+            return Timeout(
+                f"send: the peer's window stayed full for {waited} s; the message was not sent"
+            )
+        return Timeout(
+            f"send: the link stayed down for {waited} s ({self.outage()}); "
+            "the message was not sent"
+        )
+
+    def receive_timeout(self, waited: float | None) -> Timeout:
+        down = f" (the link is down: {self.outage()})" if self.supervisor.down else ""
+        return Timeout(f"no message within {waited} s{down}")
+
+    def fd_owners(self) -> dict[int, socket.socket]:
+        """The socket behind each watched file descriptor (an fd number can be reused)."""
+        owners: dict[int, socket.socket] = {}
+        if self.transport.sock is not None:
+            owners[self.transport.fd] = self.transport.sock
+        acceptor = self.acceptor
+        if acceptor is not None:
+            if acceptor.listener is not None:
+                owners[acceptor.fd] = acceptor.listener
+            for p in acceptor.pending:
+                owners[p.fd] = p.sock
+        return owners
+
     # --- waiting: what to wait for, and acting on what happened -------------------------
 
     def prepare_wait(self) -> float:

@@ -361,16 +361,7 @@ class WiFiSocket:
                 sock = transport.sock
                 while not link.try_send(msg):
                     if time.monotonic() >= deadline:
-                        waited = self._timeout if timeout is None else timeout
-                        if self._session.is_open:
-                            raise Timeout(
-                                f"send: the peer's window stayed full for {waited} s; "
-                                "the message was not sent"
-                            )
-                        raise Timeout(
-                            f"send: the link stayed down for {waited} s ({link.outage()}); "
-                            "the message was not sent"
-                        )
+                        raise link.send_timeout(self._timeout if timeout is None else timeout)
                     self._wait(deadline)
                     sock = transport.sock
                 if transport.sock is not sock:
@@ -415,11 +406,7 @@ class WiFiSocket:
                         return item
                     link.check_usable()
                     if time.monotonic() >= deadline:
-                        waited = self._timeout if timeout is None else timeout
-                        down = ""
-                        if link.supervisor.down:
-                            down = f" (the link is down: {link.outage()})"
-                        raise Timeout(f"no message within {waited} s{down}")
+                        raise link.receive_timeout(self._timeout if timeout is None else timeout)
                     # The ACK for what this reads is deferred: the caller's next send
                     # carries it, or it goes out before the next wait.
                     self._wait(deadline, ack=False)
