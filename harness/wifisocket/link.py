@@ -38,6 +38,7 @@ from harness.wifisocket.session import (
     PeerClosed,
     Session,
     SessionReset,
+    State,
     WindowFull,
 )
 from harness.wifisocket.supervisor import Supervisor
@@ -48,6 +49,7 @@ __all__ = ["Link", "PeerClosedNormally"]
 _log = logging.getLogger("harness.wifisocket")
 
 _FOREVER = math.inf
+_OPEN = State.OPEN
 _CONNECT_IN_PROGRESS = frozenset(
     {errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK, errno.EINTR}
 )
@@ -84,6 +86,9 @@ class Link:
         self.losses: deque[SessionLost] = deque()
         #: on_reconnect calls to make outside any lock.
         self.callbacks: deque[Callable[[], object]] = deque()
+        # When the next timer is due, as of the last prepare_wait (timers only move later
+        # while connected, so a read in between need not look at them again).
+        self._due = 0.0
         # Host topology: where to dial again.
         self.dial_family = socket.AF_INET
         self.dial_address: Any = None
@@ -137,11 +142,12 @@ class Link:
         A message the session took is never lost: if the write fails it is in the resend
         window and goes out on the next connection.
         """
-        self.check_usable()
+        if self.closed or self.error is not None:
+            self.check_usable()
         if self.losses:
             self.raise_loss()
         session = self.session
-        if not session.is_open:
+        if session.state is not _OPEN:
             return False
         try:
             frame = session.send_message(msg, time.monotonic())
@@ -195,7 +201,8 @@ class Link:
             if owed:
                 self._write(owed)
         transport.sync_mask()
-        return self.wake_at(time.monotonic())
+        self._due = self.wake_at(time.monotonic())
+        return self._due
 
     def wake_at(self, now: float) -> float:
         """When the next timer is due (absolute, monotonic; inf: none)."""
@@ -219,7 +226,12 @@ class Link:
         or :meth:`prepare_wait` sends it).
         """
         if ready:
+            sock = self.transport.sock
             self._service(ready, ack)
+            if (self.connected and self.transport.sock is sock and self.error is None
+                    and (self.acceptor is None or not self.acceptor.pending)
+                    and time.monotonic() < self._due):
+                return  # steady state and no timer due: skip the timer round
         self._timers(ack)
 
     def pump(self, ack: bool = True) -> None:
@@ -274,6 +286,7 @@ class Link:
             return
         session = self.session
         size = transport.read_size
+        queued = len(self.inbox)
         while self.error is None and transport.sock is sock:
             try:
                 data = transport.read()
@@ -289,7 +302,10 @@ class Link:
             if len(data) < size and not drain:
                 break  # most likely all there was; saves an EAGAIN round trip
         if transport.sock is sock:
-            out = session.data_to_send(ack)
+            # A deferred ACK is for one reply (the next send carries it); a read that
+            # brought a stream is acknowledged at once, so the peer's window reopens while
+            # the application works through it.
+            out = session.data_to_send(ack or len(self.inbox) - queued > 1)
             if out:
                 self._write(out)
 

@@ -17,6 +17,7 @@ Who calls what, in an I/O layer::
 
 from __future__ import annotations
 
+import math
 import random
 from collections import deque
 from dataclasses import dataclass
@@ -608,16 +609,18 @@ class Session:
 
     def next_timer(self, now: float) -> float | None:
         """Seconds until :meth:`tick` has something to do (None: nothing scheduled)."""
-        if self.state not in (State.HANDSHAKE, State.OPEN):
+        state = self.state
+        if state is not _OPEN and state is not _HANDSHAKE:
             return None
-        due: list[float] = []
-        if self.dead_after:
-            due.append(self._last_recv + self.dead_after)
-        if self.state == State.OPEN and self.keepalive_ms:
-            due.append(self._last_sent + self.keepalive_ms / 1000)
-        if not due:
+        # On every wait of the I/O layer: no list, no min() of one.
+        due = self._last_recv + self.dead_after if self.dead_after else math.inf
+        if state is _OPEN and self.keepalive_ms:
+            ping = self._last_sent + self.keepalive_ms / 1000
+            if ping < due:
+                due = ping
+        if due == math.inf:
             return None
-        return max(0.0, min(due) - now)
+        return due - now if due > now else 0.0
 
     # --- helpers -----------------------------------------------------------------------
 

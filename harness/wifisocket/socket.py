@@ -205,6 +205,7 @@ class WiFiSocket:
         # Signalled whenever the waiting thread has acted, and by close().
         self._changed = threading.Condition(self._lock)
         self._polling = False  # a thread waits in poll, without the lock
+        self._sleepers = 0  # threads waiting on _changed
         self._keepalive_polls = False  # ... and it is the keepalive thread
         self._calls = 0  # API calls so far (the keepalive thread's idleness test)
         self._stop = threading.Event()
@@ -261,7 +262,11 @@ class WiFiSocket:
                 # poller to watch for writability.
                 self._kick()
             wait = None if deadline == _FOREVER else max(0.0, deadline - time.monotonic())
-            self._changed.wait(wait)
+            self._sleepers += 1
+            try:
+                self._changed.wait(wait)
+            finally:
+                self._sleepers -= 1
             return
         wake = link.prepare_wait()
         now = time.monotonic()
@@ -277,7 +282,8 @@ class WiFiSocket:
         if not link.closed or link.transport.sock is not None:
             link.process(ready, ack)
             link.flush_some()
-        self._changed.notify_all()
+        if self._sleepers:
+            self._changed.notify_all()
 
     def _drain_wake(self, ready: list[tuple[int, int]]) -> list[tuple[int, int]]:
         wake_fd = self._wake_fd

@@ -10,6 +10,7 @@ descriptors (and the events each is waited for) that the I/O layer waits on — 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import select
 import socket
 from collections import deque
@@ -23,6 +24,8 @@ POLLBAD = select.POLLERR | select.POLLHUP | select.POLLNVAL
 
 # One recv takes up to this much: several window-fulls of small frames per syscall.
 _RECV_BUFFER = 256 * 1024
+# Buffers per sendmsg (Linux's IOV_MAX is 1024).
+_IOV_MAX = 64
 
 
 class Transport:
@@ -155,16 +158,22 @@ class Transport:
         if sock is None or self.connecting:
             return
         while outq:
-            head = outq[0]
             try:
-                n = sock.send(head)
+                if len(outq) == 1:
+                    n = sock.send(outq[0])
+                else:  # several frames queued: one syscall for all of them
+                    n = sock.sendmsg(list(itertools.islice(outq, _IOV_MAX)))
             except BlockingIOError:
                 return
-            if n == len(head):
-                outq.popleft()
-            else:
-                outq[0] = memoryview(head)[n:]
+            if not n:
                 return
+            while n:
+                head = outq[0]
+                if n < len(head):
+                    outq[0] = memoryview(head)[n:]
+                    return  # the kernel took what it could
+                n -= len(head)
+                outq.popleft()
 
     def read(self) -> memoryview | None:
         """What the kernel has (a view valid until the next read); None if nothing yet.
