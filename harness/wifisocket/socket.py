@@ -44,7 +44,7 @@ from harness.wifisocket.frame import CloseCode
 from harness.wifisocket.keepalive import ACTIVE_POLL, IDLE_MAX_WAIT, start_keepalive
 from harness.wifisocket.link import Link, PeerClosedNormally
 from harness.wifisocket.session import Session
-from harness.wifisocket.transport import POLLIN
+from harness.wifisocket.transport import POLLIN, POLLOUT
 
 __all__ = ["ReconnectFailed", "WiFiSocket"]
 
@@ -257,9 +257,12 @@ class WiFiSocket:
         """
         link = self._link
         if self._polling:
-            if self._keepalive_polls or link.transport.outq:
+            transport = link.transport
+            if self._keepalive_polls or (
+                transport.outq and not transport.watched.get(transport.fd, 0) & POLLOUT
+            ):
                 # The keepalive thread yields to the application; queued bytes need the
-                # poller to watch for writability.
+                # poller to watch for writability (once: then its poll set has it).
                 self._kick()
             wait = None if deadline == _FOREVER else max(0.0, deadline - time.monotonic())
             self._sleepers += 1
