@@ -31,9 +31,7 @@ from types import TracebackType
 from typing import Any
 
 from harness.errors import ConnectionLost, Timeout
-from harness.wifisocket.backoff import Reconnect
-from harness.wifisocket.frame import CloseCode
-from harness.wifisocket.link import Link, PeerClosedNormally
+from harness.wifisocket.link import Link, LinkView, PeerClosedNormally
 from harness.wifisocket.socket import DEFAULT_PORT, DEFAULT_TIMEOUT, configure
 from harness.wifisocket.transport import POLLIN, POLLOUT
 
@@ -48,7 +46,7 @@ def _deadline(timeout: float | None) -> float:
     return _FOREVER if timeout is None else time.monotonic() + timeout
 
 
-class WiFiSocket:
+class WiFiSocket(LinkView):
     """An asyncio message link to a device speaking the WiFiSocket protocol v1.
 
     Make one with :meth:`connect` (we dial the device) or :meth:`serve` (the device dials
@@ -148,19 +146,7 @@ class WiFiSocket:
         link = self._link
         self._changed()
         while not link.connected:
-            if link.error is not None:
-                raise link.error
-            if time.monotonic() >= deadline:
-                if link.transport.sock is not None:
-                    with contextlib.suppress(OSError):
-                        link.transport.write(self._session.close(CloseCode.TIMEOUT, "no HELLO"))
-                    raise Timeout(
-                        f"no HELLO from {link.transport.peer_address} within the handshake "
-                        "timeout"
-                    )
-                refused = link.acceptor.refused if link.acceptor is not None else ""
-                refused = f" (last refused: {refused})" if refused else ""
-                raise Timeout(f"no peer connected to {link.target} within {timeout} s{refused}")
+            link.check_first(deadline, timeout)
             await self._wait(deadline)
 
     # --- the event loop's side -----------------------------------------------------------
@@ -349,59 +335,3 @@ class WiFiSocket:
             return await self.receive(timeout=_FOREVER)
         except PeerClosedNormally:
             raise StopAsyncIteration from None
-
-    def __repr__(self) -> str:
-        link = self._link
-        state = ("closed" if link.closed else "broken" if link.error is not None
-                 else "reconnecting" if link.supervisor.down else "open")
-        t = link.transport
-        return f"<aio.WiFiSocket {state} local={t.local_address} peer={t.peer_address}>"
-
-    # --- properties (as harness.WiFiSocket's) ------------------------------------------
-
-    @property
-    def max_message(self) -> int:
-        """The largest message the peer accepts."""
-        return self._session.peer_max_message
-
-    @property
-    def rtt(self) -> float | None:
-        """The latest PING round-trip time in seconds."""
-        return self._session.rtt
-
-    @property
-    def session_id(self) -> int:
-        return self._session.session_id
-
-    @property
-    def peer_session_id(self) -> int:
-        return self._session.peer_session_id
-
-    @property
-    def local_address(self) -> tuple[Any, ...]:
-        return tuple(self._link.transport.local_address)
-
-    @property
-    def peer_address(self) -> tuple[Any, ...]:
-        return tuple(self._link.transport.peer_address)
-
-    @property
-    def timeout(self) -> float | None:
-        return self._timeout
-
-    @property
-    def connected(self) -> bool:
-        link = self._link
-        return link.connected and link.error is None and not link.closed
-
-    @property
-    def reconnects(self) -> int:
-        return self._link.supervisor.reconnects
-
-    @property
-    def last_reconnect(self) -> Reconnect | None:
-        return self._link.supervisor.last_reconnect
-
-    @property
-    def unconfirmed(self) -> list[str | bytes]:
-        return self._session.unacked_messages

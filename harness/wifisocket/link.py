@@ -26,7 +26,7 @@ from typing import Any
 
 from harness.errors import ConnectionLost, ProtocolError, SessionLost, Timeout, WiFiSocketError
 from harness.wifisocket.acceptor import Acceptor, Pending
-from harness.wifisocket.backoff import ReconnectPolicy
+from harness.wifisocket.backoff import Reconnect, ReconnectPolicy
 from harness.wifisocket.frame import CloseCode
 from harness.wifisocket.session import (
     RECOVERABLE,
@@ -44,7 +44,7 @@ from harness.wifisocket.session import (
 from harness.wifisocket.supervisor import Supervisor
 from harness.wifisocket.transport import POLLBAD, POLLIN, POLLOUT, Transport
 
-__all__ = ["Link", "PeerClosedNormally"]
+__all__ = ["Link", "LinkView", "PeerClosedNormally"]
 
 _log = logging.getLogger("harness.wifisocket")
 
@@ -162,6 +162,22 @@ class Link:
 
     def outage(self) -> str:
         return self.supervisor.outage(time.monotonic())
+
+    def check_first(self, deadline: float, timeout: float | None) -> None:
+        """While the first HELLO exchange is not done: raise its error, or Timeout if late."""
+        if self.error is not None:
+            raise self.error
+        if time.monotonic() < deadline:
+            return
+        if self.transport.sock is not None:
+            with contextlib.suppress(OSError):
+                self.transport.write(self.session.close(CloseCode.TIMEOUT, "no HELLO"))
+            raise Timeout(
+                f"no HELLO from {self.transport.peer_address} within the handshake timeout"
+            )
+        refused = self.acceptor.refused if self.acceptor is not None else ""
+        refused = f" (last refused: {refused})" if refused else ""
+        raise Timeout(f"no peer connected to {self.target} within {timeout} s{refused}")
 
     def send_timeout(self, waited: float | None) -> Timeout:
         """Why a send could not frame its message in time."""
@@ -541,3 +557,85 @@ class Link:
         if self.acceptor is not None:
             socks += self.acceptor.sockets()
         return socks
+
+
+class LinkView:
+    """What the blocking and the asyncio WiFiSocket show of their link (read-only)."""
+
+    _link: Link
+    _session: Session
+    _timeout: float | None
+
+    @property
+    def max_message(self) -> int:
+        """The largest message the peer accepts (bytes of UTF-8 for text)."""
+        return self._session.peer_max_message
+
+    @property
+    def rtt(self) -> float | None:
+        """The latest PING round-trip time in seconds (None until one was measured)."""
+        return self._session.rtt
+
+    @property
+    def session_id(self) -> int:
+        """This side's session id."""
+        return self._session.session_id
+
+    @property
+    def peer_session_id(self) -> int:
+        """The peer's session id (it changes when the peer reboots)."""
+        return self._session.peer_session_id
+
+    @property
+    def local_address(self) -> tuple[Any, ...]:
+        """``(host, port)`` of this end of the (current or last) TCP connection."""
+        return tuple(self._link.transport.local_address)
+
+    @property
+    def peer_address(self) -> tuple[Any, ...]:
+        """``(host, port)`` of the peer of the (current or last) TCP connection."""
+        return tuple(self._link.transport.peer_address)
+
+    @property
+    def timeout(self) -> float | None:
+        """The default timeout of send/receive, in seconds."""
+        return self._timeout
+
+    @property
+    def dead_after(self) -> float:
+        """The dead-peer bound: seconds without receiving anything (0 = never)."""
+        return self._session.dead_after
+
+    @property
+    def connected(self) -> bool:
+        """True while a connection is up and its HELLO exchange done."""
+        link = self._link
+        return link.connected and link.error is None and not link.closed
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the link was re-established."""
+        return self._link.supervisor.reconnects
+
+    @property
+    def last_reconnect(self) -> Reconnect | None:
+        """The latest reconnect's facts (None if there was none)."""
+        return self._link.supervisor.last_reconnect
+
+    @property
+    def unconfirmed(self) -> list[str | bytes]:
+        """Our messages the peer has not acknowledged yet, in order."""
+        return self._session.unacked_messages
+
+    def __repr__(self) -> str:
+        link = self._link
+        if link.closed:
+            state = "closed"
+        elif link.error is not None:
+            state = "broken"
+        elif link.supervisor.down:
+            state = "reconnecting"
+        else:
+            state = "open"
+        t = link.transport
+        return f"<{type(self).__name__} {state} local={t.local_address} peer={t.peer_address}>"

@@ -39,10 +39,9 @@ from types import TracebackType
 from typing import Any
 
 from harness.errors import ConnectionLost, ReconnectFailed, Timeout
-from harness.wifisocket.backoff import Reconnect, ReconnectPolicy
-from harness.wifisocket.frame import CloseCode
+from harness.wifisocket.backoff import ReconnectPolicy
 from harness.wifisocket.keepalive import ACTIVE_POLL, IDLE_MAX_WAIT, start_keepalive
-from harness.wifisocket.link import Link, PeerClosedNormally
+from harness.wifisocket.link import Link, LinkView, PeerClosedNormally
 from harness.wifisocket.session import Session
 from harness.wifisocket.transport import POLLIN, POLLOUT
 
@@ -75,7 +74,7 @@ def configure(options: dict[str, Any]) -> tuple[ReconnectPolicy, Session]:
     return policy, Session(**session_options)
 
 
-class WiFiSocket:
+class WiFiSocket(LinkView):
     """A message link to a device (or any peer) speaking the WiFiSocket protocol v1.
 
     ``WiFiSocket(host, port)`` connects and completes the HELLO exchange within ``timeout``;
@@ -224,21 +223,7 @@ class WiFiSocket:
             # Connected, not is_open: the peer may say HELLO, a few messages and CLOSE in
             # one go; the handshake succeeded and those messages are still to be received.
             while not link.connected:
-                if link.error is not None:
-                    raise link.error
-                if time.monotonic() >= deadline:
-                    if link.transport.sock is not None:
-                        with contextlib.suppress(OSError):
-                            link.transport.write(self._session.close(CloseCode.TIMEOUT, "no HELLO"))
-                        raise Timeout(
-                            f"no HELLO from {link.transport.peer_address} within the handshake "
-                            "timeout"
-                        )
-                    refused = link.acceptor.refused if link.acceptor is not None else ""
-                    refused = f" (last refused: {refused})" if refused else ""
-                    raise Timeout(
-                        f"no peer connected to {link.target} within {timeout} s{refused}"
-                    )
+                link.check_first(deadline, timeout)
                 self._wait(deadline)
 
     def _teardown(self) -> None:
@@ -508,79 +493,3 @@ class WiFiSocket:
                     s.close()
         except Exception:
             pass
-
-    def __repr__(self) -> str:
-        link = self._link
-        if link.closed:
-            state = "closed"
-        elif link.error is not None:
-            state = "broken"
-        elif link.supervisor.down:
-            state = "reconnecting"
-        else:
-            state = "open"
-        t = link.transport
-        return f"<WiFiSocket {state} local={t.local_address} peer={t.peer_address}>"
-
-    # --- properties --------------------------------------------------------------------
-
-    @property
-    def max_message(self) -> int:
-        """The largest message the peer accepts (bytes of UTF-8 for text)."""
-        return self._session.peer_max_message
-
-    @property
-    def rtt(self) -> float | None:
-        """The latest PING round-trip time in seconds (None until one was measured)."""
-        return self._session.rtt
-
-    @property
-    def session_id(self) -> int:
-        """This side's session id."""
-        return self._session.session_id
-
-    @property
-    def peer_session_id(self) -> int:
-        """The peer's session id (it changes when the peer reboots)."""
-        return self._session.peer_session_id
-
-    @property
-    def local_address(self) -> tuple[Any, ...]:
-        """``(host, port)`` of this end of the (current or last) TCP connection."""
-        return tuple(self._link.transport.local_address)
-
-    @property
-    def peer_address(self) -> tuple[Any, ...]:
-        """``(host, port)`` of the peer of the (current or last) TCP connection."""
-        return tuple(self._link.transport.peer_address)
-
-    @property
-    def timeout(self) -> float | None:
-        """The default timeout of send/receive, in seconds."""
-        return self._timeout
-
-    @property
-    def dead_after(self) -> float:
-        """The dead-peer bound: seconds without receiving anything (0 = never)."""
-        return self._session.dead_after
-
-    @property
-    def connected(self) -> bool:
-        """True while a connection is up and its HELLO exchange done."""
-        link = self._link
-        return link.connected and link.error is None and not link.closed
-
-    @property
-    def reconnects(self) -> int:
-        """How many times the link was re-established."""
-        return self._link.supervisor.reconnects
-
-    @property
-    def last_reconnect(self) -> Reconnect | None:
-        """The latest reconnect's facts (None if there was none)."""
-        return self._link.supervisor.last_reconnect
-
-    @property
-    def unconfirmed(self) -> list[str | bytes]:
-        """Our messages the peer has not acknowledged yet, in order."""
-        return self._session.unacked_messages
