@@ -248,54 +248,31 @@ class WiFiSocket(LinkView):
         """
         if not isinstance(msg, (str, bytes, bytearray, memoryview)):
             raise TypeError(f"send() takes str or bytes-like, not {type(msg).__name__}")
-        deadline = _deadline(self._timeout if timeout is None else timeout)
+        waited = self._timeout if timeout is None else timeout
+        deadline = _deadline(waited)
         link = self._link
-        transport = link.transport
         try:
-            while not link.try_send(msg):
-                if time.monotonic() >= deadline:
-                    raise link.send_timeout(self._timeout if timeout is None else timeout)
+            while not link.sending(msg, deadline, waited):
                 await self._wait(deadline)
         finally:
             self._changed()
-        sock = transport.sock
         # The frame is the session's now: wait until the kernel took it.
-        while transport.outq and transport.sock is sock:
-            link.check_usable()
-            if time.monotonic() >= deadline:
-                raise Timeout(
-                    "send: the peer is not reading; the message is queued and will go out "
-                    "when it does"
-                )
+        sock = link.transport.sock
+        while not link.written(sock, deadline):
             await self._wait(deadline)
-        link.check_usable()
 
     async def receive(self, timeout: float | None = None) -> str | bytes:
         """The next message; as :meth:`harness.WiFiSocket.receive`."""
-        deadline = _deadline(self._timeout if timeout is None else timeout)
-        link = self._link
-        while True:
-            item = link.take()
-            if item is not None:
-                return item
-            link.check_usable()
-            if time.monotonic() >= deadline:
-                raise link.receive_timeout(self._timeout if timeout is None else timeout)
+        waited = self._timeout if timeout is None else timeout
+        deadline = _deadline(waited)
+        while (item := self._link.receiving(deadline, waited)) is None:
             await self._wait(deadline)
+        return item
 
     async def flush(self, timeout: float | None = None) -> None:
         """Until the peer acknowledged everything sent so far (as the blocking ``flush``)."""
         deadline = _deadline(self._timeout if timeout is None else timeout)
-        link = self._link
-        while True:
-            link.check_usable()
-            if link.losses:
-                link.raise_loss()
-            if self._session.unacked_bytes == 0:
-                return
-            if time.monotonic() >= deadline:
-                n = len(self._session.unacked_messages)
-                raise Timeout(f"flush: {n} message(s) still unconfirmed")
+        while not self._link.flushed(deadline):
             await self._wait(deadline)
 
     async def close(self) -> None:

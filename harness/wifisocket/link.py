@@ -160,6 +160,53 @@ class Link:
             self.check_usable()
         return True
 
+    # One step of each API call, shared by the blocking and the asyncio facade: each
+    # returns the result (or True when done), None/False when the caller must wait and
+    # try again, or raises (Timeout once ``deadline`` passed).
+
+    def sending(self, msg: str | bytes | bytearray | memoryview, deadline: float,
+                waited: float | None) -> bool:
+        """Frame and write ``msg`` if possible (see :meth:`try_send`)."""
+        if self.try_send(msg):
+            return True
+        if time.monotonic() >= deadline:
+            raise self.send_timeout(waited)
+        return False
+
+    def written(self, sock: socket.socket | None, deadline: float) -> bool:
+        """After a send: the kernel took the queued bytes (or ``sock`` is gone)."""
+        self.check_usable()
+        if not self.transport.outq or self.transport.sock is not sock:
+            return True
+        if time.monotonic() >= deadline:
+            raise Timeout(
+                "send: the peer is not reading; the message is queued and will go out when "
+                "it does"
+            )
+        return False
+
+    def receiving(self, deadline: float, waited: float | None) -> _Msg | None:
+        """The next message, if there is one."""
+        item = self.take()
+        if item is not None:
+            return item
+        self.check_usable()
+        if time.monotonic() >= deadline:
+            raise self.receive_timeout(waited)
+        return None
+
+    def flushed(self, deadline: float) -> bool:
+        """The peer acknowledged everything we sent."""
+        self.check_usable()
+        if self.losses:
+            self.raise_loss()
+        if self.session.unacked_bytes == 0:
+            return True
+        if time.monotonic() >= deadline:
+            n = len(self.session.unacked_messages)
+            raise Timeout(f"flush: {n} message(s) still unconfirmed")
+        return False
+
     def outage(self) -> str:
         return self.supervisor.outage(time.monotonic())
 

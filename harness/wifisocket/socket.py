@@ -346,30 +346,21 @@ class WiFiSocket(LinkView):
         """
         if not isinstance(msg, (str, bytes, bytearray, memoryview)):
             raise TypeError(f"send() takes str or bytes-like, not {type(msg).__name__}")
-        deadline = _deadline(self._timeout if timeout is None else timeout)
+        waited = self._timeout if timeout is None else timeout
+        deadline = _deadline(waited)
         link = self._link
-        transport = link.transport
         try:
             with self._lock:
                 self._calls += 1
-                sock = transport.sock
-                while not link.try_send(msg):
-                    if time.monotonic() >= deadline:
-                        raise link.send_timeout(self._timeout if timeout is None else timeout)
+                sock = link.transport.sock
+                while not link.sending(msg, deadline, waited):
                     self._wait(deadline)
-                    sock = transport.sock
-                if transport.sock is not sock:
+                    sock = link.transport.sock
+                if link.transport.sock is not sock:
                     self._kick()  # the poller's set changed under it
                 # The frame is the session's now: wait until the kernel took it.
-                while transport.outq and transport.sock is sock:
-                    link.check_usable()
-                    if time.monotonic() >= deadline:
-                        raise Timeout(
-                            "send: the peer is not reading; the message is queued and will "
-                            "go out when it does"
-                        )
+                while not link.written(sock, deadline):
                     self._wait(deadline)
-                link.check_usable()
         finally:
             if link.callbacks:
                 self._run_callbacks()
@@ -391,19 +382,15 @@ class WiFiSocket(LinkView):
 
     def _receive(self, deadline: float, timeout: float | None) -> str | bytes:
         link = self._link
+        waited = self._timeout if timeout is None else timeout
         try:
             with self._lock:
                 self._calls += 1
-                while True:
-                    item = link.take()
-                    if item is not None:
-                        return item
-                    link.check_usable()
-                    if time.monotonic() >= deadline:
-                        raise link.receive_timeout(self._timeout if timeout is None else timeout)
-                    # The ACK for what this reads is deferred: the caller's next send
-                    # carries it, or it goes out before the next wait.
+                # The ACK for what this reads is deferred: the caller's next send carries
+                # it, or it goes out before the next wait.
+                while (item := link.receiving(deadline, waited)) is None:
                     self._wait(deadline, ack=False)
+                return item
         finally:
             if link.callbacks:
                 self._run_callbacks()
@@ -422,15 +409,7 @@ class WiFiSocket(LinkView):
         try:
             with self._lock:
                 self._calls += 1
-                while True:
-                    link.check_usable()
-                    if link.losses:
-                        link.raise_loss()
-                    if self._session.unacked_bytes == 0:
-                        return
-                    if time.monotonic() >= deadline:
-                        n = len(self._session.unacked_messages)
-                        raise Timeout(f"flush: {n} message(s) still unconfirmed")
+                while not link.flushed(deadline):
                     self._wait(deadline)
         finally:
             if link.callbacks:
