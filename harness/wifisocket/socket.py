@@ -249,12 +249,7 @@ class WiFiSocket(LinkView):
                 # The keepalive thread yields to the application; queued bytes need the
                 # poller to watch for writability (once: then its poll set has it).
                 self._kick()
-            wait = None if deadline == _FOREVER else max(0.0, deadline - time.monotonic())
-            self._sleepers += 1
-            try:
-                self._changed.wait(wait)
-            finally:
-                self._sleepers -= 1
+            self._sleep(deadline)
             return
         wake = link.prepare_wait()
         now = time.monotonic()
@@ -272,6 +267,15 @@ class WiFiSocket(LinkView):
             link.flush_some()
         if self._sleepers:
             self._changed.notify_all()
+
+    def _sleep(self, deadline: float) -> None:
+        """Wait on ``_changed`` until the polling thread's next round (or ``deadline``)."""
+        wait = None if deadline == _FOREVER else max(0.0, deadline - time.monotonic())
+        self._sleepers += 1
+        try:
+            self._changed.wait(wait)
+        finally:
+            self._sleepers -= 1
 
     def _drain_wake(self, ready: list[tuple[int, int]]) -> list[tuple[int, int]]:
         wake_fd = self._wake_fd
@@ -436,7 +440,7 @@ class WiFiSocket(LinkView):
             # Wake the thread in poll and wait for it to leave before closing its fds.
             self._kick()
             while self._polling and time.monotonic() < deadline:
-                self._changed.wait(max(0.0, deadline - time.monotonic()))
+                self._sleep(deadline)
             self._teardown()
             self._changed.notify_all()
         link.callbacks.clear()
