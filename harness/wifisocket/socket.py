@@ -204,8 +204,8 @@ class WiFiSocket(LinkView):
         # Signalled whenever the waiting thread has acted, and by close().
         self._changed = threading.Condition(self._lock)
         self._polling = False  # a thread waits in poll, without the lock
-        self._sleepers = 0  # threads waiting on _changed
         self._keepalive_polls = False  # ... and it is the keepalive thread
+        self._sleepers = 0  # threads waiting on _changed
         self._calls = 0  # API calls so far (the keepalive thread's idleness test)
         self._stop = threading.Event()
         # Wakes the waiting thread when the poll set or close() needs it.
@@ -325,7 +325,8 @@ class WiFiSocket(LinkView):
                 return True, calls, 0.0
             # The application is active and does its own I/O; only keep the timers.
             link.pump()
-            self._changed.notify_all()
+            if self._sleepers:
+                self._changed.notify_all()
             now = time.monotonic()
             return True, calls, min(max(0.0, link.wake_at(now) - now), ACTIVE_POLL)
 
