@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from harness import ConnectionLost, MessageTooLarge, Timeout, aio
+from harness import ConnectionLost, MessageTooLarge, SessionLost, Timeout, aio
 from harness.device.base import Device
 from harness.device.factory import DeviceOptions, open_device
 from harness.netem import Blackhole, Proxy
@@ -163,3 +163,24 @@ async def test_serve_accepts_the_device_dialling_in(device: Device) -> None:
         with device.connect(timeout=5.0) as sync:  # the echo service listens again
             sync.send("listening again")
             assert sync.receive(timeout=5.0) == "listening again"
+
+
+async def test_a_device_reset_raises_session_lost_once_then_goes_on(device: Device) -> None:
+    async with await aio.WiFiSocket.connect(device.ip, device.port, **OPTS) as ws:
+        await ws.send("before")
+        assert await ws.receive() == "before"
+        await ws.flush()
+        old_peer = ws.peer_session_id
+        await asyncio.to_thread(device.reset)
+        # The event loop keeps the link: it notices the loss, redials, meets the new session.
+        deadline = asyncio.get_running_loop().time() + WAIT
+        while ws.peer_session_id == old_peer:
+            assert asyncio.get_running_loop().time() < deadline, "no new device session"
+            await asyncio.sleep(0.01)
+        with pytest.raises(SessionLost) as lost:
+            await ws.receive()
+        assert lost.value.unconfirmed == []  # everything was acknowledged before the reset
+        await ws.send("after")
+        assert await ws.receive() == "after"
+        assert ws.reconnects >= 1 and ws.last_reconnect is not None
+        assert ws.last_reconnect.session_lost
