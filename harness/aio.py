@@ -154,8 +154,10 @@ class WiFiSocket(LinkView):
     def _changed(self) -> None:
         """After the link acted: follow its poll set and timer, wake waiters, callbacks."""
         link = self._link
-        wake = link.prepare_wait() if not link.closed else _FOREVER
-        self._follow(link)
+        # A link that failed for good waits for nothing (its socket would stay readable).
+        done = link.closed or link.error is not None
+        wake = _FOREVER if done else link.prepare_wait()
+        self._follow(link, {} if done else link.transport.watched)
         if wake != self._timer_at:
             if self._timer is not None:
                 self._timer.cancel()
@@ -175,10 +177,9 @@ class WiFiSocket(LinkView):
             except Exception:
                 _log.exception("on_reconnect callback failed")
 
-    def _follow(self, link: Link) -> None:
-        """Make the loop's readers and writers those of the link's poll set."""
+    def _follow(self, link: Link, watched: dict[int, int]) -> None:
+        """Make the loop's readers and writers those of ``watched`` (the link's poll set)."""
         owners = link.fd_owners()
-        watched = link.transport.watched
         loop = self._loop
         for fd, (mask, owner) in list(self._registered.items()):
             if watched.get(fd) != mask or owners.get(fd) is not owner:
