@@ -30,7 +30,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
+
+# Measure the tree this script is in, not whichever esp-hil is installed (run as a script,
+# Python puts benchmarks/ first on sys.path, not the checkout).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.backends import DeviceOptions, open_device
 from harness.bench import calibrated_down, raw_port_of

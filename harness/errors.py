@@ -11,6 +11,7 @@ __all__ = [
     "ConnectionLost",
     "MessageTooLarge",
     "ProtocolError",
+    "ReconnectFailed",
     "SessionLost",
     "Timeout",
     "WiFiSocketError",
@@ -101,3 +102,35 @@ class SessionLost(WiFiSocketError):
 
     def __reduce__(self):  # type: ignore[override]
         return (self.__class__, (self.args[0], self.unconfirmed))
+
+
+class ReconnectFailed(ConnectionLost):
+    """The link was lost and did not come back within ``reconnect_timeout``.
+
+    Attributes:
+        attempts: connections tried (or accepted, in the serve topology) during the outage.
+        elapsed: seconds from noticing the loss to giving up.
+        last_error: why the last attempt (or the lost connection) failed.
+        unconfirmed: our messages the peer never acknowledged, in order: they may or may not
+            have reached it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        attempts: int = 0,
+        elapsed: float = 0.0,
+        last_error: str = "",
+        unconfirmed: list[str | bytes] | None = None,
+    ) -> None:
+        self.attempts = attempts
+        self.elapsed = elapsed
+        self.last_error = last_error
+        self.unconfirmed: list[str | bytes] = list(unconfirmed or [])
+        super().__init__(message)
+
+    def __reduce__(self):  # type: ignore[override]
+        return (
+            self.__class__,
+            (self.args[0], self.attempts, self.elapsed, self.last_error, self.unconfirmed),
+        )

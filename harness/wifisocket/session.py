@@ -17,6 +17,7 @@ Who calls what, in an I/O layer::
 
 from __future__ import annotations
 
+import math
 import random
 from collections import deque
 from dataclasses import dataclass
@@ -35,10 +36,13 @@ from harness.wifisocket.frame import (
 )
 
 __all__ = [
+    "RECOVERABLE",
+    "TRANSITIONS",
     "Connected",
     "Dead",
     "Event",
     "Failed",
+    "Handshake",
     "Message",
     "PeerClosed",
     "Pong",
@@ -46,6 +50,7 @@ __all__ = [
     "SessionReset",
     "State",
     "WindowFull",
+    "close_frame",
 ]
 
 # Host defaults (docs/protocol.md §4). The window must be >= max_message + 20.
@@ -135,6 +140,75 @@ class State:
     HANDSHAKE = "handshake"  # our HELLO is out, the peer's is not in yet
     OPEN = "open"
     CLOSED = "closed"  # closed by the application: final
+
+
+_IDLE, _HANDSHAKE, _OPEN, _CLOSED = State.IDLE, State.HANDSHAKE, State.OPEN, State.CLOSED
+
+#: Every state change of a :class:`Session`: (state, what happened) -> next state. A pair
+#: that is not here is a bug of the caller (e.g. ``connection_made`` after ``close``).
+TRANSITIONS: dict[tuple[str, str], str] = {
+    # A new transport (possibly replacing a live one): our HELLO goes out.
+    (_IDLE, "connection_made"): _HANDSHAKE,
+    (_HANDSHAKE, "connection_made"): _HANDSHAKE,
+    (_OPEN, "connection_made"): _HANDSHAKE,
+    (_HANDSHAKE, "hello"): _OPEN,
+    # The end of a connection, not of the session: it may resume on the next one.
+    **{(s, ev): _IDLE for s in (_HANDSHAKE, _OPEN)
+       for ev in ("peer_closed", "failed", "dead", "connection_lost")},
+    (_IDLE, "connection_lost"): _IDLE,
+    (_CLOSED, "connection_lost"): _CLOSED,
+    # The application ends the session: final.
+    **{(s, "close"): _CLOSED for s in (_IDLE, _HANDSHAKE, _OPEN, _CLOSED)},
+}
+
+#: Close codes after which the session resumes on a new connection (a peer that found the
+#: link silent, a corrupted frame). Every other code, and REPLACED (someone else took the
+#: session over), ends the link for good. The device's Endpoint applies the same policy.
+RECOVERABLE = frozenset({int(CloseCode.TIMEOUT), int(CloseCode.BAD_CRC)})
+
+
+def close_frame(code: int, reason: str, ack: int = 0) -> bytes:
+    """A CLOSE frame with ``code`` and ``reason`` cut to 123 bytes of whole characters."""
+    raw = reason.encode("utf-8")[:CLOSE_REASON_MAX].decode("utf-8", "ignore").encode("utf-8")
+    return encode_frame(FrameType.CLOSE, bytes((int(code),)) + raw, ack=ack)
+
+
+# A HELLO frame is at most 20 + 64 bytes: a first frame not complete by then is not one.
+_HELLO_FRAME_MAX = 84
+
+
+class Handshake:
+    """Serve side: a new connection's first bytes, until they make a valid HELLO. Sans-IO.
+
+    The acceptor keeps one per connection that has not said HELLO yet; only a connection
+    that passes becomes the session's transport (so a stray client cannot disturb it).
+    """
+
+    def __init__(self, max_message: int) -> None:
+        self._decoder = FrameDecoder(max_message)
+        #: Everything received so far (the HELLO and what followed it), for the Session.
+        self.data = bytearray()
+
+    def feed(self, data: bytes) -> bool:
+        """Take bytes; True once a valid HELLO is complete.
+
+        Raises:
+            ProtocolError: the first frame is not a (valid) HELLO; close with its code.
+        """
+        self.data += data
+        frames, error = self._decoder.decode(data)
+        if frames:
+            first = frames[0]
+            if first.type != FrameType.HELLO:
+                name = getattr(first.type, "name", str(first.type))
+                raise ProtocolError(CloseCode.PROTOCOL, f"{name} frame before HELLO")
+            Hello.decode(first.payload)
+            return True
+        if error is not None:
+            raise error
+        if len(self.data) >= _HELLO_FRAME_MAX:
+            raise ProtocolError(CloseCode.PROTOCOL, "first frame is not a HELLO")
+        return False
 
 
 class Session:
@@ -266,7 +340,7 @@ class Session:
         self._out.clear()  # control frames of the old connection mean nothing now
         self._peer = None
         self._ping_nonce = None
-        self.state = State.HANDSHAKE
+        self._to("connection_made")
         hello = Hello(self.max_message, self.window, self.keepalive_ms, self.session_id,
                       self._known_peer)
         self._last_recv = now
@@ -274,8 +348,7 @@ class Session:
 
     def connection_lost(self) -> None:
         """The transport is gone; keep everything needed to resume on the next one."""
-        if self.state != State.CLOSED:
-            self.state = State.IDLE
+        self._to("connection_lost")
 
     def drop_connection(self, code: int, reason: str) -> bytes:
         """End the current connection, not the session: pending control bytes and a CLOSE.
@@ -295,7 +368,7 @@ class Session:
         if self.state in (State.HANDSHAKE, State.OPEN):
             self._queue_close(code, reason)
         data = self.data_to_send()
-        self.state = State.CLOSED
+        self._to("close")
         return data
 
     # --- receiving ---------------------------------------------------------------------
@@ -323,7 +396,7 @@ class Session:
                 raise error
         except ProtocolError as exc:
             self._queue_close(exc.code, exc.reason)
-            self.state = State.IDLE
+            self._to("failed")
             events.append(Failed(exc))
         return events
 
@@ -420,7 +493,7 @@ class Session:
         reset = self._known_peer != 0 and (not same_peer or bool(lost))
         self._known_peer = hello.session
         self._peer = hello
-        self.state = State.OPEN
+        self._to("hello")
         events.append(Connected(hello, resumed=same_peer and keeps_ours))
         if reset:
             events.append(SessionReset(lost))
@@ -430,7 +503,7 @@ class Session:
             self._drop_acked(frame.ack)
         code = frame.payload[0]
         reason = frame.payload[1:].decode("utf-8", "replace")
-        self.state = State.IDLE
+        self._to("peer_closed")
         events.append(PeerClosed(code, reason))
 
     def _on_ack(self, ack: int) -> None:
@@ -521,7 +594,7 @@ class Session:
             self._queue_close(
                 CloseCode.TIMEOUT, f"nothing received for {now - self._last_recv:.1f} s"
             )
-            self.state = State.IDLE
+            self._to("dead")
             return [Dead()]
         if (
             self.state == State.OPEN
@@ -536,16 +609,18 @@ class Session:
 
     def next_timer(self, now: float) -> float | None:
         """Seconds until :meth:`tick` has something to do (None: nothing scheduled)."""
-        if self.state not in (State.HANDSHAKE, State.OPEN):
+        state = self.state
+        if state is not _OPEN and state is not _HANDSHAKE:
             return None
-        due: list[float] = []
-        if self.dead_after:
-            due.append(self._last_recv + self.dead_after)
-        if self.state == State.OPEN and self.keepalive_ms:
-            due.append(self._last_sent + self.keepalive_ms / 1000)
-        if not due:
+        # On every wait of the I/O layer: no list, no min() of one.
+        due = self._last_recv + self.dead_after if self.dead_after else math.inf
+        if state is _OPEN and self.keepalive_ms:
+            ping = self._last_sent + self.keepalive_ms / 1000
+            if ping < due:
+                due = ping
+        if due == math.inf:
             return None
-        return max(0.0, min(due) - now)
+        return due - now if due > now else 0.0
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -560,5 +635,7 @@ class Session:
         self._out.append(self._emit(encode_frame(ftype, payload, ack=self._delivered)))
 
     def _queue_close(self, code: int, reason: str) -> None:
-        raw = reason.encode("utf-8")[:CLOSE_REASON_MAX].decode("utf-8", "ignore").encode("utf-8")
-        self._queue(FrameType.CLOSE, bytes((int(code),)) + raw)
+        self._out.append(self._emit(close_frame(code, reason, self._delivered)))
+
+    def _to(self, event: str) -> None:
+        self.state = TRANSITIONS[(self.state, event)]

@@ -156,7 +156,7 @@ def test_device_dials_back_after_a_cut_and_nothing_is_lost(
             host = WiFiSocket.accept(listener, timeout=TIMEOUT)
             with host:
                 device_session = host.peer_session_id
-                # One thread (a WiFiSocket is used by one thread at a time), pipelined: a
+                # One thread, pipelined: a
                 # few messages stay in flight both ways, so each cut catches some mid-way.
                 in_flight = 4
                 got: list[str | bytes] = []

@@ -1,0 +1,161 @@
+"""Serve topology: the listening socket and the connections that have not said HELLO yet.
+
+An accepted connection becomes the link's transport only once its first frame is a valid
+HELLO (the check is :class:`~harness.wifisocket.session.Handshake`, sans-IO); anything
+else is closed with a reason and does not disturb the session. At most ``MAX_PENDING``
+connections wait at once (the oldest makes room), each at most ``connect_timeout``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from harness.errors import ProtocolError
+from harness.wifisocket.frame import CloseCode
+from harness.wifisocket.session import Handshake, close_frame
+from harness.wifisocket.transport import POLLIN, Transport
+
+__all__ = ["MAX_PENDING", "Acceptor", "Pending"]
+
+MAX_PENDING = 4
+_PENDING_READ = 4096
+
+
+@dataclass(eq=False)
+class Pending:
+    """An accepted connection waiting for its HELLO."""
+
+    sock: socket.socket
+    fd: int
+    address: Any
+    deadline: float
+    handshake: Handshake
+
+
+class Acceptor:
+    """Accepts connections on ``listener`` and keeps them until they say HELLO.
+
+    Args:
+        listener: a listening socket (made non-blocking).
+        owns: close the listener on :meth:`close`.
+        transport: whose poll set the listener and pending connections join.
+        max_message: the session's decoder limit (for the HELLO check).
+        connect_timeout: how long a connection may take to say HELLO.
+    """
+
+    def __init__(
+        self, listener: socket.socket, *, owns: bool, transport: Transport, max_message: int,
+        connect_timeout: float,
+    ) -> None:
+        where = listener.getsockname()
+        listener.setblocking(False)
+        self.target = f"{where[0]}:{where[1]}"
+        self.listener: socket.socket | None = listener
+        self.fd = listener.fileno()
+        self.owns = owns
+        self.pending: list[Pending] = []
+        #: Why the latest connection was refused (for a Timeout's message).
+        self.refused = ""
+        self._transport = transport
+        self._max_message = max_message
+        self._connect_timeout = connect_timeout
+        transport.watch(self.fd, POLLIN)
+
+    def accept(self, now: float) -> int:
+        """Accept what the listener has; returns how many connections joined."""
+        listener = self.listener
+        joined = 0
+        while listener is not None and self.listener is listener:
+            try:
+                conn, address = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:  # e.g. out of fds: try again on the next round
+                self.refused = f"accept failed: {exc}"
+                break
+            try:
+                conn.setblocking(False)
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                conn.close()
+                continue
+            if len(self.pending) >= MAX_PENDING:
+                self._refuse(self.pending[0], ProtocolError(
+                    CloseCode.TIMEOUT, "too many connections waiting for HELLO"
+                ))
+            p = Pending(conn, conn.fileno(), address, now + self._connect_timeout,
+                        Handshake(self._max_message))
+            self.pending.append(p)
+            self._transport.watch(p.fd, POLLIN)
+            joined += 1
+        return joined
+
+    def read(self, fd: int) -> Pending | None:
+        """Read from the pending connection on ``fd``; returns it (removed) once it said HELLO."""
+        p = next((p for p in self.pending if p.fd == fd), None)
+        if p is None:
+            return None
+        try:
+            data = p.sock.recv(_PENDING_READ)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError as exc:
+            self._refuse(p, None, f"connection error before HELLO: {exc}")
+            return None
+        if not data:
+            self._refuse(p, None, "closed before HELLO")
+            return None
+        try:
+            said_hello = p.handshake.feed(data)
+        except ProtocolError as exc:
+            self._refuse(p, exc)
+            return None
+        if not said_hello:
+            return None
+        self.pending.remove(p)
+        self._transport.unwatch(p.fd)
+        return p
+
+    def expire(self, now: float) -> None:
+        """Close the connections that did not say HELLO in time."""
+        for p in [p for p in self.pending if now >= p.deadline]:
+            self._refuse(p, ProtocolError(
+                CloseCode.TIMEOUT, f"no HELLO within {self._connect_timeout} s"
+            ))
+
+    def wake_at(self) -> float:
+        """The earliest pending deadline (inf if none)."""
+        return min((p.deadline for p in self.pending), default=float("inf"))
+
+    def stop_listening(self) -> None:
+        """Refuse further connections (and drop the pending ones)."""
+        for p in list(self.pending):
+            self._refuse(p, None)
+        listener = self.listener
+        if listener is None:
+            return
+        self._transport.unwatch(self.fd)
+        self.listener = None
+        if self.owns:
+            listener.close()
+
+    def _refuse(self, p: Pending, error: ProtocolError | None, why: str = "") -> None:
+        self.pending.remove(p)
+        self._transport.unwatch(p.fd)
+        if error is not None:
+            self.refused = f"{p.address}: {error}"
+            with contextlib.suppress(OSError):
+                p.sock.send(close_frame(error.code, error.reason))
+        elif why:
+            self.refused = f"{p.address}: {why}"
+        p.sock.close()
+
+    def sockets(self) -> list[socket.socket]:
+        """Every socket this acceptor would close (for a finalizer)."""
+        socks = [p.sock for p in self.pending]
+        if self.owns and self.listener is not None:
+            socks.append(self.listener)
+        return socks
