@@ -299,9 +299,15 @@ def library_dirs(project: Path, env: str | None = None) -> list[Path]:
 
     Every library found is compiled and counted, used or not (PlatformIO's dependency
     finder would leave unused ones out): one more reason the figures are an upper bound.
+    A name found twice is the first one's, as PlatformIO prefers the project's own.
     """
     roots = [project / "lib", *(project / d for d in _ini_values(project, env, "lib_extra_dirs"))]
-    return [lib for root in roots for lib in sorted(root.glob("*")) if (lib / "src").is_dir()]
+    found: dict[str, Path] = {}
+    for root in roots:
+        for lib in sorted(root.glob("*")):
+            if (lib / "src").is_dir():
+                found.setdefault(lib.name, lib)
+    return list(found.values())
 
 
 def project_sources(project: Path, libraries: Sequence[Path] | None = None) -> list[Path]:

@@ -238,7 +238,7 @@ def test_project_sources_are_src_and_lib_src_recursively(tmp_path: Path) -> None
 def test_lib_extra_dirs_add_libraries_named_as_project_libraries(tmp_path: Path) -> None:
     project = tmp_path / "proj"
     for rel in ("proj/src/main.cpp", "proj/lib/Own/src/own.cpp", "shared/Ext/src/ext.cpp",
-                "shared/NoSrc/flat.cpp"):
+                "shared/NoSrc/flat.cpp", "shared/Own/src/shadowed.cpp"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("")
     (project / "platformio.ini").write_text(
