@@ -207,6 +207,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(args, _options(args))
 
 
+def cmd_size(args: argparse.Namespace) -> int:
+    from harness.size import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``esp-hil`` argument parser (one subcommand per verb)."""
     parser = _Parser(
@@ -301,6 +307,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds per measurement (default: 1)",
     )
     p.set_defaults(func=cmd_bench)
+
+    from harness.size import DESCRIPTION, add_arguments
+
+    p = sub.add_parser(
+        "size",
+        help="static RAM, IRAM and flash of a PlatformIO project on the ESP8266, against a budget",
+        description=DESCRIPTION + " Exit status: 0 within budget, 1 over it, 2 the build "
+        "failed (any warning in the project's own code) or bad input.",
+    )
+    add_arguments(p)
+    p.set_defaults(func=cmd_size)
     return parser
 
 

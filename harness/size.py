@@ -288,12 +288,12 @@ def size_project(project: Path, board: str = "nodemcu", budget: Path | None = No
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``esp-hil size``: exit 0 within budget, 1 over it, 2 the build failed or bad input."""
-    parser = argparse.ArgumentParser(
-        prog="esp-hil size",
-        description="Compile a PlatformIO project for the ESP8266 and report its static RAM, "
-                    "IRAM and flash per object, against a budget.")
+DESCRIPTION = ("Compile a PlatformIO project for the ESP8266 and report its static RAM, IRAM "
+               "and flash per object, against a budget.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``esp-hil size`` (shared by the CLI and tools/xtensa/size.py)."""
     parser.add_argument("project", nargs="?", type=Path, default=Path("."),
                         help="PlatformIO project directory (default: .)")
     parser.add_argument("--board", default="nodemcu", help="nodemcu (default) or d1_mini")
@@ -303,7 +303,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-budget", action="store_true",
                         help="report only (the compile must still be clean)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    args = parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``esp-hil size``: exit 0 within budget, 1 over it, 2 the build failed or bad input."""
+    parser = argparse.ArgumentParser(prog="esp-hil size", description=DESCRIPTION)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs ``esp-hil size`` with parsed :func:`add_arguments` options; its exit status."""
     budget = None if args.no_budget else args.budget
     if budget is None and not args.no_budget and (args.project / "board-budget.json").is_file():
         budget = args.project / "board-budget.json"

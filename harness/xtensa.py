@@ -294,15 +294,33 @@ def board_for(name: str) -> Board:
     return BOARDS[key]
 
 
-def project_sources(project: Path) -> list[Path]:
-    """Every C++ source of a PlatformIO project: ``src/`` and ``lib/*/src``, recursively."""
-    roots = [project / "src", *sorted((project / "lib").glob("*/src"))]
+def library_dirs(project: Path, env: str | None = None) -> list[Path]:
+    """The project's libraries (``lib/*`` with a ``src/``), then those of ``lib_extra_dirs``.
+
+    Every library found is compiled and counted, used or not (PlatformIO's dependency
+    finder would leave unused ones out): one more reason the figures are an upper bound.
+    A name found twice is the first one's, as PlatformIO prefers the project's own.
+    """
+    roots = [project / "lib", *(project / d for d in _ini_values(project, env, "lib_extra_dirs"))]
+    found: dict[str, Path] = {}
+    for root in roots:
+        for lib in sorted(root.glob("*")):
+            if (lib / "src").is_dir():
+                found.setdefault(lib.name, lib)
+    return list(found.values())
+
+
+def project_sources(project: Path, libraries: Sequence[Path] | None = None) -> list[Path]:
+    """Every C++ source of a PlatformIO project: ``src/`` and each library's ``src/``."""
+    libs = library_dirs(project) if libraries is None else libraries
+    roots = [project / "src", *(lib / "src" for lib in libs)]
     return sorted(p for root in roots if root.is_dir() for p in root.rglob("*.cpp"))
 
 
-def project_includes(project: Path) -> list[str]:
-    """Include directories of the project: ``include/``, ``src/``, each ``lib/*/src``."""
-    dirs = [project / "include", project / "src", *sorted((project / "lib").glob("*/src"))]
+def project_includes(project: Path, libraries: Sequence[Path] | None = None) -> list[str]:
+    """Include directories of the project: ``include/``, ``src/``, each library's ``src/``."""
+    libs = library_dirs(project) if libraries is None else libraries
+    dirs = [project / "include", project / "src", *(lib / "src" for lib in libs)]
     return [str(d) for d in dirs if d.is_dir()]
 
 
@@ -312,6 +330,13 @@ def project_flags(project: Path, env: str | None = None) -> list[str]:
     ``[env]`` and ``[env:<env>]`` (default: the first of ``default_envs``) are read;
     ``build_unflags`` removes options as PlatformIO does.
     """
+    flags = _ini_values(project, env, "build_flags")
+    unflags = set(_ini_values(project, env, "build_unflags"))
+    return [f for f in flags if _KEPT_FLAG.match(f) and f not in unflags]
+
+
+def _ini_values(project: Path, env: str | None, option: str) -> list[str]:
+    """The words of ``option`` in ``[env]`` then ``[env:<env>]`` of ``platformio.ini``."""
     ini = project / "platformio.ini"
     if not ini.is_file():
         return []
@@ -320,13 +345,8 @@ def project_flags(project: Path, env: str | None = None) -> list[str]:
     if env is None and parser.has_option("platformio", "default_envs"):
         env = parser.get("platformio", "default_envs").split(",")[0].strip()
     sections = ["env"] + ([f"env:{env}"] if env else [])
-    flags: list[str] = []
-    unflags: set[str] = set()
-    for sec in sections:
-        if parser.has_section(sec):
-            flags += _tokens(parser.get(sec, "build_flags", fallback=""))
-            unflags |= set(_tokens(parser.get(sec, "build_unflags", fallback="")))
-    return [f for f in flags if _KEPT_FLAG.match(f) and f not in unflags]
+    return [word for sec in sections if parser.has_section(sec)
+            for word in _tokens(parser.get(sec, option, fallback=""))]
 
 
 def _tokens(value: str) -> list[str]:
@@ -390,6 +410,14 @@ def parse_diagnostics(output: str, ours: Sequence[Path]) -> list[Diagnostic]:
     return found
 
 
+def _project_name(src: Path, project: Path, libraries: Sequence[Path]) -> str:
+    """``src`` relative to the project; a library from elsewhere as ``lib/<name>/...``."""
+    if src.is_relative_to(project):
+        return str(src.relative_to(project))
+    lib = next(lib for lib in libraries if src.is_relative_to(lib))
+    return str(Path("lib") / src.relative_to(lib.parent))
+
+
 class _Job(NamedTuple):
     name: str  # relative to the project or the core
     src: Path
@@ -405,17 +433,19 @@ def build(project: Path, board_name: str, out: Path, env: str | None = None,
     ``main.cpp.o``: the linker script sends ``*.cpp.o`` code to flash).
     """
     project = project.resolve()
-    sources = project_sources(project)
+    libraries = [lib.resolve() for lib in library_dirs(project, env)]
+    sources = project_sources(project, libraries)
     if not sources:
         raise XtensaError(f"no .cpp under {project}/src or {project}/lib/*/src")
     board = board_for(board_name)
     core = core or find_core()
     newlib = newlib or find_newlib()
     system = [*cxx_headers(newlib), *newlib_includes(newlib)]
-    includes = [*project_includes(project), *core_includes(core, board)]
+    includes = [*project_includes(project, libraries), *core_includes(core, board)]
     extra = project_flags(project, env)
     result = CompileResult(board=board.variant, project=project)
-    jobs = [_Job(str(src.relative_to(project)), src, True) for src in sources]
+    ours = [project, *libraries]
+    jobs = [_Job(_project_name(src, project, libraries), src, True) for src in sources]
     jobs += [_Job(str(src.relative_to(core)), src, False) for src in core_sources(core)]
 
     def compile_one(job: _Job) -> tuple[_Job, Path, subprocess.CompletedProcess[str]]:
@@ -427,7 +457,7 @@ def build(project: Path, board_name: str, out: Path, env: str | None = None,
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
         for job, obj, proc in pool.map(compile_one, jobs):
-            found = parse_diagnostics(proc.stdout + proc.stderr, [project])
+            found = parse_diagnostics(proc.stdout + proc.stderr, ours)
             result.diagnostics += found
             if proc.returncode != 0 or not obj.is_file():
                 result.failed.append(job.name)

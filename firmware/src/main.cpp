@@ -21,18 +21,21 @@ namespace {
 constexpr uint16_t kEchoPort = 8080;
 constexpr uint16_t kCtrlPort = 8081;
 constexpr uint16_t kRawPort = 8082;
-// The raw port's buffer: one TCP segment of lwIP2's "higher bandwidth" build (MSS 1460).
-constexpr size_t kRawBuf = 1460;
+// The raw port's buffer: one TCP segment of the core's default lwIP build (MSS 536).
+constexpr size_t kRawBuf = 536;
 // Bytes the raw service moves per loop() and direction: the same bound as WiFiSocket's
 // per-connection read budget, so neither service can starve the others.
 constexpr size_t kRawBudget = 8192;
 
-using ControlSocket = WiFiSocketT<512, 1024, 2048>;
+// The echo service uses WiFiSocket's defaults (max message 1024, sized for lwIP on a board:
+// docs/real-target.md). Control: requests and replies up to 512 bytes, one at a time;
+// resend = one frame (532) + lwIP's TCP_SND_BUF (1072).
+using ControlSocket = WiFiSocketT<512, 1024, 1604>;
 WiFiSocket echo;
 ControlSocket control;
 bool servicesStarted = false;
 // Echo keeps one message that could not be sent yet (no room): retried every loop().
-uint8_t echoBuf[4096];
+uint8_t echoBuf[WiFiSocket::kMaxMessage];
 int echoLen = -1;
 bool echoText = false;
 uint64_t echoPeer = 0;
@@ -424,7 +427,7 @@ void handleControl(int len) {
     uint64_t chunk = kRawBuf;
     if (words < 2 || words > 3 || !parseUnsigned(arg[1], 1ULL << 48, &bytes) ||
         (words == 3 && (!parseUnsigned(arg[2], kRawBuf, &chunk) || chunk == 0))) {
-      replyError("usage: raw source <bytes> [<chunk 1..1460>]", ctrlIn, len);
+      replyError("usage: raw source <bytes> [<chunk 1..536>]", ctrlIn, len);
       return;
     }
     setRawMode(Mode::kSource);

@@ -22,8 +22,9 @@ def test_hello_world(link: WiFiSocket) -> None:
 
 
 @reuse_link
-@given(payload=st.binary(max_size=4096))
-def test_binary_round_trip(link: WiFiSocket, payload: bytes) -> None:
+@given(data=st.data())
+def test_binary_round_trip(link: WiFiSocket, data: st.DataObject) -> None:
+    payload = data.draw(st.binary(max_size=link.max_message), label="payload")
     link.send(payload)
     got = link.receive(timeout=5)
     assert isinstance(got, bytes)

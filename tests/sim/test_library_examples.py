@@ -56,7 +56,7 @@ def echo_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimDevice
 def test_echo_service_announces_its_port(echo_service: SimDevice) -> None:
     ready = echo_service.ready
     assert ready.fw.startswith("echo-service/1.0+")
-    assert (ready.port, ready.ctrl_port, ready.max_message) == (8080, 0, 4096)
+    assert (ready.port, ready.ctrl_port, ready.max_message) == (8080, 0, 1024)
     assert any("ESP-HIL WIFI none" in ln.text for ln in echo_service.console.lines)
 
 
@@ -68,7 +68,7 @@ def test_echo_service_echoes_text_and_binary(echo_service: SimDevice) -> None:
         assert link.receive(timeout=ANSWER) == ""
         link.send(b"\x00\xff binary")
         assert link.receive(timeout=ANSWER) == b"\x00\xff binary"
-        big = "x" * 3000  # the buffer form
+        big = "x" * 1024  # the buffer form, WiFiSocket's default max_message
         link.send(big)
         assert link.receive(timeout=ANSWER) == big
 
@@ -84,7 +84,7 @@ def test_agent_console_and_sketch_commands(echo_service: SimDevice) -> None:
         "ESP-HIL ERR dial unknown command"
     )
     info = _command(echo_service, "info", r"^ESP-HIL INFO .*$")
-    assert '"max_message": 4096' in info and '"fw": "echo-service/1.0+' in info
+    assert '"max_message": 1024' in info and '"fw": "echo-service/1.0+' in info
     assert (
         _command(echo_service, "wifi", r"^ESP-HIL ERR wifi.*$") == "ESP-HIL ERR wifi missing ssid"
     )

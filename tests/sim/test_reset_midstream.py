@@ -33,8 +33,8 @@ OPTS: dict[str, Any] = {"backoff_initial": 0.02, "backoff_max": 0.2, "timeout": 
 # The echo sketch (firmware/src/main.cpp) acknowledges a message when it takes it, then
 # holds it until its echo fits the resend buffer: at most this much acknowledged data can
 # die with it (frames of 20 + payload bytes).
-DEVICE_RESEND_BUFFER = 8240
-DEVICE_MAX_MESSAGE = 4096
+DEVICE_RESEND_BUFFER = 2128  # WiFiSocket's default (firmware/lib/WiFiSocket/src/WiFiSocket.h)
+DEVICE_MAX_MESSAGE = 1024
 FRAME_OVERHEAD = 20
 
 

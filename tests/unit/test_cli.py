@@ -100,3 +100,20 @@ def test_help_has_no_raw_rest_and_names_its_environment() -> None:
         assert "default:" in text, name
     assert "seconds" in sub["reset"].format_help()
     assert "baud" in sub["monitor"].format_help()
+
+
+def test_size_of_a_directory_without_sources(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, line = _one_line_error(capsys, ["size", str(tmp_path / "nowhere")])
+    assert code == 2
+    assert line == f"esp-hil size: no .cpp under {tmp_path / 'nowhere'}/src or " \
+        f"{tmp_path / 'nowhere'}/lib/*/src"
+
+
+def test_size_for_an_unknown_board(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "main.cpp").write_text("void setup() {}\n")
+    code, line = _one_line_error(capsys, ["size", str(tmp_path), "--board", "uno"])
+    assert code == 2
+    assert line.startswith("esp-hil size: unknown board 'uno'")

@@ -233,3 +233,40 @@ def test_project_sources_are_src_and_lib_src_recursively(tmp_path: Path) -> None
         (tmp_path / rel).write_text("")
     found = [str(p.relative_to(tmp_path)) for p in xtensa.project_sources(tmp_path)]
     assert found == ["lib/L/src/x/y.cpp", "src/main.cpp", "src/sub/a.cpp"]
+
+
+def test_lib_extra_dirs_add_libraries_named_as_project_libraries(tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    for rel in ("proj/src/main.cpp", "proj/lib/Own/src/own.cpp", "shared/Ext/src/ext.cpp",
+                "shared/NoSrc/flat.cpp", "shared/Own/src/shadowed.cpp"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    (project / "platformio.ini").write_text(
+        "[platformio]\ndefault_envs = a\n[env]\nlib_extra_dirs = ../shared ; comment\n"
+        "[env:a]\nbuild_flags = -DX=1\n")
+    libs = xtensa.library_dirs(project)
+    assert libs == [project / "lib" / "Own", project / "../shared" / "Ext"]
+    found = xtensa.project_sources(project, libs)
+    assert [xtensa._project_name(p, project, [lib.resolve() for lib in libs]) for p in
+            (s.resolve() for s in found)] == ["lib/Ext/src/ext.cpp", "lib/Own/src/own.cpp",
+                                              "src/main.cpp"]
+    assert str(project / "../shared/Ext/src") in xtensa.project_includes(project, libs)
+
+
+@pytest.mark.timeout(1200)
+def test_esp_hil_size_measures_the_sensor_node_example(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # The example takes EspHil and WiFiSocket from ../../firmware/lib (lib_extra_dirs).
+    _toolchain_or_skip()
+    from harness.cli import main as cli
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "sensor-node"
+    budget = tmp_path / "budget.json"
+    budget.write_text(json.dumps({"budget": {"ram": 20480, "iram": 512, "flash": 131072}}))
+    assert cli(["size", str(example), "--budget", str(budget), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    names = [o["name"] for o in result["objects"]]
+    assert "src/main.cpp" in names and "lib/EspHil/src/EspHil.cpp" in names
+    assert "lib/WiFiSocket/src/wifisocket/session.cpp" in names
+    assert 0 < result["totals"]["ram"] <= 20480 and result["over"] == []

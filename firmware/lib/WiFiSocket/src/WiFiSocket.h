@@ -1,7 +1,7 @@
 // WiFiSocket for the ESP8266 Arduino core: whole messages (text or binary) over WiFi TCP,
 // exactly once and in order across link drops. The device half of harness.wifisocket.
 //
-//   WiFiSocket soc;                  // max message 4096, 8 KiB receive window, 8 KiB resend
+//   WiFiSocket soc;                  // max message 1024, 3200-byte window, 2128-byte resend
 //   soc.begin(8080);                 // listen (or soc.connect("192.168.1.10", 8080))
 //   loop(): soc.loop();
 //           if (soc.available() > 0) { n = soc.receive(buf, sizeof buf, &text); }
@@ -22,8 +22,10 @@
 #include "wifisocket/session.h"
 
 #ifndef WIFISOCKET_READ_CHUNK
-/// Bytes read from a connection per read() call: one TCP segment (lwIP's MSS 1460).
-#define WIFISOCKET_READ_CHUNK 1460
+/// Bytes read from a connection per read() call: one TCP segment of the core's default
+/// lwIP build (MSS 536). More per call saves no work there; the "higher bandwidth" build
+/// (MSS 1460) may define it to 1460.
+#define WIFISOCKET_READ_CHUNK 536
 #endif
 
 namespace wsock_arduino {
@@ -43,6 +45,8 @@ class WiFiSocketT {
 
  public:
   static constexpr int kSlots = wsock::Endpoint::kMaxSlots;
+  /// The largest message: `uint8_t buf[WiFiSocket::kMaxMessage];` takes any of them.
+  static constexpr size_t kMaxMessage = MaxMessage;
 
   WiFiSocketT()
       : ep_(config(), wsock::EndpointBuffers{decoderBuf_, sizeof decoderBuf_, rxBuf_,
@@ -372,6 +376,9 @@ class WiFiSocketT {
   uint32_t backoffMs_ = kDialMinMs;
 };
 
-/// The echo service's defaults (docs/protocol.md §5): two frames of the largest message
-/// (2 x (4096 + 20) = 8232 bytes) fit in flight, so 4 KiB messages never go stop-and-wait.
-using WiFiSocket = WiFiSocketT<4096, 8240, 8240>;
+/// The defaults, sized for what lwIP can have in flight on a board (docs/protocol.md §5,
+/// docs/real-target.md): with MSS 536 a peer has at most TCP_WND = 2144 bytes unacknowledged
+/// towards us and lwIP takes TCP_SND_BUF = 1072 of ours. Receive window 3200 = the message
+/// the sketch holds + two more frames of 1044 in flight (3 x 1044 = 3132); resend 2128 =
+/// one frame + TCP_SND_BUF (1044 + 1072 = 2116), rounded up to 16. 8408 bytes of RAM.
+using WiFiSocket = WiFiSocketT<1024, 3200, 2128>;

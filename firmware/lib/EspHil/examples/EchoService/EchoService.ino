@@ -8,7 +8,7 @@
 #include <WiFiSocket.h>
 
 WiFiSocket soc;
-uint8_t buf[4096];
+uint8_t buf[WiFiSocket::kMaxMessage];
 uint32_t echoed = 0;
 
 // `count`: how many messages came back so far.
