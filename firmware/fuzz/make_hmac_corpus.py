@@ -1,0 +1,60 @@
+"""Write the seed corpus of ``fuzz_hmac`` from ``tests/vectors/hmac_sha256.json``.
+
+Usage: ``python3 firmware/fuzz/make_hmac_corpus.py OUT_DIR`` writes ``OUT_DIR/hmac/*``: one
+input per HMAC vector, in the layout documented at the top of ``fuzz_hmac.cpp`` (whole
+message, and the same in 1-byte and 63-byte chunks). File names are the content's SHA-1,
+so re-running changes nothing, and stale seeds are removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VECTORS = ROOT / "tests" / "vectors" / "hmac_sha256.json"
+
+
+def hmac_input(key: bytes, data: bytes, tag_length: int, chunks: tuple[int, ...]) -> bytes:
+    """One fuzz_hmac input: key length, tag length (+ second message), chunks, flip, key, data."""
+    if len(key) > 255 or not 1 <= tag_length <= 32 or not 1 <= len(chunks) <= 8:
+        raise ValueError("outside the fuzz_hmac input layout")
+    header = bytes([len(key), (tag_length - 1) | 0x20, len(chunks) - 1, *chunks, 0])
+    return header + key + data
+
+
+def seeds() -> dict[str, bytes]:
+    """The seeds by file name (SHA-1 of the content)."""
+    vectors = json.loads(VECTORS.read_text())["hmac"]
+    out = {}
+    for vec in vectors:
+        key, data = bytes.fromhex(vec["key"]), bytes.fromhex(vec["data"])
+        for chunks in ((0,), (1,), (63, 1)):
+            seed = hmac_input(key, data, vec["length"], chunks)
+            out[hashlib.sha1(seed).hexdigest()] = seed
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="directory to write hmac/ into")
+    target = parser.parse_args(argv).out / "hmac"
+    target.mkdir(parents=True, exist_ok=True)
+    wanted = seeds()
+    for old in target.iterdir():
+        if old.name not in wanted:
+            old.unlink()
+    for name, seed in wanted.items():
+        path = target / name
+        if not path.exists():
+            path.write_bytes(seed)
+    print(f"{len(wanted)} seeds in {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
