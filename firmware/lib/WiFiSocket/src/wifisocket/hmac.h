@@ -13,7 +13,7 @@ namespace wsock {
 
 /// HMAC-SHA256 with a key set once and used for many messages: setKey() hashes the padded
 /// key blocks once and keeps the two midstates, so each message costs its own blocks plus
-/// two compressions (not four). 228 bytes, no pointers.
+/// two compressions (not four). 184 bytes (host and ESP8266), no pointers.
 ///
 ///   HmacSha256 mac;  mac.setKey(key, keyLen);
 ///   mac.begin(); mac.update(a, n); mac.update(b, m); mac.finish(tag, 16);

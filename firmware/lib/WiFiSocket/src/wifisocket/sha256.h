@@ -15,8 +15,7 @@ constexpr size_t kSha256Size = 32;       // digest bytes
 constexpr size_t kSha256BlockSize = 64;  // compression block bytes
 
 /// Incremental SHA-256: update() any number of times with pieces of any size, then
-/// finish(). The object is 108 bytes; it holds no pointers, so it may be copied to fork a
-/// hash (HMAC keeps its key as two such midstates).
+/// finish(). 112 bytes (host and ESP8266), no pointers.
 class Sha256 {
  public:
   Sha256() { reset(); }
