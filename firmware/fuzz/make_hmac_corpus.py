@@ -9,10 +9,11 @@ so re-running changes nothing, and stale seeds are removed.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
+
+from make_corpus import write  # this directory is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "tests" / "vectors" / "hmac_sha256.json"
@@ -26,33 +27,20 @@ def hmac_input(key: bytes, data: bytes, tag_length: int, chunks: tuple[int, ...]
     return header + key + data
 
 
-def seeds() -> dict[str, bytes]:
-    """The seeds by file name (SHA-1 of the content)."""
+def seeds() -> list[bytes]:
+    """One seed per HMAC vector and chunking."""
     vectors = json.loads(VECTORS.read_text())["hmac"]
-    out = {}
-    for vec in vectors:
-        key, data = bytes.fromhex(vec["key"]), bytes.fromhex(vec["data"])
-        for chunks in ((0,), (1,), (63, 1)):
-            seed = hmac_input(key, data, vec["length"], chunks)
-            out[hashlib.sha1(seed).hexdigest()] = seed
-    return out
+    return [hmac_input(bytes.fromhex(vec["key"]), bytes.fromhex(vec["data"]), vec["length"],
+                       chunks)
+            for vec in vectors for chunks in ((0,), (1,), (63, 1))]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="directory to write hmac/ into")
-    target = parser.parse_args(argv).out / "hmac"
-    target.mkdir(parents=True, exist_ok=True)
-    wanted = seeds()
-    for old in target.iterdir():
-        if old.name not in wanted:
-            old.unlink()
-    for name, seed in wanted.items():
-        path = target / name
-        if not path.exists():
-            path.write_bytes(seed)
-    print(f"{len(wanted)} seeds in {target}")
+    out = parser.parse_args(argv).out
+    print(f"{write(out, 'hmac', seeds())} seeds in {out / 'hmac'}")
     return 0
 
 
