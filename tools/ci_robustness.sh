@@ -9,7 +9,7 @@
 #   tools/ci_robustness.sh size                  only the size budget
 #   FUZZ_SECONDS=3600 tools/ci_robustness.sh fuzz    a longer run
 #
-# Environment: FUZZ_SECONDS (default 30) per target; FUZZ_TARGETS (default "frame session");
+# Environment: FUZZ_SECONDS (default 30) per target; FUZZ_TARGETS (default "frame session hmac");
 # FUZZ_JOBS (default: 2 if there are 2+ cores) targets run side by side; FUZZ_SEED (default
 # 1 under CI=true, else random). The working corpus grows in firmware/fuzz/build/corpus/
 # and is reused by the next run; findings land in firmware/fuzz/build/artifacts/.
@@ -23,7 +23,7 @@ FUZZ_DIR=$ROOT/firmware/fuzz
 BUILD=$FUZZ_DIR/build
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
-FUZZ_TARGETS=${FUZZ_TARGETS:-frame session}
+FUZZ_TARGETS=${FUZZ_TARGETS:-frame session hmac}
 if [[ -z ${FUZZ_JOBS:-} ]]; then
   if (( $(nproc 2>/dev/null || echo 1) >= 2 )); then FUZZ_JOBS=2; else FUZZ_JOBS=1; fi
 fi
@@ -90,12 +90,16 @@ run_target() {  # run_target NAME: fuzz it; prints one summary line; returns non
   local exe=$BUILD/fuzz_$name corpus=$BUILD/corpus/$name artifacts=$BUILD/artifacts/$name
   local log=$BUILD/fuzz_$name.log
   mkdir -p "$corpus" "$artifacts"
-  local max_len=4096
-  [[ $name == frame ]] && max_len=8204
+  # The longest input each target reads; frame.dict only helps the protocol targets.
+  local max_len=4096 dict=(-dict="$FUZZ_DIR/frame.dict")
+  case $name in
+    frame) max_len=8204 ;;
+    hmac) max_len=4363 dict=() ;;  # 12 header bytes + a 255-byte key + a 4096-byte message
+  esac
   local inputs=("$corpus" "$BUILD/seeds/$name")
   [[ -d $FUZZ_DIR/regressions/$name ]] && inputs+=("$FUZZ_DIR/regressions/$name")
   local args=(-max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048
-              -max_len="$max_len" -dict="$FUZZ_DIR/frame.dict" -print_final_stats=1
+              -max_len="$max_len" "${dict[@]}" -print_final_stats=1
               -artifact_prefix="$artifacts/")
   [[ -n ${FUZZ_SEED:-} ]] && args+=(-seed="$FUZZ_SEED")
   local rc=0

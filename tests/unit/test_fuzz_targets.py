@@ -1,7 +1,7 @@
 """The libFuzzer targets of ``firmware/fuzz/`` as regular tests.
 
 - the seed corpus generator is deterministic and covers every vector;
-- both targets build (clang++ ``-fsanitize=fuzzer,address,undefined``), replay the seeds and
+- every target builds (clang++ ``-fsanitize=fuzzer,address,undefined``), replay the seeds and
   the kept regression inputs without a finding, and survive a short fuzzing run with a fixed
   seed (``-runs``, not a time bound, so the run is the same every time);
 - the ``FUZZ_SELFTEST`` builds, whose checks are wrong on purpose, fail on the seeds: the
@@ -30,14 +30,15 @@ CORE = ROOT / "firmware" / "lib" / "WiFiSocket" / "src" / "wifisocket"
 REGRESSIONS = FUZZ / "regressions"
 BUILD_TIMEOUT = 600.0
 RUN_TIMEOUT = 300.0
-TARGETS = ("frame", "session")
+TARGETS = ("frame", "session", "hmac")
 # Executions of the short deterministic run, per target (a few seconds each).
-SHORT_RUNS = {"frame": 20000, "session": 1500}
+SHORT_RUNS = {"frame": 20000, "session": 1500, "hmac": 3000}
 
 
 def _make_corpus(out: Path) -> None:
-    subprocess.run([sys.executable, str(FUZZ / "make_corpus.py"), str(out)], check=True,
-                   capture_output=True, timeout=120)
+    for script in ("make_corpus.py", "make_hmac_corpus.py"):
+        subprocess.run([sys.executable, str(FUZZ / script), str(out)], check=True,
+                       capture_output=True, timeout=120)
 
 
 def test_seed_corpus_is_deterministic_and_covers_the_vectors(tmp_path: Path) -> None:
@@ -47,18 +48,20 @@ def test_seed_corpus_is_deterministic_and_covers_the_vectors(tmp_path: Path) -> 
     _make_corpus(tmp_path / "b")
     vectors = json.loads((ROOT / "tests" / "vectors" / "frames.json").read_text())
     n_vectors = sum(len(vectors[k]) for k in ("frames", "invalid", "hellos", "invalid_hellos"))
+    n_hmac = len(json.loads((ROOT / "tests" / "vectors" / "hmac_sha256.json").read_text())["hmac"])
     for target in TARGETS:
         a = {p.name: p.read_bytes() for p in (tmp_path / "a" / target).iterdir()}
         b = {p.name: p.read_bytes() for p in (tmp_path / "b" / target).iterdir()}
         assert a == b
-        assert len(a) >= n_vectors
+        assert len(a) >= (n_hmac if target == "hmac" else n_vectors)
         # Content-named, so a seed is never written twice under two names.
         assert all(hashlib.sha1(data).hexdigest() == name for name, data in a.items())
     # A stale seed disappears on the next run.
-    stale = tmp_path / "a" / "frame" / "stale"
-    stale.write_bytes(b"old")
+    stale = [tmp_path / "a" / target / "stale" for target in ("frame", "hmac")]
+    for path in stale:
+        path.write_bytes(b"old")
     _make_corpus(tmp_path / "a")
-    assert not stale.exists()
+    assert not any(path.exists() for path in stale)
 
 
 def _clang_with_libfuzzer() -> str | None:
@@ -84,7 +87,9 @@ def build_dir() -> Path:
         pytest.skip("make is not installed")
     digest = hashlib.sha256()
     sources = [*sorted(FUZZ.glob("*.cpp")), *sorted(FUZZ.glob("*.h")), FUZZ / "Makefile",
-               FUZZ / "make_corpus.py", ROOT / "tests" / "vectors" / "frames.json",
+               FUZZ / "make_corpus.py", FUZZ / "make_hmac_corpus.py",
+               ROOT / "tests" / "vectors" / "frames.json",
+               ROOT / "tests" / "vectors" / "hmac_sha256.json",
                *sorted(CORE.glob("*"))]
     for path in sources:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
