@@ -73,10 +73,16 @@ def _device_args(p: argparse.ArgumentParser, *, twins: bool = True) -> None:
         "always, or never",
     )
     p.add_argument(
+        "--project",
+        default=None,
+        metavar="PATH",
+        help="PlatformIO project to build and run (default: esp-hil's test firmware)",
+    )
+    p.add_argument(
         "--pio-env",
-        default="nodemcuv2",
+        default=None,
         metavar="ENV",
-        help="PlatformIO environment that builds the image (default: nodemcuv2)",
+        help="its PlatformIO environment (default: the project's default_envs, else its first)",
     )
 
 
@@ -87,6 +93,7 @@ def _options(args: argparse.Namespace) -> DeviceOptions:
         password=args.wifi_password,
         firmware=args.firmware,
         flash=args.flash,
+        project=args.project,
         pio_env=args.pio_env,
     )
 
