@@ -187,6 +187,13 @@ def cmd_reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_libdir(args: argparse.Namespace) -> int:
+    from harness.project import firmware_root
+
+    print(firmware_root() / "lib")
+    return 0
+
+
 def cmd_monitor(args: argparse.Namespace) -> int:
     from harness.device.monitor import monitor
 
@@ -264,6 +271,14 @@ def build_parser() -> argparse.ArgumentParser:
         "given rfc2217 URLs), one group twin-<port> each, and exit",
     )
     p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser(
+        "libdir",
+        help="print where esp-hil's Arduino libraries (WiFiSocket, EspHil) are installed",
+        description="Print the directory holding esp-hil's Arduino libraries, for "
+        "PLATFORMIO_LIB_EXTRA_DIRS=$(esp-hil libdir) pio run, or arduino-cli --libraries.",
+    )
+    p.set_defaults(func=cmd_libdir)
 
     p = sub.add_parser("flash", help="flash the firmware (skipped when already there)")
     _device_args(p, twins=False)
