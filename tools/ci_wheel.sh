@@ -24,7 +24,7 @@ py="$work/venv/bin/python"
 timeout 600 "$py" -m pip install -q "$wheel[test]"
 
 cp -r "$repo/examples/sensor-node" "$work/sensor-node"
-rm -rf "$work/sensor-node/.pio" "$work/sensor-node/.pytest_cache"
+rm -rf "$work/sensor-node/.pio" "$work/sensor-node/.pytest_cache" "$work/sensor-node/.hypothesis"
 cd "$work/sensor-node"
 # Nothing of the checkout: no PYTHONPATH, no firmware override, the venv's own esp-hil.
 unset PYTHONPATH ESP_HIL_FIRMWARE_DIR
