@@ -1,4 +1,5 @@
-"""A user's PlatformIO project on the twin: its src/, its lib/, its env's defines, and errors.
+"""A user's PlatformIO project on the twin: its src/, its lib/, its env's defines, and errors;
+and on the board path (a stand-in ``pio``, a blank twin as the board).
 
 Also runs examples/sensor-node's own tests from this checkout (tools/ci_wheel.sh runs them
 from an installed wheel, outside the checkout).
@@ -7,6 +8,7 @@ from an installed wheel, outside the checkout).
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSWER = 5.0
+_SCRATCH = shutil.ignore_patterns(".pio", ".pytest_cache", ".hypothesis")
 
 SKETCH = """\
 #include <Arduino.h>
@@ -132,3 +135,51 @@ def test_the_sensor_node_example_passes_its_own_tests(pytester: pytest.Pytester)
     )
     source = (example / "tests" / "test_sensor_node.py").read_text()
     result.assert_outcomes(passed=source.count("\ndef test_"))
+
+
+@pytest.mark.usefixtures("_this_checkout")
+def test_the_board_path_builds_the_project_with_pio_flashes_and_provisions(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--device=<a board's URL> --project P``: ``pio run -d P -e ENV`` (a stand-in here, whose
+    firmware.bin is the project's twin image), esptool flashing, console provisioning, READY,
+    and the project's own tests: the Done-means command, with a blank twin as the board."""
+    from harness.project import load_project
+    from harness.sim.board import native_image
+    from harness.sim.chip import Twin
+
+    project = pytester.path / "sensor-node"
+    shutil.copytree(ROOT / "examples" / "sensor-node", project, ignore=_SCRATCH)
+    image = pytester.path / "image.bin"
+    image.write_bytes(native_image(project=load_project(project)))
+    fake = pytester.path / "bin"
+    fake.mkdir()
+    record = pytester.path / "pio-run.txt"
+    (fake / "pio").write_text(
+        "#!/bin/sh\n"
+        '[ "$1" = "--version" ] && exit 0\n'
+        f'echo "$* | $PLATFORMIO_LIB_EXTRA_DIRS" > "{record}"\n'
+        f'mkdir -p "$3/.pio/build/$5" && cp "{image}" "$3/.pio/build/$5/firmware.bin"\n'
+    )
+    (fake / "pio").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    board = Twin().start()  # erased flash: nothing boots until the harness flashes it
+    try:
+        result = pytester.runpytest_subprocess(
+            str(project / "tests"),
+            f"--device={board.url}",
+            f"--project={project}",
+            f"--wifi-ssid={board.ssid}",
+            f"--wifi-password={board.password}",
+            "-p",
+            "no:cacheprovider",
+            "-rs",
+        )
+    finally:
+        board.stop()
+    result.assert_outcomes(passed=5, skipped=4)  # the `twin` tests skip on a board
+    args, libs = record.read_text().strip().split(" | ")
+    assert args == f"run -d {project} -e listen"
+    assert (Path(libs) / "EspHil" / "src" / "EspHil.h").is_file()
+    result.stdout.fnmatch_lines(["*fw=sensor-node/0.1.0+*flash: written*"])
+
