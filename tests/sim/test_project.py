@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.backends import open_device
+from harness.cache import cache_root
 from harness.device.errors import DeviceError
 from harness.device.options import DeviceOptions
 
@@ -21,6 +22,7 @@ pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSWER = 5.0
+CACHE = cache_root()  # now: pytester moves HOME during a test
 _SCRATCH = shutil.ignore_patterns(".pio", ".pytest_cache", ".hypothesis")
 
 SKETCH = """\
@@ -104,8 +106,11 @@ def test_a_sketch_that_dials_has_no_port_to_connect_to() -> None:
 
 @pytest.fixture
 def _this_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
-    # pytester's subprocesses run elsewhere: make them import this checkout's harness.
+    # pytester's subprocesses run elsewhere: make them import this checkout's harness, and
+    # share this machine's cache (pytester moves HOME): its builds, and its loopback address
+    # reservations, without which their twins would take addresses other twins hold.
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("ESP_HIL_CACHE", str(CACHE))
 
 
 @pytest.mark.usefixtures("_this_checkout")
