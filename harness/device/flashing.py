@@ -86,10 +86,9 @@ def build_with_platformio(env: str, project_dir: Path, lib_dir: Path | None = No
         )
     env_vars = dict(os.environ)
     if lib_dir is not None:
+        # PlatformIO splits a multi-value option's variable on newlines (else on ", ").
         extra = os.environ.get("PLATFORMIO_LIB_EXTRA_DIRS")
-        env_vars["PLATFORMIO_LIB_EXTRA_DIRS"] = os.pathsep.join(
-            [p for p in (extra, str(lib_dir)) if p]
-        )
+        env_vars["PLATFORMIO_LIB_EXTRA_DIRS"] = "\n".join(p for p in (extra, str(lib_dir)) if p)
     argv = [*cmd, "run", "-d", str(project_dir), "-e", env]
     try:
         proc = subprocess.run(
