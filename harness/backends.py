@@ -8,7 +8,8 @@ serves). This module sits above both :mod:`harness.device` (interfaces, the boar
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,9 @@ from harness.device.flashing import build_with_platformio
 from harness.device.labgrid import LABGRID_PREFIX, place_device
 from harness.device.options import DeviceOptions
 from harness.device.serial import SerialDevice
+from harness.project import Project, ProjectError, firmware_root
 from harness.sim.board import TwinDevice, native_image
-from harness.sim.build import firmware_root
+from harness.sim.build import FirmwareBuildError
 from harness.sim.core.device import CoreDevice
 from harness.sim.direct import SimDevice
 from harness.sim.serve import running_twins
@@ -34,6 +36,7 @@ __all__ = [
     "firmware_image",
     "is_twin_spec",
     "open_device",
+    "twin_project",
 ]
 
 
@@ -47,12 +50,17 @@ class Backend:
     summary: str
 
 
+def twin_project(opts: DeviceOptions) -> Project | None:
+    """The project a twin builds: None for esp-hil's test firmware (its own build)."""
+    return None if opts.is_test_firmware else opts.load_project()
+
+
 def _twin(opts: DeviceOptions) -> Device:
-    return TwinDevice(sanitize=opts.sanitize, flash=opts.flash)
+    return TwinDevice(project=twin_project(opts), sanitize=opts.sanitize, flash=opts.flash)
 
 
 def _direct(opts: DeviceOptions) -> Device:
-    return SimDevice(sanitize=opts.sanitize)
+    return SimDevice(project=twin_project(opts), sanitize=opts.sanitize)
 
 
 def _board_options(opts: DeviceOptions) -> dict[str, Any]:
@@ -76,7 +84,7 @@ def _board(opts: DeviceOptions) -> Device:
 
 
 def _core(opts: DeviceOptions) -> Device:
-    return CoreDevice()
+    return CoreDevice(project=twin_project(opts))
 
 
 def _labgrid(opts: DeviceOptions) -> Device:
@@ -119,20 +127,39 @@ def is_twin_spec(spec: str) -> bool:
 
 
 def firmware_image(opts: DeviceOptions) -> bytes:
-    """The image to flash on a board: ``--firmware``, the twin's native image, or PlatformIO's."""
-    if opts.firmware == "native" or (opts.firmware is None and opts.spec in running_twins()):
-        return native_image(sanitize=opts.sanitize)
-    if opts.firmware is not None:
+    """The image to flash on a board: ``--firmware``, the twin's native image, or PlatformIO's
+    build of the project (``pio run -d PROJECT -e ENV``, esp-hil's libraries on its path)."""
+    if opts.firmware is not None and opts.firmware != "native":
         path = Path(opts.firmware)
         if not path.is_file():
             raise DeviceError(f"--firmware {path}: no such file")
         return path.read_bytes()
-    return build_with_platformio(opts.pio_env, firmware_root()).read_bytes()
+    with _build_errors():
+        if opts.firmware == "native" or opts.spec in running_twins():
+            return native_image(project=twin_project(opts), sanitize=opts.sanitize)
+        project = opts.load_project()
+    return build_with_platformio(project.env, project.root, firmware_root() / "lib").read_bytes()
+
+
+@contextlib.contextmanager
+def _build_errors() -> Iterator[None]:
+    """A project that cannot be used or a twin build that fails, as a :class:`DeviceError`."""
+    try:
+        yield
+    except ProjectError as exc:
+        raise DeviceError(str(exc)) from None
+    except FirmwareBuildError as exc:
+        raise DeviceError(f"the twin's firmware did not build: {exc}") from None
 
 
 def open_device(opts: DeviceOptions) -> Device:
-    """Start a twin or take a board, and bring it to READY. The caller closes it."""
-    dev = backend_for(opts.spec).create(opts)
+    """Start a twin or take a board, and bring it to READY. The caller closes it.
+
+    A project that cannot be used or a twin build that fails is a :class:`DeviceError` with
+    the reason (one line for a missing project or an API the shim lacks).
+    """
+    with _build_errors():
+        dev = backend_for(opts.spec).create(opts)
     try:
         dev.start()
     except BaseException:

@@ -73,10 +73,16 @@ def _device_args(p: argparse.ArgumentParser, *, twins: bool = True) -> None:
         "always, or never",
     )
     p.add_argument(
+        "--project",
+        default=None,
+        metavar="PATH",
+        help="PlatformIO project to build and run (default: esp-hil's test firmware)",
+    )
+    p.add_argument(
         "--pio-env",
-        default="nodemcuv2",
+        default=None,
         metavar="ENV",
-        help="PlatformIO environment that builds the image (default: nodemcuv2)",
+        help="its PlatformIO environment (default: the project's default_envs, else its first)",
     )
 
 
@@ -87,6 +93,7 @@ def _options(args: argparse.Namespace) -> DeviceOptions:
         password=args.wifi_password,
         firmware=args.firmware,
         flash=args.flash,
+        project=args.project,
         pio_env=args.pio_env,
     )
 
@@ -180,6 +187,13 @@ def cmd_reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_libdir(args: argparse.Namespace) -> int:
+    from harness.project import firmware_root
+
+    print(firmware_root() / "lib")
+    return 0
+
+
 def cmd_monitor(args: argparse.Namespace) -> int:
     from harness.device.monitor import monitor
 
@@ -263,6 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
         "given rfc2217 URLs), one group twin-<port> each, and exit",
     )
     p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser(
+        "libdir",
+        help="print where esp-hil's Arduino libraries (WiFiSocket, EspHil) are installed",
+        description="Print the directory holding esp-hil's Arduino libraries, for "
+        "PLATFORMIO_LIB_EXTRA_DIRS=$(esp-hil libdir) pio run, or arduino-cli --libraries.",
+    )
+    p.set_defaults(func=cmd_libdir)
 
     p = sub.add_parser("flash", help="flash the firmware (skipped when already there)")
     _device_args(p, twins=False)

@@ -1,17 +1,22 @@
-"""esp-hil's pytest plugin: ``--device`` and the ``device``, ``link``, ``netem`` fixtures.
+"""esp-hil's pytest plugin: ``--device``, ``--project`` and the ``device``, ``link``, ``netem``
+fixtures.
 
-``pytest`` alone runs the suite against a twin (the test firmware compiled for the host);
+``pytest`` alone runs the suite against a twin (the firmware compiled for the host);
 ``pytest --device=/dev/ttyUSB0`` or ``--device=rfc2217://host:port`` against a board.
 Several ``--device`` options spread boards over pytest-xdist workers, one board per worker.
+``--project PATH`` (or the ini key ``esp_hil_project``) names the PlatformIO project whose
+firmware runs there; without it, esp-hil's own test firmware.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -19,6 +24,7 @@ import pytest
 from harness.backends import BACKENDS, BOARD, DeviceOptions, is_twin_spec, open_device
 from harness.device.errors import DeviceError
 from harness.figures import Figure, FigureRecorder, format_table
+from harness.project import ProjectError
 
 if TYPE_CHECKING:
     from harness.device.base import Device
@@ -75,7 +81,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="firmware image to flash (default: build firmware/ with PlatformIO)",
     )
-    group.addoption("--pio-env", default="nodemcuv2", help="PlatformIO environment to build")
+    group.addoption(
+        "--project",
+        default=None,
+        metavar="PATH",
+        help="PlatformIO project (platformio.ini, src/, lib/) whose firmware is tested "
+        "(default: the ini key esp_hil_project, else esp-hil's own test firmware)",
+    )
+    group.addoption(
+        "--pio-env",
+        default=None,
+        metavar="ENV",
+        help="the project's PlatformIO environment (default: its default_envs, else its first)",
+    )
+    parser.addini(
+        "esp_hil_project",
+        "PlatformIO project whose firmware is tested, relative to this ini file (--project)",
+        default="",
+    )
     group.addoption(
         "--sanitize",
         action="store_true",
@@ -83,7 +106,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def project_path(config: pytest.Config) -> Path | None:
+    """The project to test: ``--project`` (relative to the invocation directory), else the
+    ini key ``esp_hil_project`` (relative to the ini file), else None (the test firmware)."""
+    option = config.getoption("--project")
+    if option:
+        return config.invocation_params.dir / option
+    value = str(config.getini("esp_hil_project")).strip()
+    if value:
+        base = config.inipath.parent if config.inipath is not None else config.rootpath
+        return base / value
+    return None
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--project") is not None or config.getini("esp_hil_project"):
+        # A project that cannot be built is the command line's mistake: say so once, now.
+        try:
+            device_options(config).load_project()
+        except ProjectError as exc:
+            raise pytest.UsageError(f"esp-hil: {exc}") from None
     config.stash[_DEVICE_KEY] = None
     # pyserial's rfc2217 client still calls Thread.setDaemon/setName: not the user's concern.
     config.addinivalue_line("filterwarnings", _PYSERIAL_WARNINGS)
@@ -109,19 +151,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="needs the twin (--device=sim)"))
 
 
-def device_options(config: pytest.Config) -> DeviceOptions:
-    """The device options of this pytest process."""
-    return DeviceOptions(
+def device_options(config: pytest.Config, **overrides: Any) -> DeviceOptions:
+    """The device options of this pytest process, with ``overrides`` (e.g. ``pio_env="dial"``
+    for a second device built from another env: ``harness.backends.open_device(opts)``)."""
+    opts = DeviceOptions(
         spec=device_spec(config),
         ssid=config.getoption("--wifi-ssid"),
         password=config.getoption("--wifi-password"),
         firmware=config.getoption("--firmware"),
         flash=config.getoption("--flash"),
+        project=project_path(config),
         pio_env=config.getoption("--pio-env"),
         sanitize=config.getoption("--sanitize"),
         place_timeout=config.getoption("--labgrid-timeout"),
         notify=_notifier(config),
     )
+    return dataclasses.replace(opts, **overrides)
 
 
 def _notifier(config: pytest.Config) -> Any:
@@ -137,12 +182,13 @@ def _notifier(config: pytest.Config) -> Any:
 
 @pytest.fixture(scope="session")
 def device(request: pytest.FixtureRequest) -> Iterator[Device]:
-    """The board under test, booted and READY (session-wide).
+    """The board under test running the project's firmware, booted and READY (session-wide).
 
-    Has ``.ip``, ``.port`` (echo service), ``.ctrl_port``, ``.mac``, ``.fw``, ``.max_message``,
-    ``.console`` (timestamped lines, ``expect(pattern, timeout)``), ``.info()`` (heap, uptime,
-    reset reason from the control service) and ``.reset()``. A twin unless ``--device`` names
-    a board.
+    Has ``.ip``, ``.port`` (the port from its READY line: the sketch's WiFiSocket service, the
+    test firmware's echo service), ``.mac``, ``.fw``, ``.max_message``, ``.console``
+    (timestamped lines, ``expect(pattern, timeout)``, ``send_line``), ``.info()`` (heap,
+    uptime, reset reason), ``.reset()``, and on a twin ``.pins[n]`` and ``.analog``. The test
+    firmware adds ``.ctrl_port`` and ``.control()``. A twin unless ``--device`` names a board.
     """
     config = request.config
     try:
@@ -167,14 +213,14 @@ def _seed_for(nodeid: str) -> int:
 
 @pytest.fixture
 def netem(request: pytest.FixtureRequest, device: Device) -> Iterator[Proxy]:
-    """A fault-injecting proxy between ``link`` and the device's echo service.
+    """A fault-injecting proxy between ``link`` and the device's service (the READY port).
 
     Seeded from the test's id, so a failing fault schedule replays; the seed is shown when the
     test fails.
     """
     from harness.netem import Proxy
 
-    proxy = Proxy(upstream=(device.ip, device.port), seed=_seed_for(request.node.nodeid))
+    proxy = Proxy(upstream=(device.ip, device.listening_port), seed=_seed_for(request.node.nodeid))
     proxy.start()
     request.node.stash[_NETEM_KEY] = proxy
     try:
@@ -185,7 +231,8 @@ def netem(request: pytest.FixtureRequest, device: Device) -> Iterator[Proxy]:
 
 @pytest.fixture
 def link(request: pytest.FixtureRequest, device: Device) -> Iterator[Any]:
-    """A :class:`harness.WiFiSocket` connected to the device's echo service.
+    """A :class:`harness.WiFiSocket` connected to the port from the device's READY line (the
+    sketch's service; the test firmware's echo service).
 
     Goes through the ``netem`` proxy when the test also asks for ``netem``.
     """
@@ -270,4 +317,5 @@ class _Summary:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"esp-hil: device={device_spec(config)}"
+    project = project_path(config)
+    return f"esp-hil: device={device_spec(config)}" + (f" project={project}" if project else "")

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 class Device(ABC):
-    """A board (real or twin) running the esp-hil test firmware, ready to be talked to.
+    """A board (real or twin) running a firmware with the EspHil agent, ready to be talked to.
 
     Backends fill in how the console is wired and how a reset is done; everything a test
     uses — ``ip``, ``port``, ``console``, ``info()``, ``connect()`` — is here.
@@ -46,12 +46,25 @@ class Device(ABC):
 
     @property
     def port(self) -> int:
-        """TCP port of the echo service."""
+        """The port from READY: the sketch's service (the test firmware's echo service); 0 when
+        the sketch dials the PC instead."""
         return self.ready.port
 
     @property
+    def listening_port(self) -> int:
+        """:attr:`port`, or a :class:`DeviceError` saying why there is none to connect to."""
+        port = self.ready.port
+        if port == 0:
+            dial = self.ready.extra.get("dial", "the PC")
+            raise DeviceError(
+                f"{self.fw} listens on no port: it dials {dial} (READY port=0); "
+                "serve it with WiFiSocket.serve(port) instead of connecting"
+            )
+        return port
+
+    @property
     def ctrl_port(self) -> int:
-        """TCP port of the control service."""
+        """TCP port of the test firmware's control service (0: another firmware, none)."""
         return self.ready.ctrl_port
 
     @property
@@ -81,17 +94,29 @@ class Device(ABC):
 
     # -- talking to it ----------------------------------------------------------------------
     def connect(self, port: int | None = None, *, host: str | None = None, **options: Any) -> Any:
-        """A :class:`harness.WiFiSocket` connected to the echo service (or ``port``)."""
+        """A :class:`harness.WiFiSocket` connected to the READY port (or ``port``)."""
         from harness.wifisocket import WiFiSocket
 
-        return WiFiSocket(host or self.ip, port or self.port, **options)
+        return WiFiSocket(host or self.ip, port or self.listening_port, **options)
 
     def info(self, timeout: float = 5.0) -> dict[str, Any]:
-        """Ask the control service for ``info`` (heap, uptime, reset reason, ...)."""
+        """``info`` (heap, uptime, reset reason, ...): from the test firmware's control
+        service, or from the EspHil agent's console command for any other sketch."""
+        if self.ctrl_port == 0:
+            mark = self.console.mark()
+            self.console.send_line("info")
+            m = self.console.expect(r"^ESP-HIL INFO (\{.*\})$", timeout, since=mark)
+            found: dict[str, Any] = json.loads(m.group(1))
+            return found
         return self.control("info", timeout=timeout)
 
     def control(self, command: str, timeout: float = 5.0) -> dict[str, Any]:
-        """Send one command to the control service and return its JSON reply."""
+        """Send one command to the test firmware's control service; return its JSON reply."""
+        if self.ctrl_port == 0:
+            raise DeviceError(
+                f"control({command!r}) needs esp-hil's test firmware: {self.fw} announced no "
+                "control port (READY has no ctrl=)"
+            )
         sock = self.connect(self.ctrl_port, timeout=timeout)
         try:
             sock.send(command)

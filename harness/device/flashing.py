@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -59,28 +60,48 @@ def image_md5(image: bytes) -> str:
     return hashlib.md5(image).hexdigest()
 
 
-def build_with_platformio(env: str, project_dir: Path) -> Path:
-    """Run ``pio run -e <env>`` in ``project_dir`` and return the firmware.bin it made."""
+#: PlatformIO's first run downloads the ESP8266 toolchain and framework: minutes, not hours.
+PIO_TIMEOUT_S = 1800.0
+
+
+def build_with_platformio(env: str, project_dir: Path, lib_dir: Path | None = None) -> Path:
+    """Run ``pio run -d <project_dir> -e <env>`` and return the firmware.bin it made.
+
+    ``lib_dir``: a directory of libraries (esp-hil's ``firmware/lib``: WiFiSocket, EspHil)
+    the build may use, given through ``PLATFORMIO_LIB_EXTRA_DIRS`` so the project's
+    platformio.ini needs no path into esp-hil; the project's own ``lib/`` still wins.
+    """
     pio = shutil.which("pio") or shutil.which("platformio")
     cmd = [pio] if pio else [sys.executable, "-m", "platformio"]
-    probe = subprocess.run([*cmd, "--version"], capture_output=True, text=True, check=False)
-    if probe.returncode != 0:
+    try:
+        probe = subprocess.run(
+            [*cmd, "--version"], capture_output=True, text=True, check=False, timeout=120
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        probe = None
+    if probe is None or probe.returncode != 0:
         raise DeviceError(
             "PlatformIO is needed to build the firmware for a real board: "
             "pip install platformio (or pass --firmware PATH to flash a ready image)"
         )
-    proc = subprocess.run(
-        [*cmd, "run", "-e", env, "-d", str(project_dir)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    env_vars = dict(os.environ)
+    if lib_dir is not None:
+        # PlatformIO splits a multi-value option's variable on newlines (else on ", ").
+        extra = os.environ.get("PLATFORMIO_LIB_EXTRA_DIRS")
+        env_vars["PLATFORMIO_LIB_EXTRA_DIRS"] = "\n".join(p for p in (extra, str(lib_dir)) if p)
+    argv = [*cmd, "run", "-d", str(project_dir), "-e", env]
+    try:
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, check=False, env=env_vars, timeout=PIO_TIMEOUT_S
+        )
+    except subprocess.TimeoutExpired:
+        raise DeviceError(f"pio run -e {env} took over {PIO_TIMEOUT_S:.0f} s") from None
     if proc.returncode != 0:
         out = (proc.stdout + proc.stderr)[-3000:]
         hint = ""
         if "espressif8266" in out and ("not installed" in out.lower() or "Could not" in out):
             hint = " (PlatformIO's ESP8266 platform is missing: pio pkg install -p espressif8266)"
-        raise DeviceError(f"pio run -e {env} failed{hint}:\n{out}")
+        raise DeviceError(f"pio run -d {project_dir} -e {env} failed{hint}:\n{out}")
     image = project_dir / ".pio" / "build" / env / "firmware.bin"
     if not image.is_file():
         raise DeviceError(f"PlatformIO built {env} but {image} is missing")

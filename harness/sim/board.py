@@ -6,6 +6,8 @@ esptool, resets it through DTR/RTS and provisions it over the console, as it wou
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from harness.device.base import Device
 from harness.device.serial import SerialDevice
 from harness.sim.build import build_firmware_info
@@ -14,24 +16,35 @@ from harness.sim.chip.twin import Twin
 from harness.sim.defaults import FIRMWARE_IDENTITY
 from harness.sim.pins import Pins
 
+if TYPE_CHECKING:
+    from harness.project import Project
 
-def native_image(*, sanitize: bool = False) -> bytes:
-    """Build the native test firmware (cached) and return the ESP8266 image that boots it."""
-    build = build_firmware_info(sanitize=sanitize)
-    return register_image(build.path, build.build_id, FIRMWARE_IDENTITY)
+
+def native_image(*, project: Project | None = None, sanitize: bool = False) -> bytes:
+    """Build the native firmware (cached) and return the ESP8266 image that boots it.
+
+    The image names the build by its id (a hash of every source and flag), which the
+    registry maps to the binary: a user's project and the test firmware never collide.
+    """
+    build = build_firmware_info(project=project, sanitize=sanitize)
+    identity = FIRMWARE_IDENTITY if project is None else project.name
+    return register_image(build.path, build.build_id, identity)
 
 
 class TwinDevice(SerialDevice):
     """A twin started here and driven through the real-board path over rfc2217."""
 
-    def __init__(self, *, sanitize: bool = False, flash: str = "auto") -> None:
+    def __init__(
+        self, *, project: Project | None = None, sanitize: bool = False, flash: str = "auto"
+    ) -> None:
+        image = native_image(project=project, sanitize=sanitize)
         self.twin = Twin()
         self._pins: Pins | None = None
         super().__init__(
             "rfc2217://pending",
             ssid=self.twin.ssid,
             password=self.twin.password,
-            image=native_image(sanitize=sanitize),
+            image=image,
             flash=flash,
         )
 

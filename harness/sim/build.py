@@ -24,6 +24,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from harness.cache import cache_root
+from harness.project import Project, firmware_root
 from harness.sim.unsupported import explain_unsupported
 
 __all__ = [
@@ -65,35 +66,32 @@ class FirmwareBuild:
     build_id: str  # 12 hex digits of the cache key; compiled in as ESP_HIL_BUILD_ID
 
 
-def firmware_root() -> Path:
-    """The firmware tree (``firmware/`` of this repository, or ``$ESP_HIL_FIRMWARE_DIR``)."""
-    override = os.environ.get("ESP_HIL_FIRMWARE_DIR")
-    if override:
-        return Path(override).resolve()
-    return (Path(__file__).resolve().parents[2] / "firmware").resolve()
-
-
 def build_firmware(
     *,
     sketch: Path | None = None,
+    project: Project | None = None,
     sanitize: bool = False,
     force: bool = False,
     extra_flags: Sequence[str] = (),
 ) -> Path:
     """Build (or find in the cache) the native firmware and return the executable's path.
 
-    ``sketch`` defaults to every ``.cpp`` under ``firmware/src/`` (PlatformIO's rule);
-    a given sketch is compiled alone. ``force`` recompiles everything even when cached.
+    The sketch is every ``.cpp`` under ``src/`` (PlatformIO's rule) of ``project`` (a user's
+    PlatformIO project, :func:`harness.project.load_project`; its env's ``-D`` defines apply)
+    or of esp-hil's test firmware; a given ``sketch`` is compiled alone. The project's
+    libraries (``lib/*/src``) come first, then esp-hil's (WiFiSocket, EspHil) that it does not
+    carry itself, then the shim. ``force`` recompiles everything even when cached.
     Raises :class:`FirmwareBuildError` with the compiler's output on failure.
     """
     return build_firmware_info(
-        sketch=sketch, sanitize=sanitize, force=force, extra_flags=extra_flags
+        sketch=sketch, project=project, sanitize=sanitize, force=force, extra_flags=extra_flags
     ).path
 
 
 def build_firmware_info(
     *,
     sketch: Path | None = None,
+    project: Project | None = None,
     sanitize: bool = False,
     force: bool = False,
     extra_flags: Sequence[str] = (),
@@ -102,12 +100,12 @@ def build_firmware_info(
     root = firmware_root()
     compiler = _find_compiler()
     version = _compiler_version(compiler)
-    units, headers, include_dirs = _collect_sources(root, sketch)
+    units, headers, include_dirs = _collect_sources(root, sketch, project)
 
     flags = [*BASE_FLAGS]
     if sanitize:
         flags += SANITIZE_FLAGS
-    flags += list(extra_flags)
+    flags += [*(project.defines if project is not None else ()), *extra_flags]
     include_flags = [f"-I{d}" for d in include_dirs]
 
     key = _build_key(
@@ -169,37 +167,74 @@ def _files_under(directory: Path, suffixes: Iterable[str], *, recursive: bool) -
     return sorted(p for p in walker if p.is_file() and p.name.endswith(wanted))
 
 
-def _collect_sources(root: Path, sketch: Path | None) -> tuple[list[Path], list[Path], list[Path]]:
+def sketch_sources(
+    root: Path, project: Project | None
+) -> tuple[list[Path], list[Path], list[Path]]:
+    """The sketch and its libraries, without the shim: (units, headers, include directories).
+
+    ``project``'s ``src/`` and ``lib/`` (else the test firmware's), then each of esp-hil's
+    libraries under ``root/lib`` that the project does not carry a copy of.
+    """
+    src = project.src_dir if project is not None else root / "src"
+    sketch_units = _files_under(src, (".cpp",), recursive=True)
+    if not sketch_units:
+        ino = " (.ino is not compiled: rename it to .cpp and #include <Arduino.h>)"
+        has_ino = bool(_files_under(src, (".ino",), recursive=True))
+        raise FirmwareBuildError(f"no sketch: {src} has no .cpp file{ino if has_ino else ''}")
+    own = project.library_dirs() if project is not None else []
+    own_names = {_library_name(d) for d in own}
+    ours = sorted(p for p in (root / "lib").glob("*/src") if p.is_dir())
+    lib_srcs = [*own, *(d for d in ours if _library_name(d) not in own_names)]
+    units = [
+        *sketch_units,
+        *(p for d in lib_srcs for p in _files_under(d, (".cpp",), recursive=True)),
+    ]
+    headers = [
+        *_files_under(src, _HEADER_SUFFIXES, recursive=True),
+        *(p for d in lib_srcs for p in _files_under(d, _HEADER_SUFFIXES, recursive=True)),
+    ]
+    include_dirs = list(lib_srcs)
+    if project is not None:
+        include_dirs.append(project.src_dir)
+        if project.include_dir.is_dir():
+            include_dirs.append(project.include_dir)
+            headers += _files_under(project.include_dir, _HEADER_SUFFIXES, recursive=True)
+    return units, headers, include_dirs
+
+
+def _library_name(lib_src: Path) -> str:
+    return lib_src.parent.name if lib_src.name == "src" else lib_src.name
+
+
+def _collect_sources(
+    root: Path, sketch: Path | None, project: Project | None = None
+) -> tuple[list[Path], list[Path], list[Path]]:
     """Translation units, headers (hashed, not compiled) and include directories."""
     sim_dir = root / "sim"
     if not (sim_dir / "Arduino.h").is_file():
         raise FirmwareBuildError(f"no shim in {sim_dir} (is ESP_HIL_FIRMWARE_DIR right?)")
-    lib_srcs = sorted(p for p in (root / "lib").glob("*/src") if p.is_dir())
 
     if sketch is None:
-        sketch_units = _files_under(root / "src", (".cpp",), recursive=True)
-        if not sketch_units:
-            raise FirmwareBuildError(f"no sketch: {root / 'src'} has no .cpp file")
-        sketch_headers = _files_under(root / "src", _HEADER_SUFFIXES, recursive=True)
+        units, headers, include_dirs = sketch_sources(root, project)
     else:
         sketch = Path(sketch).resolve()
         if not sketch.is_file():
             raise FirmwareBuildError(f"sketch {sketch} does not exist")
-        sketch_units = [sketch]
+        lib_srcs = sorted(p for p in (root / "lib").glob("*/src") if p.is_dir())
+        units = [
+            sketch,
+            *(p for d in lib_srcs for p in _files_under(d, (".cpp",), recursive=True)),
+        ]
         # Headers next to the sketch may be #included by it.
-        sketch_headers = _files_under(sketch.parent, _HEADER_SUFFIXES, recursive=False)
+        headers = [
+            *_files_under(sketch.parent, _HEADER_SUFFIXES, recursive=False),
+            *(p for d in lib_srcs for p in _files_under(d, _HEADER_SUFFIXES, recursive=True)),
+        ]
+        include_dirs = lib_srcs
 
-    units = [
-        *sketch_units,
-        *(p for d in lib_srcs for p in _files_under(d, (".cpp",), recursive=True)),
-        *_files_under(sim_dir, (".cpp",), recursive=False),
-    ]
-    headers = [
-        *sketch_headers,
-        *(p for d in lib_srcs for p in _files_under(d, _HEADER_SUFFIXES, recursive=True)),
-        *_files_under(sim_dir, _HEADER_SUFFIXES, recursive=False),
-    ]
-    return units, sorted(set(headers)), [sim_dir, *lib_srcs]
+    units += _files_under(sim_dir, (".cpp",), recursive=False)
+    headers += _files_under(sim_dir, _HEADER_SUFFIXES, recursive=False)
+    return units, sorted(set(headers)), [sim_dir, *include_dirs]
 
 
 def _build_key(*, compiler: list[str], version: str, files: list[Path], flags: list[str]) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from harness.device.base import Device
 from harness.device.console import Console
 from harness.device.errors import DeviceError
+from harness.project import Project
 from harness.sim.build import build_firmware
 from harness.sim.defaults import DEFAULT_PASSWORD, DEFAULT_SSID, EXIT_RESTART, default_mac
 from harness.sim.firmware import FirmwareProcess, allocate_ip
@@ -25,7 +26,7 @@ from harness.sim.pins import Pins
 
 
 class SimDevice(Device):
-    """A twin running the native build of ``firmware/src/main.cpp``.
+    """A twin running the native build of ``project`` (default: the test firmware).
 
     ``ssid``/``password`` configure the simulated access point, and are also the credentials
     provisioned over the console (pass ``provision_password`` to provision a wrong one).
@@ -40,11 +41,12 @@ class SimDevice(Device):
         sanitize: bool = False,
         binary: Path | None = None,
         env: dict[str, str] | None = None,
+        project: Project | None = None,
     ) -> None:
         super().__init__(Console(self._write))
         self.ssid = ssid
         self.password = password
-        self.binary = binary or build_firmware(sanitize=sanitize)
+        self.binary = binary or build_firmware(project=project, sanitize=sanitize)
         self._ip, self._ip_lock = allocate_ip()
         self._tmp = Path(tempfile.mkdtemp(prefix="esp-hil-twin-"))
         self.flash_path = flash or self._tmp / "flash.bin"

@@ -19,7 +19,7 @@ namespace {
 constexpr uint8_t kLedPin = 2;  // the ESP-12's blue LED: lit when the pin is LOW
 constexpr size_t kMaxMessage = 128;
 
-WiFiSocketT<kMaxMessage, 1024, 1024> link;  // about 2.3 KiB of static RAM
+WiFiSocketT<kMaxMessage, 1024, 1024> pc;  // the link to the PC, about 2.3 KiB of static RAM
 bool ledOn = false;
 char reply[kMaxMessage + 1];
 bool replyPending = false;
@@ -33,8 +33,8 @@ const char* dialPc(const char* host, uint16_t port) {
   if (host == nullptr) return "this build always dials";
   memcpy(pcHost, host, strlen(host) + 1);  // checked by the agent: at most kHostMax chars
   pcPort = port;
-  link.connect(pcHost, pcPort);
-  EspHil.readyDialing(pcHost, pcPort, link.maxMessage());
+  pc.connect(pcHost, pcPort);
+  EspHil.readyDialing(pcHost, pcPort, pc.maxMessage());
   return nullptr;
 }
 #endif
@@ -74,24 +74,24 @@ void setup() {
   setLed(false);
   EspHil.begin("sensor-node/0.1.0");
   EspHil.onCommand(consoleCommand);
-  link.setLog(Serial);
+  pc.setLog(Serial);
 #ifdef SENSOR_DIAL_HOST
   EspHil.onDial(dialPc);
-  link.connect(pcHost, pcPort);  // dials once the WiFi is up; redials by itself
-  EspHil.readyDialing(pcHost, pcPort, link.maxMessage());
+  pc.connect(pcHost, pcPort);  // dials once the WiFi is up; redials by itself
+  EspHil.readyDialing(pcHost, pcPort, pc.maxMessage());
 #else
-  link.begin(SENSOR_PORT);
-  EspHil.ready(SENSOR_PORT, link.maxMessage());
+  pc.begin(SENSOR_PORT);
+  EspHil.ready(SENSOR_PORT, pc.maxMessage());
 #endif
 }
 
 void loop() {
   EspHil.loop();
-  link.loop();
-  if (replyPending && link.send(reply)) replyPending = false;
+  pc.loop();
+  if (replyPending && pc.send(reply)) replyPending = false;
   if (replyPending) return;  // one request at a time: the next waits for room
   char request[kMaxMessage + 1];
-  if (link.receive(request) < 0) return;
+  if (pc.receive(request) < 0) return;
   handle(request);
-  replyPending = !link.send(reply);
+  replyPending = !pc.send(reply);
 }

@@ -6,8 +6,9 @@ cache. The source list and flags follow the core's ``tests/host/Makefile`` (its 
 minus the file systems whose sources the snapshot lacks (LittleFS, SDFS, SPIFFS) and the
 optional libraries. ``firmware/sim-core/`` comes first on the include path and adds our
 overrides for the emulation's gaps (``docs/sim-core.md``). The sketch is every ``.cpp`` under
-``firmware/src``, the libraries every ``.cpp`` under ``firmware/lib/*/src`` (PlatformIO's rule,
-wider than the Makefile's ``src`` + ``src/utility``).
+the project's ``src`` (default: ``firmware/src``), the libraries every ``.cpp`` under its
+``lib/*/src`` and esp-hil's ``firmware/lib/*/src`` (PlatformIO's rule, wider than the
+Makefile's ``src`` + ``src/utility``): :func:`harness.sim.build.sketch_sources`.
 
 Cached like :mod:`harness.sim.build`, with its helpers: one key over every source, header, flag
 and the compiler version; objects per translation unit in the twin's object cache.
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from harness.project import Project
 from harness.sim.build import (
     _HEADER_SUFFIXES,
     FirmwareBuildError,
@@ -35,6 +37,7 @@ from harness.sim.build import (
     _link,
     cache_root,
     firmware_root,
+    sketch_sources,
 )
 
 __all__ = ["CoreBuild", "build_core_firmware", "core_root"]
@@ -192,7 +195,9 @@ def _c_compiler() -> list[str]:
     raise FirmwareBuildError("no C compiler found: install gcc (apt-get install gcc) or set CC")
 
 
-def _sources(core: Path, root: Path) -> tuple[list[Path], list[Path], list[Path], list[Path]]:
+def _sources(
+    core: Path, root: Path, project: Project | None
+) -> tuple[list[Path], list[Path], list[Path], list[Path]]:
     """(C++ units, C units, headers hashed, include directories) of one build."""
     host = core / "tests" / "host"
     common = host / "common"
@@ -204,13 +209,9 @@ def _sources(core: Path, root: Path) -> tuple[list[Path], list[Path], list[Path]
     ours = overrides_root()
     cores = core / "cores" / "esp8266"
     wifi = core / "libraries" / "ESP8266WiFi" / "src"
-    sketch = _files_under(root / "src", (".cpp",), recursive=True)
-    if not sketch:
-        raise FirmwareBuildError(f"no sketch: {root / 'src'} has no .cpp file")
-    lib_srcs = sorted(p for p in (root / "lib").glob("*/src") if p.is_dir())
+    sketch_units, sketch_headers, sketch_includes = sketch_sources(root, project)
     cxx_units = [
-        *sketch,
-        *(p for d in lib_srcs for p in _files_under(d, (".cpp",), recursive=True)),
+        *sketch_units,
         *_files_under(ours, (".cpp",), recursive=True),
         *(cores / f for f in _CORE_CPP),
         *(wifi / f for f in _WIFI_CPP),
@@ -230,12 +231,11 @@ def _sources(core: Path, root: Path) -> tuple[list[Path], list[Path], list[Path]
         *sorted(p for p in libraries.glob("*") if p.is_dir()),
         core / "tools" / "sdk" / "include",
         core / "tools" / "sdk" / "lwip2" / "include",
-        *lib_srcs,
-        root / "src",
+        *sketch_includes,
+        project.src_dir if project is not None else root / "src",
     ]
     headers = [
-        *_files_under(root / "src", _HEADER_SUFFIXES, recursive=True),
-        *(p for d in lib_srcs for p in _files_under(d, _HEADER_SUFFIXES, recursive=True)),
+        *sketch_headers,
         *_files_under(ours, _HEADER_SUFFIXES, recursive=True),
         *_files_under(common, _HEADER_SUFFIXES, recursive=True),
         *_files_under(cores, _HEADER_SUFFIXES, recursive=True),
@@ -245,8 +245,9 @@ def _sources(core: Path, root: Path) -> tuple[list[Path], list[Path], list[Path]
     return cxx_units, c_units, sorted(set(headers)), include_dirs
 
 
-def build_core_firmware(*, force: bool = False) -> CoreBuild:
-    """Build (or find in the cache) the test firmware on the core's host emulation.
+def build_core_firmware(*, project: Project | None = None, force: bool = False) -> CoreBuild:
+    """Build (or find in the cache) the firmware on the core's host emulation: the test
+    firmware, or ``project``'s sketch and libraries with its env's ``-D`` defines.
 
     Raises :class:`~harness.sim.build.FirmwareBuildError` with the compiler's output on
     failure, or when the core snapshot is missing.
@@ -256,11 +257,13 @@ def build_core_firmware(*, force: bool = False) -> CoreBuild:
     cxx = _find_compiler()
     cc = _c_compiler()
     version = _compiler_version(cxx)
-    cxx_units, c_units, headers, include_dirs = _sources(core, root)
+    cxx_units, c_units, headers, include_dirs = _sources(core, root, project)
     common = core / "tests" / "host" / "common"
     pre = ["-include", str(common / "mock.h"), "-include", str(common / "c_types.h")]
     # This glibc has no strlcpy/strlcat (the Makefile probes for them the same way).
     defines = ["-DSTRLCPY_MISSING", "-DSTRLCAT_MISSING", f"-DESP_HIL_CORE_TCP_MSS={tcp_mss()}"]
+    if project is not None:
+        defines += project.defines
     incs = [f"-I{d}" for d in include_dirs]
     base = [*pre, *_COMMON_FLAGS, *defines, *incs]
     key = _build_key(

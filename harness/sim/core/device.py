@@ -31,6 +31,7 @@ from pathlib import Path
 from harness.device.base import Device
 from harness.device.console import Console
 from harness.device.errors import DeviceError
+from harness.project import Project
 
 __all__ = ["CoreDevice"]
 
@@ -183,14 +184,20 @@ class _Run:
 
 
 class CoreDevice(Device):
-    """The test firmware on the ESP8266 core's host emulation, run here as a process.
+    """The test firmware (or ``project``) on the ESP8266 core's host emulation, run here.
 
     ``ssid``/``password`` are what gets provisioned over the console (the emulation joins any
     network). The instance owns a loopback address 127.0.0.N (reserved like the twin's) and a
     working directory holding its EEPROM, which survives resets until :meth:`close`.
     """
 
-    def __init__(self, *, ssid: str = DEFAULT_SSID, password: str = DEFAULT_PASSWORD) -> None:
+    def __init__(
+        self,
+        *,
+        ssid: str = DEFAULT_SSID,
+        password: str = DEFAULT_PASSWORD,
+        project: Project | None = None,
+    ) -> None:
         from harness.sim.build import FirmwareBuildError
         from harness.sim.core.build import build_core_firmware
         from harness.sim.firmware import allocate_ip
@@ -199,7 +206,7 @@ class CoreDevice(Device):
         self.ssid = ssid
         self.password = password
         try:
-            self.binary = build_core_firmware().path
+            self.binary = build_core_firmware(project=project).path
         except FirmwareBuildError as exc:
             raise DeviceError(f"sim-core: {exc}") from None
         self._ip, self._ip_lock = allocate_ip()

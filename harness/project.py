@@ -1,0 +1,178 @@
+"""The PlatformIO project under test: its directories, its environment and that env's defines.
+
+``--project PATH`` (or the ini key ``esp_hil_project``) names a user's project; without one it
+is esp-hil's own test firmware. The twin compiles the project's ``src/`` and ``lib/`` with the
+host compiler and the ``-D`` defines of the env's ``build_flags``; a board gets
+``pio run -d PATH -e ENV``. Only what those two need is read from ``platformio.ini``:
+``default_envs``, ``src_dir``, ``lib_dir``, ``include_dir``, and each env's ``build_flags``
+(with ``[env]`` inherited, ``extends`` followed and ``${section.option}`` expanded).
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Project", "ProjectError", "firmware_root", "load_project"]
+
+INI_NAME = "platformio.ini"
+_REFERENCE = re.compile(r"\$\{([^}]+)\}")
+# Interpolation may nest (``${env.build_flags}`` naming another reference); a cycle stops here.
+_MAX_DEPTH = 10
+
+
+def firmware_root() -> Path:
+    """esp-hil's firmware tree: the shim, the libraries users include, the test firmware.
+
+    ``$ESP_HIL_FIRMWARE_DIR`` if set; else the copy a wheel carries (``harness/_firmware``,
+    see setup.py); else ``firmware/`` of the checkout this package runs from (editable).
+    """
+    override = os.environ.get("ESP_HIL_FIRMWARE_DIR")
+    if override:
+        return Path(override).resolve()
+    package = Path(__file__).resolve().parent
+    packaged = package / "_firmware"
+    if packaged.is_dir():
+        return packaged
+    return package.parent / "firmware"
+
+
+class ProjectError(ValueError):
+    """The project cannot be used (no such directory, no platformio.ini, no src/, no env)."""
+
+
+@dataclass(frozen=True)
+class Project:
+    """One environment of a PlatformIO project, as far as esp-hil builds it."""
+
+    root: Path
+    env: str
+    #: The env's ``-D`` defines as compiler arguments (``-DSENSOR_PORT=8080``).
+    defines: tuple[str, ...]
+    src_dir: Path
+    lib_dir: Path
+    include_dir: Path
+
+    @property
+    def name(self) -> str:
+        """A label for the project: its directory name, without spaces or '='."""
+        return re.sub(r"[^A-Za-z0-9._/+-]", "_", self.root.name) or "project"
+
+    def library_dirs(self) -> list[Path]:
+        """The ``src/`` of each library under ``lib/`` (or the library itself if it has none)."""
+        if not self.lib_dir.is_dir():
+            return []
+        libs = sorted(p for p in self.lib_dir.iterdir() if p.is_dir())
+        return [lib / "src" if (lib / "src").is_dir() else lib for lib in libs]
+
+
+def load_project(path: str | os.PathLike[str], env: str | None = None) -> Project:
+    """Read the project at ``path`` and pick ``env`` (default: ``default_envs``, else the
+    first env). Raises :class:`ProjectError` with one line naming what is wrong."""
+    root = Path(path).expanduser().resolve()
+    if not root.is_dir():
+        raise ProjectError(f"project {path}: no such directory")
+    ini = root / INI_NAME
+    if not ini.is_file():
+        raise ProjectError(f"project {root}: no {INI_NAME} (not a PlatformIO project)")
+    parser = configparser.RawConfigParser(
+        comment_prefixes=(";", "#"), inline_comment_prefixes=(";",), strict=False
+    )
+    try:
+        parser.read(ini, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0]
+        raise ProjectError(f"project {root}: {INI_NAME} cannot be read: {first}") from None
+    config = _Ini(parser, root)
+    envs = [s.partition(":")[2] for s in parser.sections() if s.startswith("env:")]
+    if not envs:
+        raise ProjectError(f"project {root}: {INI_NAME} has no [env:NAME] section")
+    if env is None:
+        defaults = config.words("platformio", "default_envs")
+        env = defaults[0] if defaults else envs[0]
+    if env not in envs:
+        raise ProjectError(
+            f"project {root}: no environment {env!r} in {INI_NAME} (it has {', '.join(envs)})"
+        )
+    src_dir = root / (config.get("platformio", "src_dir") or "src")
+    if not src_dir.is_dir():
+        raise ProjectError(f"project {root}: no {src_dir.name}/ directory (the sketch's sources)")
+    return Project(
+        root=root,
+        env=env,
+        defines=tuple(_defines(" ".join(config.env_list(env, "build_flags")))),
+        src_dir=src_dir,
+        lib_dir=root / (config.get("platformio", "lib_dir") or "lib"),
+        include_dir=root / (config.get("platformio", "include_dir") or "include"),
+    )
+
+
+class _Ini:
+    """platformio.ini's lookups: ``[env]`` under every env, ``extends``, ``${sect.opt}``."""
+
+    def __init__(self, parser: configparser.RawConfigParser, root: Path) -> None:
+        self.parser = parser
+        self.root = root
+
+    def raw(self, section: str, option: str) -> str | None:
+        if self.parser.has_option(section, option):
+            return self.parser.get(section, option)
+        return None
+
+    def get(self, section: str, option: str) -> str | None:
+        value = self.raw(section, option)
+        return None if value is None else self._expand(value, 0)
+
+    def words(self, section: str, option: str) -> list[str]:
+        value = self.get(section, option)
+        return [] if value is None else [v for v in re.split(r"[\s,]+", value) if v]
+
+    def env_raw(self, section: str, option: str, seen: frozenset[str] = frozenset()) -> str | None:
+        """A section's own value, else the first of its ``extends``, else ``[env]``'s."""
+        if section in seen:
+            raise ProjectError(f"project {self.root}: 'extends' loops through [{section}]")
+        own = self.raw(section, option)
+        if own is not None:
+            return own
+        for parent in re.split(r"[\s,]+", self.raw(section, "extends") or ""):
+            if parent:
+                found = self.env_raw(parent, option, seen | {section})
+                if found is not None:
+                    return found
+        return self.raw("env", option) if section.startswith("env:") else None
+
+    def env_list(self, env: str, option: str) -> list[str]:
+        value = self.env_raw(f"env:{env}", option)
+        return [] if value is None else [ln for ln in self._expand(value, 0).splitlines() if ln]
+
+    def _expand(self, value: str, depth: int) -> str:
+        if depth > _MAX_DEPTH:
+            raise ProjectError(f"project {self.root}: ${{...}} references nest too deep")
+
+        def one(match: re.Match[str]) -> str:
+            section, _, option = match.group(1).rpartition(".")
+            if section == "sysenv":
+                return os.environ.get(option, "")
+            found = self.env_raw(section, option)
+            return "" if found is None else self._expand(found, depth + 1)
+
+        return _REFERENCE.sub(one, value)
+
+
+def _defines(flags: str) -> list[str]:
+    """The ``-D`` defines among build flags, as single compiler arguments."""
+    try:
+        words = shlex.split(flags)
+    except ValueError as exc:
+        raise ProjectError(f"build_flags cannot be split: {exc}") from None
+    out = []
+    for i, word in enumerate(words):
+        if word == "-D" and i + 1 < len(words):
+            out.append("-D" + words[i + 1])
+        elif word.startswith("-D") and len(word) > 2:
+            out.append(word)
+    return out

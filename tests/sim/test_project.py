@@ -1,0 +1,190 @@
+"""A user's PlatformIO project on the twin: its src/, its lib/, its env's defines, and errors;
+and on the board path (a stand-in ``pio``, a blank twin as the board).
+
+Also runs examples/sensor-node's own tests from this checkout (tools/ci_wheel.sh runs them
+from an installed wheel, outside the checkout).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.backends import open_device
+from harness.cache import cache_root
+from harness.device.errors import DeviceError
+from harness.device.options import DeviceOptions
+
+pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parents[2]
+ANSWER = 5.0
+CACHE = cache_root()  # now: pytester moves HOME during a test
+_SCRATCH = shutil.ignore_patterns(".pio", ".pytest_cache", ".hypothesis")
+
+SKETCH = """\
+#include <Arduino.h>
+#include <EspHil.h>
+#include <WiFiSocket.h>
+#include "answer.h"
+
+WiFiSocketT<64, 512, 512> service;
+
+void setup() {
+  EspHil.begin("answer/1.0");
+  service.begin(ANSWER_PORT);
+  EspHil.ready(ANSWER_PORT, service.maxMessage());
+}
+
+void loop() {
+  EspHil.loop();
+  service.loop();
+  char text[65];
+  if (service.receive(text) < 0) return;
+  service.send(answer());
+}
+"""
+
+INI = """\
+[platformio]
+default_envs = plain
+
+[env]
+framework = arduino
+build_flags = -DANSWER_PORT=7001
+
+[env:plain]
+
+[env:tuned]
+build_flags =
+    -DANSWER_PORT=7002
+    -DANSWER_TEXT=\\"tuned\\"
+"""
+
+
+def _answer_project(root: Path) -> Path:
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "main.cpp").write_text(SKETCH)
+    lib = root / "lib" / "Answer" / "src"
+    lib.mkdir(parents=True)
+    (lib / "answer.h").write_text("#pragma once\nconst char* answer();\n")
+    (lib / "answer.cpp").write_text(
+        '#include "answer.h"\n#ifndef ANSWER_TEXT\n#define ANSWER_TEXT "plain"\n#endif\n'
+        "const char* answer() { return ANSWER_TEXT; }\n"
+    )
+    (root / "platformio.ini").write_text(INI)
+    return root
+
+
+@pytest.mark.parametrize(("env", "port", "text"), [(None, 7001, "plain"), ("tuned", 7002, "tuned")])
+def test_the_project_its_library_and_its_env_defines_run_on_the_twin(
+    tmp_path: Path, env: str | None, port: int, text: str
+) -> None:
+    project = _answer_project(tmp_path / "answer")
+    opts = DeviceOptions(spec="sim-direct", project=project, pio_env=env)
+    with open_device(opts) as dev:
+        assert dev.port == port and dev.fw.startswith("answer/1.0+")
+        assert dev.ctrl_port == 0
+        with dev.connect(timeout=ANSWER) as link:
+            link.send("?")
+            assert link.receive(timeout=ANSWER) == text
+        with pytest.raises(DeviceError, match="needs esp-hil's test firmware"):
+            dev.control("info")
+        assert dev.info()["fw"] == dev.fw  # the agent's console `info`
+
+
+def test_a_sketch_that_dials_has_no_port_to_connect_to() -> None:
+    example = ROOT / "examples" / "sensor-node"
+    opts = DeviceOptions(spec="sim-direct", project=example, pio_env="dial")
+    dials = r"listens on no port: it dials 192\.168\.1\.10:9000"
+    with open_device(opts) as dev, pytest.raises(DeviceError, match=dials):
+        dev.connect()
+
+
+@pytest.fixture
+def _this_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    # pytester's subprocesses run elsewhere: make them import this checkout's harness, and
+    # share this machine's cache (pytester moves HOME): its builds, and its loopback address
+    # reservations, without which their twins would take addresses other twins hold.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("ESP_HIL_CACHE", str(CACHE))
+
+
+@pytest.mark.usefixtures("_this_checkout")
+def test_an_unsupported_api_fails_the_device_fixture_in_one_line(
+    pytester: pytest.Pytester,
+) -> None:
+    project = _answer_project(pytester.path / "fw")
+    (project / "src" / "main.cpp").write_text(
+        SKETCH.replace("EspHil.begin(", "tone(4, 440);\n  EspHil.begin(")
+    )
+    pytester.makepyfile(test_x="def test_x(device): pass")
+    result = pytester.runpytest_subprocess("--device=sim-direct", "--project", "fw")
+    result.assert_outcomes(errors=1)
+    out = result.stdout.str()
+    lines = [ln for ln in out.splitlines() if ln.startswith("the device did not come up")]
+    assert len(lines) == 1, out
+    assert "main.cpp:9: 'tone' is declared neither" in lines[0], lines[0]
+    assert "firmware/sim" in lines[0], lines[0]
+    assert "Traceback" not in out and "error:" not in out
+
+
+@pytest.mark.usefixtures("_this_checkout")
+def test_the_sensor_node_example_passes_its_own_tests(pytester: pytest.Pytester) -> None:
+    example = ROOT / "examples" / "sensor-node"
+    result = pytester.runpytest_subprocess(
+        str(example / "tests"), "--device=sim-direct", "-p", "no:cacheprovider", "-q"
+    )
+    source = (example / "tests" / "test_sensor_node.py").read_text()
+    result.assert_outcomes(passed=source.count("\ndef test_"))
+
+
+@pytest.mark.usefixtures("_this_checkout")
+def test_the_board_path_builds_the_project_with_pio_flashes_and_provisions(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--device=<a board's URL> --project P``: ``pio run -d P -e ENV`` (a stand-in here, whose
+    firmware.bin is the project's twin image), esptool flashing, console provisioning, READY,
+    and the project's own tests: the Done-means command, with a blank twin as the board."""
+    from harness.project import load_project
+    from harness.sim.board import native_image
+    from harness.sim.chip import Twin
+
+    project = pytester.path / "sensor-node"
+    shutil.copytree(ROOT / "examples" / "sensor-node", project, ignore=_SCRATCH)
+    image = pytester.path / "image.bin"
+    image.write_bytes(native_image(project=load_project(project)))
+    fake = pytester.path / "bin"
+    fake.mkdir()
+    record = pytester.path / "pio-run.txt"
+    (fake / "pio").write_text(
+        "#!/bin/sh\n"
+        '[ "$1" = "--version" ] && exit 0\n'
+        f'echo "$* | $PLATFORMIO_LIB_EXTRA_DIRS" > "{record}"\n'
+        f'mkdir -p "$3/.pio/build/$5" && cp "{image}" "$3/.pio/build/$5/firmware.bin"\n'
+    )
+    (fake / "pio").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    board = Twin().start()  # erased flash: nothing boots until the harness flashes it
+    try:
+        result = pytester.runpytest_subprocess(
+            str(project / "tests"),
+            f"--device={board.url}",
+            f"--project={project}",
+            f"--wifi-ssid={board.ssid}",
+            f"--wifi-password={board.password}",
+            "-p",
+            "no:cacheprovider",
+            "-rs",
+        )
+    finally:
+        board.stop()
+    result.assert_outcomes(passed=5, skipped=4)  # the `twin` tests skip on a board
+    args, libs = record.read_text().strip().split(" | ")
+    assert args == f"run -d {project} -e listen"
+    assert (Path(libs) / "EspHil" / "src" / "EspHil.h").is_file()
+    result.stdout.fnmatch_lines(["*fw=sensor-node/0.1.0+*flash: written*"])
+

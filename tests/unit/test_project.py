@@ -1,0 +1,173 @@
+"""harness.project: a user's PlatformIO project as esp-hil builds it (--project, --pio-env)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import stat
+import textwrap
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness import backends
+from harness.device.errors import DeviceError
+from harness.device.options import DeviceOptions
+from harness.project import ProjectError, firmware_root, load_project
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _project(tmp_path: Path, ini: str, *, src: bool = True) -> Path:
+    (tmp_path / "platformio.ini").write_text(textwrap.dedent(ini))
+    if src:
+        (tmp_path / "src").mkdir()
+        (tmp_path / "src" / "main.cpp").write_text("void setup() {}\nvoid loop() {}\n")
+    return tmp_path
+
+
+INI = """\
+    ; a comment
+    [platformio]
+    default_envs = second
+
+    [common]
+    flags = -DFROM_COMMON=1
+
+    [env]
+    framework = arduino
+    build_flags =
+        -Wall
+        -DBASE=1  ; inline comment
+
+    [env:first]
+    board = nodemcuv2
+
+    [env:second]
+    build_flags =
+        ${env.build_flags}
+        ${common.flags}
+        -D SPACED=2
+        -DHOST=\\"192.168.1.10\\"
+        -DPATH='"a b"'
+
+    [env:child]
+    extends = env:second
+    board = d1_mini
+"""
+
+
+def test_default_env_inheritance_and_interpolation(tmp_path: Path) -> None:
+    project = load_project(_project(tmp_path, INI))
+    assert project.env == "second"
+    assert project.root == tmp_path.resolve()
+    assert project.defines == (
+        "-DBASE=1",
+        "-DFROM_COMMON=1",
+        "-DSPACED=2",
+        '-DHOST="192.168.1.10"',
+        '-DPATH="a b"',
+    )
+    assert load_project(tmp_path, "first").defines == ("-DBASE=1",)  # [env] inherited
+    assert load_project(tmp_path, "child").defines == project.defines  # extends followed
+
+
+def test_without_default_envs_the_first_env(tmp_path: Path) -> None:
+    _project(tmp_path, "[env:b]\nbuild_flags = -DX\n[env:a]\n")
+    assert load_project(tmp_path).env == "b"
+    assert load_project(tmp_path).defines == ("-DX",)
+
+
+def test_the_example_and_the_test_firmware() -> None:
+    listen = load_project(ROOT / "examples" / "sensor-node")
+    assert (listen.env, listen.defines) == ("listen", ("-DSENSOR_PORT=8080",))
+    dial = load_project(ROOT / "examples" / "sensor-node", "dial")
+    assert '-DSENSOR_DIAL_HOST="192.168.1.10"' in dial.defines
+    assert load_project(firmware_root()).env == "nodemcuv2"
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("missing", "no such directory"),
+        ("no-ini", "no platformio.ini"),
+        ("no-src", "no src/ directory"),
+        ("no-env", r"has no \[env:NAME\] section"),
+        ("bad-env", "no environment 'nope' in platformio.ini \\(it has a\\)"),
+        ("loop", "'extends' loops"),
+        ("garbage", "cannot be read"),
+    ],
+)
+def test_a_project_that_cannot_be_used_is_one_line(
+    tmp_path: Path, setup: str, message: str
+) -> None:
+    path, env = tmp_path / "p", None
+    if setup != "missing":
+        path.mkdir()
+    if setup == "no-src":
+        _project(path, "[env:a]\n", src=False)
+    elif setup == "no-env":
+        _project(path, "[platformio]\n")
+    elif setup == "bad-env":
+        _project(path, "[env:a]\n")
+        env = "nope"
+    elif setup == "loop":
+        _project(path, "[env:a]\nextends = env:b\n[env:b]\nextends = env:a\n")
+    elif setup == "garbage":
+        _project(path, "not an ini line\n")
+    with pytest.raises(ProjectError, match=message) as caught:
+        load_project(path, env)
+    assert "\n" not in str(caught.value)
+
+
+_NAME = st.from_regex(r"[A-Z_][A-Z0-9_]{0,15}", fullmatch=True)
+_VALUE = st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=12)
+
+
+@given(st.lists(st.tuples(_NAME, _VALUE), max_size=6), st.booleans())
+def test_every_define_reaches_the_compiler_as_written(
+    defines: list[tuple[str, str]], spaced: bool
+) -> None:
+    from harness.project import _defines
+
+    words = []
+    for name, value in defines:
+        word = f"{name}={value}" if value else name
+        words += ["-D", word] if spaced else [f"-D{word}"]
+    flags = shlex.join(["-Wall", *words, "-Os"])
+    expected = [f"-D{name}={value}" if value else f"-D{name}" for name, value in defines]
+    assert _defines(flags) == expected
+
+
+def test_a_board_builds_the_project_with_esp_hils_libraries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "p").mkdir()
+    project = _project(tmp_path / "p", INI)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    pio = bin_dir / "pio"
+    record = tmp_path / "pio-run"
+    pio.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "--version" ]; then exit 0; fi\n'
+        f'echo "$* | $PLATFORMIO_LIB_EXTRA_DIRS" > "{record}"\n'
+        'mkdir -p "$3/.pio/build/$5" && printf "\\351image" > "$3/.pio/build/$5/firmware.bin"\n'
+    )
+    pio.chmod(pio.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("PLATFORMIO_LIB_EXTRA_DIRS", raising=False)
+    opts = DeviceOptions(spec="/dev/ttyUSB7", project=project, pio_env="first")
+    assert backends.firmware_image(opts) == b"\xe9image"
+    args, libs = record.read_text().strip().split(" | ")
+    assert args == f"run -d {project.resolve()} -e first"
+    assert Path(libs) == firmware_root() / "lib"
+    assert (Path(libs) / "EspHil" / "src" / "EspHil.h").is_file()
+
+
+def test_a_board_build_with_a_missing_project_is_a_device_error(tmp_path: Path) -> None:
+    opts = DeviceOptions(spec="/dev/ttyUSB7", project=tmp_path / "none")
+    with pytest.raises(DeviceError, match="no such directory"):
+        backends.firmware_image(opts)
