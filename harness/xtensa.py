@@ -295,13 +295,21 @@ def board_for(name: str) -> Board:
 
 
 def library_dirs(project: Path, env: str | None = None) -> list[Path]:
-    """The project's libraries (``lib/*`` with a ``src/``), then those of ``lib_extra_dirs``.
+    """The project's libraries (``lib/*`` with a ``src/``), then those of ``lib_extra_dirs``,
+    then esp-hil's own (WiFiSocket, EspHil), as a board build gets them through
+    ``PLATFORMIO_LIB_EXTRA_DIRS`` (:func:`harness.device.flashing.build_with_platformio`).
 
     Every library found is compiled and counted, used or not (PlatformIO's dependency
     finder would leave unused ones out): one more reason the figures are an upper bound.
     A name found twice is the first one's, as PlatformIO prefers the project's own.
     """
-    roots = [project / "lib", *(project / d for d in _ini_values(project, env, "lib_extra_dirs"))]
+    from harness.project import firmware_root
+
+    roots = [
+        project / "lib",
+        *(project / d for d in _ini_values(project, env, "lib_extra_dirs")),
+        firmware_root() / "lib",
+    ]
     found: dict[str, Path] = {}
     for root in roots:
         for lib in sorted(root.glob("*")):

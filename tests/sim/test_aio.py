@@ -132,7 +132,7 @@ async def test_close_wakes_a_waiting_receive_and_send(device: Device, netem: Pro
 
     async def send_until_blocked() -> None:
         while True:
-            await ws.send(b"z" * 4000)
+            await ws.send(b"z" * ws.max_message)
 
     receiving = asyncio.create_task(ws.receive())
     sending = asyncio.create_task(send_until_blocked())

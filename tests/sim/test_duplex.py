@@ -179,7 +179,7 @@ def test_close_from_a_third_thread_wakes_receive_and_send(
         def send() -> None:
             try:
                 while True:  # blocks once the device's window is full
-                    ws.send(b"z" * 4000, timeout=WAIT)
+                    ws.send(b"z" * ws.max_message, timeout=WAIT)
             except BaseException as exc:
                 outcome["send"] = exc
 
