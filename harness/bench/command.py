@@ -275,12 +275,13 @@ def run_bench(args: argparse.Namespace, options: Any, *, out: IO[str] | None = N
     from harness.backends import open_device
 
     err = err or sys.stderr
+    args = _with_defaults(args)
     problem = _check_args(args)
     if problem:
         print(f"esp-hil bench: {problem}", file=err)
         return 2
     baseline: dict[str, Any] | None = None
-    if getattr(args, "compare", None):
+    if args.compare:
         try:
             baseline = gate.load(args.compare)
         except gate.GateError as exc:
@@ -298,15 +299,15 @@ def _check_args(args: argparse.Namespace) -> str | None:
     """What is wrong with the arguments before any device is touched, or None."""
     if args.duration is not None and not float(args.duration) > 0:
         return "--duration must be positive"
-    if getattr(args, "repeat", None) is not None and args.repeat < 1:
+    if args.repeat is not None and args.repeat < 1:
         return "--repeat must be at least 1"
-    if not 0 <= getattr(args, "tolerance", 0.0) < 1:
+    if not 0 <= args.tolerance < 1:
         return "--tolerance must be in [0, 1)"
-    if not 0 < getattr(args, "alpha", 0.05) < 1:
+    if not 0 < args.alpha < 1:
         return "--alpha must be in (0, 1)"
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         return "--plot needs matplotlib: pip install 'esp-hil[bench]'"
-    gating = getattr(args, "save", None) or getattr(args, "compare", None)
+    gating = args.save or args.compare
     if gating and importlib.util.find_spec("scipy") is None:
         return "--save/--compare need scipy: pip install 'esp-hil[bench]'"
     if gating and (args.plot or args.sizes):
@@ -344,6 +345,7 @@ def bench_device(dev: Any, args: argparse.Namespace, *, out: IO[str] | None = No
     up, so a bad file costs nothing); it is loaded here if not given."""
     out = out or sys.stdout
     err = err or sys.stderr
+    args = _with_defaults(args)
     problem = _check_args(args)
     if problem:
         print(f"esp-hil bench: {problem}", file=err)
@@ -363,6 +365,13 @@ def bench_device(dev: Any, args: argparse.Namespace, *, out: IO[str] | None = No
     if args.save or args.compare:
         return _gate(dev, args, link, baseline, out=out, err=err, spec=spec)
     return _sweep(dev, args, link, out=out, err=err, spec=spec)
+
+
+def _with_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` with every bench option a caller left out at its default."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    return argparse.Namespace(**{**vars(parser.parse_args([])), **vars(args)})
 
 
 def _device_info(dev: Any, spec: str | None, raw_port: int) -> dict[str, Any]:
