@@ -121,9 +121,11 @@ def figures_of(doc: Any, path: str) -> dict[str, Any]:
         raise GateError(f"{path}: the baseline holds no figures")
     for name, fig in figures.items():
         ok = isinstance(fig, dict) and isinstance(fig.get("higher_is_better"), bool)
-        for key in ("ratio", "ours"):
-            values = fig.get(key) if ok else None
-            ok = ok and isinstance(values, list) and bool(values) and all(
+        # "ours" always has samples; "ratio" may be empty (a figure without a raw-TCP
+        # counterpart, e.g. from pytest's throughput fixture).
+        for key, needed in (("ours", True), ("ratio", False)):
+            values = fig.get(key, []) if ok else None
+            ok = ok and isinstance(values, list) and (bool(values) or not needed) and all(
                 isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in values)
         if not ok:
             raise GateError(f"{path}: figure {name!r} has no usable samples")
@@ -134,7 +136,7 @@ def samples_from(doc: dict[str, Any]) -> dict[str, FigureSamples]:
     """The figures of a checked baseline document."""
     return {
         name: FigureSamples(name, str(f.get("unit", "")), f["higher_is_better"],
-                            [float(v) for v in f["ratio"]], [float(v) for v in f["ours"]],
+                            [float(v) for v in f.get("ratio", [])], [float(v) for v in f["ours"]],
                             [float(v) for v in f.get("raw", [])])
         for name, f in doc["figures"].items()
     }
@@ -186,6 +188,9 @@ def compare(baseline: dict[str, FigureSamples], now: dict[str, FigureSamples], *
     out = []
     for name, b in baseline.items():
         n = now[name]
+        if not absolute and not b.ratio:
+            raise GateError(f"figure {name!r} has no ratios in the baseline: compare with "
+                            "--absolute")
         hib = True if not absolute else b.higher_is_better
         unit = "ratio" if not absolute else b.unit
         out.append(compare_one(name, unit, b.samples(absolute), n.samples(absolute),

@@ -175,7 +175,7 @@ def test_save_format_round_trips(tmp_path: Path) -> None:
         ('{"schema": "esp-hil-bench/1"}', "not an esp-hil bench baseline"),
         (json.dumps({"schema": gate.SCHEMA, "figures": {}}), "holds no figures"),
         (json.dumps({"schema": gate.SCHEMA, "figures": {"x": {"higher_is_better": True,
-                     "ratio": [], "ours": [1.0]}}}), "figure 'x' has no usable samples"),
+                     "ratio": [1.0], "ours": []}}}), "figure 'x' has no usable samples"),
         (json.dumps({"schema": gate.SCHEMA, "figures": {"x": {"higher_is_better": True,
                      "ratio": [1.0, "a"], "ours": [1.0]}}}), "figure 'x' has no usable"),
     ],
