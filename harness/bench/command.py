@@ -194,36 +194,52 @@ GATE_FIGURES = {
 DEFAULT_REPEAT = 5
 
 
+#: Each repeat of a gate figure alternates ours and raw this many times, in slices of
+#: ``duration / _SLICES``: a change in the machine's load then hits both services alike.
+_SLICES = 5
+
+
 def measure_gate(bench: Bench, max_message: int, duration: float, repeat: int,
                  progress: Callable[[str], None] | None = None) -> dict[str, gate.FigureSamples]:
-    """The gate's figures, ``repeat`` times each; ours and raw alternate within a repeat so
-    both see the same load, and each repeat gives one ratio sample per figure."""
+    """The gate's figures, ``repeat`` times each: one ratio sample per figure and repeat.
+    Within a repeat ours and raw alternate slice by slice; a repeat's throughput is bytes
+    over seconds of all its slices, its p50 the median of all its round trips."""
     note = progress or (lambda _text: None)
     figures = {name: gate.FigureSamples(name, unit, hib)
                for name, (unit, hib) in GATE_FIGURES.items()}
+    part = duration / _SLICES
     echo_small = min(64, max_message)
+
+    def echo_p50(size: int) -> dict[str, float]:
+        echoes: dict[str, list[float]] = {OURS: [], RAW: []}
+        for _ in range(_SLICES):
+            for service in (OURS, RAW):
+                echoes[service] += bench.echo(service, size, duration=part).samples
+        merged = {s: Echo(s, size, len(v), part * _SLICES, v) for s, v in echoes.items()}
+        for e in merged.values():
+            note(_describe_echo(e))
+        return {s: e.p50 * 1e6 for s, e in merged.items()}
+
+    def mb_per_s(direction: str) -> dict[str, float]:
+        moved = {OURS: [0, 0.0], RAW: [0, 0.0]}
+        for _ in range(_SLICES):
+            for service in (OURS, RAW):
+                t = (bench.up(service, max_message, duration=part) if direction == UP
+                     else calibrated_down(bench, service, max_message, part))
+                moved[service][0] += t.nbytes
+                moved[service][1] += t.seconds
+        for service, (nbytes, seconds) in moved.items():
+            note(f"{max_message:>6} B  {direction:<4} x{_SLICES}       {_label(service)}  "
+                 f"{nbytes / seconds / 1e6:9.2f} MB/s")
+        return {s: nbytes / seconds / 1e6 for s, (nbytes, seconds) in moved.items()}
+
     for _ in range(repeat):
-        pair: dict[str, float] = {}
-        for service in (OURS, RAW):
-            e = bench.echo(service, echo_small, duration=duration)
-            note(_describe_echo(e))
-            pair[service] = e.p50 * 1e6
-        figures["echo 64 B p50"].add(pair[OURS], pair[RAW])
-        for service in (OURS, RAW):
-            t = bench.up(service, max_message, duration=duration)
-            note(_describe_transfer(t))
-            pair[service] = t.mb_per_s
-        figures["bulk max-message up"].add(pair[OURS], pair[RAW])
-        for service in (OURS, RAW):
-            t = calibrated_down(bench, service, max_message, duration)
-            note(_describe_transfer(t))
-            pair[service] = t.mb_per_s
-        figures["bulk max-message down"].add(pair[OURS], pair[RAW])
-        for service in (OURS, RAW):
-            e = bench.echo(service, max_message, duration=duration)
-            note(_describe_echo(e))
-            pair[service] = e.p50 * 1e6
-        figures["echo max-message p50"].add(pair[OURS], pair[RAW])
+        for name, measure in (("echo 64 B p50", lambda: echo_p50(echo_small)),
+                              ("bulk max-message up", lambda: mb_per_s(UP)),
+                              ("bulk max-message down", lambda: mb_per_s(DOWN)),
+                              ("echo max-message p50", lambda: echo_p50(max_message))):
+            pair = measure()
+            figures[name].add(pair[OURS], pair[RAW])
     return figures
 
 
