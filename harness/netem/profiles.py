@@ -33,11 +33,13 @@ class Profile:
     stall_ms: float
 
     def toxics(self) -> list[Toxic]:
-        """The toxics, in pipeline order: the rate cap, then the delay, then the stalls."""
+        """The toxics, in pipeline order: stalls before the rate cap, so a stall's airtime
+        is lost to every stream alike (after it, the cap drains what waited at the link's
+        rate, not in a burst); then the delay."""
         return [
+            Stalls(every_ms=self.stall_every_ms, ms=self.stall_ms),
             Bandwidth(bytes_per_s=self.bytes_per_s),
             Latency(ms=self.latency_ms, jitter_ms=self.jitter_ms),
-            Stalls(every_ms=self.stall_every_ms, ms=self.stall_ms),
         ]
 
     def describe(self) -> str:
