@@ -91,3 +91,18 @@ def test_the_unchanged_tree_passes_twice(baseline: Path, device: Device) -> None
         code, out, err = _run(device, compare=str(baseline))
         assert code == 0, out + err
         assert "WORSE" not in out
+
+
+def test_link_wifi_shapes_both_services(device: Device, tmp_path: Path) -> None:
+    path = tmp_path / "wifi.json"
+    args = argparse.Namespace(sizes="64", duration=0.2, json=str(path), link="wifi")
+    out, err = io.StringIO(), io.StringIO()
+    assert bench_device(device, args, out=out, err=err) == 0, err.getvalue()
+    assert "link wifi" in err.getvalue()
+    doc = json.loads(path.read_text())
+    assert doc["settings"]["link"] == "wifi"
+    # Both services went through the 1 MB/s cap (on loopback either moves 64-byte
+    # messages at 5-40 MB/s); the devices' counters still agree with the host's.
+    for t in doc["transfers"]:
+        assert t["device_bytes"] == t["nbytes"] > 0
+        assert t["mb_per_s"] < 1.5, t
