@@ -280,8 +280,8 @@ class _Summary:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         from harness.bench.gate import GateError
 
-        if os.environ.get("PYTEST_XDIST_WORKER"):
-            return  # the controller sees every worker's figures
+        if hasattr(self.config, "workerinput"):
+            return  # an xdist worker: the controller sees every worker's figures
         save = self.config.getoption("--esp-hil-save")
         compare = self.config.getoption("--esp-hil-compare")
         try:
