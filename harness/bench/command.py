@@ -279,6 +279,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="compare our absolute figures, not the ratios to raw TCP")
 
 
+def load_baseline(path: str) -> dict[str, Any]:
+    """A baseline file for ``--compare``, checked to hold the gate's figures;
+    :class:`~harness.bench.gate.GateError` (one line, naming the file) otherwise."""
+    doc = gate.load(path)
+    try:
+        gate.check_figure_set(doc["figures"], GATE_FIGURES)
+    except gate.GateError as exc:
+        raise gate.GateError(f"{path}: {exc}") from None
+    return doc
+
+
 def _profile_names() -> tuple[str, ...]:
     from harness.netem.profiles import PROFILES
 
@@ -299,7 +310,7 @@ def run_bench(args: argparse.Namespace, options: Any, *, out: IO[str] | None = N
     baseline: dict[str, Any] | None = None
     if args.compare:
         try:
-            baseline = gate.load(args.compare)
+            baseline = load_baseline(args.compare)
         except gate.GateError as exc:
             print(f"esp-hil bench: {exc}", file=err)
             return 2
@@ -368,7 +379,7 @@ def bench_device(dev: Any, args: argparse.Namespace, *, out: IO[str] | None = No
         return 2
     if args.compare and baseline is None:
         try:
-            baseline = gate.load(args.compare)
+            baseline = load_baseline(args.compare)
         except gate.GateError as exc:
             print(f"esp-hil bench: {exc}", file=err)
             return 2
@@ -401,7 +412,7 @@ def _device_info(dev: Any, spec: str | None, raw_port: int) -> dict[str, Any]:
 def _gate(dev: Any, args: argparse.Namespace, link: str, baseline: dict[str, Any] | None, *,
           out: IO[str], err: IO[str], spec: str | None) -> int:
     stored = (baseline or {}).get("settings", {})
-    duration = float(args.duration or stored.get("duration_s", 0.3))
+    duration = float(args.duration or stored.get("duration_s", 1.0))
     repeat = int(args.repeat or stored.get("repeat", DEFAULT_REPEAT))
     raw_port = raw_port_of(dev)
     total = repeat * 2 * len(GATE_FIGURES)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,16 +176,21 @@ def compare_one(name: str, unit: str, base: list[float], now: list[float], *,
     return Verdict(name, unit, b, n, change, p, worse)
 
 
+def check_figure_set(stored: Iterable[str], measured: Iterable[str]) -> None:
+    """:class:`GateError` naming the difference if the two sets of figure names differ."""
+    missing = sorted(set(stored) - set(measured))
+    extra = sorted(set(measured) - set(stored))
+    if missing or extra:
+        parts = ([f"not measured now: {', '.join(missing)}"] if missing else []) + (
+            [f"not in the baseline: {', '.join(extra)}"] if extra else [])
+        raise GateError(f"the baseline has a different figure set ({'; '.join(parts)})")
+
+
 def compare(baseline: dict[str, FigureSamples], now: dict[str, FigureSamples], *,
             tolerance: float = DEFAULT_TOLERANCE, alpha: float = DEFAULT_ALPHA,
             absolute: bool = False) -> list[Verdict]:
     """Compare every figure; :class:`GateError` if the two runs measured different sets."""
-    if set(baseline) != set(now):
-        missing = sorted(set(baseline) - set(now))
-        extra = sorted(set(now) - set(baseline))
-        parts = ([f"not measured now: {', '.join(missing)}"] if missing else []) + (
-            [f"not in the baseline: {', '.join(extra)}"] if extra else [])
-        raise GateError(f"the baseline has a different figure set ({'; '.join(parts)})")
+    check_figure_set(baseline, now)
     out = []
     for name, b in baseline.items():
         n = now[name]

@@ -178,6 +178,9 @@ def test_save_format_round_trips(tmp_path: Path) -> None:
                      "ratio": [1.0], "ours": []}}}), "figure 'x' has no usable samples"),
         (json.dumps({"schema": gate.SCHEMA, "figures": {"x": {"higher_is_better": True,
                      "ratio": [1.0, "a"], "ours": [1.0]}}}), "figure 'x' has no usable"),
+        (json.dumps({"schema": gate.SCHEMA, "figures": {"x": {"higher_is_better": True,
+                     "ratio": [1.0], "ours": [1.0]}}}),
+         "different figure set (not measured now: x; not in the baseline: bulk max-message"),
     ],
 )
 def test_bad_baselines_are_one_line_before_any_device(
