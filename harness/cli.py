@@ -312,22 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
     _device_args(p)
     p.set_defaults(func=cmd_info)
 
+    from harness.bench import add_arguments as add_bench_arguments
+
     p = sub.add_parser("bench", help="throughput and latency against a raw-TCP baseline")
     _device_args(p)
-    p.add_argument("--json", default=None, metavar="FILE", help="write the figures as JSON")
-    p.add_argument("--plot", default=None, metavar="FILE.png", help="plot throughput vs size")
-    p.add_argument(
-        "--sizes",
-        default=None,
-        help="message sizes in bytes, comma-separated; 'k' = KiB, 'max' = the device's limit "
-        "(e.g. 16,64,1k,max)",
-    )
-    p.add_argument(
-        "--duration",
-        type=_positive,
-        default=1.0,
-        help="seconds per measurement (default: 1)",
-    )
+    add_bench_arguments(p)
     p.set_defaults(func=cmd_bench)
 
     from harness.size import DESCRIPTION, add_arguments

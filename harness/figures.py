@@ -6,10 +6,13 @@ JUnit XML as ``<property>`` elements); the plugin gathers them for the terminal 
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 #: Prefix of the user_properties that carry figures.
 PROPERTY_PREFIX = "esp-hil:"
@@ -77,3 +80,64 @@ def format_table(figures: list[Figure]) -> list[str]:
     for f in figures:
         lines.append(f"{f.name:<{w_name}}  {f.value:>12.4g}  {f.unit:<6}  {f.test}")
     return lines
+
+
+#: Units in which a smaller figure is the better one.
+_LOWER_IS_BETTER_UNITS = {"us", "ms", "s"}
+
+
+def _by_name(figures: list[Figure]) -> dict[str, list[Figure]]:
+    out: dict[str, list[Figure]] = {}
+    for f in figures:
+        out.setdefault(f.name, []).append(f)
+    return out
+
+
+def save_figures(figures: list[Figure], path: str) -> None:
+    """Store the session's figures as a bench baseline (``--esp-hil-save``). Samples of the
+    same name add up, and so do sessions: saving into an existing baseline appends, so a
+    few runs build the spread the comparison needs. Raises :class:`GateError`."""
+    from harness.bench import gate
+    from harness.bench.report import machine_info
+
+    doc: dict[str, object] = {}
+    if os.path.exists(path):
+        doc = gate.load(path)
+    stored = doc.get("figures", {})
+    assert isinstance(stored, dict)
+    for name, group in _by_name(figures).items():
+        unit = group[0].unit
+        entry = stored.setdefault(name, {"unit": unit, "ratio": [], "ours": [], "raw": [],
+                                         "higher_is_better": unit not in _LOWER_IS_BETTER_UNITS})
+        entry["ours"] += [f.value for f in group]
+    saved = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    doc = {**gate.document({}, machine=machine_info(), device={}, settings={"source": "pytest"},
+                           saved=saved), "figures": stored}
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+    except OSError as exc:
+        raise gate.GateError(f"{path}: cannot write it: {exc.strerror or exc}") from None
+
+
+def compare_figures(figures: list[Figure], path: str) -> tuple[list[str], list[str]]:
+    """Compare the session's figures with a baseline (``--esp-hil-compare``), absolute
+    values, the bench's rule and defaults. Returns the table's lines and the names of the
+    figures that got worse. Raises :class:`GateError` for an unusable baseline, or when a
+    figure of the baseline was not recorded in this run (figures the baseline lacks are
+    not compared)."""
+    from harness.bench import gate
+
+    stored = gate.samples_from(gate.load(path))
+    now = _by_name(figures)
+    missing = sorted(set(stored) - set(now))
+    if missing:
+        raise gate.GateError(f"{path}: figures not recorded in this run: {', '.join(missing)}")
+    verdicts = [
+        gate.compare_one(name, b.unit, b.ours, [f.value for f in now[name]],
+                         higher_is_better=b.higher_is_better,
+                         tolerance=gate.DEFAULT_TOLERANCE, alpha=gate.DEFAULT_ALPHA)
+        for name, b in stored.items()
+    ]
+    return gate.format_verdicts(verdicts), [v.name for v in verdicts if v.worse]

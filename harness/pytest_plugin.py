@@ -23,7 +23,7 @@ import pytest
 
 from harness.backends import BACKENDS, BOARD, DeviceOptions, is_twin_spec, open_device
 from harness.device.errors import DeviceError
-from harness.figures import Figure, FigureRecorder, format_table
+from harness.figures import Figure, FigureRecorder, compare_figures, format_table, save_figures
 from harness.project import ProjectError
 
 if TYPE_CHECKING:
@@ -100,6 +100,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="",
     )
     group.addoption(
+        "--esp-hil-save",
+        default=None,
+        metavar="FILE",
+        help="store the figures recorded with the throughput fixture as a bench baseline "
+        "(appends: a few runs build the spread)",
+    )
+    group.addoption(
+        "--esp-hil-compare",
+        default=None,
+        metavar="FILE",
+        help="compare the throughput fixture's figures with a stored baseline at the end; "
+        "fail the run naming every figure that got worse (BENCHMARKS.md)",
+    )
+    group.addoption(
         "--sanitize",
         action="store_true",
         help="build the twin's firmware with AddressSanitizer + UBSan",
@@ -129,7 +143,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_DEVICE_KEY] = None
     # pyserial's rfc2217 client still calls Thread.setDaemon/setName: not the user's concern.
     config.addinivalue_line("filterwarnings", _PYSERIAL_WARNINGS)
-    config.pluginmanager.register(_Summary(), "esp-hil-summary")
+    config.pluginmanager.register(_Summary(config), "esp-hil-summary")
     config.addinivalue_line("markers", "board: needs a real ESP8266 board (skipped on a twin)")
     config.addinivalue_line("markers", "twin: needs the twin's insides (skipped on a real board)")
 
@@ -291,11 +305,14 @@ _DEVICE_PROPERTY = "esp-hil-device"
 
 
 class _Summary:
-    """Gathers figures and device facts from test reports (workers' too) for the summary."""
+    """Gathers figures and device facts from test reports (workers' too) for the summary;
+    saves or compares the figures at the end (``--esp-hil-save``, ``--esp-hil-compare``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
         self.figures: list[Figure] = []
         self.devices: set[str] = set()
+        self.gate_lines: list[str] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for name, value in report.user_properties:
@@ -306,13 +323,37 @@ class _Summary:
                 if fig is not None:
                     self.figures.append(fig)
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        from harness.bench.gate import GateError
+
+        if hasattr(self.config, "workerinput"):
+            return  # an xdist worker: the controller sees every worker's figures
+        save = self.config.getoption("--esp-hil-save")
+        compare = self.config.getoption("--esp-hil-compare")
+        try:
+            if compare:
+                table, worse = compare_figures(self.figures, compare)
+                self.gate_lines = [f"compared with {compare}:", *table]
+                if worse:
+                    self.gate_lines.append(f"esp-hil: worse than {compare}: {', '.join(worse)}")
+                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            if save:
+                save_figures(self.figures, save)
+                self.gate_lines.append(f"esp-hil: figures saved to {save}")
+        except GateError as exc:
+            self.gate_lines.append(f"esp-hil: {exc}")
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.figures and not self.devices:
+        if not self.figures and not self.devices and not self.gate_lines:
             return
         terminalreporter.section("esp-hil")
         for line in sorted(self.devices):
             terminalreporter.write_line(line)
         for line in format_table(self.figures):
+            terminalreporter.write_line(line)
+        for line in self.gate_lines:
             terminalreporter.write_line(line)
 
 

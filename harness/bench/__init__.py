@@ -6,6 +6,7 @@ JSON and a plot.
 """
 
 from harness.bench.command import (
+    add_arguments,
     bench_device,
     calibrated_down,
     default_sizes,
@@ -16,6 +17,7 @@ from harness.bench.command import (
 )
 
 __all__ = [
+    "add_arguments",
     "bench_device",
     "calibrated_down",
     "default_sizes",

@@ -217,6 +217,9 @@ class Bench:
     Args:
         host: the device's address.
         echo_port, ctrl_port, raw_port: its services (READY line: ``port``, ``ctrl``, ``raw``).
+        echo_address, raw_address: where to reach the echo service and the raw port instead
+            of ``(host, port)``, e.g. a :mod:`harness.netem` proxy that shapes the link (the
+            control service is always reached directly: it only steers and counts).
         link: an already connected WiFiSocket to the echo service (the bench opens one if
             None, and then closes it).
         timeout: bound on every single wait for the device.
@@ -231,6 +234,8 @@ class Bench:
         *,
         link: WiFiSocket | None = None,
         timeout: float = IO_TIMEOUT,
+        echo_address: tuple[str, int] | None = None,
+        raw_address: tuple[str, int] | None = None,
     ) -> None:
         self.host = host
         self.timeout = timeout
@@ -239,8 +244,11 @@ class Bench:
         self.link: WiFiSocket | None = None
         self.raw: socket.socket | None = None
         try:
-            self.link = link if link is not None else WiFiSocket(host, echo_port, timeout=timeout)
-            self.raw = socket.create_connection((host, raw_port), timeout=timeout)
+            echo_host, echo_at = echo_address or (host, echo_port)
+            self.link = link if link is not None else WiFiSocket(echo_host, echo_at,
+                                                                 timeout=timeout)
+            self.raw = socket.create_connection(raw_address or (host, raw_port),
+                                                timeout=timeout)
             self.raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.control.command("echo")
             self.control.command("raw echo")

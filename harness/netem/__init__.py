@@ -19,6 +19,7 @@ from harness.netem.toxics import (
     ResetPeer,
     Slicer,
     SlowClose,
+    Stalls,
     Toxic,
 )
 
@@ -35,5 +36,6 @@ __all__ = [
     "ResetPeer",
     "Slicer",
     "SlowClose",
+    "Stalls",
     "Toxic",
 ]

@@ -28,6 +28,7 @@ from harness.netem.toxics import (
     ResetPeer,
     Slicer,
     SlowClose,
+    Stalls,
     Toxic,
 )
 
@@ -327,6 +328,32 @@ class BlackholeStage(_QueuedStage):
         return Fault("close") if self._at is not None and now >= self._at else None
 
 
+class StallsStage(_QueuedStage):
+    """Passes items on except inside stall windows ``[_start, _end)``, which follow each
+    other with exponential gaps of mean ``every_ms``."""
+
+    def __init__(self, toxic: Stalls, name: str, rng: random.Random, now: float) -> None:
+        super().__init__(name, rng, now)
+        self._toxic = toxic
+        self._start = now
+        self._end = now
+        self._schedule(now)
+
+    def _schedule(self, after: float) -> None:
+        self._start = after + self.rng.expovariate(1000.0 / self._toxic.every_ms)
+        self._end = self._start + self._toxic.ms / 1000.0
+
+    def emit(self, now: float) -> list[Item]:
+        while now >= self._end:
+            self._schedule(self._end)
+        if now >= self._start:
+            return []
+        return self._queue.take_all()
+
+    def deadline(self) -> float | None:
+        return self._end if self._queue else None
+
+
 class SlowCloseStage(Stage):
     """Passes data at once; holds a marker (and anything behind it) for ``delay_ms``."""
 
@@ -414,6 +441,8 @@ def make_stage(toxic: Toxic, name: str, rng: random.Random, now: float) -> Stage
         return SlowCloseStage(toxic, name, rng, now)
     if isinstance(toxic, Corrupt):
         return CorruptStage(toxic, name, rng, now)
+    if isinstance(toxic, Stalls):
+        return StallsStage(toxic, name, rng, now)
     if isinstance(toxic, CutAfter):
         return TimedCloseStage(toxic.seconds, name, rng, now)
     raise TypeError(f"not a toxic: {toxic!r}")

@@ -184,6 +184,23 @@ class CutAfter:
         _finite_non_negative(self.seconds, "seconds")
 
 
+@dataclass(frozen=True)
+class Stalls:
+    """Occasional stalls: the link holds everything for ``ms``, at random moments
+    ``every_ms`` apart on average (exponential gaps, from the proxy's seed).
+
+    This is how a lost burst of segments looks on TCP: the stream is never cut or
+    reordered, it pauses until the sender's retransmission gets through.
+    """
+
+    every_ms: float
+    ms: float
+
+    def __post_init__(self) -> None:
+        _require(math.isfinite(self.every_ms) and self.every_ms > 0, "every_ms must be > 0")
+        _finite_non_negative(self.ms, "ms")
+
+
 Toxic = (
     Latency
     | Bandwidth
@@ -194,6 +211,7 @@ Toxic = (
     | SlowClose
     | Corrupt
     | CutAfter
+    | Stalls
 )
 """Any of the toxics above."""
 
@@ -207,4 +225,5 @@ TOXIC_TYPES: tuple[type, ...] = (
     SlowClose,
     Corrupt,
     CutAfter,
+    Stalls,
 )
