@@ -24,6 +24,12 @@ uint32_t EspClass::getFreeHeap() {
   return live >= total ? 0 : total - live;
 }
 
+void EspClass::wdtEnable(uint32_t) { esp_hil_sim::wdt_soft_enable(true); }
+
+void EspClass::wdtDisable() { esp_hil_sim::wdt_soft_enable(false); }
+
+void EspClass::wdtFeed() { esp_hil_sim::wdt_feed(); }
+
 uint32_t EspClass::getChipId() { return esp_hil_sim::config().chip_id; }
 
 String EspClass::getResetReason() { return String(esp_hil_sim::config().reset_reason); }

@@ -48,8 +48,14 @@ int dial(uint32_t ip, uint16_t port) {
         errno = ETIMEDOUT;
         break;
       }
-      int ready = poll(&p, 1, static_cast<int>((deadline - now + 999) / 1000));
+      // The core's connect() waits with esp_delay(), which yields: the dogs are fed.
+      // Slices of at most 1 s keep them fed through the whole wait.
+      uint64_t slice_ms = (deadline - now + 999) / 1000;
+      if (slice_ms > 1000) slice_ms = 1000;
+      int ready = poll(&p, 1, static_cast<int>(slice_ms));
+      esp_hil_sim::wdt_feed();
       if (ready < 0 && errno == EINTR) continue;
+      if (ready == 0 && esp_hil_sim::monotonic_us() < deadline) continue;
       if (ready <= 0) {
         errno = ETIMEDOUT;
         break;

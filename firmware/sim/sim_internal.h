@@ -14,6 +14,19 @@ namespace esp_hil_sim {
 constexpr int kExitRestart = 3;  // ESP.restart()
 constexpr int kExitConfig = 2;   // unusable environment (bad flash path, bad address)
 constexpr int kExitOrphaned = 4; // the harness that started the twin died
+// The chip reset itself: the exit code is kExitResetBase + the SDK's rst_reason
+// (user_interface.h: REASON_WDT_RST 1, REASON_EXCEPTION_RST 2, REASON_SOFT_WDT_RST 3,
+// REASON_DEEP_SLEEP_AWAKE 5). ESP.restart() keeps its own code, kExitRestart.
+constexpr int kExitResetBase = 16;
+constexpr int kReasonHardWdt = 1;
+constexpr int kReasonException = 2;
+constexpr int kReasonSoftWdt = 3;
+constexpr int kReasonDeepSleep = 5;
+
+// Watchdog periods of the chip: the SDK's soft WDT bites after two unfed 1.6 s ticks, the
+// hardware one after about 8.2 s (docs/twin.md cites the figures).
+constexpr uint64_t kSoftWdtUs = 3200000;
+constexpr uint64_t kHardWdtUs = 8200000;
 
 // Longest idle wait after loop(): keeps millis()-based timers in the sketch running.
 constexpr int kIdlePollMs = 5;
@@ -73,6 +86,15 @@ void next_poll_gen();
 void idle(int timeout_ms);
 // Services the console only, until the deadline (delay()).
 void sleep_ms(uint32_t ms);
+
+// --- watchdogs and resets (sim_wdt.cpp) ---
+void wdt_start();  // power on: starts the watchdog thread, dog fed, soft WDT enabled
+// The sketch gave the system control (loop() returned, delay(), yield(), a blocking call
+// that yields on the core) or called ESP.wdtFeed(): both watchdogs are fed.
+void wdt_feed();
+void wdt_soft_enable(bool on);  // ESP.wdtEnable() / ESP.wdtDisable()
+// Writes `report` to the console, then ends the process with kExitResetBase + reason.
+[[noreturn]] void reset_chip(int reason, const char* report, size_t len);
 
 // --- console (fd 0 / fd 1) ---
 void serial_pump();  // moves whatever stdin has now into the RX buffer, never blocks

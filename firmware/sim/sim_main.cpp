@@ -258,6 +258,7 @@ int64_t callbacks_wait_us() { return g_in_callbacks ? -1 : timers_wait_us(); }
 }  // namespace
 
 void idle(int timeout_ms) {
+  wdt_feed();  // loop() returned: on the core the SDK runs and feeds both dogs
   next_poll_gen();
   exit_if_orphaned();
   wifi_tick();
@@ -334,6 +335,7 @@ void run_system_callbacks() {
 }
 
 void sleep_ms(uint32_t ms) {
+  wdt_feed();
   next_poll_gen();  // the system runs during delay(): cached socket state is stale
   const uint64_t deadline = monotonic_us() + static_cast<uint64_t>(ms) * 1000u;
   for (;;) {
@@ -363,6 +365,7 @@ void sleep_ms(uint32_t ms) {
       }
     }
     const int ready = ppoll(n ? fds : nullptr, n, &ts, nullptr);
+    wdt_feed();
     run_system_callbacks();
     if (ready <= 0) continue;
     for (nfds_t i = 0; i < n; i++) {
@@ -391,6 +394,7 @@ void delayMicroseconds(unsigned int us) {
 }
 
 void yield() {
+  esp_hil_sim::wdt_feed();
   esp_hil_sim::next_poll_gen();
   esp_hil_sim::wifi_tick();
   esp_hil_sim::serial_pump();
@@ -408,6 +412,7 @@ int main() {
   esp_hil_sim::config();
   esp_hil_sim::monotonic_us();  // power on: millis() starts here
   esp_hil_sim::pins_init();
+  esp_hil_sim::wdt_start();
   setup();
   for (;;) {
     loop();

@@ -96,6 +96,7 @@ bool conn_flush_wait(int slot, int timeout_ms) {
     if (now >= deadline) return false;
     pollfd p = {g_conns[slot].fd, POLLOUT, 0};
     poll(&p, 1, static_cast<int>((deadline - now + 999) / 1000));
+    wdt_feed();  // the core's flush waits with esp_delay(), which yields
   }
   return true;
 }

@@ -19,7 +19,13 @@ from harness.device.base import Device
 from harness.device.console import Console
 from harness.device.errors import DeviceError
 from harness.sim.build import build_firmware
-from harness.sim.defaults import DEFAULT_PASSWORD, DEFAULT_SSID, EXIT_RESTART, default_mac
+from harness.sim.defaults import (
+    DEFAULT_PASSWORD,
+    DEFAULT_SSID,
+    RESET_REASONS,
+    default_mac,
+    reset_of_exit,
+)
 from harness.sim.firmware import FirmwareProcess, allocate_ip
 from harness.sim.pins import Pins
 
@@ -105,11 +111,13 @@ class SimDevice(Device):
         with self._lock:
             if self._stopping or proc is not self._proc:
                 return
-            if code == EXIT_RESTART:
-                # The firmware restarting itself is a reboot, not a death: boot it again.
+            reason = reset_of_exit(code)
+            if reason is not None:
+                # The chip resetting itself (ESP.restart, a watchdog, an exception) is a
+                # reboot, not a death: boot it again with the reason a board reports.
                 self.restarts += 1
                 proc.stop()
-                self._spawn("Software/System restart")
+                self._spawn(RESET_REASONS[reason][0])
                 return
         self.console.close(f"the twin's firmware exited with code {code}")
 
