@@ -96,7 +96,7 @@ int WiFiClient::fd() const { return slot_ >= 0 ? g_conns[slot_].fd : -1; }
 
 int WiFiClient::connect(IPAddress ip, uint16_t port) {
   if (slot_ >= 0) stop();
-  if (!esp_hil_sim::wifi_connected()) return 0;
+  if (!esp_hil_sim::wifi_connected() || !esp_hil_sim::link_up()) return 0;
   int fd = dial(static_cast<uint32_t>(ip), port);
   if (fd < 0) return 0;
   int slot = esp_hil_sim::conn_alloc(fd);
@@ -142,7 +142,7 @@ int WiFiClient::available() {
   int s = fd();
   if (s < 0) return 0;
   esp_hil_sim::Conn& c = g_conns[slot_];
-  if (c.eof_seen) return 0;
+  if (c.eof_seen || !esp_hil_sim::link_up()) return 0;  // no link: nothing arrives
   // What the idle poll counted, less what the sketch read since (no system call).
   if (c.avail_gen == esp_hil_sim::g_poll_gen) return c.avail;
   int pending = 0;
@@ -157,7 +157,7 @@ int WiFiClient::read() {
 
 int WiFiClient::read(uint8_t* buf, size_t size) {
   int s = fd();
-  if (s < 0 || size == 0) return 0;
+  if (s < 0 || size == 0 || !esp_hil_sim::link_up()) return 0;
   esp_hil_sim::Conn& c = g_conns[slot_];
   ssize_t n = recv(s, buf, size, MSG_DONTWAIT);
   if (n > 0) {
@@ -175,7 +175,7 @@ int WiFiClient::read(uint8_t* buf, size_t size) {
 int WiFiClient::peek() {
   int s = fd();
   uint8_t c;
-  if (s < 0) return -1;
+  if (s < 0 || !esp_hil_sim::link_up()) return -1;
   return recv(s, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1 ? c : -1;
 }
 
@@ -191,6 +191,7 @@ uint8_t WiFiClient::connected() {
   if (s < 0) return 0;
   const esp_hil_sim::Conn& conn = g_conns[slot_];
   if (conn.eof_seen) return 0;
+  if (!esp_hil_sim::link_up()) return conn.broken ? 0 : 1;  // lwIP hears nothing either way
   // The idle poll of this pass saw the peer still sending (no system call).
   if (conn.open_gen == esp_hil_sim::g_poll_gen && !conn.broken) return 1;
   if (available() > 0) return 1;

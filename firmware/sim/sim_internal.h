@@ -63,6 +63,9 @@ struct Config {
   char reset_reason[64];  // ESP_HIL_RESET_REASON
   int32_t rssi;  // ESP_HIL_RSSI
   uint32_t assoc_ms;  // ESP_HIL_ASSOC_MS: simulated association delay
+  uint32_t dhcp_ms;  // ESP_HIL_DHCP_MS: from association to the IP (GotIP)
+  uint32_t beacon_timeout_ms;  // ESP_HIL_BEACON_TIMEOUT_MS: AP gone this long = link lost
+  uint32_t reconnect_ms;  // ESP_HIL_RECONNECT_MS: auto-reconnect's pause between attempts
 };
 
 // Reads the environment once; safe to call any number of times, from any point
@@ -118,7 +121,18 @@ void timer_remove(int slot);
 // seen on the pins, due Tickers. Not re-entered from a callback that calls delay() or yield().
 void run_system_callbacks();
 
+// --- the access point as the test sets it (sim_air.cpp, "<ESP_HIL_FLASH>.air") ---
+struct Air {
+  bool on_air;  // the AP is up (and an SSID is configured)
+  int32_t rssi;
+  char password[65];
+};
+void air_read(Air* out);  // a consistent snapshot; never blocks
+
 // --- WiFi station state (ESP8266WiFi.cpp) ---
+// The radio link carries traffic: joined, and the AP on the air. While it does not, the
+// sockets neither deliver nor send (bytes wait, as in lwIP's queues) and accept nothing.
+bool link_up();
 bool wifi_connected();  // also advances the simulated association
 void wifi_tick();
 void wifi_service();  // delivers pending station events to the sketch's handlers

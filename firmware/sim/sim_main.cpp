@@ -56,6 +56,16 @@ bool parse_mac(const char* text, uint8_t out[6]) {
   return true;
 }
 
+// A delay in ms from the environment (0..60000), or `fallback` when unset.
+uint32_t env_ms(const char* name, uint32_t fallback) {
+  const char* text = getenv(name);
+  if (!text || !*text) return fallback;
+  char* end = nullptr;
+  unsigned long v = strtoul(text, &end, 10);
+  if (*end != '\0' || v > 60000) config_error(name, text);
+  return static_cast<uint32_t>(v);
+}
+
 void load_config() {
   Config& c = g_config;
   memset(&c, 0, sizeof c);
@@ -117,6 +127,9 @@ void load_config() {
     if (*end != '\0' || v > 60000) config_error("ESP_HIL_ASSOC_MS", assoc);
     c.assoc_ms = static_cast<uint32_t>(v);
   }
+  c.dhcp_ms = env_ms("ESP_HIL_DHCP_MS", 0);
+  c.beacon_timeout_ms = env_ms("ESP_HIL_BEACON_TIMEOUT_MS", 6000);
+  c.reconnect_ms = env_ms("ESP_HIL_RECONNECT_MS", 1000);
 }
 
 // --- console ---
@@ -271,13 +284,15 @@ void idle(int timeout_ms) {
     fds[n] = {0, POLLIN, 0};
     owner[n++] = -1;
   }
-  for (size_t i = 0; i < kMaxListeners; i++) {
+  // Without a link the sockets are not watched: nothing arrives, nothing leaves.
+  const bool link = link_up();
+  for (size_t i = 0; link && i < kMaxListeners; i++) {
     if (g_listeners[i].used && g_listeners[i].fd >= 0) {
       fds[n] = {g_listeners[i].fd, POLLIN, 0};
       owner[n++] = static_cast<int>(i);
     }
   }
-  for (size_t i = 0; i < kMaxConns; i++) {
+  for (size_t i = 0; link && i < kMaxConns; i++) {
     const Conn& c = g_conns[i];
     if (c.refs <= 0 || c.fd < 0) continue;
     short events =
@@ -358,7 +373,7 @@ void sleep_ms(uint32_t ms) {
       fds[n] = {0, POLLIN, 0};
       slot_of[n++] = -1;
     }
-    for (size_t i = 0; i < kMaxConns; i++) {
+    for (size_t i = 0; link_up() && i < kMaxConns; i++) {
       if (g_conns[i].refs > 0 && g_conns[i].fd >= 0 && g_conns[i].want_out) {
         fds[n] = {g_conns[i].fd, POLLOUT, 0};
         slot_of[n++] = static_cast<int>(i);

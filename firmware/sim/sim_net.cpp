@@ -73,6 +73,10 @@ void conn_close(int slot) {
 bool conn_flush(int slot) {
   Conn& c = g_conns[slot];
   if (c.fd < 0 || c.broken) c.tx_len = 0;
+  if (!link_up()) {  // no link: the bytes wait in the buffer, as in lwIP's queue
+    c.want_out = c.tx_len > 0;
+    return c.tx_len == 0;
+  }
   while (c.tx_len > 0) {
     ssize_t n = send(c.fd, g_tx[slot], c.tx_len, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
@@ -93,7 +97,7 @@ bool conn_flush_wait(int slot, int timeout_ms) {
   const uint64_t deadline = monotonic_us() + static_cast<uint64_t>(timeout_ms) * 1000u;
   while (!conn_flush(slot)) {
     uint64_t now = monotonic_us();
-    if (now >= deadline) return false;
+    if (now >= deadline || !link_up()) return false;
     pollfd p = {g_conns[slot].fd, POLLOUT, 0};
     poll(&p, 1, static_cast<int>((deadline - now + 999) / 1000));
     wdt_feed();  // the core's flush waits with esp_delay(), which yields
@@ -112,7 +116,7 @@ size_t conn_write(int slot, const uint8_t* data, size_t len) {
   if (c.fd < 0 || c.broken || len == 0) return 0;
   size_t taken = 0;
   // Nothing queued ahead of these bytes: hand them to the kernel directly.
-  if (conn_flush(slot)) {
+  if (link_up() && conn_flush(slot)) {
     ssize_t n = send(c.fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
       taken = static_cast<size_t>(n);

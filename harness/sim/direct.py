@@ -28,6 +28,7 @@ from harness.sim.defaults import (
 )
 from harness.sim.firmware import FirmwareProcess, allocate_ip
 from harness.sim.pins import Pins
+from harness.sim.wifi import AccessPoint
 
 
 class SimDevice(Device):
@@ -60,6 +61,7 @@ class SimDevice(Device):
         self._lock = threading.Lock()
         self.restarts = 0
         self._pins: Pins | None = None
+        self._wifi: AccessPoint | None = None
 
     @property
     def description(self) -> str:
@@ -71,6 +73,13 @@ class SimDevice(Device):
         if self._pins is None:
             self._pins = Pins.for_flash(self.flash_path)
         return self._pins
+
+    @property
+    def wifi(self) -> AccessPoint:
+        """The twin's access point (docs/twin.md, "Board faults")."""
+        if self._wifi is None:
+            self._wifi = AccessPoint(self.flash_path, password=self.password)
+        return self._wifi
 
     @property
     def sim_ip(self) -> str:
@@ -155,6 +164,8 @@ class SimDevice(Device):
         self.console.close("the twin was stopped")
         if self._pins is not None:
             self._pins.close()
+        if self._wifi is not None:
+            self._wifi.close()
         release = getattr(self._ip_lock, "release", None)
         if release is not None:
             release()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.sim.build import build_firmware
+from harness.sim.build import build_firmware, firmware_root
 from harness.sim.defaults import (
     EXIT_RESET_BASE,
     REASON_SOFT_WDT_RST,
@@ -22,10 +22,12 @@ from harness.sim.defaults import (
     reset_of_exit,
 )
 from harness.sim.firmware import FirmwareProcess, allocate_ip
-from tests.sim.test_shim import SKETCH, Console, make_process
+from harness.sim.wifi import AccessPoint
+from tests.sim.test_shim import PASSWORD, SKETCH, SSID, Console, make_process
 
 pytestmark = pytest.mark.twin
 
+API_SKETCH = firmware_root() / "sim" / "test" / "api_test_sketch.cpp"
 SOFT_WDT_S = 3.2
 HARD_WDT_S = 8.2
 
@@ -103,3 +105,95 @@ def test_reset_exit_codes_map_to_reasons() -> None:
     for reason, (text, cause) in RESET_REASONS.items():
         assert reset_of_exit(EXIT_RESET_BASE + reason) == reason
         assert text and cause in (1, 2, 4, 5)
+
+
+# -- the access point comes and goes (device.wifi) -------------------------------------------
+
+BEACON_MS = 1000
+DHCP_MS = 300
+RECONNECT_MS = 200
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[tuple[Console, AccessPoint]]:
+    ip, lock = allocate_ip()
+    flash = tmp_path / "flash.bin"
+    proc = make_process(
+        build_firmware(sketch=API_SKETCH),
+        ip,
+        flash,
+        env={
+            "ESP_HIL_BEACON_TIMEOUT_MS": str(BEACON_MS),
+            "ESP_HIL_DHCP_MS": str(DHCP_MS),
+            "ESP_HIL_RECONNECT_MS": str(RECONNECT_MS),
+        },
+    )
+    ap = AccessPoint(flash, password=PASSWORD)
+    con = Console(proc)
+    proc.start()
+    try:
+        con.expect("boot reset=Power On")
+        con.command(f"wifi {SSID} {PASSWORD}", "wifi begun")
+        con.expect("event connected")
+        con.expect("event gotip")
+        yield con, ap
+    finally:
+        proc.stop()
+        ap.close()
+        lock.release()
+
+
+def _status(con: Console) -> int:
+    return int(con.fields(con.command("info", "info "))["status"])
+
+
+def test_ap_drop_loses_the_link_after_the_beacon_timeout_and_rejoins(
+    api: tuple[Console, AccessPoint],
+) -> None:
+    con, ap = api
+    t0 = time.monotonic()
+    ap.drop()
+    assert con.expect("event ", timeout=BEACON_MS / 1000 + 5) == "event disconnected reason=200"
+    assert time.monotonic() - t0 >= BEACON_MS / 1000  # BEACON_TIMEOUT, never before
+    # Auto-reconnect scans and finds nothing, again and again.
+    assert con.expect("event ") == "event disconnected reason=201"  # NO_AP_FOUND
+    assert _status(con) in (1, 7)  # WL_NO_SSID_AVAIL between attempts, else WL_DISCONNECTED
+    ap.restore()
+    assert con.expect("event connected") == f"event connected ssid={SSID} channel=1"
+    t1 = time.monotonic()
+    assert con.expect("event ") == f"event gotip ip={con.proc.ip}"
+    assert time.monotonic() - t1 >= DHCP_MS / 1000 * 0.9  # the address comes after DHCP
+    assert _status(con) == 3
+
+
+def test_ap_password_change_kicks_the_station(api: tuple[Console, AccessPoint]) -> None:
+    con, ap = api
+    ap.set_password("another-password")
+    assert con.expect("event ") == "event disconnected reason=2"  # AUTH_EXPIRE: deauthenticated
+    assert con.expect("event ") == "event disconnected reason=202"  # AUTH_FAIL on rejoin
+    assert _status(con) in (6, 7)  # WL_WRONG_PASSWORD between attempts
+    ap.set_password(PASSWORD)
+    con.expect("event gotip")
+    assert _status(con) == 3
+
+
+def test_rssi_is_what_the_test_sets(api: tuple[Console, AccessPoint]) -> None:
+    con, ap = api
+    assert con.fields(con.command("info", "info "))["rssi"] == "-55"
+    ap.rssi = -80
+    assert con.fields(con.command("info", "info "))["rssi"] == "-80"
+    with pytest.raises(ValueError):
+        ap.rssi = 5
+
+
+def test_ap_state_outlives_the_controller(tmp_path: Path) -> None:
+    ap = AccessPoint(tmp_path / "f.bin", password="one")
+    ap.drop()
+    ap.set_password("two")
+    ap.rssi = -70
+    ap.close()
+    again = AccessPoint(tmp_path / "f.bin", password="ignored")
+    assert (again.on_air, again.password, again.rssi) == (False, "two", -70)
+    again.close()
+    with pytest.raises(ValueError):
+        again.set_password("x" * 65)
