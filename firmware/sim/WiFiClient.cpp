@@ -26,6 +26,7 @@ int dial(uint32_t ip, uint16_t port) {
     esp_hil_sim::log("socket(): %s", strerror(errno));
     return -1;
   }
+  esp_hil_sim::set_mss(fd);
   sockaddr_in local{};
   local.sin_family = AF_INET;
   local.sin_addr.s_addr = esp_hil_sim::config().ip;

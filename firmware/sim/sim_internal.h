@@ -35,9 +35,9 @@ constexpr size_t kMaxListeners = 16;
 constexpr size_t kMaxConns = 32;
 constexpr size_t kSerialRxSize = 256;  // the real core's default RX buffer
 // Per-connection send buffer in front of the kernel socket. It makes
-// availableForWrite() exact (the kernel's SO_SNDBUF accounting includes packet
-// overhead, so "SO_SNDBUF - SIOCOUTQ" over-promises) and bounded, like lwIP's.
-constexpr size_t kTxBuffer = 8192;
+// availableForWrite() exact and bounded, like lwIP's: what is in it plus what the kernel
+// holds unacknowledged (SIOCOUTQ) never exceeds TCP_SND_BUF = 2 x TCP_MSS (2920 at most).
+constexpr size_t kTxBuffer = 2 * 1460;
 // stop() waits this long at most for buffered bytes to reach the kernel (the core's
 // WiFiClient::stop() flushes with a 300 ms bound as well).
 constexpr int kStopFlushMs = 300;
@@ -66,6 +66,7 @@ struct Config {
   uint32_t dhcp_ms;  // ESP_HIL_DHCP_MS: from association to the IP (GotIP)
   uint32_t beacon_timeout_ms;  // ESP_HIL_BEACON_TIMEOUT_MS: AP gone this long = link lost
   uint32_t reconnect_ms;  // ESP_HIL_RECONNECT_MS: auto-reconnect's pause between attempts
+  uint32_t tcp_mss;  // ESP_HIL_TCP_MSS: the lwIP build variant's TCP_MSS, 536 or 1460
 };
 
 // Reads the environment once; safe to call any number of times, from any point
@@ -188,5 +189,6 @@ void listeners_station_up();  // opens every wanted listener
 void listeners_station_down();
 
 bool set_nodelay(int fd, bool on);
+void set_mss(int fd);  // TCP_MAXSEG = the lwIP variant's TCP_MSS (segments never larger)
 
 }  // namespace esp_hil_sim

@@ -130,6 +130,19 @@ void load_config() {
   c.dhcp_ms = env_ms("ESP_HIL_DHCP_MS", 0);
   c.beacon_timeout_ms = env_ms("ESP_HIL_BEACON_TIMEOUT_MS", 6000);
   c.reconnect_ms = env_ms("ESP_HIL_RECONNECT_MS", 1000);
+  // The core's lwIP variants: "v2 Lower Memory" (TCP_MSS 536, the default) or "Higher
+  // Bandwidth" (1460). TCP_SND_BUF is 2 x TCP_MSS in both (lwip2 lwipopts.h).
+  const char* mss = getenv("ESP_HIL_TCP_MSS");
+  c.tcp_mss = 536;
+  if (mss && *mss) {
+    if (strcmp(mss, "536") == 0) {
+      c.tcp_mss = 536;
+    } else if (strcmp(mss, "1460") == 0) {
+      c.tcp_mss = 1460;
+    } else {
+      config_error("ESP_HIL_TCP_MSS", mss);
+    }
+  }
 }
 
 // --- console ---

@@ -5,7 +5,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <linux/sockios.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -114,6 +116,10 @@ void conns_flush_all() {
 size_t conn_write(int slot, const uint8_t* data, size_t len) {
   Conn& c = g_conns[slot];
   if (c.fd < 0 || c.broken || len == 0) return 0;
+  // Never more than lwIP's send buffer has room for (a short write, as on the core).
+  const size_t room_now = conn_writable(slot);
+  if (len > room_now) len = room_now;
+  if (len == 0) return 0;
   size_t taken = 0;
   // Nothing queued ahead of these bytes: hand them to the kernel directly.
   if (link_up() && conn_flush(slot)) {
@@ -138,7 +144,14 @@ size_t conn_writable(int slot) {
   Conn& c = g_conns[slot];
   if (c.fd < 0 || c.broken) return 0;
   conn_flush(slot);
-  return c.broken ? 0 : kTxBuffer - c.tx_len;
+  if (c.broken) return 0;
+  // lwIP's tcp_sndbuf(): TCP_SND_BUF (2 x MSS) less what is queued and not yet acknowledged
+  // by the peer: the kernel's unacked + unsent bytes (SIOCOUTQ) and the shim's buffer.
+  int outq = 0;
+  if (ioctl(c.fd, SIOCOUTQ, &outq) != 0 || outq < 0) outq = 0;
+  const size_t in_flight = static_cast<size_t>(outq) + c.tx_len;
+  const size_t sndbuf = 2u * config().tcp_mss;
+  return in_flight >= sndbuf ? 0 : sndbuf - in_flight;
 }
 
 int listener_alloc(uint32_t bind_ip, uint16_t port) {
@@ -174,6 +187,7 @@ bool listener_open(int slot) {
   }
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  set_mss(fd);  // inherited by the connections it accepts
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(l.port);
@@ -214,6 +228,11 @@ void listeners_station_down() {
   for (size_t i = 0; i < kMaxListeners; i++) {
     if (g_listeners[i].used) listener_close(static_cast<int>(i));
   }
+}
+
+void set_mss(int fd) {
+  const int mss = static_cast<int>(config().tcp_mss);
+  setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss);
 }
 
 bool set_nodelay(int fd, bool on) {
