@@ -11,7 +11,7 @@ from harness.device.serial import SerialDevice
 from harness.sim.build import build_firmware_info
 from harness.sim.chip.registry import register_image
 from harness.sim.chip.twin import Twin
-from harness.sim.defaults import FIRMWARE_IDENTITY
+from harness.sim.defaults import FIRMWARE_IDENTITY, TEST_FIRMWARE_ENV
 from harness.sim.pins import Pins
 from harness.sim.wifi import AccessPoint
 
@@ -26,7 +26,7 @@ class TwinDevice(SerialDevice):
     """A twin started here and driven through the real-board path over rfc2217."""
 
     def __init__(self, *, sanitize: bool = False, flash: str = "auto") -> None:
-        self.twin = Twin()
+        self.twin = Twin(env=TEST_FIRMWARE_ENV)
         self._pins: Pins | None = None
         self._wifi: AccessPoint | None = None
         super().__init__(

@@ -23,6 +23,7 @@ from harness.sim.defaults import (
     DEFAULT_PASSWORD,
     DEFAULT_SSID,
     RESET_REASONS,
+    TEST_FIRMWARE_ENV,
     default_mac,
     reset_of_exit,
 )
@@ -55,7 +56,7 @@ class SimDevice(Device):
         self._ip, self._ip_lock = allocate_ip()
         self._tmp = Path(tempfile.mkdtemp(prefix="esp-hil-twin-"))
         self.flash_path = flash or self._tmp / "flash.bin"
-        self._env = env
+        self._env = {**TEST_FIRMWARE_ENV, **(env or {})}
         self._proc: Any = None
         self._stopping = False
         self._lock = threading.Lock()

@@ -103,6 +103,7 @@ class Twin(LoaderHost, UartListener):
         flash_size: int = DEFAULT_SIZE,
         strap_window: float = DEFAULT_STRAP_WINDOW,
         host: str = "127.0.0.1",
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self._tmpdir: str | None = None
         if flash_path is None:
@@ -129,6 +130,7 @@ class Twin(LoaderHost, UartListener):
         self._flash_size = flash_size
         self._rfc2217_port = rfc2217_port
         self._host = host
+        self._env = dict(env or {})  # extra variables for the firmware process
 
         self._lock = threading.RLock()
         self._sampler = StrapSampler(strap_window)
@@ -478,6 +480,7 @@ class Twin(LoaderHost, UartListener):
                 chip_id=self.chip_id,
                 on_output=on_output,
                 on_exit=on_exit,
+                **({"env": self._env} if self._env else {}),
             )
             fw.start()
         except Exception as e:  # a firmware that cannot start leaves a halted chip
