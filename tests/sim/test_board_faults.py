@@ -241,3 +241,24 @@ def test_bad_mss_is_refused(sketch: Path, tmp_path: Path) -> None:
         proc.stop()  # joins the stderr reader
         lock.release()
     assert any("ESP_HIL_TCP_MSS" in line for line in proc.stderr_tail())
+
+
+# -- the heap's ceiling ----------------------------------------------------------------------
+
+
+def test_heap_switch_shrinks_the_ceiling(sketch: Path, tmp_path: Path) -> None:
+    ip, lock = allocate_ip()
+    proc = make_process(sketch, ip, tmp_path / "flash.bin", env={"ESP_HIL_HEAP": "8192"})
+    con = Console(proc)
+    proc.start()
+    try:
+        con.expect("boot ")
+        free = int(con.fields(con.command("info", "info "))["heap"])
+        assert 0 < free <= 8192
+        assert con.fields(con.command("alloc 4000", "alloc "))["ok"] == "1"
+        failed = con.fields(con.command("alloc 9000", "alloc "))  # fits 52 KiB, not 8 KiB
+        assert failed["ok"] == "0"
+        assert failed["after"] == failed["before"]  # nothing leaked by the failed new
+    finally:
+        proc.stop()
+        lock.release()
