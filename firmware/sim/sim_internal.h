@@ -99,6 +99,11 @@ void wdt_feed();
 void wdt_soft_enable(bool on);  // ESP.wdtEnable() / ESP.wdtDisable()
 // Writes `report` to the console, then ends the process with kExitResetBase + reason.
 [[noreturn]] void reset_chip(int reason, const char* report, size_t len);
+// SIGSEGV/SIGBUS/SIGILL/SIGFPE: the core's exception report, then exit 16 + 2 (not in a
+// sanitizer build, whose own report says more).
+void crash_handlers_install();
+// rst_info (reason, exccause, epc1..3, excvaddr, depc) the last run left for `reason`.
+bool rst_info_load(uint32_t reason, uint32_t out[7]);
 
 // --- console (fd 0 / fd 1) ---
 void serial_pump();  // moves whatever stdin has now into the RX buffer, never blocks

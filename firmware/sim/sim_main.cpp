@@ -440,6 +440,7 @@ int main() {
   esp_hil_sim::config();
   esp_hil_sim::monotonic_us();  // power on: millis() starts here
   esp_hil_sim::pins_init();
+  esp_hil_sim::crash_handlers_install();
   esp_hil_sim::wdt_start();
   setup();
   for (;;) {

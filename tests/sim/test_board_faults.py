@@ -18,6 +18,7 @@ from harness.sim.build import build_firmware, firmware_root
 from harness.sim.defaults import (
     EXIT_CONFIG_ERROR,
     EXIT_RESET_BASE,
+    REASON_EXCEPTION_RST,
     REASON_SOFT_WDT_RST,
     REASON_WDT_RST,
     RESET_REASONS,
@@ -262,3 +263,43 @@ def test_heap_switch_shrinks_the_ceiling(sketch: Path, tmp_path: Path) -> None:
     finally:
         proc.stop()
         lock.release()
+
+
+# -- exceptions and what the next boot says about the reset ----------------------------------
+
+
+def _restart_with(sketch: Path, flash: Path, reason: str) -> str:
+    """Boot the sketch again on the same flash with ``reason``; its getResetInfo() line."""
+    ip, lock = allocate_ip()
+    proc = make_process(sketch, ip, flash, reset_reason=reason)
+    con = Console(proc)
+    proc.start()
+    try:
+        con.expect("boot ")
+        return con.command("rstinfo", "rstinfo ")[len("rstinfo ") :]
+    finally:
+        proc.stop()
+        lock.release()
+
+
+def test_null_store_is_an_exception_reset(console: Console, sketch: Path) -> None:
+    console.proc.write(b"crash\n")
+    code = console.exited.get(timeout=10)
+    assert code == EXIT_RESET_BASE + REASON_EXCEPTION_RST
+    assert RESET_REASONS[REASON_EXCEPTION_RST] == ("Exception", 2)
+    out = _output(console)
+    assert "CUT HERE FOR EXCEPTION DECODER" in out
+    assert "Exception (29):" in out  # StoreProhibited
+    assert "excvaddr=0x00000000" in out
+    info = _restart_with(sketch, console.proc.flash, "Exception")
+    assert info.startswith("Fatal exception:29 flag:2 (Exception) epc1:0x00000000")
+    assert "excvaddr:0x00000000" in info
+
+
+def test_reset_info_after_a_soft_watchdog(console: Console, sketch: Path) -> None:
+    console.proc.write(b"spin 6000 none\n")
+    assert console.exited.get(timeout=15) == EXIT_RESET_BASE + REASON_SOFT_WDT_RST
+    info = _restart_with(sketch, console.proc.flash, "Software Watchdog")
+    assert info.startswith("Fatal exception:4 flag:3 (Software Watchdog)")
+    # Other reasons: the reason alone, as the core's getResetInfo() returns it.
+    assert _restart_with(sketch, console.proc.flash, "External System") == "External System"

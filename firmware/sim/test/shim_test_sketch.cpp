@@ -233,6 +233,12 @@ void handle_line(char* line) {
     }
     if (!strcmp(how, "hw")) ESP.wdtEnable(0);
     Serial.printf("spun %lu\n", millis() - t0);
+  } else if (!strcmp(cmd, "crash")) {
+    // A store through a null pointer, as a sketch bug does (volatile: not optimized away).
+    volatile uint32_t* volatile p = nullptr;
+    *p = 1;
+  } else if (!strcmp(cmd, "rstinfo")) {
+    Serial.printf("rstinfo %s\n", ESP.getResetInfo().c_str());
   } else if (!strcmp(cmd, "restart")) {
     Serial.println("restart");
     ESP.restart();
