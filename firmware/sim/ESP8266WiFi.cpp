@@ -13,19 +13,24 @@ ESP8266WiFiClass WiFi;
 
 namespace {
 
-enum class Phase { kIdle, kJoining, kDone };
+// kJoining: scanning and associating (ESP_HIL_ASSOC_MS); kDhcp: associated, waiting for
+// the address (ESP_HIL_DHCP_MS); kRetry: auto-reconnect's pause after a lost link.
+enum class Phase { kIdle, kJoining, kDhcp, kDone, kRetry };
 
 struct Station {
   Phase phase = Phase::kIdle;
   wl_status_t status = WL_IDLE_STATUS;  // what status() reports now
-  wl_status_t outcome = WL_IDLE_STATUS;  // what the running join will end in
-  uint64_t done_at_us = 0;
+  uint64_t done_at_us = 0;  // when the current phase ends
+  uint64_t off_air_since_us = 0;  // joined, AP gone since then (0 = on the air)
+  bool retrying = false;  // rejoining by itself after a lost link (auto-reconnect)
   char ssid[33] = {0};
   char password[65] = {0};
+  char joined_password[65] = {0};  // the AP's password when we joined: a change kicks us
   bool have_credentials = false;
 };
 
 Station g_sta;
+esp_hil_sim::Air g_air = {false, 0, {0}};  // the AP as the last tick saw it
 char g_hostname[33] = "";
 
 // Events wait here until the sketch yields; then they go to every live handler.
@@ -100,13 +105,13 @@ void store_config() {
                                   reinterpret_cast<const uint8_t*>(&c), erase ? 0 : sizeof c);
 }
 
-// Decides how a join with these credentials ends, from the simulated AP.
+// Decides how a join with these credentials ends, from the AP as it is now. The SSID is
+// ESP_HIL_AP_SSID; whether it is on the air and its password, the test's (sim_air.cpp).
 wl_status_t join_outcome(const char* ssid, const char* password) {
   const char* ap_ssid = getenv("ESP_HIL_AP_SSID");
-  if (!ap_ssid || !*ap_ssid || strcmp(ap_ssid, ssid) != 0) return WL_NO_SSID_AVAIL;
-  const char* ap_password = getenv("ESP_HIL_AP_PASSWORD");
-  if (!ap_password) ap_password = "";  // an open network: only an empty password joins it
-  return strcmp(ap_password, password) == 0 ? WL_CONNECTED : WL_WRONG_PASSWORD;
+  if (!g_air.on_air || !ap_ssid || !*ap_ssid || strcmp(ap_ssid, ssid) != 0) return WL_NO_SSID_AVAIL;
+  // An open network (empty password) is joined only with an empty password.
+  return strcmp(g_air.password, password) == 0 ? WL_CONNECTED : WL_WRONG_PASSWORD;
 }
 
 void leave() {
@@ -115,23 +120,84 @@ void leave() {
     raise(Event::kDisconnected, WIFI_DISCONNECT_REASON_ASSOC_LEAVE);
   }
   g_sta.phase = Phase::kIdle;
+  g_sta.retrying = false;
+}
+
+// The link went away under a joined station (AP gone, or it changed its password): the
+// station is disconnected; with auto-reconnect on (the default) the SDK keeps rejoining.
+// Listening sockets and open connections stay, as lwIP's PCBs do.
+void lose(WiFiDisconnectReason reason, uint64_t now) {
+  g_sta.status = WL_DISCONNECTED;
+  g_sta.off_air_since_us = 0;
+  raise(Event::kDisconnected, reason);
+  if (WiFi.getAutoReconnect()) {
+    g_sta.retrying = true;
+    g_sta.phase = Phase::kRetry;
+    g_sta.done_at_us = now + static_cast<uint64_t>(esp_hil_sim::config().reconnect_ms) * 1000u;
+  } else {
+    g_sta.phase = Phase::kIdle;
+  }
 }
 
 }  // namespace
 
 namespace esp_hil_sim {
 
+bool link_up() { return g_sta.status == WL_CONNECTED && g_air.on_air; }
+
 void wifi_tick() {
-  if (g_sta.phase != Phase::kJoining || monotonic_us() < g_sta.done_at_us) return;
-  g_sta.phase = Phase::kDone;
-  g_sta.status = g_sta.outcome;
-  if (g_sta.status == WL_CONNECTED) {
-    listeners_station_up();
-    raise(Event::kConnected);
-    raise(Event::kGotIp);
-  } else {
-    raise(Event::kDisconnected, g_sta.status == WL_WRONG_PASSWORD ? WIFI_DISCONNECT_REASON_AUTH_FAIL
-                                                                   : WIFI_DISCONNECT_REASON_NO_AP_FOUND);
+  air_read(&g_air);
+  const uint64_t now = monotonic_us();
+  const Config& cfg = config();
+  switch (g_sta.phase) {
+    case Phase::kIdle:
+      return;
+    case Phase::kRetry:
+      if (now < g_sta.done_at_us) return;
+      g_sta.phase = Phase::kJoining;
+      g_sta.status = WL_DISCONNECTED;
+      g_sta.done_at_us = now + static_cast<uint64_t>(cfg.assoc_ms) * 1000u;
+      return;
+    case Phase::kJoining: {
+      if (now < g_sta.done_at_us) return;
+      const wl_status_t outcome = join_outcome(g_sta.ssid, g_sta.password);
+      if (outcome != WL_CONNECTED) {
+        g_sta.status = outcome;
+        raise(Event::kDisconnected, outcome == WL_WRONG_PASSWORD ? WIFI_DISCONNECT_REASON_AUTH_FAIL
+                                                                 : WIFI_DISCONNECT_REASON_NO_AP_FOUND);
+        // A first join's outcome holds until the next begin(); a rejoin tries again.
+        g_sta.phase = g_sta.retrying ? Phase::kRetry : Phase::kDone;
+        g_sta.done_at_us = now + static_cast<uint64_t>(cfg.reconnect_ms) * 1000u;
+        return;
+      }
+      snprintf(g_sta.joined_password, sizeof g_sta.joined_password, "%s", g_air.password);
+      raise(Event::kConnected);
+      g_sta.phase = Phase::kDhcp;
+      g_sta.done_at_us = now + static_cast<uint64_t>(cfg.dhcp_ms) * 1000u;
+    }
+      [[fallthrough]];
+    case Phase::kDhcp:
+      if (now < g_sta.done_at_us) return;
+      g_sta.phase = Phase::kDone;
+      g_sta.status = WL_CONNECTED;
+      g_sta.retrying = false;
+      g_sta.off_air_since_us = 0;
+      listeners_station_up();
+      raise(Event::kGotIp);
+      return;
+    case Phase::kDone:
+      if (g_sta.status != WL_CONNECTED) return;
+      if (g_air.on_air && strcmp(g_air.password, g_sta.joined_password) != 0) {
+        // The AP now wants another key: it deauthenticates its stations at once.
+        lose(WIFI_DISCONNECT_REASON_AUTH_EXPIRE, now);
+      } else if (g_air.on_air) {
+        g_sta.off_air_since_us = 0;
+      } else if (g_sta.off_air_since_us == 0) {
+        g_sta.off_air_since_us = now | 1u;  // never 0: that means "on the air"
+      } else if (now - g_sta.off_air_since_us >= static_cast<uint64_t>(cfg.beacon_timeout_ms) * 1000u) {
+        lose(WIFI_DISCONNECT_REASON_BEACON_TIMEOUT, now);
+      }
+      return;
   }
 }
 
@@ -195,7 +261,6 @@ wl_status_t ESP8266WiFiClass::begin(const char* ssid, const char* password, int3
     g_sta.status = WL_DISCONNECTED;
     return g_sta.status;
   }
-  g_sta.outcome = join_outcome(g_sta.ssid, g_sta.password);
   g_sta.phase = Phase::kJoining;
   g_sta.status = WL_DISCONNECTED;
   g_sta.done_at_us = esp_hil_sim::monotonic_us() + static_cast<uint64_t>(esp_hil_sim::config().assoc_ms) * 1000u;
@@ -304,4 +369,4 @@ String ESP8266WiFiClass::SSID() { return String(station().ssid); }
 
 String ESP8266WiFiClass::psk() { return String(station().password); }
 
-int32_t ESP8266WiFiClass::RSSI() { return esp_hil_sim::wifi_connected() ? esp_hil_sim::config().rssi : 31; }
+int32_t ESP8266WiFiClass::RSSI() { return esp_hil_sim::wifi_connected() ? g_air.rssi : 31; }

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -24,9 +25,34 @@ uint32_t EspClass::getFreeHeap() {
   return live >= total ? 0 : total - live;
 }
 
+void EspClass::wdtEnable(uint32_t) { esp_hil_sim::wdt_soft_enable(true); }
+
+void EspClass::wdtDisable() { esp_hil_sim::wdt_soft_enable(false); }
+
+void EspClass::wdtFeed() { esp_hil_sim::wdt_feed(); }
+
 uint32_t EspClass::getChipId() { return esp_hil_sim::config().chip_id; }
 
 String EspClass::getResetReason() { return String(esp_hil_sim::config().reset_reason); }
+
+String EspClass::getResetInfo() {
+  // The core's Esp.cpp: REASON_WDT_RST (1) .. REASON_SOFT_WDT_RST (3) get the full line.
+  static const char* const kFatal[] = {"Hardware Watchdog", "Exception", "Software Watchdog"};
+  const char* reason = esp_hil_sim::config().reset_reason;
+  for (uint32_t r = 1; r <= 3; r++) {
+    if (strcmp(reason, kFatal[r - 1]) != 0) continue;
+    uint32_t info[7] = {r, 0, 0, 0, 0, 0, 0};
+    esp_hil_sim::rst_info_load(r, info);
+    char buf[200];
+    snprintf(buf, sizeof buf,
+             "Fatal exception:%u flag:%u (%s) epc1:0x%08x epc2:0x%08x epc3:0x%08x excvaddr:0x%08x depc:0x%08x",
+             static_cast<unsigned>(info[1]), static_cast<unsigned>(r), reason, static_cast<unsigned>(info[2]),
+             static_cast<unsigned>(info[3]), static_cast<unsigned>(info[4]), static_cast<unsigned>(info[5]),
+             static_cast<unsigned>(info[6]));
+    return String(buf);
+  }
+  return getResetReason();
+}
 
 uint32_t EspClass::random() {
   uint32_t v = 0;

@@ -27,11 +27,13 @@ class EspClass {
   uint8_t getCpuFreqMHz() { return 80; }
   uint32_t getCycleCount();  // 80 per microsecond since power on
   uint8_t getHeapFragmentation() { return 0; }  // the simulated heap does not fragment
-  String getResetInfo() { return getResetReason(); }  // the twin never crashes into a reset
-  // The twin has no watchdog: a sketch that hangs is stopped by the harness's timeouts.
-  void wdtEnable(uint32_t = 0) {}
-  void wdtDisable() {}
-  void wdtFeed() {}
+  // As the core: after a watchdog or an exception the fatal-exception line, else the reason.
+  String getResetInfo();
+  // The chip's watchdogs (README: "Watchdogs"): the soft WDT (3.2 s) and, with it
+  // disabled, the hardware WDT (8.2 s). wdtEnable's timeout is ignored, as on the core.
+  void wdtEnable(uint32_t timeout_ms = 0);
+  void wdtDisable();
+  void wdtFeed();
 };
 
 extern EspClass ESP;

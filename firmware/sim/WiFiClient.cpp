@@ -26,6 +26,7 @@ int dial(uint32_t ip, uint16_t port) {
     esp_hil_sim::log("socket(): %s", strerror(errno));
     return -1;
   }
+  esp_hil_sim::set_mss(fd);
   sockaddr_in local{};
   local.sin_family = AF_INET;
   local.sin_addr.s_addr = esp_hil_sim::config().ip;
@@ -48,8 +49,14 @@ int dial(uint32_t ip, uint16_t port) {
         errno = ETIMEDOUT;
         break;
       }
-      int ready = poll(&p, 1, static_cast<int>((deadline - now + 999) / 1000));
+      // The core's connect() waits with esp_delay(), which yields: the dogs are fed.
+      // Slices of at most 1 s keep them fed through the whole wait.
+      uint64_t slice_ms = (deadline - now + 999) / 1000;
+      if (slice_ms > 1000) slice_ms = 1000;
+      int ready = poll(&p, 1, static_cast<int>(slice_ms));
+      esp_hil_sim::wdt_feed();
       if (ready < 0 && errno == EINTR) continue;
+      if (ready == 0 && esp_hil_sim::monotonic_us() < deadline) continue;
       if (ready <= 0) {
         errno = ETIMEDOUT;
         break;
@@ -90,7 +97,7 @@ int WiFiClient::fd() const { return slot_ >= 0 ? g_conns[slot_].fd : -1; }
 
 int WiFiClient::connect(IPAddress ip, uint16_t port) {
   if (slot_ >= 0) stop();
-  if (!esp_hil_sim::wifi_connected()) return 0;
+  if (!esp_hil_sim::wifi_connected() || !esp_hil_sim::link_up()) return 0;
   int fd = dial(static_cast<uint32_t>(ip), port);
   if (fd < 0) return 0;
   int slot = esp_hil_sim::conn_alloc(fd);
@@ -136,7 +143,7 @@ int WiFiClient::available() {
   int s = fd();
   if (s < 0) return 0;
   esp_hil_sim::Conn& c = g_conns[slot_];
-  if (c.eof_seen) return 0;
+  if (c.eof_seen || !esp_hil_sim::link_up()) return 0;  // no link: nothing arrives
   // What the idle poll counted, less what the sketch read since (no system call).
   if (c.avail_gen == esp_hil_sim::g_poll_gen) return c.avail;
   int pending = 0;
@@ -151,7 +158,7 @@ int WiFiClient::read() {
 
 int WiFiClient::read(uint8_t* buf, size_t size) {
   int s = fd();
-  if (s < 0 || size == 0) return 0;
+  if (s < 0 || size == 0 || !esp_hil_sim::link_up()) return 0;
   esp_hil_sim::Conn& c = g_conns[slot_];
   ssize_t n = recv(s, buf, size, MSG_DONTWAIT);
   if (n > 0) {
@@ -169,7 +176,7 @@ int WiFiClient::read(uint8_t* buf, size_t size) {
 int WiFiClient::peek() {
   int s = fd();
   uint8_t c;
-  if (s < 0) return -1;
+  if (s < 0 || !esp_hil_sim::link_up()) return -1;
   return recv(s, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1 ? c : -1;
 }
 
@@ -185,6 +192,7 @@ uint8_t WiFiClient::connected() {
   if (s < 0) return 0;
   const esp_hil_sim::Conn& conn = g_conns[slot_];
   if (conn.eof_seen) return 0;
+  if (!esp_hil_sim::link_up()) return conn.broken ? 0 : 1;  // lwIP hears nothing either way
   // The idle poll of this pass saw the peer still sending (no system call).
   if (conn.open_gen == esp_hil_sim::g_poll_gen && !conn.broken) return 1;
   if (available() > 0) return 1;

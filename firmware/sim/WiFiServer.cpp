@@ -42,7 +42,7 @@ bool WiFiServer::getNoDelay() const { return slot_ >= 0 && g_listeners[slot_].no
 
 bool WiFiServer::hasClient() {
   esp_hil_sim::wifi_tick();
-  if (slot_ < 0 || g_listeners[slot_].fd < 0) return false;
+  if (slot_ < 0 || g_listeners[slot_].fd < 0 || !esp_hil_sim::link_up()) return false;
   // The idle poll of this pass saw nothing pending (no system call).
   if (g_listeners[slot_].quiet_gen == esp_hil_sim::g_poll_gen) return false;
   pollfd p = {g_listeners[slot_].fd, POLLIN, 0};
@@ -51,7 +51,7 @@ bool WiFiServer::hasClient() {
 
 WiFiClient WiFiServer::accept() {
   esp_hil_sim::wifi_tick();
-  if (slot_ < 0 || g_listeners[slot_].fd < 0) return WiFiClient();
+  if (slot_ < 0 || g_listeners[slot_].fd < 0 || !esp_hil_sim::link_up()) return WiFiClient();
   int fd = accept4(g_listeners[slot_].fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd < 0) {
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {

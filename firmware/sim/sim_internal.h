@@ -14,6 +14,19 @@ namespace esp_hil_sim {
 constexpr int kExitRestart = 3;  // ESP.restart()
 constexpr int kExitConfig = 2;   // unusable environment (bad flash path, bad address)
 constexpr int kExitOrphaned = 4; // the harness that started the twin died
+// The chip reset itself: the exit code is kExitResetBase + the SDK's rst_reason
+// (user_interface.h: REASON_WDT_RST 1, REASON_EXCEPTION_RST 2, REASON_SOFT_WDT_RST 3,
+// REASON_DEEP_SLEEP_AWAKE 5). ESP.restart() keeps its own code, kExitRestart.
+constexpr int kExitResetBase = 16;
+constexpr int kReasonHardWdt = 1;
+constexpr int kReasonException = 2;
+constexpr int kReasonSoftWdt = 3;
+constexpr int kReasonDeepSleep = 5;
+
+// Watchdog periods of the chip: the SDK's soft WDT bites after two unfed 1.6 s ticks, the
+// hardware one after about 8.2 s (docs/twin.md cites the figures).
+constexpr uint64_t kSoftWdtUs = 3200000;
+constexpr uint64_t kHardWdtUs = 8200000;
 
 // Longest idle wait after loop(): keeps millis()-based timers in the sketch running.
 constexpr int kIdlePollMs = 5;
@@ -22,9 +35,9 @@ constexpr size_t kMaxListeners = 16;
 constexpr size_t kMaxConns = 32;
 constexpr size_t kSerialRxSize = 256;  // the real core's default RX buffer
 // Per-connection send buffer in front of the kernel socket. It makes
-// availableForWrite() exact (the kernel's SO_SNDBUF accounting includes packet
-// overhead, so "SO_SNDBUF - SIOCOUTQ" over-promises) and bounded, like lwIP's.
-constexpr size_t kTxBuffer = 8192;
+// availableForWrite() exact and bounded, like lwIP's: what is in it plus what the kernel
+// holds unacknowledged (SIOCOUTQ) never exceeds TCP_SND_BUF = 2 x TCP_MSS (2920 at most).
+constexpr size_t kTxBuffer = 2 * 1460;
 // stop() waits this long at most for buffered bytes to reach the kernel (the core's
 // WiFiClient::stop() flushes with a 300 ms bound as well).
 constexpr int kStopFlushMs = 300;
@@ -50,6 +63,10 @@ struct Config {
   char reset_reason[64];  // ESP_HIL_RESET_REASON
   int32_t rssi;  // ESP_HIL_RSSI
   uint32_t assoc_ms;  // ESP_HIL_ASSOC_MS: simulated association delay
+  uint32_t dhcp_ms;  // ESP_HIL_DHCP_MS: from association to the IP (GotIP)
+  uint32_t beacon_timeout_ms;  // ESP_HIL_BEACON_TIMEOUT_MS: AP gone this long = link lost
+  uint32_t reconnect_ms;  // ESP_HIL_RECONNECT_MS: auto-reconnect's pause between attempts
+  uint32_t tcp_mss;  // ESP_HIL_TCP_MSS: the lwIP build variant's TCP_MSS, 536 or 1460
 };
 
 // Reads the environment once; safe to call any number of times, from any point
@@ -74,6 +91,20 @@ void idle(int timeout_ms);
 // Services the console only, until the deadline (delay()).
 void sleep_ms(uint32_t ms);
 
+// --- watchdogs and resets (sim_wdt.cpp) ---
+void wdt_start();  // power on: starts the watchdog thread, dog fed, soft WDT enabled
+// The sketch gave the system control (loop() returned, delay(), yield(), a blocking call
+// that yields on the core) or called ESP.wdtFeed(): both watchdogs are fed.
+void wdt_feed();
+void wdt_soft_enable(bool on);  // ESP.wdtEnable() / ESP.wdtDisable()
+// Writes `report` to the console, then ends the process with kExitResetBase + reason.
+[[noreturn]] void reset_chip(int reason, const char* report, size_t len);
+// SIGSEGV/SIGBUS/SIGILL/SIGFPE: the core's exception report, then exit 16 + 2 (not in a
+// sanitizer build, whose own report says more).
+void crash_handlers_install();
+// rst_info (reason, exccause, epc1..3, excvaddr, depc) the last run left for `reason`.
+bool rst_info_load(uint32_t reason, uint32_t out[7]);
+
 // --- console (fd 0 / fd 1) ---
 void serial_pump();  // moves whatever stdin has now into the RX buffer, never blocks
 size_t serial_rx_available();
@@ -96,7 +127,18 @@ void timer_remove(int slot);
 // seen on the pins, due Tickers. Not re-entered from a callback that calls delay() or yield().
 void run_system_callbacks();
 
+// --- the access point as the test sets it (sim_air.cpp, "<ESP_HIL_FLASH>.air") ---
+struct Air {
+  bool on_air;  // the AP is up (and an SSID is configured)
+  int32_t rssi;
+  char password[65];
+};
+void air_read(Air* out);  // a consistent snapshot; never blocks
+
 // --- WiFi station state (ESP8266WiFi.cpp) ---
+// The radio link carries traffic: joined, and the AP on the air. While it does not, the
+// sockets neither deliver nor send (bytes wait, as in lwIP's queues) and accept nothing.
+bool link_up();
 bool wifi_connected();  // also advances the simulated association
 void wifi_tick();
 void wifi_service();  // delivers pending station events to the sketch's handlers
@@ -152,5 +194,6 @@ void listeners_station_up();  // opens every wanted listener
 void listeners_station_down();
 
 bool set_nodelay(int fd, bool on);
+void set_mss(int fd);  // TCP_MAXSEG = the lwIP variant's TCP_MSS (segments never larger)
 
 }  // namespace esp_hil_sim

@@ -56,6 +56,16 @@ bool parse_mac(const char* text, uint8_t out[6]) {
   return true;
 }
 
+// A delay in ms from the environment (0..60000), or `fallback` when unset.
+uint32_t env_ms(const char* name, uint32_t fallback) {
+  const char* text = getenv(name);
+  if (!text || !*text) return fallback;
+  char* end = nullptr;
+  unsigned long v = strtoul(text, &end, 10);
+  if (*end != '\0' || v > 60000) config_error(name, text);
+  return static_cast<uint32_t>(v);
+}
+
 void load_config() {
   Config& c = g_config;
   memset(&c, 0, sizeof c);
@@ -116,6 +126,22 @@ void load_config() {
     unsigned long v = strtoul(assoc, &end, 10);
     if (*end != '\0' || v > 60000) config_error("ESP_HIL_ASSOC_MS", assoc);
     c.assoc_ms = static_cast<uint32_t>(v);
+  }
+  c.dhcp_ms = env_ms("ESP_HIL_DHCP_MS", 0);
+  c.beacon_timeout_ms = env_ms("ESP_HIL_BEACON_TIMEOUT_MS", 6000);
+  c.reconnect_ms = env_ms("ESP_HIL_RECONNECT_MS", 1000);
+  // The core's lwIP variants: "v2 Lower Memory" (TCP_MSS 536, the default) or "Higher
+  // Bandwidth" (1460). TCP_SND_BUF is 2 x TCP_MSS in both (lwip2 lwipopts.h).
+  const char* mss = getenv("ESP_HIL_TCP_MSS");
+  c.tcp_mss = 536;
+  if (mss && *mss) {
+    if (strcmp(mss, "536") == 0) {
+      c.tcp_mss = 536;
+    } else if (strcmp(mss, "1460") == 0) {
+      c.tcp_mss = 1460;
+    } else {
+      config_error("ESP_HIL_TCP_MSS", mss);
+    }
   }
 }
 
@@ -258,6 +284,7 @@ int64_t callbacks_wait_us() { return g_in_callbacks ? -1 : timers_wait_us(); }
 }  // namespace
 
 void idle(int timeout_ms) {
+  wdt_feed();  // loop() returned: on the core the SDK runs and feeds both dogs
   next_poll_gen();
   exit_if_orphaned();
   wifi_tick();
@@ -270,13 +297,15 @@ void idle(int timeout_ms) {
     fds[n] = {0, POLLIN, 0};
     owner[n++] = -1;
   }
-  for (size_t i = 0; i < kMaxListeners; i++) {
+  // Without a link the sockets are not watched: nothing arrives, nothing leaves.
+  const bool link = link_up();
+  for (size_t i = 0; link && i < kMaxListeners; i++) {
     if (g_listeners[i].used && g_listeners[i].fd >= 0) {
       fds[n] = {g_listeners[i].fd, POLLIN, 0};
       owner[n++] = static_cast<int>(i);
     }
   }
-  for (size_t i = 0; i < kMaxConns; i++) {
+  for (size_t i = 0; link && i < kMaxConns; i++) {
     const Conn& c = g_conns[i];
     if (c.refs <= 0 || c.fd < 0) continue;
     short events =
@@ -334,6 +363,7 @@ void run_system_callbacks() {
 }
 
 void sleep_ms(uint32_t ms) {
+  wdt_feed();
   next_poll_gen();  // the system runs during delay(): cached socket state is stale
   const uint64_t deadline = monotonic_us() + static_cast<uint64_t>(ms) * 1000u;
   for (;;) {
@@ -356,13 +386,14 @@ void sleep_ms(uint32_t ms) {
       fds[n] = {0, POLLIN, 0};
       slot_of[n++] = -1;
     }
-    for (size_t i = 0; i < kMaxConns; i++) {
+    for (size_t i = 0; link_up() && i < kMaxConns; i++) {
       if (g_conns[i].refs > 0 && g_conns[i].fd >= 0 && g_conns[i].want_out) {
         fds[n] = {g_conns[i].fd, POLLOUT, 0};
         slot_of[n++] = static_cast<int>(i);
       }
     }
     const int ready = ppoll(n ? fds : nullptr, n, &ts, nullptr);
+    wdt_feed();
     run_system_callbacks();
     if (ready <= 0) continue;
     for (nfds_t i = 0; i < n; i++) {
@@ -391,6 +422,7 @@ void delayMicroseconds(unsigned int us) {
 }
 
 void yield() {
+  esp_hil_sim::wdt_feed();
   esp_hil_sim::next_poll_gen();
   esp_hil_sim::wifi_tick();
   esp_hil_sim::serial_pump();
@@ -408,6 +440,8 @@ int main() {
   esp_hil_sim::config();
   esp_hil_sim::monotonic_us();  // power on: millis() starts here
   esp_hil_sim::pins_init();
+  esp_hil_sim::crash_handlers_install();
+  esp_hil_sim::wdt_start();
   setup();
   for (;;) {
     loop();

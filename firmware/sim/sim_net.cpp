@@ -5,7 +5,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <linux/sockios.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -73,6 +75,10 @@ void conn_close(int slot) {
 bool conn_flush(int slot) {
   Conn& c = g_conns[slot];
   if (c.fd < 0 || c.broken) c.tx_len = 0;
+  if (!link_up()) {  // no link: the bytes wait in the buffer, as in lwIP's queue
+    c.want_out = c.tx_len > 0;
+    return c.tx_len == 0;
+  }
   while (c.tx_len > 0) {
     ssize_t n = send(c.fd, g_tx[slot], c.tx_len, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
@@ -93,9 +99,10 @@ bool conn_flush_wait(int slot, int timeout_ms) {
   const uint64_t deadline = monotonic_us() + static_cast<uint64_t>(timeout_ms) * 1000u;
   while (!conn_flush(slot)) {
     uint64_t now = monotonic_us();
-    if (now >= deadline) return false;
+    if (now >= deadline || !link_up()) return false;
     pollfd p = {g_conns[slot].fd, POLLOUT, 0};
     poll(&p, 1, static_cast<int>((deadline - now + 999) / 1000));
+    wdt_feed();  // the core's flush waits with esp_delay(), which yields
   }
   return true;
 }
@@ -109,9 +116,13 @@ void conns_flush_all() {
 size_t conn_write(int slot, const uint8_t* data, size_t len) {
   Conn& c = g_conns[slot];
   if (c.fd < 0 || c.broken || len == 0) return 0;
+  // Never more than lwIP's send buffer has room for (a short write, as on the core).
+  const size_t room_now = conn_writable(slot);
+  if (len > room_now) len = room_now;
+  if (len == 0) return 0;
   size_t taken = 0;
   // Nothing queued ahead of these bytes: hand them to the kernel directly.
-  if (conn_flush(slot)) {
+  if (link_up() && conn_flush(slot)) {
     ssize_t n = send(c.fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
       taken = static_cast<size_t>(n);
@@ -133,7 +144,14 @@ size_t conn_writable(int slot) {
   Conn& c = g_conns[slot];
   if (c.fd < 0 || c.broken) return 0;
   conn_flush(slot);
-  return c.broken ? 0 : kTxBuffer - c.tx_len;
+  if (c.broken) return 0;
+  // lwIP's tcp_sndbuf(): TCP_SND_BUF (2 x MSS) less what is queued and not yet acknowledged
+  // by the peer: the kernel's unacked + unsent bytes (SIOCOUTQ) and the shim's buffer.
+  int outq = 0;
+  if (ioctl(c.fd, SIOCOUTQ, &outq) != 0 || outq < 0) outq = 0;
+  const size_t in_flight = static_cast<size_t>(outq) + c.tx_len;
+  const size_t sndbuf = 2u * config().tcp_mss;
+  return in_flight >= sndbuf ? 0 : sndbuf - in_flight;
 }
 
 int listener_alloc(uint32_t bind_ip, uint16_t port) {
@@ -169,6 +187,7 @@ bool listener_open(int slot) {
   }
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  set_mss(fd);  // inherited by the connections it accepts
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(l.port);
@@ -209,6 +228,11 @@ void listeners_station_down() {
   for (size_t i = 0; i < kMaxListeners; i++) {
     if (g_listeners[i].used) listener_close(static_cast<int>(i));
   }
+}
+
+void set_mss(int fd) {
+  const int mss = static_cast<int>(config().tcp_mss);
+  setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss);
 }
 
 bool set_nodelay(int fd, bool on) {

@@ -369,6 +369,10 @@ void setRawMode(Mode m) {
   rawPatternOk = false;
 }
 
+constexpr uint64_t kBlockMaxMs = 60000;
+uint32_t blockMs = 0;  // a `block` request waiting for its reply to go out
+bool blockHw = false;
+
 // Runs one control request (`len` bytes in ctrlIn, terminated) and leaves the reply in ctrlOut.
 void handleControl(int len) {
   Word w[4];
@@ -450,12 +454,43 @@ void handleControl(int len) {
       sourceSize = static_cast<uint32_t>(size);
       replyMode("link", Mode::kSource);
     }
+  } else if (!raw && verb.is("block")) {
+    // block <ms> [hw]: see blockLoop(). "hw" disables the soft watchdog first.
+    uint64_t ms = 0;
+    if (words < 2 || words > 3 || !parseUnsigned(arg[1], kBlockMaxMs, &ms) || ms == 0 ||
+        (words == 3 && !arg[2].is("hw"))) {
+      replyError("usage: block <ms 1..60000> [hw]", ctrlIn, len);
+      return;
+    }
+    blockMs = static_cast<uint32_t>(ms);
+    blockHw = words == 3;
+    esphil::Text j(ctrlOut, sizeof ctrlOut);
+    j.add("{\"ok\": true, \"block_ms\": ").num(static_cast<unsigned long>(ms));
+    j.add(", \"watchdog\": \"").add(blockHw ? "hardware" : "software").add("\"}");
   } else {
     replyError("unknown command", ctrlIn, len);
   }
 }
 
+// `block`: once its reply went out (a pass later, after the system ran), the sketch stops for
+// blockMs without yielding, as code stuck in a loop does: busy in delayMicroseconds, which
+// never yields on the core. Longer than the watchdog allows, the chip resets (docs/twin.md).
+void blockLoop() {
+  if (blockMs == 0 || ctrlPending) return;
+  const uint32_t ms = blockMs;
+  blockMs = 0;
+#ifndef HOST_MOCK  // the core's host emulation (sim-core) has no watchdog to switch
+  if (blockHw) ESP.wdtDisable();
+#endif
+  const uint32_t t0 = millis();
+  while (millis() - t0 < ms) delayMicroseconds(1000);
+#ifndef HOST_MOCK
+  if (blockHw) ESP.wdtEnable(0);
+#endif
+}
+
 void controlLoop() {
+  blockLoop();
   if (ctrlPending && ctrlPeer != control.peerSession()) ctrlPending = false;
   if (!ctrlPending) {
     bool isText = false;

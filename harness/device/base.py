@@ -13,6 +13,7 @@ from harness.device.ready import READY_RE, Ready, provision
 
 if TYPE_CHECKING:
     from harness.sim.pins import Pins
+    from harness.sim.wifi import AccessPoint
 
 
 class Device(ABC):
@@ -189,6 +190,16 @@ class Device(ABC):
         """GPIO 0..16: ``pins[n]`` reads what the sketch drives, ``pins[n] = 0 | 1`` drives an
         input (:class:`harness.sim.pins.Pins`). Only a twin has them."""
         raise DeviceError(f"device.pins is twin only: {self.description} is not a twin")
+
+    @property
+    def wifi(self) -> AccessPoint:
+        """The access point the device is joined to, as a test moves it: ``drop()``,
+        ``restore()``, ``set_password()``, ``rssi`` (:class:`harness.sim.wifi.AccessPoint`).
+        Only a twin has one."""
+        raise DeviceError(
+            f"device.wifi is twin only (sim, sim-direct): {self.description} has no access "
+            "point a test can move"
+        )
 
     @property
     def analog(self) -> int:

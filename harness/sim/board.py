@@ -15,6 +15,7 @@ from harness.sim.chip.registry import register_image
 from harness.sim.chip.twin import Twin
 from harness.sim.defaults import FIRMWARE_IDENTITY
 from harness.sim.pins import Pins
+from harness.sim.wifi import AccessPoint
 
 if TYPE_CHECKING:
     from harness.project import Project
@@ -40,6 +41,7 @@ class TwinDevice(SerialDevice):
         image = native_image(project=project, sanitize=sanitize)
         self.twin = Twin()
         self._pins: Pins | None = None
+        self._wifi: AccessPoint | None = None
         super().__init__(
             "rfc2217://pending",
             ssid=self.twin.ssid,
@@ -64,6 +66,13 @@ class TwinDevice(SerialDevice):
             self._pins = Pins.for_flash(self.twin.flash_path)
         return self._pins
 
+    @property
+    def wifi(self) -> AccessPoint:
+        """The twin's access point (docs/twin.md, "Board faults")."""
+        if self._wifi is None:
+            self._wifi = AccessPoint(self.twin.flash_path, password=self.twin.password)
+        return self._wifi
+
     def kill(self) -> None:
         """Cut the power: the twin and its serial port vanish, as an unplugged board's would."""
         self.twin.stop()
@@ -75,3 +84,5 @@ class TwinDevice(SerialDevice):
             self.twin.stop()
             if self._pins is not None:
                 self._pins.close()
+            if self._wifi is not None:
+                self._wifi.close()

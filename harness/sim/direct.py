@@ -20,9 +20,16 @@ from harness.device.console import Console
 from harness.device.errors import DeviceError
 from harness.project import Project
 from harness.sim.build import build_firmware
-from harness.sim.defaults import DEFAULT_PASSWORD, DEFAULT_SSID, EXIT_RESTART, default_mac
+from harness.sim.defaults import (
+    DEFAULT_PASSWORD,
+    DEFAULT_SSID,
+    RESET_REASONS,
+    default_mac,
+    reset_of_exit,
+)
 from harness.sim.firmware import FirmwareProcess, allocate_ip
 from harness.sim.pins import Pins
+from harness.sim.wifi import AccessPoint
 
 
 class SimDevice(Device):
@@ -50,12 +57,13 @@ class SimDevice(Device):
         self._ip, self._ip_lock = allocate_ip()
         self._tmp = Path(tempfile.mkdtemp(prefix="esp-hil-twin-"))
         self.flash_path = flash or self._tmp / "flash.bin"
-        self._env = env
+        self._env = dict(env or {})
         self._proc: Any = None
         self._stopping = False
         self._lock = threading.Lock()
         self.restarts = 0
         self._pins: Pins | None = None
+        self._wifi: AccessPoint | None = None
 
     @property
     def description(self) -> str:
@@ -67,6 +75,13 @@ class SimDevice(Device):
         if self._pins is None:
             self._pins = Pins.for_flash(self.flash_path)
         return self._pins
+
+    @property
+    def wifi(self) -> AccessPoint:
+        """The twin's access point (docs/twin.md, "Board faults")."""
+        if self._wifi is None:
+            self._wifi = AccessPoint(self.flash_path, password=self.password)
+        return self._wifi
 
     @property
     def sim_ip(self) -> str:
@@ -107,11 +122,13 @@ class SimDevice(Device):
         with self._lock:
             if self._stopping or proc is not self._proc:
                 return
-            if code == EXIT_RESTART:
-                # The firmware restarting itself is a reboot, not a death: boot it again.
+            reason = reset_of_exit(code)
+            if reason is not None:
+                # The chip resetting itself (ESP.restart, a watchdog, an exception) is a
+                # reboot, not a death: boot it again with the reason a board reports.
                 self.restarts += 1
                 proc.stop()
-                self._spawn("Software/System restart")
+                self._spawn(RESET_REASONS[reason][0])
                 return
         self.console.close(f"the twin's firmware exited with code {code}")
 
@@ -149,6 +166,8 @@ class SimDevice(Device):
         self.console.close("the twin was stopped")
         if self._pins is not None:
             self._pins.close()
+        if self._wifi is not None:
+            self._wifi.close()
         release = getattr(self._ip_lock, "release", None)
         if release is not None:
             release()

@@ -82,10 +82,10 @@ void cmd_str(String text) {
 }
 
 void cmd_info() {
-  Serial.printf("info millis=%lu micros=%lu chip=%u heap=%u mac=%s status=%d ip=%s host=%s reset=%s\n", millis(),
-                micros(), static_cast<unsigned>(ESP.getChipId()), static_cast<unsigned>(ESP.getFreeHeap()),
+  Serial.printf("info millis=%lu micros=%lu chip=%u heap=%u mac=%s status=%d ip=%s host=%s rssi=%d reset=%s\n",
+                millis(), micros(), static_cast<unsigned>(ESP.getChipId()), static_cast<unsigned>(ESP.getFreeHeap()),
                 WiFi.macAddress().c_str(), static_cast<int>(WiFi.status()), WiFi.localIP().toString().c_str(),
-                WiFi.hostname().c_str(), ESP.getResetReason().c_str());
+                WiFi.hostname().c_str(), static_cast<int>(WiFi.RSSI()), ESP.getResetReason().c_str());
 }
 
 void cmd_flash() {

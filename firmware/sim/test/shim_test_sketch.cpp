@@ -218,6 +218,27 @@ void handle_line(char* line) {
     unsigned long t0 = millis();
     delay(static_cast<unsigned long>(atol(next_word(&rest))));
     Serial.printf("millis start=%lu slept=%lu\n", t0, millis() - t0);
+  } else if (!strcmp(cmd, "spin")) {
+    // spin <ms> <how>: stay in this loop() pass for <ms>, feeding the watchdog by `how`:
+    // none, feed (ESP.wdtFeed), yield, delay (delay(1)); "hw" = none with the soft WDT off.
+    const unsigned long ms = static_cast<unsigned long>(atol(next_word(&rest)));
+    const char* how = next_word(&rest);
+    if (!strcmp(how, "hw")) ESP.wdtDisable();
+    const unsigned long t0 = millis();
+    while (millis() - t0 < ms) {
+      if (!strcmp(how, "feed")) ESP.wdtFeed();
+      if (!strcmp(how, "yield")) yield();
+      if (!strcmp(how, "delay")) delay(1);
+      delayMicroseconds(500);
+    }
+    if (!strcmp(how, "hw")) ESP.wdtEnable(0);
+    Serial.printf("spun %lu\n", millis() - t0);
+  } else if (!strcmp(cmd, "crash")) {
+    // A store through a null pointer, as a sketch bug does (volatile: not optimized away).
+    volatile uint32_t* volatile p = nullptr;
+    *p = 1;
+  } else if (!strcmp(cmd, "rstinfo")) {
+    Serial.printf("rstinfo %s\n", ESP.getResetInfo().c_str());
   } else if (!strcmp(cmd, "restart")) {
     Serial.println("restart");
     ESP.restart();

@@ -27,9 +27,11 @@ from typing import Any, Protocol
 from harness.sim.defaults import (
     DEFAULT_PASSWORD,
     DEFAULT_SSID,
-    EXIT_RESTART,
+    REASON_WDT_RST,
+    RESET_REASONS,
     chip_id_of,
     default_mac,
+    reset_of_exit,
 )
 from harness.sim.firmware import FirmwareProcess, allocate_ip
 
@@ -48,12 +50,13 @@ FIRMWARE_BAUD = 115200
 IMAGE_READ_LIMIT = 1024 * 1024
 TX_LOG_LIMIT = 4 * 1024 * 1024
 
-RESET_REASONS = {
+#: ROM rst cause -> ESP.getResetReason() for the resets the pins or the power cause.
+ROM_REASONS = {
     bootrom.POWER_ON: "Power On",
     bootrom.EXTERNAL_RESET: "External System",
     bootrom.WATCHDOG: "Hardware Watchdog",
 }
-SOFTWARE_RESTART = "Software/System restart"
+WDT_RESET_LINE = "\r\nwdt reset\r\n"
 
 
 class FirmwareLike(Protocol):
@@ -100,6 +103,7 @@ class Twin(LoaderHost, UartListener):
         flash_size: int = DEFAULT_SIZE,
         strap_window: float = DEFAULT_STRAP_WINDOW,
         host: str = "127.0.0.1",
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self._tmpdir: str | None = None
         if flash_path is None:
@@ -126,6 +130,7 @@ class Twin(LoaderHost, UartListener):
         self._flash_size = flash_size
         self._rfc2217_port = rfc2217_port
         self._host = host
+        self._env = dict(env or {})  # extra variables for the firmware process
 
         self._lock = threading.RLock()
         self._sampler = StrapSampler(strap_window)
@@ -134,7 +139,7 @@ class Twin(LoaderHost, UartListener):
         self._host_baud = FIRMWARE_BAUD
         self._state = "off"
         self._pending_cause = bootrom.POWER_ON
-        self.reset_reason = RESET_REASONS[bootrom.POWER_ON]
+        self.reset_reason = ROM_REASONS[bootrom.POWER_ON]
         self._loader: SerialLoader | None = None
         self._fw: FirmwareLike | None = None
         self._fw_gen = 0
@@ -228,11 +233,13 @@ class Twin(LoaderHost, UartListener):
             self._apply(self._sampler.power_on(time.monotonic()))
 
     def watchdog_reset(self) -> None:
-        """Reset the chip as the hardware watchdog does (cause 4)."""
+        """Reset the chip as the hardware watchdog does (cause 4).
+
+        The UART keeps its rate, as after a hardware WDT reset on a board (the core's
+        hwdt_app_entry.cpp: the ROM's "wdt reset" is legible at the sketch's 115200).
+        """
         with self._lock:
-            self._halt_chip("reset")
-            self._chip_baud = bootrom.ROM_BAUD
-            self._restart(bootrom.WATCHDOG, RESET_REASONS[bootrom.WATCHDOG], "\r\nwdt reset\r\n")
+            self._restart(bootrom.WATCHDOG, ROM_REASONS[bootrom.WATCHDOG], WDT_RESET_LINE)
 
     # -- UART observation (for tests and tools) --------------------------------
 
@@ -398,7 +405,7 @@ class Twin(LoaderHost, UartListener):
     def _boot(self, download: bool) -> None:
         cause = self._pending_cause
         self._pending_cause = bootrom.EXTERNAL_RESET
-        self.reset_reason = RESET_REASONS[cause]
+        self.reset_reason = ROM_REASONS[cause]
         self._chip_baud = bootrom.ROM_BAUD  # a hardware reset resets the UART divider
         self._come_up(cause, download)
 
@@ -473,6 +480,7 @@ class Twin(LoaderHost, UartListener):
                 chip_id=self.chip_id,
                 on_output=on_output,
                 on_exit=on_exit,
+                **({"env": self._env} if self._env else {}),
             )
             fw.start()
         except Exception as e:  # a firmware that cannot start leaves a halted chip
@@ -488,8 +496,13 @@ class Twin(LoaderHost, UartListener):
         with self._lock:
             if gen != self._fw_gen or self._stopped.is_set():
                 return  # a process we stopped ourselves, or an older run
-            if code == EXIT_RESTART:
-                self._restart(bootrom.EXTERNAL_RESET, SOFTWARE_RESTART)
+            reason = reset_of_exit(code)
+            if reason is not None:
+                # The chip reset itself: the ROM banner with the cause a board prints
+                # (2 for restart, soft WDT and exception; 4 for the hardware WDT).
+                text, cause = RESET_REASONS[reason]
+                extra = WDT_RESET_LINE if reason == REASON_WDT_RST else ""
+                self._restart(cause, text, extra)
             else:
                 self.last_exit_code = code
                 self._halt_chip("halted")

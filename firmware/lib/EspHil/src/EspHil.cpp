@@ -179,7 +179,12 @@ void EspHilClass::wifiLoop() {
     }
   } else if (state_ == State::kUp && status != WL_CONNECTED) {
     Serial.printf_P(PSTR("ESP-HIL WIFI lost status=%d\n"), status);
-    startJoin(nullptr);  // READY is printed again when it is back
+    // No new begin(): the SDK's auto-reconnect (set in startJoin) keeps rejoining, also
+    // through WL_NO_SSID_AVAIL while the AP is away, where a fresh join would give up.
+    state_ = State::kLost;
+  } else if (state_ == State::kLost && status == WL_CONNECTED) {
+    state_ = State::kUp;
+    if (declared_) printReady();  // READY again: the link is back
   }
 }
 

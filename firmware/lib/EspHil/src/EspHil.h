@@ -63,7 +63,8 @@ class EspHilClass {
   const char* resetReason() const { return resetReason_; }
 
  private:
-  enum class State : uint8_t { kNone, kJoining, kUp, kFailed };
+  // kLost: joined before, the link dropped; the SDK's auto-reconnect is rejoining.
+  enum class State : uint8_t { kNone, kJoining, kUp, kFailed, kLost };
 
   void handleLine(char* line);
   void cmdWifi(char* args);

@@ -1,0 +1,100 @@
+// The simulated access point as the test controls it: a 128-byte file shared (mmap,
+// MAP_SHARED) with the harness, "<ESP_HIL_FLASH>.air". Only the harness writes it
+// (harness/sim/wifi.py); keep the layout in step with it. Until the harness first writes
+// it (magic 0), the AP is the one of ESP_HIL_AP_SSID / ESP_HIL_AP_PASSWORD / ESP_HIL_RSSI.
+//
+//   0  u32 magic "AIR1"    4  u32 sequence (odd while the harness writes)
+//   8  u8  on the air      9  i8  RSSI (dBm)    10  u8 password length (0..64)
+//   16 password bytes (64)
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "sim_internal.h"
+
+namespace esp_hil_sim {
+
+namespace {
+
+constexpr uint32_t kAirMagic = 0x31524941;  // "AIR1", little-endian
+constexpr size_t kAirSize = 128;
+
+struct AirFile {
+  uint32_t magic;
+  uint32_t seq;
+  uint8_t on_air;
+  int8_t rssi;
+  uint8_t password_len;
+  uint8_t pad[5];
+  char password[64];
+};
+static_assert(sizeof(AirFile) <= kAirSize, "the air file is 128 bytes");
+
+const volatile AirFile* air_file() {
+  static const volatile AirFile* g_air = nullptr;
+  static bool tried = false;
+  if (tried) return g_air;
+  tried = true;
+  const char* flash = config().flash_path;
+  if (!*flash) return nullptr;
+  char path[sizeof config().flash_path + 8];
+  snprintf(path, sizeof path, "%s.air", flash);
+  const int fd = ::open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0 ||
+      (st.st_size < static_cast<off_t>(kAirSize) && ftruncate(fd, kAirSize) != 0)) {
+    log("air file %s unusable (%s): the test cannot move the access point", path, strerror(errno));
+    if (fd >= 0) ::close(fd);
+    return nullptr;
+  }
+  void* map = mmap(nullptr, kAirSize, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (map == MAP_FAILED) {
+    log("mmap %s failed (%s): the test cannot move the access point", path, strerror(errno));
+    return nullptr;
+  }
+  g_air = static_cast<const volatile AirFile*>(map);
+  return g_air;
+}
+
+void from_environment(Air* out) {
+  const char* ssid = getenv("ESP_HIL_AP_SSID");
+  const char* password = getenv("ESP_HIL_AP_PASSWORD");
+  out->on_air = ssid != nullptr && *ssid != 0;
+  out->rssi = config().rssi;
+  snprintf(out->password, sizeof out->password, "%s", password ? password : "");
+}
+
+}  // namespace
+
+void air_read(Air* out) {
+  const volatile AirFile* f = air_file();
+  if (f == nullptr || f->magic != kAirMagic) {
+    from_environment(out);
+    return;
+  }
+  // A sequence lock: retry while the harness is in the middle of a write.
+  for (int attempt = 0; attempt < 1000; attempt++) {
+    const uint32_t before = f->seq;
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (before & 1u) continue;
+    out->on_air = f->on_air != 0;
+    out->rssi = f->rssi;
+    size_t len = f->password_len;
+    if (len > sizeof f->password) len = sizeof f->password;
+    for (size_t i = 0; i < len; i++) out->password[i] = f->password[i];
+    out->password[len] = 0;
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (f->seq == before) return;
+  }
+  from_environment(out);
+}
+
+}  // namespace esp_hil_sim

@@ -1,0 +1,305 @@
+"""The twin fails like a board: watchdogs, resets (docs/twin.md, "Board faults").
+
+These drive the shim's test sketch (``firmware/sim/test/shim_test_sketch.cpp``) as a bare
+firmware process; the device-level behaviour (banner, reboot, READY again) is in
+``tests/hil/test_watchdog.py`` and in the chip tests below.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.sim.build import build_firmware, firmware_root
+from harness.sim.defaults import (
+    EXIT_CONFIG_ERROR,
+    EXIT_RESET_BASE,
+    REASON_EXCEPTION_RST,
+    REASON_SOFT_WDT_RST,
+    REASON_WDT_RST,
+    RESET_REASONS,
+    reset_of_exit,
+)
+from harness.sim.firmware import FirmwareProcess, allocate_ip
+from harness.sim.wifi import AccessPoint
+from tests.helpers.net import free_port
+from tests.sim.test_shim import PASSWORD, SKETCH, SSID, Console, make_process
+
+pytestmark = pytest.mark.twin
+
+API_SKETCH = firmware_root() / "sim" / "test" / "api_test_sketch.cpp"
+SOFT_WDT_S = 3.2
+HARD_WDT_S = 8.2
+
+
+@pytest.fixture(scope="module")
+def sketch() -> Path:
+    return build_firmware(sketch=SKETCH)
+
+
+@pytest.fixture
+def console(sketch: Path, tmp_path: Path) -> Iterator[Console]:
+    ip, lock = allocate_ip()
+    proc: FirmwareProcess = make_process(sketch, ip, tmp_path / "flash.bin")
+    con = Console(proc)
+    proc.start()
+    try:
+        con.expect("boot ")
+        yield con
+    finally:
+        proc.stop()
+        lock.release()
+
+
+def _output(con: Console) -> str:
+    lines = []
+    while not con.lines.empty():
+        lines.append(con.lines.get_nowait())
+    return "\n".join(lines)
+
+
+def test_loop_that_does_not_yield_is_reset_by_the_soft_watchdog(console: Console) -> None:
+    t0 = time.monotonic()
+    console.proc.write(b"spin 6000 none\n")
+    code = console.exited.get(timeout=HARD_WDT_S + 10)
+    elapsed = time.monotonic() - t0
+    assert code == EXIT_RESET_BASE + REASON_SOFT_WDT_RST
+    assert reset_of_exit(code) == REASON_SOFT_WDT_RST
+    assert RESET_REASONS[REASON_SOFT_WDT_RST] == ("Software Watchdog", 2)
+    out = _output(console)
+    # The core's postmortem report (core_esp8266_postmortem.cpp), never the sketch's reply.
+    assert "CUT HERE FOR EXCEPTION DECODER" in out
+    assert "\nSoft WDT reset\n" in out
+    assert "Exception (4):" in out
+    assert ">>>stack>>>" in out and "<<<stack<<<" in out
+    assert "spun" not in out
+    # Never before the period (a lower bound only; the last feed, at the end of the idle
+    # pass that read the command, may precede t0 by a poll period).
+    assert elapsed >= SOFT_WDT_S - 0.1
+
+
+@pytest.mark.parametrize("how", ["feed", "yield", "delay"])
+def test_feeding_keeps_the_chip_alive(console: Console, how: str) -> None:
+    line = console.command(f"spin 4000 {how}", "spun ")
+    assert int(line.split()[1]) >= 4000
+    assert console.proc.alive
+
+
+def test_soft_watchdog_disabled_leaves_the_hardware_one(console: Console) -> None:
+    # 5 s: past the soft WDT's period, inside the hardware one's.
+    console.command("spin 5000 hw", "spun ")
+    assert console.proc.alive
+    t0 = time.monotonic()
+    console.proc.write(b"spin 12000 hw\n")
+    code = console.exited.get(timeout=HARD_WDT_S + 10)
+    assert code == EXIT_RESET_BASE + REASON_WDT_RST
+    assert time.monotonic() - t0 >= HARD_WDT_S - 0.1
+    out = _output(console)
+    assert "Soft WDT" not in out  # the hardware watchdog resets without a report
+    assert "spun" not in out
+
+
+def test_reset_exit_codes_map_to_reasons() -> None:
+    assert reset_of_exit(3) == 4  # ESP.restart(): REASON_SOFT_RESTART
+    assert reset_of_exit(0) is None
+    assert reset_of_exit(4) is None  # orphaned: a power-off, not a reset
+    assert reset_of_exit(-9) is None
+    for reason, (text, cause) in RESET_REASONS.items():
+        assert reset_of_exit(EXIT_RESET_BASE + reason) == reason
+        assert text and cause in (1, 2, 4, 5)
+
+
+# -- the access point comes and goes (device.wifi) -------------------------------------------
+
+BEACON_MS = 1000
+DHCP_MS = 300
+RECONNECT_MS = 200
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[tuple[Console, AccessPoint]]:
+    ip, lock = allocate_ip()
+    flash = tmp_path / "flash.bin"
+    proc = make_process(
+        build_firmware(sketch=API_SKETCH),
+        ip,
+        flash,
+        env={
+            "ESP_HIL_BEACON_TIMEOUT_MS": str(BEACON_MS),
+            "ESP_HIL_DHCP_MS": str(DHCP_MS),
+            "ESP_HIL_RECONNECT_MS": str(RECONNECT_MS),
+        },
+    )
+    ap = AccessPoint(flash, password=PASSWORD)
+    con = Console(proc)
+    proc.start()
+    try:
+        con.expect("boot reset=Power On")
+        con.command(f"wifi {SSID} {PASSWORD}", "wifi begun")
+        con.expect("event connected")
+        con.expect("event gotip")
+        yield con, ap
+    finally:
+        proc.stop()
+        ap.close()
+        lock.release()
+
+
+def _status(con: Console) -> int:
+    return int(con.fields(con.command("info", "info "))["status"])
+
+
+def test_ap_drop_loses_the_link_after_the_beacon_timeout_and_rejoins(
+    api: tuple[Console, AccessPoint],
+) -> None:
+    con, ap = api
+    t0 = time.monotonic()
+    ap.drop()
+    assert con.expect("event ", timeout=BEACON_MS / 1000 + 5) == "event disconnected reason=200"
+    assert time.monotonic() - t0 >= BEACON_MS / 1000  # BEACON_TIMEOUT, never before
+    # Auto-reconnect scans and finds nothing, again and again.
+    assert con.expect("event ") == "event disconnected reason=201"  # NO_AP_FOUND
+    assert _status(con) in (1, 7)  # WL_NO_SSID_AVAIL between attempts, else WL_DISCONNECTED
+    ap.restore()
+    assert con.expect("event connected") == f"event connected ssid={SSID} channel=1"
+    t1 = time.monotonic()
+    assert con.expect("event ") == f"event gotip ip={con.proc.ip}"
+    assert time.monotonic() - t1 >= DHCP_MS / 1000 * 0.9  # the address comes after DHCP
+    assert _status(con) == 3
+
+
+def test_ap_password_change_kicks_the_station(api: tuple[Console, AccessPoint]) -> None:
+    con, ap = api
+    ap.set_password("another-password")
+    assert con.expect("event ") == "event disconnected reason=2"  # AUTH_EXPIRE: deauthenticated
+    assert con.expect("event ") == "event disconnected reason=202"  # AUTH_FAIL on rejoin
+    assert _status(con) in (6, 7)  # WL_WRONG_PASSWORD between attempts
+    ap.set_password(PASSWORD)
+    con.expect("event gotip")
+    assert _status(con) == 3
+
+
+def test_rssi_is_what_the_test_sets(api: tuple[Console, AccessPoint]) -> None:
+    con, ap = api
+    assert con.fields(con.command("info", "info "))["rssi"] == "-55"
+    ap.rssi = -80
+    assert con.fields(con.command("info", "info "))["rssi"] == "-80"
+    with pytest.raises(ValueError):
+        ap.rssi = 5
+
+
+def test_ap_state_outlives_the_controller(tmp_path: Path) -> None:
+    ap = AccessPoint(tmp_path / "f.bin", password="one")
+    ap.drop()
+    ap.set_password("two")
+    ap.rssi = -70
+    ap.close()
+    again = AccessPoint(tmp_path / "f.bin", password="ignored")
+    assert (again.on_air, again.password, again.rssi) == (False, "two", -70)
+    again.close()
+    with pytest.raises(ValueError):
+        again.set_password("x" * 65)
+
+
+# -- lwIP's send buffer and segment size -------------------------------------------------------
+
+
+@pytest.mark.parametrize("mss", [None, "536", "1460"])
+def test_send_buffer_is_two_segments(sketch: Path, tmp_path: Path, mss: str | None) -> None:
+    ip, lock = allocate_ip()
+    env = {} if mss is None else {"ESP_HIL_TCP_MSS": mss}
+    proc = make_process(sketch, ip, tmp_path / "flash.bin", env=env)
+    con = Console(proc)
+    proc.start()
+    try:
+        con.expect("boot ")
+        con.join_wifi()
+        port = free_port(ip)
+        con.command(f"listen {port}", "listen status=1")
+        with socket.create_connection((ip, port), timeout=5) as sock:
+            con.expect("accepted ")
+            segment = int(mss or 536)  # the core's default variant: "v2 Lower Memory"
+            # lwIP's TCP_SND_BUF = 2 x TCP_MSS: all a write can take at once.
+            assert int(con.command("afw", "afw ").split()[1]) == 2 * segment
+            # The twin's segments are no larger than the variant's MSS.
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG) <= segment
+    finally:
+        proc.stop()
+        lock.release()
+
+
+def test_bad_mss_is_refused(sketch: Path, tmp_path: Path) -> None:
+    ip, lock = allocate_ip()
+    proc = make_process(sketch, ip, tmp_path / "flash.bin", env={"ESP_HIL_TCP_MSS": "1000"})
+    try:
+        proc.start()
+        assert proc.wait(5) == EXIT_CONFIG_ERROR
+    finally:
+        proc.stop()  # joins the stderr reader
+        lock.release()
+    assert any("ESP_HIL_TCP_MSS" in line for line in proc.stderr_tail())
+
+
+# -- the heap's ceiling ----------------------------------------------------------------------
+
+
+def test_heap_switch_shrinks_the_ceiling(sketch: Path, tmp_path: Path) -> None:
+    ip, lock = allocate_ip()
+    proc = make_process(sketch, ip, tmp_path / "flash.bin", env={"ESP_HIL_HEAP": "8192"})
+    con = Console(proc)
+    proc.start()
+    try:
+        con.expect("boot ")
+        free = int(con.fields(con.command("info", "info "))["heap"])
+        assert 0 < free <= 8192
+        assert con.fields(con.command("alloc 4000", "alloc "))["ok"] == "1"
+        failed = con.fields(con.command("alloc 9000", "alloc "))  # fits 52 KiB, not 8 KiB
+        assert failed["ok"] == "0"
+        assert failed["after"] == failed["before"]  # nothing leaked by the failed new
+    finally:
+        proc.stop()
+        lock.release()
+
+
+# -- exceptions and what the next boot says about the reset ----------------------------------
+
+
+def _restart_with(sketch: Path, flash: Path, reason: str) -> str:
+    """Boot the sketch again on the same flash with ``reason``; its getResetInfo() line."""
+    ip, lock = allocate_ip()
+    proc = make_process(sketch, ip, flash, reset_reason=reason)
+    con = Console(proc)
+    proc.start()
+    try:
+        con.expect("boot ")
+        return con.command("rstinfo", "rstinfo ")[len("rstinfo ") :]
+    finally:
+        proc.stop()
+        lock.release()
+
+
+def test_null_store_is_an_exception_reset(console: Console, sketch: Path) -> None:
+    console.proc.write(b"crash\n")
+    code = console.exited.get(timeout=10)
+    assert code == EXIT_RESET_BASE + REASON_EXCEPTION_RST
+    assert RESET_REASONS[REASON_EXCEPTION_RST] == ("Exception", 2)
+    out = _output(console)
+    assert "CUT HERE FOR EXCEPTION DECODER" in out
+    assert "Exception (29):" in out  # StoreProhibited
+    assert "excvaddr=0x00000000" in out
+    info = _restart_with(sketch, console.proc.flash, "Exception")
+    assert info.startswith("Fatal exception:29 flag:2 (Exception) epc1:0x00000000")
+    assert "excvaddr:0x00000000" in info
+
+
+def test_reset_info_after_a_soft_watchdog(console: Console, sketch: Path) -> None:
+    console.proc.write(b"spin 6000 none\n")
+    assert console.exited.get(timeout=15) == EXIT_RESET_BASE + REASON_SOFT_WDT_RST
+    info = _restart_with(sketch, console.proc.flash, "Software Watchdog")
+    assert info.startswith("Fatal exception:4 flag:3 (Software Watchdog)")
+    # Other reasons: the reason alone, as the core's getResetInfo() returns it.
+    assert _restart_with(sketch, console.proc.flash, "External System") == "External System"
