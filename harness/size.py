@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import xtensa
+from harness.project import firmware_root
 
 READELF = "xtensa-lx106-elf-readelf"
 CXXFILT = "xtensa-lx106-elf-c++filt"
@@ -269,8 +270,11 @@ def size_project(project: Path, board: str = "nodemcu", budget: Path | None = No
     does not compile cleanly (the message names the first diagnostic).
     """
     limits = load_budget(budget) if budget is not None else None
+    # esp-hil's libraries (WiFiSocket, EspHil) are on the path, as in a board build.
+    esp_hil_libraries = [firmware_root() / "lib"]
     with tempfile.TemporaryDirectory(prefix="esp-hil-xtensa-") as out:
-        built = xtensa.build(project, board, Path(out), env=env)
+        built = xtensa.build(project, board, Path(out), env=env,
+                             extra_libraries=esp_hil_libraries)
         if not built.ok:
             first = (built.ours or built.diagnostics)[0]
             raise xtensa.XtensaError(

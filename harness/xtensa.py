@@ -294,28 +294,47 @@ def board_for(name: str) -> Board:
     return BOARDS[key]
 
 
-def library_dirs(project: Path, env: str | None = None) -> list[Path]:
+def library_dirs(
+    project: Path, env: str | None = None, extra: Sequence[Path] = ()
+) -> list[Path]:
     """The project's libraries (``lib/*`` with a ``src/``), then those of ``lib_extra_dirs``,
-    then esp-hil's own (WiFiSocket, EspHil), as a board build gets them through
-    ``PLATFORMIO_LIB_EXTRA_DIRS`` (:func:`harness.device.flashing.build_with_platformio`).
+    then those under the ``extra`` directories (esp-hil's own, as a board build gets them
+    through ``PLATFORMIO_LIB_EXTRA_DIRS``: :func:`harness.device.flashing.build_with_platformio`).
 
-    Every library found is compiled and counted, used or not (PlatformIO's dependency
-    finder would leave unused ones out): one more reason the figures are an upper bound.
-    A name found twice is the first one's, as PlatformIO prefers the project's own.
+    Every library of the project is compiled and counted, used or not (PlatformIO's
+    dependency finder would leave unused ones out): one more reason the figures are an upper
+    bound. One under ``extra`` counts only when the project includes one of its headers, so
+    a sketch that uses neither WiFiSocket nor EspHil is measured without them. A name found
+    twice is the first one's, as PlatformIO prefers the project's own.
     """
-    from harness.project import firmware_root
-
-    roots = [
-        project / "lib",
-        *(project / d for d in _ini_values(project, env, "lib_extra_dirs")),
-        firmware_root() / "lib",
-    ]
+    roots = [project / "lib", *(project / d for d in _ini_values(project, env, "lib_extra_dirs"))]
     found: dict[str, Path] = {}
     for root in roots:
         for lib in sorted(root.glob("*")):
             if (lib / "src").is_dir():
                 found.setdefault(lib.name, lib)
+    included = _included_headers([project / "src", *(lib / "src" for lib in found.values())])
+    for root in extra:
+        for lib in sorted(root.glob("*")):
+            headers = {h.name for h in (lib / "src").glob("*.h")}
+            if headers & included:
+                found.setdefault(lib.name, lib)
     return list(found.values())
+
+
+_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.M)
+
+
+def _included_headers(roots: Iterable[Path]) -> set[str]:
+    """The file names every source and header under ``roots`` includes."""
+    names: set[str] = set()
+    for root in roots:
+        if root.is_dir():
+            for path in root.rglob("*"):
+                if path.suffix in (".cpp", ".h", ".hpp", ".c", ".ino") and path.is_file():
+                    text = path.read_text(errors="replace")
+                    names.update(Path(m).name for m in _INCLUDE.findall(text))
+    return names
 
 
 def project_sources(project: Path, libraries: Sequence[Path] | None = None) -> list[Path]:
@@ -434,14 +453,14 @@ class _Job(NamedTuple):
 
 def build(project: Path, board_name: str, out: Path, env: str | None = None,
           workers: int | None = None, core: Path | None = None,
-          newlib: Path | None = None) -> CompileResult:
+          newlib: Path | None = None, extra_libraries: Sequence[Path] = ()) -> CompileResult:
     """Compile a PlatformIO project's sources and the core's WiFi/EEPROM for ``board_name``.
 
     Objects land in ``out``, named ``<path relative to the project or core>.o`` (so
     ``main.cpp.o``: the linker script sends ``*.cpp.o`` code to flash).
     """
     project = project.resolve()
-    libraries = [lib.resolve() for lib in library_dirs(project, env)]
+    libraries = [lib.resolve() for lib in library_dirs(project, env, extra_libraries)]
     sources = project_sources(project, libraries)
     if not sources:
         raise XtensaError(f"no .cpp under {project}/src or {project}/lib/*/src")
