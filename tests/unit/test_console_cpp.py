@@ -147,6 +147,8 @@ def test_json_strings_parse_or_are_a_clean_prefix(tool: Tool, text: str, cap: in
 def _model_lines(data: bytes) -> list[str]:
     out, cur, over = [], b"", False
     for b in data:
+        if b == 0x00:  # skipped: a line is a C string
+            continue
         if b == 0x0A:
             line = cur[:-1] if cur.endswith(b"\r") else cur
             out.append("T" if over else f"L:{line.hex()}")

@@ -7,6 +7,9 @@ namespace esphil {
 const char kDialUsage[] = "usage: dial <host> <port> | dial off";
 
 LineReader::Result LineReader::feed(char c) {
+  // A line is handed on as a C string: a NUL (noise on the wire as a host opens the port)
+  // would cut it short, so it is not part of any line.
+  if (c == '\0') return kPending;
   if (c == '\n') {
     if (len_ > 0 && buf_[len_ - 1] == '\r') --len_;
     buf_[len_] = 0;

@@ -15,7 +15,8 @@ constexpr size_t kHostMax = 63;   // WiFiSocket's dial host limit
 
 extern const char kDialUsage[];
 
-/// Assembles console bytes into lines ('\n' ends one, a '\r' before it is dropped).
+/// Assembles console bytes into lines ('\n' ends one, a '\r' before it is dropped, NUL
+/// bytes are skipped).
 class LineReader {
  public:
   enum Result : uint8_t { kPending, kLine, kTooLong };
