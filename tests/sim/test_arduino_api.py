@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.sim import allocate_ip, build_firmware, firmware_root
-from tests.sim.test_shim import MAC, PASSWORD, SSID, Console, cpu_share, make_process
+from tests.helpers.shim import MAC, PASSWORD, SSID, Console, cpu_share, make_process
 
 SKETCH = firmware_root() / "sim" / "test" / "api_test_sketch.cpp"
 TIMEOUT = 5.0

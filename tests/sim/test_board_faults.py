@@ -27,7 +27,7 @@ from harness.sim.defaults import (
 from harness.sim.firmware import FirmwareProcess, allocate_ip
 from harness.sim.wifi import AccessPoint
 from tests.helpers.net import free_port
-from tests.sim.test_shim import PASSWORD, SKETCH, SSID, Console, make_process
+from tests.helpers.shim import PASSWORD, SKETCH, SSID, TIMEOUT, Console, make_process
 
 pytestmark = pytest.mark.twin
 
@@ -84,14 +84,14 @@ def test_loop_that_does_not_yield_is_reset_by_the_soft_watchdog(console: Console
 
 @pytest.mark.parametrize("how", ["feed", "yield", "delay"])
 def test_feeding_keeps_the_chip_alive(console: Console, how: str) -> None:
-    line = console.command(f"spin 4000 {how}", "spun ")
+    line = console.command(f"spin 4000 {how}", "spun ", timeout=4.0 + TIMEOUT)
     assert int(line.split()[1]) >= 4000
     assert console.proc.alive
 
 
 def test_soft_watchdog_disabled_leaves_the_hardware_one(console: Console) -> None:
     # 5 s: past the soft WDT's period, inside the hardware one's.
-    console.command("spin 5000 hw", "spun ")
+    console.command("spin 5000 hw", "spun ", timeout=5.0 + TIMEOUT)
     assert console.proc.alive
     t0 = time.monotonic()
     console.proc.write(b"spin 12000 hw\n")

@@ -21,7 +21,7 @@ from harness.sim import FirmwareProcess, allocate_ip, build_firmware, firmware_r
 from harness.sim.board import TwinDevice
 from harness.sim.direct import SimDevice
 from harness.sim.pins import A0, D4, D5, D6, LED_BUILTIN, PinError, Pins, pins_path
-from tests.sim.test_shim import Console, make_process
+from tests.helpers.shim import Console, make_process
 
 SKETCH = firmware_root() / "sim" / "test" / "api_test_sketch.cpp"
 TIMEOUT = 5.0

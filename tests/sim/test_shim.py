@@ -23,71 +23,26 @@ from hypothesis import strategies as st
 from harness.sim import (
     EXIT_CONFIG_ERROR,
     EXIT_RESTART,
-    FirmwareProcess,
     FirmwareProcessError,
     allocate_ip,
     build_firmware,
-    firmware_root,
 )
 from tests.helpers.net import free_port
+from tests.helpers.shim import (
+    MAC,
+    PASSWORD,
+    SKETCH,
+    SSID,
+    TIMEOUT,
+    Console,
+    cpu_share,
+    make_process,
+)
 
-SKETCH = firmware_root() / "sim" / "test" / "shim_test_sketch.cpp"
-SSID = "esp-hil-net"
-PASSWORD = "correct-horse-battery"
-MAC = "5c:cf:7f:12:34:56"
-TIMEOUT = 5.0
 EEPROM_OFFSET = 0x3FB000
 FLASH_SIZE = 4 * 1024 * 1024
 
 pytestmark = pytest.mark.twin
-
-
-class Console:
-    """A FirmwareProcess with its stdout split into lines, for request/answer tests."""
-
-    def __init__(self, proc: FirmwareProcess) -> None:
-        self.proc = proc
-        self.lines: queue.Queue[str] = queue.Queue()
-        self._partial = b""
-        self._lock = threading.Lock()
-        self.exited: queue.Queue[int] = queue.Queue()
-        proc.on_output = self._feed
-        proc.on_exit = self.exited.put
-
-    def _feed(self, data: bytes) -> None:
-        with self._lock:
-            self._partial += data
-            *complete, self._partial = self._partial.split(b"\n")
-        for raw in complete:
-            self.lines.put(raw.rstrip(b"\r").decode("latin-1"))
-
-    def expect(self, prefix: str, timeout: float = TIMEOUT) -> str:
-        """The next line starting with prefix (earlier other lines are skipped)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(
-                    f"no line starting {prefix!r} within {timeout} s; "
-                    f"stderr: {self.proc.stderr_tail()}"
-                )
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                continue
-            if line.startswith(prefix):
-                return line
-
-    def command(self, text: str, answer: str) -> str:
-        self.proc.write(text.encode("latin-1") + b"\n")
-        return self.expect(answer)
-
-    def fields(self, line: str) -> dict[str, str]:
-        return dict(part.split("=", 1) for part in line.split() if "=" in part)
-
-    def join_wifi(self, ssid: str = SSID, password: str = PASSWORD) -> dict[str, str]:
-        self.command(f"wifi {ssid} {password}", "wifi begin=")
-        return self.fields(self.expect("wifi status="))
 
 
 @pytest.fixture(scope="session")
@@ -102,18 +57,6 @@ def address() -> Iterator[str]:
         yield ip
     finally:
         lock.release()
-
-
-def make_process(binary: Path, ip: str, flash: Path, **kwargs: object) -> FirmwareProcess:
-    args: dict[str, object] = {
-        "ip": ip,
-        "mac": MAC,
-        "flash": flash,
-        "ap_ssid": SSID,
-        "ap_password": PASSWORD,
-    }
-    args.update(kwargs)
-    return FirmwareProcess(binary, **args)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -141,18 +84,6 @@ def shared_console(binary: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     finally:
         proc.stop()
         lock.release()
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    # utime and stime are fields 14 and 15 of stat(5); index from after the comm field.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_share(pid: int, seconds: float = 1.0) -> float:
-    before, t0 = cpu_seconds(pid), time.monotonic()
-    time.sleep(seconds)
-    return (cpu_seconds(pid) - before) / (time.monotonic() - t0)
 
 
 def connect(ip: str, port: int) -> socket.socket:
