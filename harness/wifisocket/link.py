@@ -56,6 +56,11 @@ _CONNECT_IN_PROGRESS = frozenset(
 
 _Msg = str | bytes
 
+#: Control bytes (PONGs, ACKs, a CLOSE) the output queue may hold beyond our own
+#: unacknowledged data before the link stops reading from the peer: a peer that sends
+#: without reading what we answer must not grow our memory (its TCP window then closes).
+OUTPUT_BACKLOG = 64 * 1024
+
 
 class PeerClosedNormally(ConnectionLost):
     """The peer sent CLOSE NORMAL: iteration ends quietly, other calls raise."""
@@ -263,7 +268,7 @@ class Link:
             owed = self.session.data_to_send()  # an ACK still owed goes out before we wait
             if owed:
                 self._write(owed)
-        transport.sync_mask()
+        transport.sync_mask(reading=not self.backed_up)
         self._due = self.wake_at(time.monotonic())
         return self._due
 
@@ -311,6 +316,15 @@ class Link:
                 self._write_failed(exc)
 
     @property
+    def backed_up(self) -> bool:
+        """Our output is backed up past :data:`OUTPUT_BACKLOG`: reading pauses.
+
+        Data frames in the queue are bounded by the peer's window; what exceeds them was
+        produced by reading (answers to the peer), so reading more would only add to it.
+        """
+        return self.transport.queued > self.session.unacked_bytes + OUTPUT_BACKLOG
+
+    @property
     def _attempt_open(self) -> bool:
         return self.transport.sock is not None and not self.connected
 
@@ -351,6 +365,8 @@ class Link:
         size = transport.read_size
         queued = len(self.inbox)
         while self.error is None and transport.sock is sock:
+            if not drain and self.backed_up:
+                break  # resumes once the peer reads what we owe it
             try:
                 data = transport.read()
             except EOFError:
@@ -379,6 +395,9 @@ class Link:
         transport = self.transport
         sock = transport.sock
         if transport.ready:
+            if self.backed_up and transport.has_input():
+                # Bytes we chose not to read yet: the peer is not silent.
+                self.session.peer_alive(now)
             events = self.session.tick(now)
             if events:
                 self._handle(events)

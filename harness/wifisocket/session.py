@@ -274,6 +274,10 @@ class Session:
         self._rx_unacked = 0  # bytes of data frames delivered since then (window check)
         # Control frames waiting for data_to_send().
         self._out: list[bytes] = []
+        # The nonce of the newest PING not answered yet: only the newest owed PONG matters
+        # (the sender keeps one nonce), so a PING flood costs one PONG per write, not one
+        # per PING.
+        self._pong: bytes | None = None
         # Time.
         self._now = 0.0
         self._last_sent = 0.0
@@ -338,6 +342,7 @@ class Session:
         self._now = now
         self._decoder = FrameDecoder(self.max_message)
         self._out.clear()  # control frames of the old connection mean nothing now
+        self._pong = None
         self._peer = None
         self._ping_nonce = None
         self._to("connection_made")
@@ -441,7 +446,7 @@ class Session:
             self._on_ack(frame.ack)
         elif ftype == FrameType.PING:
             self._on_ack(frame.ack)
-            self._queue(FrameType.PONG, frame.payload)
+            self._pong = frame.payload
         elif ftype == FrameType.PONG:
             self._on_ack(frame.ack)
             nonce = self._ping_nonce
@@ -570,11 +575,18 @@ class Session:
         return self._emit(raw)
 
     def data_to_send(self, ack: bool = True) -> bytes:
-        """Control bytes to write now: PONGs, resends, CLOSE, and an ACK if one is owed.
+        """Control bytes to write now: a PONG, resends, CLOSE, and an ACK if one is owed.
 
         Call it after draining the reads: the standalone ACK goes out only if no frame
-        has carried the latest ``delivered`` yet.
+        has carried the latest ``delivered`` yet, and one PONG answers the newest PING.
         """
+        pong = self._pong
+        if pong is not None:
+            self._pong = None
+            if self.state == State.OPEN:
+                # Before a CLOSE queued by close(); it carries the latest ack.
+                self._out.insert(0, self._emit(encode_frame(FrameType.PONG, pong,
+                                                            ack=self._delivered)))
         if ack and self.state == State.OPEN and self._delivered != self._ack_sent:
             self._queue(FrameType.ACK)
         if not self._out:
@@ -606,6 +618,11 @@ class Session:
             self._ping_at = now
             self._queue(FrameType.PING, nonce.to_bytes(8, "big"))
         return []
+
+    def peer_alive(self, now: float) -> None:
+        """The peer sent bytes the I/O layer has not fed yet (it paused reading): the
+        dead bound restarts, as if they had arrived."""
+        self._last_recv = now
 
     def next_timer(self, now: float) -> float | None:
         """Seconds until :meth:`tick` has something to do (None: nothing scheduled)."""

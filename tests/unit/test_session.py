@@ -602,3 +602,14 @@ def test_drop_connection_says_why_and_keeps_the_session_resumable() -> None:
     # Dropping a connection that is already gone says nothing.
     assert a.drop_connection(CloseCode.NORMAL, "") != b""
     assert a.drop_connection(CloseCode.NORMAL, "") == b""
+
+
+def test_a_ping_flood_owes_one_pong_for_the_newest_nonce() -> None:
+    # A peer that floods PINGs must not grow our output: only the newest PONG matters.
+    a, b = mk(), mk()
+    handshake(a, b)
+    flood = b"".join(encode_frame(FrameType.PING, n.to_bytes(8, "big")) for n in range(1000))
+    assert a.receive_data(flood, 0.0) == []
+    (pong,) = frames_of(a.data_to_send())
+    assert pong.type == FrameType.PONG and pong.payload == (999).to_bytes(8, "big")
+    assert a.data_to_send() == b""
