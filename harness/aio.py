@@ -30,8 +30,9 @@ import time
 from types import TracebackType
 from typing import Any
 
-from harness.errors import ConnectionLost, Timeout
-from harness.wifisocket.link import Link, LinkView, PeerClosedNormally
+from harness.errors import ConnectionLost, ProtocolError, Timeout
+from harness.wifisocket.frame import CloseCode
+from harness.wifisocket.link import BUSY_RETRY, Link, LinkView, PeerClosedNormally
 from harness.wifisocket.socket import DEFAULT_PORT, DEFAULT_TIMEOUT, configure
 from harness.wifisocket.transport import POLLIN, POLLOUT
 
@@ -93,12 +94,26 @@ class WiFiSocket(LinkView):
 
         Options and errors as :class:`harness.WiFiSocket`.
         """
-        policy, session = configure(options)  # bad options fail before any socket exists
-        loop = asyncio.get_running_loop()
+        configure(options)  # bad options fail before any socket exists
         deadline = _deadline(timeout)
+        while True:
+            try:
+                return await cls._dial_once(host, port, timeout, deadline, options)
+            except ProtocolError as exc:
+                # As the blocking socket: a device holding another host's live session.
+                if exc.code != CloseCode.BUSY or time.monotonic() + BUSY_RETRY >= deadline:
+                    raise
+            await asyncio.sleep(BUSY_RETRY)
+
+    @classmethod
+    async def _dial_once(cls, host: str, port: int, timeout: float | None, deadline: float,
+                         options: dict[str, Any]) -> WiFiSocket:
+        policy, session = configure(options)
+        loop = asyncio.get_running_loop()
+        remaining = None if deadline == _FOREVER else max(0.001, deadline - time.monotonic())
         try:
             # wait_for, not asyncio.timeout: the package supports Python 3.10.
-            sock = await asyncio.wait_for(_dial(loop, host, port), timeout)
+            sock = await asyncio.wait_for(_dial(loop, host, port), remaining)
         except asyncio.TimeoutError as exc:
             raise Timeout(f"connecting to {host}:{port} timed out after {timeout} s") from exc
         except OSError as exc:

@@ -31,6 +31,7 @@ _CODE_NAMES = {
     8: "SEQUENCE",
     9: "WINDOW",
     10: "INVALID_TEXT",
+    11: "BUSY",
 }
 
 

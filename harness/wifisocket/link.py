@@ -27,7 +27,7 @@ from typing import Any
 from harness.errors import ConnectionLost, ProtocolError, SessionLost, Timeout, WiFiSocketError
 from harness.wifisocket.acceptor import Acceptor, Pending
 from harness.wifisocket.backoff import Reconnect, ReconnectPolicy
-from harness.wifisocket.frame import CloseCode
+from harness.wifisocket.frame import CloseCode, Hello
 from harness.wifisocket.session import (
     RECOVERABLE,
     Connected,
@@ -60,6 +60,8 @@ _Msg = str | bytes
 #: unacknowledged data before the link stops reading from the peer: a peer that sends
 #: without reading what we answer must not grow our memory (its TCP window then closes).
 OUTPUT_BACKLOG = 64 * 1024
+#: Pause between the constructor's attempts while the device answers BUSY.
+BUSY_RETRY = 0.25
 
 
 class PeerClosedNormally(ConnectionLost):
@@ -479,11 +481,14 @@ class Link:
 
     # --- connection changes ------------------------------------------------------------
 
-    def _transport_up(self) -> None:
-        """The current TCP connection is established: say HELLO (raises OSError)."""
+    def _transport_up(self, dialer: Hello | None = None) -> None:
+        """The current TCP connection is established: say HELLO (raises OSError).
+
+        ``dialer``: the HELLO of the peer that dialled us (serve topology).
+        """
         self.transport.established()
         self.connected = False
-        self.transport.write(self.session.connection_made(time.monotonic()))
+        self.transport.write(self.session.connection_made(time.monotonic(), dialer))
 
     def _write(self, data: bytes) -> None:
         try:
@@ -576,7 +581,7 @@ class Link:
         assert self.acceptor is not None
         try:
             transport.attach(p.sock)
-            self._transport_up()
+            self._transport_up(p.handshake.hello)
         except OSError as exc:
             transport.detach()
             p.sock.close()

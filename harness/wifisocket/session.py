@@ -162,9 +162,10 @@ TRANSITIONS: dict[tuple[str, str], str] = {
 }
 
 #: Close codes after which the session resumes on a new connection (a peer that found the
-#: link silent, a corrupted frame). Every other code, and REPLACED (someone else took the
-#: session over), ends the link for good. The device's Endpoint applies the same policy.
-RECOVERABLE = frozenset({int(CloseCode.TIMEOUT), int(CloseCode.BAD_CRC)})
+#: link silent, a corrupted frame, a device holding another peer's live session for it: try
+#: again later). Every other code, and REPLACED (someone else took the session over), ends
+#: the link for good. The device's Endpoint applies the same policy.
+RECOVERABLE = frozenset({int(CloseCode.TIMEOUT), int(CloseCode.BAD_CRC), int(CloseCode.BUSY)})
 
 
 def close_frame(code: int, reason: str, ack: int = 0) -> bytes:
@@ -188,6 +189,8 @@ class Handshake:
         self._decoder = FrameDecoder(max_message)
         #: Everything received so far (the HELLO and what followed it), for the Session.
         self.data = bytearray()
+        #: The dialer's HELLO, once valid.
+        self.hello: Hello | None = None
 
     def feed(self, data: bytes) -> bool:
         """Take bytes; True once a valid HELLO is complete.
@@ -202,7 +205,7 @@ class Handshake:
             if first.type != FrameType.HELLO:
                 name = getattr(first.type, "name", str(first.type))
                 raise ProtocolError(CloseCode.PROTOCOL, f"{name} frame before HELLO")
-            Hello.decode(first.payload)
+            self.hello = Hello.decode(first.payload)
             return True
         if error is not None:
             raise error
@@ -335,8 +338,13 @@ class Session:
 
     # --- connection lifecycle --------------------------------------------------------
 
-    def connection_made(self, now: float) -> bytes:
-        """A new transport is up: reset the decoder and return our HELLO frame."""
+    def connection_made(self, now: float, dialer: Hello | None = None) -> bytes:
+        """A new transport is up: reset the decoder and return our HELLO frame.
+
+        ``dialer``: we accepted the connection and this is the dialer's HELLO (it speaks
+        first). What we remember of a peer's session (its id as ``resume``, our ack) goes
+        only to a dialer that named itself as that peer (docs/protocol.md §2, Strangers).
+        """
         if self.state == State.CLOSED:
             raise ConnectionLost("session closed")
         self._now = now
@@ -346,10 +354,12 @@ class Session:
         self._peer = None
         self._ping_nonce = None
         self._to("connection_made")
+        known = dialer is None or dialer.session == self._known_peer
         hello = Hello(self.max_message, self.window, self.keepalive_ms, self.session_id,
-                      self._known_peer)
+                      self._known_peer if known else 0)
         self._last_recv = now
-        return self._emit(encode_frame(FrameType.HELLO, hello.encode(), ack=self._delivered))
+        return self._emit(encode_frame(FrameType.HELLO, hello.encode(),
+                                       ack=self._delivered if known else 0))
 
     def connection_lost(self) -> None:
         """The transport is gone; keep everything needed to resume on the next one."""

@@ -38,10 +38,11 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
-from harness.errors import ConnectionLost, ReconnectFailed, Timeout
+from harness.errors import ConnectionLost, ProtocolError, ReconnectFailed, Timeout
 from harness.wifisocket.backoff import ReconnectPolicy
+from harness.wifisocket.frame import CloseCode
 from harness.wifisocket.keepalive import ACTIVE_POLL, IDLE_MAX_WAIT, start_keepalive
-from harness.wifisocket.link import Link, LinkView, PeerClosedNormally
+from harness.wifisocket.link import BUSY_RETRY, Link, LinkView, PeerClosedNormally
 from harness.wifisocket.session import Session
 from harness.wifisocket.transport import POLLIN, POLLOUT
 
@@ -117,10 +118,28 @@ class WiFiSocket(LinkView):
         self, host: str, port: int = DEFAULT_PORT, *, timeout: float | None = DEFAULT_TIMEOUT,
         **options: Any,
     ) -> None:
-        policy, session = configure(options)  # bad options fail before any socket exists
+        configure(options)  # bad options fail before any socket exists
         deadline = _deadline(timeout)
+        while True:
+            try:
+                self._dial(host, port, timeout, deadline, options)
+                break
+            except ProtocolError as exc:
+                # The device holds another host's live session: it frees it at its dead
+                # bound (or when that host closes), so try again while time remains.
+                if exc.code != CloseCode.BUSY or time.monotonic() + BUSY_RETRY >= deadline:
+                    raise
+            time.sleep(BUSY_RETRY)
+        start_keepalive(self)
+
+    def _dial(self, host: str, port: int, timeout: float | None, deadline: float,
+              options: dict[str, Any]) -> None:
+        """One connection and HELLO exchange (the constructor's attempt)."""
+        policy, session = configure(options)
         try:
-            sock = socket.create_connection((host, port), timeout=timeout)
+            sock = socket.create_connection(
+                (host, port), timeout=None if deadline == _FOREVER else
+                max(0.001, deadline - time.monotonic()))
         except TimeoutError as exc:
             raise Timeout(f"connecting to {host}:{port} timed out after {timeout} s") from exc
         except OSError as exc:
@@ -136,7 +155,6 @@ class WiFiSocket(LinkView):
             sock.close()
             self._teardown()
             raise
-        start_keepalive(self)
 
     @classmethod
     def serve(

@@ -206,7 +206,7 @@ class WiFiSocketT {
     while (server_->hasClient()) {
       WiFiClient c = server_->accept();
       if (!c) return;
-      int slot = ep_.open(now);
+      int slot = ep_.open(now, wsock::Endpoint::kAccepted);
       if (slot < 0) {
         // Every slot looks busy. First notice connections that are already over (a peer's
         // FIN or RST, an error found in bytes not yet read): they free slots for nothing.
@@ -214,7 +214,7 @@ class WiFiSocketT {
           readSlot(i, now);
           if (ep_.closing(i)) writeSlot(i, now);
         }
-        slot = ep_.open(now);
+        slot = ep_.open(now, wsock::Endpoint::kAccepted);
       }
       if (slot < 0) {
         // Still busy: make room by evicting the oldest connection that has not
@@ -223,7 +223,7 @@ class WiFiSocketT {
         const int victim = ep_.evict();
         if (victim >= 0) {
           writeSlot(victim, now);  // best-effort CLOSE, stop, release
-          slot = ep_.open(now);
+          slot = ep_.open(now, wsock::Endpoint::kAccepted);
         }
       }
       if (slot < 0) {

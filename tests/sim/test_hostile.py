@@ -1,0 +1,102 @@
+"""Hostile peers against the twin's echo service (issue 17, docs/protocol.md §2 Strangers).
+
+A stranger who can reach the port learns nothing of the host's session and cannot
+continue or end it: the device says nothing before the dialer's HELLO, refuses another
+peer's HELLO with BUSY while the host's session is held, and the host's link carries on.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import pytest
+
+from harness.device.base import Device
+from harness.wifisocket.frame import CloseCode, Frame, FrameDecoder, FrameType, Hello, encode_frame
+
+pytestmark = pytest.mark.twin
+
+TIMEOUT = 5.0
+
+
+def _frames_within(sock: socket.socket, decoder: FrameDecoder, seconds: float) -> list[Frame]:
+    """Every frame the device sends within ``seconds`` (stops early at its close)."""
+    frames: list[Frame] = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            break
+        except ConnectionResetError:
+            break
+        if not data:
+            break
+        frames.extend(decoder.feed(data))
+    return frames
+
+
+def _u64s(frames: list[Frame]) -> set[int]:
+    """Every 8-byte big-endian window of every payload: what a frame could reveal."""
+    seen = set()
+    for f in frames:
+        p = f.payload
+        seen.update(int.from_bytes(p[i:i + 8], "big") for i in range(len(p) - 7))
+    return seen
+
+
+def _hello(session: int, resume: int = 0, ack: int = 0) -> bytes:
+    return encode_frame(FrameType.HELLO, Hello(4096, 8240, 0, session, resume).encode(), ack=ack)
+
+
+def test_a_stranger_learns_nothing_and_cannot_continue_the_hosts_session(
+        device: Device) -> None:
+    with device.connect(timeout=TIMEOUT) as host:
+        for i in range(3):
+            host.send(f"host {i}")
+            assert host.receive(timeout=TIMEOUT) == f"host {i}"
+        secret, ack = host.session_id, host._session.delivered
+        device_id = host.peer_session_id
+
+        # 1. A stranger that connects and listens hears nothing: the device speaks second.
+        with socket.create_connection((device.ip, device.port), timeout=TIMEOUT) as s:
+            decoder = FrameDecoder(1 << 20)
+            before = _frames_within(s, decoder, 0.5)
+            assert before == [], f"the device spoke before the dialer's HELLO: {before}"
+            # 2. Its fresh HELLO is refused: no HELLO, so no session id and no ack.
+            s.sendall(_hello(int.from_bytes(os.urandom(8), "big") | 1))
+            got = _frames_within(s, decoder, TIMEOUT)
+        assert [f.type for f in got] == [FrameType.CLOSE], got
+        assert got[0].payload[0] == CloseCode.BUSY
+        assert secret not in _u64s(before + got)
+
+        # 3. The replay of the issue with everything a stranger could know (the device's
+        # id from an earlier session of its own, a plausible ack), then an injected TEXT.
+        with socket.create_connection((device.ip, device.port), timeout=TIMEOUT) as s:
+            decoder = FrameDecoder(1 << 20)
+            s.sendall(_hello(int.from_bytes(os.urandom(8), "big") | 1, device_id, ack)
+                      + encode_frame(FrameType.TEXT, b"INJECTED-BY-ATTACKER", seq=ack + 1,
+                                     ack=ack))
+            got = _frames_within(s, decoder, TIMEOUT)
+        assert [f.type for f in got] == [FrameType.CLOSE], got
+        assert got[0].payload[0] == CloseCode.BUSY
+        assert secret not in _u64s(got)
+
+        # The host's session went on untouched: same connection, nothing injected.
+        host.send("host after")
+        assert host.receive(timeout=TIMEOUT) == "host after"
+        assert host.reconnects == 0 and host.connected
+        assert host.peer_session_id == device_id
+    assert not [ln for ln in device.console.lines if f"{secret:x}" in ln.text.lower()]
+
+
+def test_a_new_host_gets_the_session_once_the_old_one_closed(device: Device) -> None:
+    with device.connect(timeout=TIMEOUT) as first:
+        first.send("first")
+        assert first.receive(timeout=TIMEOUT) == "first"
+    with device.connect(timeout=TIMEOUT) as second:
+        second.send("second")
+        assert second.receive(timeout=TIMEOUT) == "second"
