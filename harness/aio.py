@@ -32,7 +32,7 @@ from typing import Any
 
 from harness.errors import ConnectionLost, ProtocolError, Timeout
 from harness.wifisocket.frame import CloseCode
-from harness.wifisocket.link import BUSY_RETRY, Link, LinkView, PeerClosedNormally
+from harness.wifisocket.link import BUSY_RETRY, Link, LinkView, PeerClosedNormally, busy_pause
 from harness.wifisocket.socket import DEFAULT_PORT, DEFAULT_TIMEOUT, configure
 from harness.wifisocket.transport import POLLIN, POLLOUT
 
@@ -103,7 +103,7 @@ class WiFiSocket(LinkView):
                 # As the blocking socket: a device holding another host's live session.
                 if exc.code != CloseCode.BUSY or time.monotonic() + BUSY_RETRY >= deadline:
                     raise
-            await asyncio.sleep(BUSY_RETRY)
+            await asyncio.sleep(busy_pause())
 
     @classmethod
     async def _dial_once(cls, host: str, port: int, timeout: float | None, deadline: float,

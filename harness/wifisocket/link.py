@@ -18,6 +18,7 @@ import functools
 import logging
 import math
 import os
+import random
 import socket
 import time
 from collections import deque
@@ -60,8 +61,14 @@ _Msg = str | bytes
 #: unacknowledged data before the link stops reading from the peer: a peer that sends
 #: without reading what we answer must not grow our memory (its TCP window then closes).
 OUTPUT_BACKLOG = 64 * 1024
-#: Pause between the constructor's attempts while the device answers BUSY.
-BUSY_RETRY = 0.25
+#: Pause between the constructor's attempts while the device answers BUSY (jittered, so
+#: that clients waiting for the same service do not retry in lockstep).
+BUSY_RETRY = 0.1
+
+
+def busy_pause() -> float:
+    """How long to wait before the next attempt after a BUSY refusal."""
+    return BUSY_RETRY * random.uniform(0.5, 1.5)
 
 
 class PeerClosedNormally(ConnectionLost):

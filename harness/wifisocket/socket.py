@@ -42,7 +42,7 @@ from harness.errors import ConnectionLost, ProtocolError, ReconnectFailed, Timeo
 from harness.wifisocket.backoff import ReconnectPolicy
 from harness.wifisocket.frame import CloseCode
 from harness.wifisocket.keepalive import ACTIVE_POLL, IDLE_MAX_WAIT, start_keepalive
-from harness.wifisocket.link import BUSY_RETRY, Link, LinkView, PeerClosedNormally
+from harness.wifisocket.link import BUSY_RETRY, Link, LinkView, PeerClosedNormally, busy_pause
 from harness.wifisocket.session import Session
 from harness.wifisocket.transport import POLLIN, POLLOUT
 
@@ -129,7 +129,7 @@ class WiFiSocket(LinkView):
                 # bound (or when that host closes), so try again while time remains.
                 if exc.code != CloseCode.BUSY or time.monotonic() + BUSY_RETRY >= deadline:
                     raise
-            time.sleep(BUSY_RETRY)
+            time.sleep(busy_pause())
         start_keepalive(self)
 
     def _dial(self, host: str, port: int, timeout: float | None, deadline: float,

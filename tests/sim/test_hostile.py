@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -100,3 +101,26 @@ def test_a_new_host_gets_the_session_once_the_old_one_closed(device: Device) -> 
     with device.connect(timeout=TIMEOUT) as second:
         second.send("second")
         assert second.receive(timeout=TIMEOUT) == "second"
+
+
+def test_the_control_service_answers_concurrent_clients(device: Device) -> None:
+    """4 threads x 10 (connect, stats, receive): every request answered (issue 17)."""
+    threads, rounds = 4, 10
+
+    def client(_: int) -> int:
+        answered = 0
+        for _ in range(rounds):
+            with device.connect(device.ctrl_port, timeout=3 * TIMEOUT) as sock:
+                sock.send("stats")
+                reply = sock.receive(timeout=TIMEOUT)
+            assert isinstance(reply, str) and reply.startswith('{"mode"'), reply
+            answered += 1
+        return answered
+
+    with ThreadPoolExecutor(threads) as pool:
+        answered = sum(pool.map(client, range(threads)))
+    assert answered == threads * rounds
+    # The device's own retrying helper too, side by side.
+    with ThreadPoolExecutor(threads) as pool:
+        replies = list(pool.map(lambda _: device.control("stats"), range(threads * rounds)))
+    assert all("mode" in r for r in replies)
