@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import Any
 
 from harness.errors import ConnectionLost, ProtocolError, Timeout
+from harness.wifisocket.acceptor import Acceptor, Allow
 from harness.wifisocket.frame import CloseCode
 from harness.wifisocket.link import BUSY_RETRY, Link, LinkView, PeerClosedNormally, busy_pause
 from harness.wifisocket.socket import DEFAULT_PORT, DEFAULT_TIMEOUT, configure
@@ -134,15 +135,16 @@ class WiFiSocket(LinkView):
     @classmethod
     async def serve(
         cls, port: int = DEFAULT_PORT, host: str = "0.0.0.0", *, timeout: float | None = None,
-        **options: Any,
+        allow: Allow = None, **options: Any,
     ) -> WiFiSocket:
         """Listen on ``host:port`` and wait for a peer that dials in and says HELLO.
 
         As :meth:`harness.WiFiSocket.serve`: ``timeout`` bounds the wait for the peer (None:
         forever); with ``reconnect=True`` the socket keeps listening for the device to
-        dial back in until :meth:`close`.
+        dial back in until :meth:`close`; ``allow`` says who may dial in.
         """
         policy, session = configure(options)
+        Acceptor.check_allow(allow)
         try:
             listener = socket.create_server((host, port))
         except OSError as exc:
@@ -151,7 +153,7 @@ class WiFiSocket(LinkView):
                    asyncio.get_running_loop())
         try:
             try:
-                self._link.listen(listener, owns=True)
+                self._link.listen(listener, owns=True, allow=allow)
             except OSError as exc:
                 raise ConnectionLost(f"the listener is unusable: {exc}") from exc
             await self._await_first(_deadline(timeout), timeout)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.errors import ConnectionLost, ProtocolError, SessionLost, Timeout, WiFiSocketError
-from harness.wifisocket.acceptor import Acceptor, Pending
+from harness.wifisocket.acceptor import Acceptor, Allow, Pending
 from harness.wifisocket.backoff import Reconnect, ReconnectPolicy
 from harness.wifisocket.frame import CloseCode, Hello
 from harness.wifisocket.session import (
@@ -116,11 +116,12 @@ class Link:
         self.dial_family = sock.family
         self.dial_address = sock.getpeername()
 
-    def listen(self, listener: socket.socket, *, owns: bool) -> None:
+    def listen(self, listener: socket.socket, *, owns: bool, allow: Allow = None) -> None:
         """Serve topology: wait for the peer on ``listener`` (raises OSError)."""
         self.acceptor = Acceptor(
             listener, owns=owns, transport=self.transport,
             max_message=self.session.max_message, connect_timeout=self.policy.connect_timeout,
+            allow=allow,
         )
         self.target = self.acceptor.target
         self.supervisor.serving = True
@@ -483,8 +484,10 @@ class Link:
         )
         if info is not None and self.policy.on_reconnect is not None:
             self.callbacks.append(functools.partial(self.policy.on_reconnect, info))
-        if not self.policy.reconnect and self.acceptor is not None:
-            self.acceptor.stop_listening()
+        if self.acceptor is not None:
+            self.acceptor.peer_connected(self.transport.peer_address)
+            if not self.policy.reconnect:
+                self.acceptor.stop_listening()
 
     # --- connection changes ------------------------------------------------------------
 

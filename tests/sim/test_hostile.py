@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from harness.device.base import Device
+from harness.wifisocket import WiFiSocket
 from harness.wifisocket.frame import CloseCode, Frame, FrameDecoder, FrameType, Hello, encode_frame
 
 pytestmark = pytest.mark.twin
@@ -124,3 +125,31 @@ def test_the_control_service_answers_concurrent_clients(device: Device) -> None:
     with ThreadPoolExecutor(threads) as pool:
         replies = list(pool.map(lambda _: device.control("stats"), range(threads * rounds)))
     assert all("mode" in r for r in replies)
+
+
+def test_serve_refuses_an_impostor_and_serves_the_device(device: Device) -> None:
+    """The issue's impostor dials the serving host first; ``allow`` names the device."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        # The impostor, from another address, dials first and says HELLO.
+        impostor = socket.socket()
+        impostor.bind(("127.0.0.250", 0))
+        impostor.connect(("127.0.0.1", port))
+        with impostor:
+            impostor.sendall(_hello(int.from_bytes(os.urandom(8), "big") | 1))
+            device.console.send_line(f"dial 127.0.0.1 {port}")
+            try:
+                with WiFiSocket.accept(listener, timeout=10.0, allow=[device.ip]) as host:
+                    host.send("secret-for-device")
+                    assert host.receive(timeout=TIMEOUT) == "secret-for-device"
+                    host.flush(timeout=TIMEOUT)
+                    assert host.peer_address[0] == device.ip
+                    got = _frames_within(impostor, FrameDecoder(1 << 20), 0.3)
+                    assert got == [], f"the impostor heard {got}"
+            finally:
+                mark = device.console.mark()
+                device.console.send_line("dial off")
+                device.console.expect(r"^ESP-HIL OK dial$", timeout=TIMEOUT, since=mark)
+    with device.connect(timeout=TIMEOUT) as sock:  # listening again for the next tests
+        sock.send("listening again")
+        assert sock.receive(timeout=TIMEOUT) == "listening again"

@@ -11,10 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness import WiFiSocket
+from harness import WiFiSocket, aio
 from harness.wifisocket import link as link_module
 from harness.wifisocket.frame import FrameDecoder, FrameType, Hello, encode_frame
 from harness.wifisocket.link import OUTPUT_BACKLOG
+from tests.unit.test_wifisocket import Peer, free_port
 
 LOCAL = "127.0.0.1"
 WAIT = 10.0
@@ -180,3 +181,128 @@ def test_backed_up_output_pauses_reading_and_the_link_survives(listener, monkeyp
         ws.send("ok")
         thread.join(WAIT)
     assert result["text"] == b"ok"
+
+
+# --- serve(): who may dial in ------------------------------------------------------------
+
+
+def _dial_from(source: str, port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.settimeout(WAIT)
+    sock.bind((source, 0))
+    sock.connect((LOCAL, port))
+    return sock
+
+
+def _peer_from(source: str, port: int, box: dict, key: str) -> None:
+    """A device dialling in from ``source``: HELLO, then echo one message."""
+    with _dial_from(source, port) as conn:
+        peer = Peer(conn)
+        peer.open()
+        box[key] = peer.recv()
+        peer.send(box[key])
+        while peer.pump():
+            pass
+
+
+def _impostor(port: int, source: str = LOCAL) -> bytes:
+    """Dial, say a fresh HELLO, return everything the host sent before closing."""
+    with _dial_from(source, port) as sock:
+        sock.sendall(encode_frame(FrameType.HELLO, Hello(4096, 8192, 0, 0x1A7E).encode()))
+        got = b""
+        try:
+            while data := sock.recv(4096):
+                got += data
+        except (ConnectionResetError, TimeoutError):
+            pass
+        return got
+
+
+def test_serve_allow_refuses_an_impostor_that_dials_first() -> None:
+    with socket.create_server((LOCAL, 0)) as listener:
+        port = listener.getsockname()[1]
+        heard: dict = {}
+        imp = threading.Thread(target=lambda: heard.update(impostor=_impostor(port)))
+        imp.start()
+        time.sleep(0.2)  # it dials first
+        box: dict = {}
+        dev = threading.Thread(target=_peer_from, args=("127.0.0.2", port, box, "dev"))
+        dev.start()
+        with WiFiSocket.accept(listener, timeout=WAIT, allow="127.0.0.2/32") as ws:
+            ws.send("secret-for-device")
+            assert ws.receive(WAIT) == "secret-for-device"
+            assert ws.peer_address[0] == "127.0.0.2"
+            imp.join(WAIT)
+        dev.join(WAIT)
+    assert box["dev"] == "secret-for-device"
+    assert heard["impostor"] == b""  # refused at accept: not a byte of ours
+
+
+def test_serve_by_default_takes_redials_only_from_the_first_peers_address() -> None:
+    with socket.create_server((LOCAL, 0)) as listener:
+        port = listener.getsockname()[1]
+        box: dict = {}
+        dev = threading.Thread(target=_peer_from, args=(LOCAL, port, box, "dev"))
+        dev.start()
+        with WiFiSocket.accept(listener, timeout=WAIT) as ws:
+            # Another address dials in while the link is up: refused, the link goes on.
+            assert _impostor(port, "127.0.0.3") == b""
+            ws.send("still the device")
+            assert ws.receive(WAIT) == "still the device"
+            assert ws.reconnects == 0
+        dev.join(WAIT)
+
+
+def test_serve_allow_can_judge_the_dialers_hello() -> None:
+    with socket.create_server((LOCAL, 0)) as listener:
+        port = listener.getsockname()[1]
+        heard: dict = {}
+        imp = threading.Thread(target=lambda: heard.update(impostor=_impostor(port)))
+        imp.start()
+        time.sleep(0.2)  # it dials first
+        box: dict = {}
+        dev = threading.Thread(target=_peer_from, args=("127.0.0.2", port, box, "dev"))
+        dev.start()
+
+        def allow(address: tuple, hello: Hello) -> bool:
+            return hello.session != 0x1A7E
+
+        with WiFiSocket.accept(listener, timeout=WAIT, allow=allow) as ws:
+            ws.send("m")
+            assert ws.receive(WAIT) == "m"
+        imp.join(WAIT)
+        dev.join(WAIT)
+    frames = FrameDecoder(1 << 20).feed(heard["impostor"])
+    assert [f.type for f in frames] == [FrameType.CLOSE]  # refused with a reason, no HELLO
+
+
+def test_serve_rejects_a_bad_allow_before_listening() -> None:
+    with pytest.raises(ValueError, match="allow"):
+        WiFiSocket.serve(0, allow=["not an address"], timeout=0.1)
+
+
+@pytest.mark.asyncio
+async def test_aio_serve_takes_the_same_allow_filter() -> None:
+    port = free_port()
+    heard: dict = {}
+    box: dict = {}
+
+    def dialers() -> None:
+        deadline = time.monotonic() + WAIT
+        while True:  # until the host listens
+            try:
+                heard["impostor"] = _impostor(port)
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+        _peer_from("127.0.0.2", port, box, "dev")
+
+    thread = threading.Thread(target=dialers, daemon=True)
+    thread.start()
+    ws = await aio.WiFiSocket.serve(port, host=LOCAL, timeout=WAIT, allow=["127.0.0.2"])
+    async with ws:
+        await ws.send("secret-for-device")
+        assert await ws.receive(WAIT) == "secret-for-device"
+    thread.join(WAIT)
+    assert heard["impostor"] == b""
