@@ -125,7 +125,9 @@ class WiFiSocket(LinkView):
                 self._link.dialled(sock)
             except OSError as exc:
                 raise ConnectionLost(f"connection failed during setup: {exc}") from exc
-            await self._await_first(deadline, timeout)
+            # The peer's HELLO is due within connect_timeout, as on every later attempt.
+            await self._await_first(min(deadline, time.monotonic() + policy.connect_timeout),
+                                    timeout)
         except BaseException:
             sock.close()
             self._teardown()

@@ -84,6 +84,13 @@ class ConnectionLost(WiFiSocketError):
     """The TCP connection failed or was closed (without a protocol error to report)."""
 
 
+class PeerClosedNormally(ConnectionLost):
+    """The peer ended the session with CLOSE NORMAL (its reason, if any, in the message).
+
+    Iterating over a WiFiSocket ends quietly on it; every other call raises it.
+    """
+
+
 class Timeout(WiFiSocketError, TimeoutError):
     """An operation did not complete within its timeout."""
 

@@ -606,6 +606,19 @@ void test_accepted_connection_reveals_nothing_to_a_stranger() {
   CHECK(!hello.empty() && hello[0].type == kHello && hello[0].ack == 0);
   CHECK(decodeHello(hello[0].payload.data(), hello[0].payload.size(), &h, &why) == kNormal);
   CHECK(h.resume == 0 && dev.ep.peerSession() == 0x5744);
+  // The application drops its owner (e.g. an echo it can never send): no longer held.
+  dev.ep.drop(kTooLarge, "too large for the peer");
+  CHECK(dev.closedWith(kTooLarge) && !dev.ep.connected());
+  dev.ep.release(nc);
+  const int nc2 = dev.ep.open(3003, Endpoint::kAccepted);
+  feedFrame(dev, nc2, kHello, 0, 0, helloPayload(0x5745, 0), 3003);
+  CHECK(dev.ep.connected() && dev.ep.peerSession() == 0x5745);
+  // An owner that closes for good (any code but the recoverable ones) releases it too.
+  feedFrame(dev, nc2, kClose, 0, 0, std::vector<uint8_t>{kProtocol}, 3004);
+  dev.ep.release(nc2);
+  const int nc3 = dev.ep.open(3005, Endpoint::kAccepted);
+  feedFrame(dev, nc3, kHello, 0, 0, helloPayload(0x5746, 0), 3005);
+  CHECK(dev.ep.connected() && dev.ep.peerSession() == 0x5746);
 }
 
 void test_keepalive_and_dead_bound() {

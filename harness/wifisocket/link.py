@@ -25,7 +25,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from harness.errors import ConnectionLost, ProtocolError, SessionLost, Timeout, WiFiSocketError
+from harness.errors import (
+    ConnectionLost,
+    PeerClosedNormally,
+    ProtocolError,
+    SessionLost,
+    Timeout,
+    WiFiSocketError,
+)
 from harness.wifisocket.acceptor import Acceptor, Allow, Pending
 from harness.wifisocket.backoff import Reconnect, ReconnectPolicy
 from harness.wifisocket.frame import CloseCode, Hello
@@ -69,10 +76,6 @@ BUSY_RETRY = 0.1
 def busy_pause() -> float:
     """How long to wait before the next attempt after a BUSY refusal."""
     return BUSY_RETRY * random.uniform(0.5, 1.5)
-
-
-class PeerClosedNormally(ConnectionLost):
-    """The peer sent CLOSE NORMAL: iteration ends quietly, other calls raise."""
 
 
 class Link:
@@ -465,9 +468,14 @@ class Link:
                 else:
                     self._fail(ev.error)
             elif isinstance(ev, Dead):
-                self._drop(ConnectionLost(
-                    f"the peer was silent for {self.session.dead_after} s (dead)"
-                ))
+                if self.connected:
+                    self._drop(ConnectionLost(
+                        f"the peer was silent for {self.session.dead_after} s (dead)"
+                    ))
+                else:  # the peer never said HELLO on this connection
+                    self._drop(Timeout(
+                        f"no HELLO from {self.target} within {self.session.dead_after} s"
+                    ))
             # Pong: the session keeps the rtt.
 
     def _on_connected(self, ev: Connected, after: list[Event]) -> None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from harness.device.base import Device
+from harness.errors import ProtocolError
 from harness.wifisocket import WiFiSocket
 from harness.wifisocket.frame import CloseCode, Frame, FrameDecoder, FrameType, Hello, encode_frame
 
@@ -153,3 +155,30 @@ def test_serve_refuses_an_impostor_and_serves_the_device(device: Device) -> None
     with device.connect(timeout=TIMEOUT) as sock:  # listening again for the next tests
         sock.send("listening again")
         assert sock.receive(timeout=TIMEOUT) == "listening again"
+
+
+def test_the_twin_listens_with_a_boards_backlog(device: Device) -> None:
+    """5 pending connections per port, as the core's WiFiServer (MAX_PENDING_CLIENTS_PER_PORT;
+    Linux queues backlog + 1, so the listener's backlog is 4)."""
+    out = subprocess.run(
+        ["ss", "-ltnH", f"src {device.ip}:{device.port}"],
+        capture_output=True, text=True, timeout=TIMEOUT, check=True,
+    ).stdout.split()
+    assert out, f"no listener on {device.ip}:{device.port}"
+    # State Recv-Q Send-Q Local Peer: for a listener, Send-Q is its backlog.
+    assert int(out[2]) == 4, out
+
+
+def test_an_echo_the_host_cannot_take_closes_with_a_reason(device: Device) -> None:
+    mark = device.console.mark()
+    with device.connect(timeout=TIMEOUT, max_message=1, window=64) as host:
+        host.send(b"x" * 50)
+        with pytest.raises(ProtocolError) as closed:
+            host.receive(timeout=TIMEOUT)
+    assert closed.value.code == CloseCode.TOO_LARGE
+    assert "max_message" in str(closed.value)
+    device.console.expect(r"^WS CLOSE code=3 reason=echo larger than the host's max_message",
+                          timeout=TIMEOUT, since=mark)
+    with device.connect(timeout=TIMEOUT) as sock:  # the next host is served at once
+        sock.send("next")
+        assert sock.receive(timeout=TIMEOUT) == "next"

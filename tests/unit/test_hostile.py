@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness import WiFiSocket, aio
+from harness import Timeout, WiFiSocket, WiFiSocketError, aio
 from harness.wifisocket import link as link_module
-from harness.wifisocket.frame import FrameDecoder, FrameType, Hello, encode_frame
+from harness.wifisocket.frame import CloseCode, FrameDecoder, FrameType, Hello, encode_frame
 from harness.wifisocket.link import OUTPUT_BACKLOG
 from tests.unit.test_wifisocket import Peer, free_port
 
@@ -306,3 +306,50 @@ async def test_aio_serve_takes_the_same_allow_filter() -> None:
         assert await ws.receive(WAIT) == "secret-for-device"
     thread.join(WAIT)
     assert heard["impostor"] == b""
+
+
+# --- smaller items -------------------------------------------------------------------------
+
+
+def test_a_peer_that_never_says_hello_times_out_after_connect_timeout(listener) -> None:
+    port = listener.getsockname()[1]
+    held: list[socket.socket] = []
+    thread = threading.Thread(target=lambda: held.append(listener.accept()[0]), daemon=True)
+    thread.start()
+    t0 = time.monotonic()
+    with pytest.raises(Timeout, match="HELLO"):
+        WiFiSocket(LOCAL, port, timeout=WAIT, connect_timeout=0.5)
+    assert time.monotonic() - t0 < 2.0  # connect_timeout, not dead_after (3 s) or timeout
+    # dead_after shorter than connect_timeout: still the documented Timeout.
+    thread.join(WAIT)
+    thread = threading.Thread(target=lambda: held.append(listener.accept()[0]), daemon=True)
+    thread.start()
+    with pytest.raises(Timeout, match="HELLO"):
+        WiFiSocket(LOCAL, port, timeout=WAIT, connect_timeout=2.0, dead_after=0.3)
+    thread.join(WAIT)
+    for s in held:
+        s.close()
+
+
+@pytest.mark.parametrize("code", [CloseCode.NORMAL, CloseCode.PROTOCOL])
+def test_a_close_reason_that_is_not_utf8_surfaces_as_a_public_error(listener, code) -> None:
+    port = listener.getsockname()[1]
+
+    def peer() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            p = Peer(conn)
+            p.open()
+            conn.sendall(encode_frame(FrameType.CLOSE, bytes([code]) + b"bad \xff\xfe reason"))
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=peer, daemon=True)
+    thread.start()
+    with WiFiSocket(LOCAL, port, timeout=WAIT) as ws, pytest.raises(WiFiSocketError) as info:
+        ws.receive(WAIT)
+    thread.join(WAIT)
+    error = info.value
+    # The type is one of harness.errors' public classes, and the reason is readable.
+    assert type(error).__module__ == "harness.errors", type(error)
+    assert not type(error).__name__.startswith("_")
+    assert "bad" in str(error) and "reason" in str(error)

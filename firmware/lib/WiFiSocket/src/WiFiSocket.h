@@ -181,6 +181,10 @@ class WiFiSocketT {
   uint32_t evictions() const { return ep_.evictions(); }
   /// The peer's session id (changes when a new host WiFiSocket connects); 0 if none.
   uint64_t peerSession() const { return ep_.peerSession(); }
+  /// The largest message the peer accepts (0 before its HELLO): a longer one never fits.
+  uint32_t peerMaxMessage() const { return ep_.peerMaxMessage(); }
+  /// Closes the current connection with a close code and reason (the peer gets CLOSE).
+  void drop(uint8_t code, const char* reason) { ep_.drop(code, reason); }
 
  private:
   enum Mode : uint8_t { kIdle, kServer, kClient };

@@ -272,6 +272,11 @@ void Endpoint::close() {
   peerSession_ = 0;
 }
 
+void Endpoint::drop(uint8_t code, const char* reason) {
+  held_ = false;
+  if (active_ >= 0) closeSlot(active_, kClosedLocally, code, reason);
+}
+
 void Endpoint::queueScratch(Slot& s, uint8_t type, const uint8_t* payload, size_t len) {
   // Control frames carry the current cumulative ack like every frame.
   const uint32_t ack = taken_;
@@ -423,8 +428,12 @@ void Endpoint::onFrame(int slot, const FrameView& f, uint32_t now) {
   s.lastRx = now;
   if (slot == active_) {
     ownerRx_ = now;
-    // The owner said goodbye: the session is no longer held for it.
-    if (f.type == kClose && f.payload[0] == kNormal) held_ = false;
+    // The owner ended its link for good (any close but the recoverable ones, after which
+    // it comes back): the session is no longer held for it.
+    if (f.type == kClose && f.payload[0] != kTimeout && f.payload[0] != kBadCrc &&
+        f.payload[0] != kBusy) {
+      held_ = false;
+    }
   }
   if (f.type == kClose) {
     // Reasons are shown on a console line: keep them printable and bounded.

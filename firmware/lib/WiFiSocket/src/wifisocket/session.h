@@ -151,6 +151,9 @@ class Endpoint {
   int activeSlot() const { return active_; }
   /// Closes every connection with NORMAL and forgets the session (start() begins anew).
   void close();
+  /// Closes the active connection with `code` and `reason` (e.g. the application cannot
+  /// serve this peer); the session is no longer held for it.
+  void drop(uint8_t code, const char* reason);
 
   // --- application ---------------------------------------------------------------------
   bool connected() const { return active_ >= 0; }
