@@ -231,7 +231,15 @@ void Endpoint::closeSlot(int slot, uint8_t kind, uint8_t code, const char* reaso
   Slot& s = slots_[slot];
   if (s.state == Slot::kFree || s.state == Slot::kClosing) return;
   s.state = Slot::kClosing;
-  if (active_ == slot) active_ = -1;
+  if (active_ == slot) {
+    active_ = -1;
+    // A close after which the owner does not come back (NORMAL, a protocol error either
+    // way: every code but the recoverable ones) ends the hold; a lost connection, a dead
+    // bound, a corrupt frame or its own newer connection does not (docs/protocol.md §2).
+    const bool comesBack = kind == kConnectionLost || code == kTimeout || code == kBadCrc ||
+                           code == kReplaced || code == kBusy;
+    if (!comesBack) held_ = false;
+  }
   if (kind == kClosedLocally) {
     // Best effort CLOSE, only at a frame boundary: half a frame cannot be taken back.
     const bool midFrame = s.cursor != Slot::kNone &&
@@ -273,7 +281,6 @@ void Endpoint::close() {
 }
 
 void Endpoint::drop(uint8_t code, const char* reason) {
-  held_ = false;
   if (active_ >= 0) closeSlot(active_, kClosedLocally, code, reason);
 }
 
@@ -426,15 +433,7 @@ void Endpoint::onHeader(int slot, FrameDecoder& dec) {
 void Endpoint::onFrame(int slot, const FrameView& f, uint32_t now) {
   Slot& s = slots_[slot];
   s.lastRx = now;
-  if (slot == active_) {
-    ownerRx_ = now;
-    // The owner ended its link for good (any close but the recoverable ones, after which
-    // it comes back): the session is no longer held for it.
-    if (f.type == kClose && f.payload[0] != kTimeout && f.payload[0] != kBadCrc &&
-        f.payload[0] != kBusy) {
-      held_ = false;
-    }
-  }
+  if (slot == active_) ownerRx_ = now;
   if (f.type == kClose) {
     // Reasons are shown on a console line: keep them printable and bounded.
     char reason[kCloseMaxPayload];
