@@ -32,8 +32,7 @@ from typing import Any
 
 from harness.errors import ConnectionLost, ProtocolError, Timeout
 from harness.wifisocket.acceptor import Acceptor, Allow
-from harness.wifisocket.frame import CloseCode
-from harness.wifisocket.link import BUSY_RETRY, Link, LinkView, PeerClosedNormally, busy_pause
+from harness.wifisocket.link import Link, LinkView, PeerClosedNormally, busy_pause
 from harness.wifisocket.socket import DEFAULT_PORT, DEFAULT_TIMEOUT, configure
 from harness.wifisocket.transport import POLLIN, POLLOUT
 
@@ -102,9 +101,10 @@ class WiFiSocket(LinkView):
                 return await cls._dial_once(host, port, timeout, deadline, options)
             except ProtocolError as exc:
                 # As the blocking socket: a device holding another host's live session.
-                if exc.code != CloseCode.BUSY or time.monotonic() + BUSY_RETRY >= deadline:
+                pause = busy_pause(exc, deadline)
+                if pause is None:
                     raise
-            await asyncio.sleep(busy_pause())
+            await asyncio.sleep(pause)
 
     @classmethod
     async def _dial_once(cls, host: str, port: int, timeout: float | None, deadline: float,

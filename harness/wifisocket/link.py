@@ -73,8 +73,11 @@ OUTPUT_BACKLOG = 64 * 1024
 BUSY_RETRY = 0.1
 
 
-def busy_pause() -> float:
-    """How long to wait before the next attempt after a BUSY refusal."""
+def busy_pause(exc: ProtocolError, deadline: float) -> float | None:
+    """After the constructor's attempt failed with ``exc``: how long to wait before the next
+    one, or None to give up (not a BUSY refusal, or no time left)."""
+    if exc.code != CloseCode.BUSY or time.monotonic() + BUSY_RETRY >= deadline:
+        return None
     return BUSY_RETRY * random.uniform(0.5, 1.5)
 
 

@@ -41,9 +41,8 @@ from typing import Any
 from harness.errors import ConnectionLost, ProtocolError, ReconnectFailed, Timeout
 from harness.wifisocket.acceptor import Acceptor, Allow
 from harness.wifisocket.backoff import ReconnectPolicy
-from harness.wifisocket.frame import CloseCode
 from harness.wifisocket.keepalive import ACTIVE_POLL, IDLE_MAX_WAIT, start_keepalive
-from harness.wifisocket.link import BUSY_RETRY, Link, LinkView, PeerClosedNormally, busy_pause
+from harness.wifisocket.link import Link, LinkView, PeerClosedNormally, busy_pause
 from harness.wifisocket.session import Session
 from harness.wifisocket.transport import POLLIN, POLLOUT
 
@@ -128,9 +127,10 @@ class WiFiSocket(LinkView):
             except ProtocolError as exc:
                 # The device holds another host's live session: it frees it at its dead
                 # bound (or when that host closes), so try again while time remains.
-                if exc.code != CloseCode.BUSY or time.monotonic() + BUSY_RETRY >= deadline:
+                pause = busy_pause(exc, deadline)
+                if pause is None:
                     raise
-            time.sleep(busy_pause())
+            time.sleep(pause)
         start_keepalive(self)
 
     def _dial(self, host: str, port: int, timeout: float | None, deadline: float,

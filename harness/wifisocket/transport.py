@@ -207,7 +207,7 @@ class Transport:
         return self._rview[:n]
 
     def has_input(self) -> bool:
-        """The kernel holds unread bytes (or an error/EOF) for us; reads nothing."""
+        """The kernel holds unread bytes (or an error) for us; reads nothing."""
         sock = self.sock
         if sock is None or self.connecting:
             return False
