@@ -30,8 +30,9 @@ import time
 from types import TracebackType
 from typing import Any
 
-from harness.errors import ConnectionLost, Timeout
-from harness.wifisocket.link import Link, LinkView, PeerClosedNormally
+from harness.errors import ConnectionLost, ProtocolError, Timeout
+from harness.wifisocket.acceptor import Acceptor, Allow
+from harness.wifisocket.link import Link, LinkView, PeerClosedNormally, busy_pause
 from harness.wifisocket.socket import DEFAULT_PORT, DEFAULT_TIMEOUT, configure
 from harness.wifisocket.transport import POLLIN, POLLOUT
 
@@ -93,12 +94,27 @@ class WiFiSocket(LinkView):
 
         Options and errors as :class:`harness.WiFiSocket`.
         """
-        policy, session = configure(options)  # bad options fail before any socket exists
-        loop = asyncio.get_running_loop()
+        configure(options)  # bad options fail before any socket exists
         deadline = _deadline(timeout)
+        while True:
+            try:
+                return await cls._dial_once(host, port, timeout, deadline, options)
+            except ProtocolError as exc:
+                # As the blocking socket: a device holding another host's live session.
+                pause = busy_pause(exc, deadline)
+                if pause is None:
+                    raise
+            await asyncio.sleep(pause)
+
+    @classmethod
+    async def _dial_once(cls, host: str, port: int, timeout: float | None, deadline: float,
+                         options: dict[str, Any]) -> WiFiSocket:
+        policy, session = configure(options)
+        loop = asyncio.get_running_loop()
+        remaining = None if deadline == _FOREVER else max(0.001, deadline - time.monotonic())
         try:
             # wait_for, not asyncio.timeout: the package supports Python 3.10.
-            sock = await asyncio.wait_for(_dial(loop, host, port), timeout)
+            sock = await asyncio.wait_for(_dial(loop, host, port), remaining)
         except asyncio.TimeoutError as exc:
             raise Timeout(f"connecting to {host}:{port} timed out after {timeout} s") from exc
         except OSError as exc:
@@ -109,7 +125,9 @@ class WiFiSocket(LinkView):
                 self._link.dialled(sock)
             except OSError as exc:
                 raise ConnectionLost(f"connection failed during setup: {exc}") from exc
-            await self._await_first(deadline, timeout)
+            # The peer's HELLO is due within connect_timeout, as on every later attempt.
+            await self._await_first(min(deadline, time.monotonic() + policy.connect_timeout),
+                                    timeout)
         except BaseException:
             sock.close()
             self._teardown()
@@ -119,15 +137,16 @@ class WiFiSocket(LinkView):
     @classmethod
     async def serve(
         cls, port: int = DEFAULT_PORT, host: str = "0.0.0.0", *, timeout: float | None = None,
-        **options: Any,
+        allow: Allow = None, **options: Any,
     ) -> WiFiSocket:
         """Listen on ``host:port`` and wait for a peer that dials in and says HELLO.
 
         As :meth:`harness.WiFiSocket.serve`: ``timeout`` bounds the wait for the peer (None:
         forever); with ``reconnect=True`` the socket keeps listening for the device to
-        dial back in until :meth:`close`.
+        dial back in until :meth:`close`; ``allow`` says who may dial in.
         """
         policy, session = configure(options)
+        Acceptor.check_allow(allow)
         try:
             listener = socket.create_server((host, port))
         except OSError as exc:
@@ -136,7 +155,7 @@ class WiFiSocket(LinkView):
                    asyncio.get_running_loop())
         try:
             try:
-                self._link.listen(listener, owns=True)
+                self._link.listen(listener, owns=True, allow=allow)
             except OSError as exc:
                 raise ConnectionLost(f"the listener is unusable: {exc}") from exc
             await self._await_first(_deadline(timeout), timeout)

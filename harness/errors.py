@@ -31,6 +31,7 @@ _CODE_NAMES = {
     8: "SEQUENCE",
     9: "WINDOW",
     10: "INVALID_TEXT",
+    11: "BUSY",
 }
 
 
@@ -81,6 +82,13 @@ class MessageTooLarge(ProtocolError):
 
 class ConnectionLost(WiFiSocketError):
     """The TCP connection failed or was closed (without a protocol error to report)."""
+
+
+class PeerClosedNormally(ConnectionLost):
+    """The peer ended the session with CLOSE NORMAL (its reason, if any, in the message).
+
+    Iterating over a WiFiSocket ends quietly on it; every other call raises it.
+    """
 
 
 class Timeout(WiFiSocketError, TimeoutError):

@@ -100,8 +100,11 @@ struct OutputCheck {
   bool sawData = false;
   uint32_t lastSeq = 0;
   bool activeSeen = false;  // the slot was the active one while this frame was written
+  bool accepted = false;    // Role kAccepted: the HELLO answers the dialer's
+  uint64_t peerNow = 0;     // the endpoint's peer session while these bytes were written
 
-  void open(const Endpoint& ep, size_t tx) {
+  void open(const Endpoint& ep, size_t tx, bool acceptedRole) {
+    accepted = acceptedRole;
     dec = FrameDecoder(buf, kCap, 0xFFFFFFFFU);
     session = ep.sessionId();
     maxMessage = ep.maxMessage();
@@ -145,6 +148,10 @@ struct OutputCheck {
       FUZZ_CHECK(wsock::decodeHello(f.payload, f.length, &h, &reason) == wsock::kNormal);
       FUZZ_CHECK(h.session == session);
       FUZZ_CHECK(h.maxMessage == maxMessage && h.window == window);
+      // An acceptor names a remembered session only to the dialer that named itself as
+      // its peer, so never another peer session (docs/protocol.md section 2, Strangers).
+      if (accepted) FUZZ_CHECK(h.resume == 0 || h.resume == peerNow);
+      if (accepted && h.resume == 0) FUZZ_CHECK(f.ack == 0);
       sawHello = true;
       return;
     }
@@ -238,7 +245,10 @@ struct Harness {
       FUZZ_CHECK(p != nullptr);
       FUZZ_CHECK(slot >= 0 && slot < kSlots && ep->inUse(slot));
       const size_t k = n < left ? n : left;
-      if (tracked[slot]) out[slot].feed(p, k, ep->activeSlot() == slot, &lastPingNonce);
+      if (tracked[slot]) {
+        out[slot].peerNow = ep->peerSession();
+        out[slot].feed(p, k, ep->activeSlot() == slot, &lastPingNonce);
+      }
       ep->consumeOutput(slot, k, now);
       left -= k;
     }
@@ -274,11 +284,12 @@ struct Harness {
       if (g_trace) fprintf(stderr, "op %zu: %u slot %d now %u\n", ops, op % 17, slot, now);
       switch (op % 17) {
         case 0: {  // a TCP connection comes up
-          const int s = ep->open(now);
+          const bool accepted = (op & 0x80) != 0;
+          const int s = ep->open(now, accepted ? Endpoint::kAccepted : Endpoint::kDialled);
           FUZZ_CHECK(s >= -1 && s < kSlots);
           if (s >= 0) {
             FUZZ_CHECK(ep->inUse(s) && !ep->closing(s));
-            out[s].open(*ep, layout.txCap);
+            out[s].open(*ep, layout.txCap, accepted);
             tracked[s] = true;
           }
           break;
@@ -534,7 +545,7 @@ void closeHook(void* ctx, int slot, uint8_t kind, uint8_t code, const char* reas
   FUZZ_CHECK(kind <= wsock::kConnectionLost);
   FUZZ_CHECK(reason != nullptr && strlen(reason) <= wsock::kCloseMaxReason);
   if (kind == wsock::kClosedLocally) {
-    FUZZ_CHECK(code <= wsock::kInvalidText);
+    FUZZ_CHECK(code <= wsock::kBusy);
     FUZZ_CHECK(reason[0] != 0);
   }
 }

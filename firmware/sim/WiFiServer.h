@@ -21,7 +21,7 @@ class WiFiServer {
   void begin();
   void begin(uint16_t port);
   void begin(uint16_t port, uint8_t backlog) {
-    (void)backlog;  // the host listener's backlog is fixed (8)
+    (void)backlog;  // the host listener's backlog is fixed (5 pending, the core's default)
     begin(port);
   }
   // Applies TCP_NODELAY to every client accepted from now on.

@@ -193,7 +193,8 @@ bool listener_open(int slot) {
   addr.sin_port = htons(l.port);
   // Every socket of the twin lives on its own address, never on 0.0.0.0.
   addr.sin_addr.s_addr = l.bind_ip ? l.bind_ip : config().ip;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, 8) != 0) {
+  // 5 pending connections, as the core's WiFiServer (MAX_PENDING_CLIENTS_PER_PORT); Linux queues backlog + 1.
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, 4) != 0) {
     char text[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &addr.sin_addr, text, sizeof text);
     int err = errno;

@@ -108,9 +108,19 @@ void infoFields(esphil::Text& j) {
   j.add(", \"raw_port\": ").num(static_cast<unsigned>(kRawPort));
 }
 
+// An echo the host cannot take (it announced a smaller max_message): close its connection
+// with the reason instead of keeping, or silently dropping, what can never be sent.
+bool dropOversizeEcho() {
+  if (echoLen < 0 || static_cast<uint32_t>(echoLen) <= echo.peerMaxMessage()) return false;
+  echo.drop(wsock::kTooLarge, "echo larger than the host's max_message");
+  echoLen = -1;
+  return true;
+}
+
 // A reply taken from the link before a mode switch still goes out, first. False: not yet.
 bool flushPendingEcho() {
   if (echoLen >= 0 && echoPeer != echo.peerSession()) echoLen = -1;  // that host is gone
+  dropOversizeEcho();
   if (echoLen < 0) return true;
   if (!echo.send(echoBuf, static_cast<size_t>(echoLen), echoText)) return false;
   echoLen = -1;
@@ -125,6 +135,7 @@ void echoLoop() {
       if (echoLen < 0) return;
       echoPeer = echo.peerSession();
     }
+    if (dropOversizeEcho()) return;
     if (!echo.send(echoBuf, static_cast<size_t>(echoLen), echoText)) return;  // retry later
     linkCount.count(static_cast<size_t>(echoLen));
     echoLen = -1;

@@ -561,6 +561,66 @@ void test_newer_connection_replaces_older() {
   CHECK(b.take() == "before" && b.take() == "after" && b.take() == "<none>");
 }
 
+void test_accepted_connection_reveals_nothing_to_a_stranger() {
+  // The device accepts: it says HELLO only after the dialer's, and names the session it
+  // remembers (resume, ack) only to the peer that named itself as that session's peer.
+  Side dev(0xD5, 1024, 8192, 8192);
+  int hs = dev.ep.open(0, Endpoint::kAccepted);
+  CHECK(drain(dev, hs, 0).empty());  // nothing before the dialer's HELLO
+  feedFrame(dev, hs, kHello, 0, 0, helloPayload(0x4057, 0), 0);
+  auto hello = drain(dev, hs, 0);
+  CHECK(hello.size() == 1 && hello[0].type == kHello);
+  feedFrame(dev, hs, kText, 1, 0, bytesOf("from the host"), 1);
+  CHECK(dev.take() == "from the host");
+  drain(dev, hs, 1);  // the ack
+  // A stranger replays what it could observe: a fresh session, or the device's id as resume.
+  const int st = dev.ep.open(2, Endpoint::kAccepted);
+  CHECK(drain(dev, st, 2).empty());
+  feedFrame(dev, st, kHello, 0, 1, helloPayload(0x5742, 0xD5), 2);
+  auto refused = drain(dev, st, 2);
+  CHECK(refused.size() == 1 && refused[0].type == kClose && refused[0].payload[0] == kBusy);
+  CHECK(dev.ep.activeSlot() == hs && dev.ep.peerSession() == 0x4057);
+  dev.ep.release(st);
+  // The host's session survives; it stays held past a lost connection for the dead bound
+  // (3 x the host's 1000 ms keepalive) from its last frame (at 1).
+  dev.ep.transportLost(hs);
+  const int st2 = dev.ep.open(3000, Endpoint::kAccepted);
+  feedFrame(dev, st2, kHello, 0, 0, helloPayload(0x5743, 0), 3000);
+  CHECK(drain(dev, st2, 3000).back().payload[0] == kBusy);
+  dev.ep.release(st2);
+  // Its owner resumes and is told what the device kept.
+  hs = dev.ep.open(3000, Endpoint::kAccepted);
+  feedFrame(dev, hs, kHello, 0, 0, helloPayload(0x4057, 0xD5), 3000);
+  Hello h;
+  const char* why;
+  hello = drain(dev, hs, 3000);
+  CHECK(!hello.empty() && hello[0].type == kHello);
+  CHECK(decodeHello(hello[0].payload.data(), hello[0].payload.size(), &h, &why) == kNormal);
+  CHECK(h.resume == 0x4057 && hello[0].ack == 1);
+  // Once the owner closes NORMAL, a newcomer starts a new session and learns nothing.
+  feedFrame(dev, hs, kClose, 0, 0, std::vector<uint8_t>{kNormal}, 3001);
+  dev.ep.release(hs);
+  const int nc = dev.ep.open(3002, Endpoint::kAccepted);
+  feedFrame(dev, nc, kHello, 0, 0, helloPayload(0x5744, 0), 3002);
+  hello = drain(dev, nc, 3002);
+  CHECK(!hello.empty() && hello[0].type == kHello && hello[0].ack == 0);
+  CHECK(decodeHello(hello[0].payload.data(), hello[0].payload.size(), &h, &why) == kNormal);
+  CHECK(h.resume == 0 && dev.ep.peerSession() == 0x5744);
+  // The application drops its owner (e.g. an echo it can never send): no longer held.
+  dev.ep.drop(kTooLarge, "too large for the peer");
+  CHECK(dev.closedWith(kTooLarge) && !dev.ep.connected());
+  dev.ep.release(nc);
+  const int nc2 = dev.ep.open(3003, Endpoint::kAccepted);
+  feedFrame(dev, nc2, kHello, 0, 0, helloPayload(0x5745, 0), 3003);
+  CHECK(dev.ep.connected() && dev.ep.peerSession() == 0x5745);
+  // An owner that closes for good (any code but the recoverable ones) releases it too.
+  feedFrame(dev, nc2, kClose, 0, 0, std::vector<uint8_t>{kProtocol}, 3004);
+  dev.ep.release(nc2);
+  const int nc3 = dev.ep.open(3005, Endpoint::kAccepted);
+  feedFrame(dev, nc3, kHello, 0, 0, helloPayload(0x5746, 0), 3005);
+  CHECK(dev.ep.connected() && dev.ep.peerSession() == 0x5746);
+}
+
 void test_keepalive_and_dead_bound() {
   Side a(0xAA, 1024, 8192, 8192, 1000), b(0xBA, 1024, 8192, 8192, 0);
   const int as = a.ep.open(0), bs = b.ep.open(0);
@@ -995,6 +1055,8 @@ int main() {
       {"eviction_goes_by_order_of_opening", test_eviction_goes_by_order_of_opening},
       {"slow_senders_are_bounded_by_whole_frames", test_slow_senders_are_bounded_by_whole_frames},
       {"newer_connection_replaces_older", test_newer_connection_replaces_older},
+      {"accepted_connection_reveals_nothing_to_a_stranger",
+       test_accepted_connection_reveals_nothing_to_a_stranger},
       {"keepalive_and_dead_bound", test_keepalive_and_dead_bound},
       {"scripted_hello_fields", test_scripted_hello_fields},
       {"ack_when_application_takes", test_ack_when_application_takes},

@@ -10,10 +10,15 @@ from typing import TYPE_CHECKING, Any
 from harness.device.console import Console
 from harness.device.errors import DeviceError, DeviceTimeout, ProvisioningError
 from harness.device.ready import READY_RE, Ready, provision
+from harness.errors import WiFiSocketError
 
 if TYPE_CHECKING:
     from harness.sim.pins import Pins
     from harness.sim.wifi import AccessPoint
+
+
+# Control requests that change nothing on the device: sending one twice is harmless.
+_SAFE_TO_RETRY = frozenset({"info", "stats", "raw stats"})
 
 
 class Device(ABC):
@@ -112,18 +117,32 @@ class Device(ABC):
         return self.control("info", timeout=timeout)
 
     def control(self, command: str, timeout: float = 5.0) -> dict[str, Any]:
-        """Send one command to the test firmware's control service; return its JSON reply."""
+        """Send one command to the control service and return its JSON reply.
+
+        A read-only request (``info``, ``stats``, ``raw stats``) whose connection fails
+        before the reply is sent again while ``timeout`` lasts; any other request is sent
+        at most once (the device may have run it: running it twice is not harmless).
+        """
         if self.ctrl_port == 0:
             raise DeviceError(
                 f"control({command!r}) needs esp-hil's test firmware: {self.fw} announced no "
                 "control port (READY has no ctrl=)"
             )
-        sock = self.connect(self.ctrl_port, timeout=timeout)
-        try:
-            sock.send(command)
-            reply = sock.receive(timeout=timeout)
-        finally:
-            sock.close()
+        deadline = time.monotonic() + timeout
+        retry = " ".join(command.split()) in _SAFE_TO_RETRY
+        while True:
+            left = max(0.05, deadline - time.monotonic())
+            try:
+                sock = self.connect(self.ctrl_port, timeout=left)
+                try:
+                    sock.send(command)
+                    reply = sock.receive(timeout=left)
+                finally:
+                    sock.close()
+                break
+            except WiFiSocketError:
+                if not retry or time.monotonic() >= deadline:
+                    raise
         if not isinstance(reply, str):
             raise DeviceError(f"control service answered {command!r} with binary data")
         result: dict[str, Any] = json.loads(reply)

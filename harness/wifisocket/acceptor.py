@@ -4,21 +4,42 @@ An accepted connection becomes the link's transport only once its first frame is
 HELLO (the check is :class:`~harness.wifisocket.session.Handshake`, sans-IO); anything
 else is closed with a reason and does not disturb the session. At most ``MAX_PENDING``
 connections wait at once (the oldest makes room), each at most ``connect_timeout``.
+
+Who may dial in is the ``allow`` filter's decision (docs/reconnect.md, "Who may dial
+in"): addresses or networks, checked at accept before a byte is read, or a function of
+the address and the dialer's HELLO. By default any address may be the first peer; after
+that only the first peer's address may dial in again (its redials), so a stranger cannot
+take the link over later.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import socket
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import ProtocolError
-from harness.wifisocket.frame import CloseCode
+from harness.wifisocket.frame import CloseCode, Hello
 from harness.wifisocket.session import Handshake, close_frame
 from harness.wifisocket.transport import POLLIN, Transport
 
-__all__ = ["MAX_PENDING", "Acceptor", "Pending"]
+__all__ = ["MAX_PENDING", "Acceptor", "Allow", "Pending"]
+
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: Who may dial in: addresses/networks ("192.168.4.17", "10.0.0.0/24"), or a function of
+#: the dialer's ``(host, port)`` and its HELLO; None: the first peer's address (see above).
+Allow = str | Iterable[str] | Callable[[Any, Hello], bool] | None
+
+
+def _networks(allow: str | Iterable[str]) -> list[_Network]:
+    items = [allow] if isinstance(allow, str) else list(allow)
+    try:
+        return [ipaddress.ip_network(item, strict=False) for item in items]
+    except ValueError as exc:
+        raise ValueError(f"allow: {exc}") from None
 
 MAX_PENDING = 4
 _PENDING_READ = 4096
@@ -44,12 +65,20 @@ class Acceptor:
         transport: whose poll set the listener and pending connections join.
         max_message: the session's decoder limit (for the HELLO check).
         connect_timeout: how long a connection may take to say HELLO.
+        allow: who may dial in (:data:`Allow`).
     """
 
     def __init__(
         self, listener: socket.socket, *, owns: bool, transport: Transport, max_message: int,
-        connect_timeout: float,
+        connect_timeout: float, allow: Allow = None,
     ) -> None:
+        self._allow_hello: Callable[[Any, Hello], bool] | None = None
+        self._allowed: list[_Network] | None = None  # None: any address
+        if callable(allow):
+            self._allow_hello = allow
+        elif allow is not None:
+            self._allowed = _networks(allow)
+        self._pin_first = allow is None
         where = listener.getsockname()
         listener.setblocking(False)
         self.target = f"{where[0]}:{where[1]}"
@@ -76,6 +105,11 @@ class Acceptor:
             except OSError as exc:  # e.g. out of fds: try again on the next round
                 self.refused = f"accept failed: {exc}"
                 break
+            if not self.allows(address):
+                # Before a byte is read or written: a stranger learns nothing of us.
+                self.refused = f"{address}: address not allowed"
+                conn.close()
+                continue
             try:
                 conn.setblocking(False)
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -115,9 +149,38 @@ class Acceptor:
             return None
         if not said_hello:
             return None
+        hello = p.handshake.hello
+        assert hello is not None
+        if self._allow_hello is not None and not self._allow_hello(p.address, hello):
+            self._refuse(p, ProtocolError(CloseCode.PROTOCOL, "not allowed to dial in"))
+            return None
         self.pending.remove(p)
         self._transport.unwatch(p.fd)
         return p
+
+    @staticmethod
+    def check_allow(allow: Allow) -> None:
+        """Raise ValueError for a filter that is not an address, network or function."""
+        if allow is not None and not callable(allow):
+            _networks(allow)
+
+    def allows(self, address: Any) -> bool:
+        """Whether the address filter lets ``address`` (``(host, port, ...)``) dial in."""
+        if self._allowed is None:
+            return True
+        try:
+            ip = ipaddress.ip_address(address[0])
+        except (ValueError, IndexError, TypeError):
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in net for net in self._allowed)
+
+    def peer_connected(self, address: Any) -> None:
+        """A peer completed HELLO; by default only its address may dial in from now on."""
+        if self._pin_first and address:
+            self._pin_first = False
+            self._allowed = _networks(str(address[0]))
 
     def expire(self, now: float) -> None:
         """Close the connections that did not say HELLO in time."""

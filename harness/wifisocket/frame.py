@@ -75,6 +75,7 @@ class CloseCode(enum.IntEnum):
     SEQUENCE = 8
     WINDOW = 9
     INVALID_TEXT = 10
+    BUSY = 11
 
 
 # Allowed payload lengths of control frames, inclusive.

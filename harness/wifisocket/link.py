@@ -18,16 +18,24 @@ import functools
 import logging
 import math
 import os
+import random
 import socket
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from harness.errors import ConnectionLost, ProtocolError, SessionLost, Timeout, WiFiSocketError
-from harness.wifisocket.acceptor import Acceptor, Pending
+from harness.errors import (
+    ConnectionLost,
+    PeerClosedNormally,
+    ProtocolError,
+    SessionLost,
+    Timeout,
+    WiFiSocketError,
+)
+from harness.wifisocket.acceptor import Acceptor, Allow, Pending
 from harness.wifisocket.backoff import Reconnect, ReconnectPolicy
-from harness.wifisocket.frame import CloseCode
+from harness.wifisocket.frame import CloseCode, Hello
 from harness.wifisocket.session import (
     RECOVERABLE,
     Connected,
@@ -56,9 +64,21 @@ _CONNECT_IN_PROGRESS = frozenset(
 
 _Msg = str | bytes
 
+#: Control bytes (PONGs, ACKs, a CLOSE) the output queue may hold beyond our own
+#: unacknowledged data before the link stops reading from the peer: a peer that sends
+#: without reading what we answer must not grow our memory (its TCP window then closes).
+OUTPUT_BACKLOG = 64 * 1024
+#: Pause between the constructor's attempts while the device answers BUSY (jittered, so
+#: that clients waiting for the same service do not retry in lockstep).
+BUSY_RETRY = 0.1
 
-class PeerClosedNormally(ConnectionLost):
-    """The peer sent CLOSE NORMAL: iteration ends quietly, other calls raise."""
+
+def busy_pause(exc: ProtocolError, deadline: float) -> float | None:
+    """After the constructor's attempt failed with ``exc``: how long to wait before the next
+    one, or None to give up (not a BUSY refusal, or no time left)."""
+    if exc.code != CloseCode.BUSY or time.monotonic() + BUSY_RETRY >= deadline:
+        return None
+    return BUSY_RETRY * random.uniform(0.5, 1.5)
 
 
 class Link:
@@ -102,11 +122,12 @@ class Link:
         self.dial_family = sock.family
         self.dial_address = sock.getpeername()
 
-    def listen(self, listener: socket.socket, *, owns: bool) -> None:
+    def listen(self, listener: socket.socket, *, owns: bool, allow: Allow = None) -> None:
         """Serve topology: wait for the peer on ``listener`` (raises OSError)."""
         self.acceptor = Acceptor(
             listener, owns=owns, transport=self.transport,
             max_message=self.session.max_message, connect_timeout=self.policy.connect_timeout,
+            allow=allow,
         )
         self.target = self.acceptor.target
         self.supervisor.serving = True
@@ -263,7 +284,7 @@ class Link:
             owed = self.session.data_to_send()  # an ACK still owed goes out before we wait
             if owed:
                 self._write(owed)
-        transport.sync_mask()
+        transport.sync_mask(reading=not self.backed_up)
         self._due = self.wake_at(time.monotonic())
         return self._due
 
@@ -311,6 +332,15 @@ class Link:
                 self._write_failed(exc)
 
     @property
+    def backed_up(self) -> bool:
+        """Our output is backed up past :data:`OUTPUT_BACKLOG`: reading pauses.
+
+        Data frames in the queue are bounded by the peer's window; what exceeds them was
+        produced by reading (answers to the peer), so reading more would only add to it.
+        """
+        return self.transport.queued > self.session.unacked_bytes + OUTPUT_BACKLOG
+
+    @property
     def _attempt_open(self) -> bool:
         return self.transport.sock is not None and not self.connected
 
@@ -351,6 +381,8 @@ class Link:
         size = transport.read_size
         queued = len(self.inbox)
         while self.error is None and transport.sock is sock:
+            if not drain and self.backed_up:
+                break  # resumes once the peer reads what we owe it
             try:
                 data = transport.read()
             except EOFError:
@@ -379,6 +411,9 @@ class Link:
         transport = self.transport
         sock = transport.sock
         if transport.ready:
+            if self.backed_up and transport.has_input():
+                # Bytes we chose not to read yet: the peer is not silent.
+                self.session.peer_alive(now)
             events = self.session.tick(now)
             if events:
                 self._handle(events)
@@ -436,9 +471,14 @@ class Link:
                 else:
                     self._fail(ev.error)
             elif isinstance(ev, Dead):
-                self._drop(ConnectionLost(
-                    f"the peer was silent for {self.session.dead_after} s (dead)"
-                ))
+                if self.connected:
+                    self._drop(ConnectionLost(
+                        f"the peer was silent for {self.session.dead_after} s (dead)"
+                    ))
+                else:  # the peer never said HELLO on this connection
+                    self._drop(Timeout(
+                        f"no HELLO from {self.target} within {self.session.dead_after} s"
+                    ))
             # Pong: the session keeps the rtt.
 
     def _on_connected(self, ev: Connected, after: list[Event]) -> None:
@@ -455,16 +495,21 @@ class Link:
         )
         if info is not None and self.policy.on_reconnect is not None:
             self.callbacks.append(functools.partial(self.policy.on_reconnect, info))
-        if not self.policy.reconnect and self.acceptor is not None:
-            self.acceptor.stop_listening()
+        if self.acceptor is not None:
+            self.acceptor.peer_connected(self.transport.peer_address)
+            if not self.policy.reconnect:
+                self.acceptor.stop_listening()
 
     # --- connection changes ------------------------------------------------------------
 
-    def _transport_up(self) -> None:
-        """The current TCP connection is established: say HELLO (raises OSError)."""
+    def _transport_up(self, dialer: Hello | None = None) -> None:
+        """The current TCP connection is established: say HELLO (raises OSError).
+
+        ``dialer``: the HELLO of the peer that dialled us (serve topology).
+        """
         self.transport.established()
         self.connected = False
-        self.transport.write(self.session.connection_made(time.monotonic()))
+        self.transport.write(self.session.connection_made(time.monotonic(), dialer))
 
     def _write(self, data: bytes) -> None:
         try:
@@ -557,7 +602,7 @@ class Link:
         assert self.acceptor is not None
         try:
             transport.attach(p.sock)
-            self._transport_up()
+            self._transport_up(p.handshake.hello)
         except OSError as exc:
             transport.detach()
             p.sock.close()

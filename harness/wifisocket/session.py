@@ -162,9 +162,10 @@ TRANSITIONS: dict[tuple[str, str], str] = {
 }
 
 #: Close codes after which the session resumes on a new connection (a peer that found the
-#: link silent, a corrupted frame). Every other code, and REPLACED (someone else took the
-#: session over), ends the link for good. The device's Endpoint applies the same policy.
-RECOVERABLE = frozenset({int(CloseCode.TIMEOUT), int(CloseCode.BAD_CRC)})
+#: link silent, a corrupted frame, a device holding another peer's live session for it: try
+#: again later). Every other code, and REPLACED (someone else took the session over), ends
+#: the link for good. The device's Endpoint applies the same policy.
+RECOVERABLE = frozenset({int(CloseCode.TIMEOUT), int(CloseCode.BAD_CRC), int(CloseCode.BUSY)})
 
 
 def close_frame(code: int, reason: str, ack: int = 0) -> bytes:
@@ -188,6 +189,8 @@ class Handshake:
         self._decoder = FrameDecoder(max_message)
         #: Everything received so far (the HELLO and what followed it), for the Session.
         self.data = bytearray()
+        #: The dialer's HELLO, once valid.
+        self.hello: Hello | None = None
 
     def feed(self, data: bytes) -> bool:
         """Take bytes; True once a valid HELLO is complete.
@@ -202,7 +205,7 @@ class Handshake:
             if first.type != FrameType.HELLO:
                 name = getattr(first.type, "name", str(first.type))
                 raise ProtocolError(CloseCode.PROTOCOL, f"{name} frame before HELLO")
-            Hello.decode(first.payload)
+            self.hello = Hello.decode(first.payload)
             return True
         if error is not None:
             raise error
@@ -274,6 +277,10 @@ class Session:
         self._rx_unacked = 0  # bytes of data frames delivered since then (window check)
         # Control frames waiting for data_to_send().
         self._out: list[bytes] = []
+        # The nonce of the newest PING not answered yet: only the newest owed PONG matters
+        # (the sender keeps one nonce), so a PING flood costs one PONG per write, not one
+        # per PING.
+        self._pong: bytes | None = None
         # Time.
         self._now = 0.0
         self._last_sent = 0.0
@@ -331,20 +338,28 @@ class Session:
 
     # --- connection lifecycle --------------------------------------------------------
 
-    def connection_made(self, now: float) -> bytes:
-        """A new transport is up: reset the decoder and return our HELLO frame."""
+    def connection_made(self, now: float, dialer: Hello | None = None) -> bytes:
+        """A new transport is up: reset the decoder and return our HELLO frame.
+
+        ``dialer``: we accepted the connection and this is the dialer's HELLO (it speaks
+        first). What we remember of a peer's session (its id as ``resume``, our ack) goes
+        only to a dialer that named itself as that peer (docs/protocol.md §2, Strangers).
+        """
         if self.state == State.CLOSED:
             raise ConnectionLost("session closed")
         self._now = now
         self._decoder = FrameDecoder(self.max_message)
         self._out.clear()  # control frames of the old connection mean nothing now
+        self._pong = None
         self._peer = None
         self._ping_nonce = None
         self._to("connection_made")
+        known = dialer is None or dialer.session == self._known_peer
         hello = Hello(self.max_message, self.window, self.keepalive_ms, self.session_id,
-                      self._known_peer)
+                      self._known_peer if known else 0)
         self._last_recv = now
-        return self._emit(encode_frame(FrameType.HELLO, hello.encode(), ack=self._delivered))
+        return self._emit(encode_frame(FrameType.HELLO, hello.encode(),
+                                       ack=self._delivered if known else 0))
 
     def connection_lost(self) -> None:
         """The transport is gone; keep everything needed to resume on the next one."""
@@ -441,7 +456,7 @@ class Session:
             self._on_ack(frame.ack)
         elif ftype == FrameType.PING:
             self._on_ack(frame.ack)
-            self._queue(FrameType.PONG, frame.payload)
+            self._pong = frame.payload
         elif ftype == FrameType.PONG:
             self._on_ack(frame.ack)
             nonce = self._ping_nonce
@@ -570,11 +585,18 @@ class Session:
         return self._emit(raw)
 
     def data_to_send(self, ack: bool = True) -> bytes:
-        """Control bytes to write now: PONGs, resends, CLOSE, and an ACK if one is owed.
+        """Control bytes to write now: a PONG, resends, CLOSE, and an ACK if one is owed.
 
         Call it after draining the reads: the standalone ACK goes out only if no frame
-        has carried the latest ``delivered`` yet.
+        has carried the latest ``delivered`` yet, and one PONG answers the newest PING.
         """
+        pong = self._pong
+        if pong is not None:
+            self._pong = None
+            if self.state == State.OPEN:
+                # Before a CLOSE queued by close(); it carries the latest ack.
+                self._out.insert(0, self._emit(encode_frame(FrameType.PONG, pong,
+                                                            ack=self._delivered)))
         if ack and self.state == State.OPEN and self._delivered != self._ack_sent:
             self._queue(FrameType.ACK)
         if not self._out:
@@ -606,6 +628,11 @@ class Session:
             self._ping_at = now
             self._queue(FrameType.PING, nonce.to_bytes(8, "big"))
         return []
+
+    def peer_alive(self, now: float) -> None:
+        """The peer sent bytes the I/O layer has not fed yet (it paused reading): the
+        dead bound restarts, as if they had arrived."""
+        self._last_recv = now
 
     def next_timer(self, now: float) -> float | None:
         """Seconds until :meth:`tick` has something to do (None: nothing scheduled)."""

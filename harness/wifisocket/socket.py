@@ -38,10 +38,11 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
-from harness.errors import ConnectionLost, ReconnectFailed, Timeout
+from harness.errors import ConnectionLost, ProtocolError, ReconnectFailed, Timeout
+from harness.wifisocket.acceptor import Acceptor, Allow
 from harness.wifisocket.backoff import ReconnectPolicy
 from harness.wifisocket.keepalive import ACTIVE_POLL, IDLE_MAX_WAIT, start_keepalive
-from harness.wifisocket.link import Link, LinkView, PeerClosedNormally
+from harness.wifisocket.link import Link, LinkView, PeerClosedNormally, busy_pause
 from harness.wifisocket.session import Session
 from harness.wifisocket.transport import POLLIN, POLLOUT
 
@@ -117,10 +118,29 @@ class WiFiSocket(LinkView):
         self, host: str, port: int = DEFAULT_PORT, *, timeout: float | None = DEFAULT_TIMEOUT,
         **options: Any,
     ) -> None:
-        policy, session = configure(options)  # bad options fail before any socket exists
+        configure(options)  # bad options fail before any socket exists
         deadline = _deadline(timeout)
+        while True:
+            try:
+                self._dial(host, port, timeout, deadline, options)
+                break
+            except ProtocolError as exc:
+                # The device holds another host's live session: it frees it at its dead
+                # bound (or when that host closes), so try again while time remains.
+                pause = busy_pause(exc, deadline)
+                if pause is None:
+                    raise
+            time.sleep(pause)
+        start_keepalive(self)
+
+    def _dial(self, host: str, port: int, timeout: float | None, deadline: float,
+              options: dict[str, Any]) -> None:
+        """One connection and HELLO exchange (the constructor's attempt)."""
+        policy, session = configure(options)
         try:
-            sock = socket.create_connection((host, port), timeout=timeout)
+            sock = socket.create_connection(
+                (host, port), timeout=None if deadline == _FOREVER else
+                max(0.001, deadline - time.monotonic()))
         except TimeoutError as exc:
             raise Timeout(f"connecting to {host}:{port} timed out after {timeout} s") from exc
         except OSError as exc:
@@ -131,17 +151,17 @@ class WiFiSocket(LinkView):
                 self._link.dialled(sock)
             except OSError as exc:
                 raise ConnectionLost(f"connection failed during setup: {exc}") from exc
-            self._await_first(deadline, timeout)
+            # The peer's HELLO is due within connect_timeout, as on every later attempt.
+            self._await_first(min(deadline, time.monotonic() + policy.connect_timeout), timeout)
         except BaseException:
             sock.close()
             self._teardown()
             raise
-        start_keepalive(self)
 
     @classmethod
     def serve(
         cls, port: int = DEFAULT_PORT, host: str = "0.0.0.0", *, timeout: float | None = None,
-        **options: Any,
+        allow: Allow = None, **options: Any,
     ) -> WiFiSocket:
         """Listen on ``host:port`` and wait for a peer that dials in and says HELLO.
 
@@ -152,39 +172,50 @@ class WiFiSocket(LinkView):
         dial back in after a drop (a newer connection that completes HELLO replaces the
         current one); the listener is closed by :meth:`close`. With ``reconnect=False`` it
         is closed before this returns.
+
+        ``allow`` says who may dial in: IP addresses or networks (``"192.168.4.17"``,
+        ``["10.0.0.0/24"]``), refused at accept before anything is read or sent, or a
+        function ``allow((host, port), hello) -> bool`` of the dialer's HELLO. Default: any
+        address may be the first peer, then only that peer's address (its redials).
+        Without a filter and a key, whoever dials first *is* the device: see
+        docs/reconnect.md, "Who may dial in".
         """
         configure(options)  # validate the options before listening
+        Acceptor.check_allow(allow)
         try:
             listener = socket.create_server((host, port))
         except OSError as exc:
             raise ConnectionLost(f"cannot listen on {host}:{port}: {exc}") from exc
         try:
-            return cls._accepting(listener, timeout, options, owns=True)
+            return cls._accepting(listener, timeout, options, owns=True, allow=allow)
         except BaseException:
             listener.close()
             raise
 
     @classmethod
     def accept(
-        cls, listener: socket.socket, *, timeout: float | None = None, **options: Any
+        cls, listener: socket.socket, *, timeout: float | None = None, allow: Allow = None,
+        **options: Any,
     ) -> WiFiSocket:
-        """Like :meth:`serve`, on a listening socket the caller owns (it stays open).
+        """Like :meth:`serve` (``allow`` included), on a listening socket the caller owns.
 
         The listener is made non-blocking; with ``reconnect=True`` the socket keeps
         accepting reconnections from it until :meth:`close`.
         """
-        return cls._accepting(listener, timeout, options, owns=False)
+        Acceptor.check_allow(allow)
+        return cls._accepting(listener, timeout, options, owns=False, allow=allow)
 
     @classmethod
     def _accepting(
-        cls, listener: socket.socket, timeout: float | None, options: dict[str, Any], owns: bool
+        cls, listener: socket.socket, timeout: float | None, options: dict[str, Any], owns: bool,
+        allow: Allow = None,
     ) -> WiFiSocket:
         policy, session = configure(options)
         self = cls.__new__(cls)
         self._setup(Link(session, policy), DEFAULT_TIMEOUT if timeout is None else timeout)
         try:
             try:
-                self._link.listen(listener, owns=owns)
+                self._link.listen(listener, owns=owns, allow=allow)
             except OSError as exc:
                 raise ConnectionLost(f"the listener is unusable: {exc}") from exc
             self._await_first(_deadline(timeout), timeout)

@@ -39,6 +39,8 @@ class Transport:
         self.fd = -1
         self.connecting = False  # a non-blocking TCP connect is in progress
         self.outq: deque[bytes | memoryview] = deque()
+        #: Bytes in ``outq`` (the link stops reading while too many are backed up).
+        self.queued = 0
         self.local_address: tuple[Any, ...] = ()
         self.peer_address: tuple[Any, ...] = ()
         self._rbuf = bytearray(_RECV_BUFFER)
@@ -61,11 +63,18 @@ class Transport:
             with contextlib.suppress(KeyError, OSError, ValueError):
                 self.poller.unregister(fd)
 
-    def sync_mask(self) -> None:
-        """Wait for writability only while something is queued (or a connect is pending)."""
+    def sync_mask(self, reading: bool = True) -> None:
+        """Wait for writability only while something is queued (or a connect is pending).
+
+        ``reading=False``: do not wait for input (the link pauses reading while its output
+        is backed up; errors and hang-ups are still reported).
+        """
         fd = self.fd
         if fd >= 0:
-            want = POLLOUT if self.connecting else (POLLIN | POLLOUT if self.outq else POLLIN)
+            if self.connecting:
+                want = POLLOUT
+            else:
+                want = (POLLIN if reading else 0) | (POLLOUT if self.outq else 0)
             if self.watched.get(fd) != want:
                 self.watch(fd, want)
 
@@ -84,6 +93,7 @@ class Transport:
         self.fd = sock.fileno()
         self.connecting = connecting
         self.outq.clear()
+        self.queued = 0
         self.watch(self.fd, POLLOUT if connecting else POLLIN)
 
     def established(self) -> None:
@@ -104,6 +114,7 @@ class Transport:
         self.fd = -1
         self.connecting = False
         self.outq.clear()
+        self.queued = 0
 
     def last_words(self, data: bytes) -> None:
         """Best effort: ``data`` (a CLOSE) if no frame is half written, then FIN."""
@@ -124,6 +135,7 @@ class Transport:
             return
         out = b"".join(bytes(chunk) for chunk in self.outq) + data
         self.outq.clear()
+        self.queued = 0
         try:
             if out:
                 sock.send(out)
@@ -140,6 +152,7 @@ class Transport:
         """
         if self.outq:
             self.outq.append(data)
+            self.queued += len(data)
             self.write_some()
             return
         sock = self.sock
@@ -150,6 +163,7 @@ class Transport:
             sent = 0
         if sent != len(data):
             self.outq.append(memoryview(data)[sent:])
+            self.queued += len(data) - sent
 
     def write_some(self) -> None:
         """Write queued bytes until the kernel would block (raises OSError)."""
@@ -167,6 +181,7 @@ class Transport:
                 return
             if not n:
                 return
+            self.queued -= n
             while n:
                 head = outq[0]
                 if n < len(head):
@@ -190,6 +205,18 @@ class Transport:
         if n == 0:
             raise EOFError
         return self._rview[:n]
+
+    def has_input(self) -> bool:
+        """The kernel holds unread bytes (or an error) for us; reads nothing."""
+        sock = self.sock
+        if sock is None or self.connecting:
+            return False
+        try:
+            return bool(sock.recv(1, socket.MSG_PEEK))
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
 
     @property
     def read_size(self) -> int:

@@ -6,12 +6,20 @@ split frames, garbage, lies about lengths, bad CRCs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
 
 from harness.errors import ProtocolError
-from harness.wifisocket.frame import Frame, FrameDecoder, FrameType, Hello, encode_frame
+from harness.wifisocket.frame import (
+    CloseCode,
+    Frame,
+    FrameDecoder,
+    FrameType,
+    Hello,
+    encode_frame,
+)
 
 
 class RawPeer:
@@ -26,6 +34,11 @@ class RawPeer:
         self.peer_hello: Hello | None = None
 
     def close(self) -> None:
+        """Say CLOSE NORMAL (after a HELLO exchange) and hang up: the device then holds no
+        session for us and serves the next peer at once (docs/protocol.md §2, Strangers)."""
+        if self.peer_hello is not None:
+            with contextlib.suppress(OSError):
+                self.sock.sendall(encode_frame(FrameType.CLOSE, bytes([CloseCode.NORMAL])))
         self.sock.close()
 
     def __enter__(self) -> RawPeer:

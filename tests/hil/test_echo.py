@@ -72,20 +72,18 @@ def test_pipelined_messages_keep_their_order(link: WiFiSocket) -> None:
     assert got == sent
 
 
-def test_two_links_at_once_each_get_their_own_echo(device: Device) -> None:
-    # Both open together. The device keeps one session: the newer HELLO takes it over and the
-    # older link is closed with REPLACED, never seeing the other's data.
+def test_a_second_host_cannot_take_a_live_session(device: Device) -> None:
+    # The device keeps one session and holds it for its live owner (docs/protocol.md §2,
+    # Strangers): another host is refused with BUSY and the first goes on undisturbed.
     with device.connect() as first:
         first.send("first")
         assert first.receive(timeout=5) == "first"
-        with device.connect() as second:
-            second.send("second")
-            assert second.receive(timeout=5) == "second"
-            with pytest.raises(ProtocolError) as closed:
-                first.receive(timeout=5)
-            assert closed.value.code == CloseCode.REPLACED
-            second.send("still mine")
-            assert second.receive(timeout=5) == "still mine"
+        with pytest.raises(ProtocolError) as busy:
+            device.connect(timeout=1.0)
+        assert busy.value.code == CloseCode.BUSY
+        first.send("still mine")
+        assert first.receive(timeout=5) == "still mine"
+        assert first.reconnects == 0
 
 
 def test_iteration_yields_messages(link: WiFiSocket) -> None:

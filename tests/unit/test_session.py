@@ -9,7 +9,14 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from harness.errors import ConnectionLost, MessageTooLarge
-from harness.wifisocket.frame import CloseCode, Frame, FrameDecoder, FrameType, encode_frame
+from harness.wifisocket.frame import (
+    CloseCode,
+    Frame,
+    FrameDecoder,
+    FrameType,
+    Hello,
+    encode_frame,
+)
 from harness.wifisocket.session import (
     Connected,
     Dead,
@@ -602,3 +609,30 @@ def test_drop_connection_says_why_and_keeps_the_session_resumable() -> None:
     # Dropping a connection that is already gone says nothing.
     assert a.drop_connection(CloseCode.NORMAL, "") != b""
     assert a.drop_connection(CloseCode.NORMAL, "") == b""
+
+
+def test_a_ping_flood_owes_one_pong_for_the_newest_nonce() -> None:
+    # A peer that floods PINGs must not grow our output: only the newest PONG matters.
+    a, b = mk(), mk()
+    handshake(a, b)
+    flood = b"".join(encode_frame(FrameType.PING, n.to_bytes(8, "big")) for n in range(1000))
+    assert a.receive_data(flood, 0.0) == []
+    (pong,) = frames_of(a.data_to_send())
+    assert pong.type == FrameType.PONG and pong.payload == (999).to_bytes(8, "big")
+    assert a.data_to_send() == b""
+
+
+def test_an_acceptor_reveals_the_session_only_to_its_peer() -> None:
+    # docs/protocol.md §2, Strangers: the acceptor's HELLO names the remembered session
+    # (resume, ack) only to a dialer whose HELLO named itself as that session's peer.
+    host, device = mk(), mk()
+    handshake(host, device)
+    host.receive_data(device.send_message(b"m", 0.0), 0.0)
+    host.connection_lost()
+    owner = Hello(4096, 8192, 0, device.session_id, host.session_id)
+    stranger = Hello(4096, 8192, 0, 0x5742, host.session_id)
+    (f,) = frames_of(host.connection_made(1.0, dialer=stranger))
+    assert Hello.decode(f.payload).resume == 0 and f.ack == 0
+    host.connection_lost()
+    (f,) = frames_of(host.connection_made(2.0, dialer=owner))
+    assert Hello.decode(f.payload).resume == device.session_id and f.ack == 1

@@ -135,5 +135,5 @@ def test_every_state_change_of_a_session_is_in_the_table() -> None:
 
 
 def test_recoverable_codes() -> None:
-    assert {CloseCode.TIMEOUT, CloseCode.BAD_CRC} == RECOVERABLE
+    assert {CloseCode.TIMEOUT, CloseCode.BAD_CRC, CloseCode.BUSY} == RECOVERABLE
     assert CloseCode.REPLACED not in RECOVERABLE

@@ -28,7 +28,7 @@ OUT = Path(__file__).with_name("frames.json")
 TYPES = {"HELLO": 1, "TEXT": 2, "BINARY": 3, "ACK": 4, "PING": 5, "PONG": 6, "CLOSE": 7}
 CODES = {"NORMAL": 0, "PROTOCOL": 1, "BAD_CRC": 2, "TOO_LARGE": 3, "UNKNOWN_TYPE": 4,
          "VERSION": 5, "TIMEOUT": 6, "REPLACED": 7, "SEQUENCE": 8, "WINDOW": 9,
-         "INVALID_TEXT": 10}
+         "INVALID_TEXT": 10, "BUSY": 11}
 MAX = 0xFFFFFFFF
 
 
@@ -79,6 +79,7 @@ def frames() -> list[dict[str, Any]]:
     add("close_normal_no_reason", "CLOSE", b"\x00")
     add("close_bad_crc_reason", "CLOSE", b"\x02CRC mismatch", ack=9)
     add("close_utf8_reason_max_124", "CLOSE", b"\x01" + ("é" * 61 + "x").encode())
+    add("close_busy", "CLOSE", b"\x0banother peer's session is live")
     return out
 
 

@@ -185,6 +185,10 @@ class WiFiSocketT {
   uint32_t evictions() const { return ep_.evictions(); }
   /// The peer's session id (changes when a new host WiFiSocket connects); 0 if none.
   uint64_t peerSession() const { return ep_.peerSession(); }
+  /// The largest message the peer accepts (0 before its HELLO): a longer one never fits.
+  uint32_t peerMaxMessage() const { return ep_.peerMaxMessage(); }
+  /// Closes the current connection with a close code and reason (the peer gets CLOSE).
+  void drop(uint8_t code, const char* reason) { ep_.drop(code, reason); }
 
  private:
   enum Mode : uint8_t { kIdle, kServer, kClient };
@@ -210,7 +214,7 @@ class WiFiSocketT {
     while (server_->hasClient()) {
       WiFiClient c = server_->accept();
       if (!c) return;
-      int slot = ep_.open(now);
+      int slot = ep_.open(now, wsock::Endpoint::kAccepted);
       if (slot < 0) {
         // Every slot looks busy. First notice connections that are already over (a peer's
         // FIN or RST, an error found in bytes not yet read): they free slots for nothing.
@@ -218,7 +222,7 @@ class WiFiSocketT {
           readSlot(i, now);
           if (ep_.closing(i)) writeSlot(i, now);
         }
-        slot = ep_.open(now);
+        slot = ep_.open(now, wsock::Endpoint::kAccepted);
       }
       if (slot < 0) {
         // Still busy: make room by evicting the oldest connection that has not
@@ -227,7 +231,7 @@ class WiFiSocketT {
         const int victim = ep_.evict();
         if (victim >= 0) {
           writeSlot(victim, now);  // best-effort CLOSE, stop, release
-          slot = ep_.open(now);
+          slot = ep_.open(now, wsock::Endpoint::kAccepted);
         }
       }
       if (slot < 0) {

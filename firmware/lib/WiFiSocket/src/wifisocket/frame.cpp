@@ -86,7 +86,7 @@ const ControlRange kControlRange[8] = {
 const char* closeCodeName(uint8_t code) {
   static const char* const kNames[] = {
       "NORMAL",  "PROTOCOL", "BAD_CRC",  "TOO_LARGE", "UNKNOWN_TYPE", "VERSION",
-      "TIMEOUT", "REPLACED", "SEQUENCE", "WINDOW",    "INVALID_TEXT",
+      "TIMEOUT", "REPLACED", "SEQUENCE", "WINDOW",    "INVALID_TEXT", "BUSY",
   };
   return code < sizeof(kNames) / sizeof(kNames[0]) ? kNames[code] : "UNKNOWN";
 }

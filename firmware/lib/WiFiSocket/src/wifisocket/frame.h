@@ -50,6 +50,7 @@ enum CloseCode : uint8_t {
   kSequence = 8,
   kWindow = 9,
   kInvalidText = 10,
+  kBusy = 11,
 };
 
 /// Upper-case protocol name of a close code ("PROTOCOL", ...), "UNKNOWN" outside the table.

@@ -155,6 +155,7 @@ Endpoint::Endpoint(const EndpointConfig& config, const EndpointBuffers& buffers)
 void Endpoint::start(uint64_t sessionId) {
   session_ = sessionId != 0 ? sessionId : 1;
   peerSession_ = 0;
+  held_ = false;
   peerMax_ = peerWindow_ = peerKeepalive_ = 0;
   resetReceive();
   resetSend();
@@ -174,33 +175,42 @@ void Endpoint::resetSend() {
   peerAcked_ = 0;
 }
 
-int Endpoint::open(uint32_t now) {
+int Endpoint::open(uint32_t now, Role role) {
   for (int i = 0; i < kMaxSlots; ++i) {
     Slot& s = slots_[i];
     if (s.state != Slot::kFree) continue;
     s.state = Slot::kHandshake;
     s.cursor = Slot::kNone;
     s.pingDue = s.pongDue = false;
+    s.accepted = role == kAccepted;
     s.openedAt = s.lastRx = s.lastTx = now;
     s.openOrder = ++opens_;
     s.small.reset();
-    // HELLO goes out first on every connection, without waiting for the peer's.
-    Hello h;
-    h.maxMessage = config_.maxMessage;
-    h.window = window();
-    h.keepaliveMs = config_.keepaliveMs;
-    h.session = session_;
-    h.resume = peerSession_;
-    uint8_t payload[kHelloPayloadSize];
-    encodeHello(h, payload, sizeof payload);
-    s.helloAck = peerSession_ != 0 ? taken_ : 0;
-    s.curLen = encodeFrame(s.scratch, sizeof s.scratch, kHello, 0, s.helloAck, payload,
-                           sizeof payload);
-    s.curPos = 0;
-    s.cursor = Slot::kScratch;
+    s.helloAck = 0;
+    // A dialler names the session it resumes at once (it chose whom to dial).
+    if (!s.accepted) queueHello(s, peerSession_, peerSession_ != 0 ? taken_ : 0);
     return i;
   }
   return -1;
+}
+
+void Endpoint::queueHello(Slot& s, uint64_t resume, uint32_t ack) {
+  Hello h;
+  h.maxMessage = config_.maxMessage;
+  h.window = window();
+  h.keepaliveMs = config_.keepaliveMs;
+  h.session = session_;
+  h.resume = resume;
+  uint8_t payload[kHelloPayloadSize];
+  encodeHello(h, payload, sizeof payload);
+  s.helloAck = ack;
+  s.curLen = encodeFrame(s.scratch, sizeof s.scratch, kHello, 0, ack, payload, sizeof payload);
+  s.curPos = 0;
+  s.cursor = Slot::kScratch;
+}
+
+bool Endpoint::sessionHeld(uint32_t now) const {
+  return held_ && peerSession_ != 0 && (active_ >= 0 || now - ownerRx_ < deadBoundMs());
 }
 
 int Endpoint::evict() {
@@ -221,7 +231,15 @@ void Endpoint::closeSlot(int slot, uint8_t kind, uint8_t code, const char* reaso
   Slot& s = slots_[slot];
   if (s.state == Slot::kFree || s.state == Slot::kClosing) return;
   s.state = Slot::kClosing;
-  if (active_ == slot) active_ = -1;
+  if (active_ == slot) {
+    active_ = -1;
+    // A close after which the owner does not come back (NORMAL, a protocol error either
+    // way: every code but the recoverable ones) ends the hold; a lost connection, a dead
+    // bound, a corrupt frame or its own newer connection does not (docs/protocol.md §2).
+    const bool comesBack = kind == kConnectionLost || code == kTimeout || code == kBadCrc ||
+                           code == kReplaced || code == kBusy;
+    if (!comesBack) held_ = false;
+  }
   if (kind == kClosedLocally) {
     // Best effort CLOSE, only at a frame boundary: half a frame cannot be taken back.
     const bool midFrame = s.cursor != Slot::kNone &&
@@ -260,6 +278,10 @@ void Endpoint::close() {
   for (int i = 0; i < kMaxSlots; ++i) closeSlot(i, kClosedLocally, kNormal, "closed by application");
   start(session_);
   peerSession_ = 0;
+}
+
+void Endpoint::drop(uint8_t code, const char* reason) {
+  if (active_ >= 0) closeSlot(active_, kClosedLocally, code, reason);
 }
 
 void Endpoint::queueScratch(Slot& s, uint8_t type, const uint8_t* payload, size_t len) {
@@ -411,6 +433,7 @@ void Endpoint::onHeader(int slot, FrameDecoder& dec) {
 void Endpoint::onFrame(int slot, const FrameView& f, uint32_t now) {
   Slot& s = slots_[slot];
   s.lastRx = now;
+  if (slot == active_) ownerRx_ = now;
   if (f.type == kClose) {
     // Reasons are shown on a console line: keep them printable and bounded.
     char reason[kCloseMaxPayload];
@@ -523,16 +546,27 @@ void Endpoint::onHello(int slot, const FrameView& f, uint32_t now) {
   // frames are resent as they are rather than declared lost (docs/protocol.md, Resume).
   const bool neverHeardUs =
       peerSession_ != 0 && h.session == peerSession_ && h.resume == 0 && peerAcked_ == 0;
+  // A peer that does not name itself as the session's peer must not take a session that
+  // is still held for its owner: without a key, naming the owner's session id (never
+  // revealed to anyone else) is the proof of being it (docs/protocol.md §2, Strangers).
+  const bool known = peerSession_ != 0 && h.session == peerSession_;
+  if (s.accepted && !known && sessionHeld(now)) {
+    closeSlot(slot, kClosedLocally, kBusy, "another peer's session is live");
+    return;
+  }
   if (resumesUs && f.ack >= nextSeq_) {
     closeSlot(slot, kClosedLocally, kProtocol, "HELLO acks a seq never sent");
     return;
   }
   // Receive direction: the same peer session keeps its numbering, a new one starts over.
-  if (h.session != peerSession_) {
+  if (!known) {
     resetReceive();
     peerSession_ = h.session;
     s.helloAck = 0;
   }
+  // Our HELLO on an accepted connection: what we kept of the peer's stream only for the
+  // peer that named itself; a new peer learns nothing of its predecessor.
+  if (s.accepted) queueHello(s, known ? h.session : 0, known ? taken_ : 0);
   peerMax_ = h.maxMessage;
   peerWindow_ = h.window;
   peerKeepalive_ = h.keepaliveMs;
@@ -540,6 +574,8 @@ void Endpoint::onHello(int slot, const FrameView& f, uint32_t now) {
     closeSlot(active_, kClosedLocally, kReplaced, "replaced by a newer connection");
   }
   active_ = slot;
+  held_ = true;
+  ownerRx_ = now;
   s.state = Slot::kActive;
   s.lastRx = now;
   big_.reset();

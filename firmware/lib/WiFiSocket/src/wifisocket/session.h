@@ -111,6 +111,10 @@ class Endpoint {
  public:
   static constexpr int kMaxSlots = 4;
   enum SendResult : uint8_t { kSent, kNoRoom, kTooLarge, kNoPeer };
+  /// Who opened a connection. A dialled one says HELLO at once; an accepted one waits for
+  /// the dialer's HELLO, so that what this side remembers of a session (the peer's id, its
+  /// ack) goes only to the peer that named that session (docs/protocol.md §2).
+  enum Role : uint8_t { kDialled, kAccepted };
 
   Endpoint(const EndpointConfig& config, const EndpointBuffers& buffers);
 
@@ -123,8 +127,9 @@ class Endpoint {
   uint64_t sessionId() const { return session_; }
 
   // --- connections -------------------------------------------------------------------
-  /// A new TCP connection is up: returns its slot (HELLO is queued), or -1 if none is free.
-  int open(uint32_t now);
+  /// A new TCP connection is up: returns its slot, or -1 if none is free. Dialled: our
+  /// HELLO is queued now; accepted: once the peer's HELLO is in (and was not refused).
+  int open(uint32_t now, Role role = kDialled);
   /// Every slot is busy and a new connection waits: closes the oldest connection that has
   /// not completed HELLO (TIMEOUT, "evicted ..."), so abusers cannot hold the slots. Returns
   /// that slot (flush, stop and release() it, then open() again) or -1 if there is none.
@@ -146,6 +151,9 @@ class Endpoint {
   int activeSlot() const { return active_; }
   /// Closes every connection with NORMAL and forgets the session (start() begins anew).
   void close();
+  /// Closes the active connection with `code` and `reason` (e.g. the application cannot
+  /// serve this peer); the session is no longer held for it.
+  void drop(uint8_t code, const char* reason);
 
   // --- application ---------------------------------------------------------------------
   bool connected() const { return active_ >= 0; }
@@ -188,6 +196,7 @@ class Endpoint {
     Cursor cursor = kNone;
     bool pingDue = false;
     bool pongDue = false;
+    bool accepted = false;  // Role kAccepted: our HELLO waits for the peer's
     size_t curPos = 0;  // scratch: bytes already written
     size_t curLen = 0;  // scratch: frame size; ring: bytes left of the current frame
     uint32_t openedAt = 0;
@@ -204,6 +213,8 @@ class Endpoint {
   bool valid(int slot) const { return slot >= 0 && slot < kMaxSlots; }
   void closeSlot(int slot, uint8_t kind, uint8_t code, const char* reason);
   void queueScratch(Slot& s, uint8_t type, const uint8_t* payload, size_t len);
+  void queueHello(Slot& s, uint64_t resume, uint32_t ack);
+  bool sessionHeld(uint32_t now) const;
   bool selectOutput(Slot& s, uint32_t now);
   void onHeader(int slot, FrameDecoder& dec);
   void onFrame(int slot, const FrameView& f, uint32_t now);
@@ -227,6 +238,10 @@ class Endpoint {
 
   uint64_t session_ = 0;
   uint64_t peerSession_ = 0;  // 0: no peer yet in this session
+  // The peer's session is held for it (a stranger's HELLO is refused with BUSY) while it
+  // is connected or was heard from within the dead bound, until it closes NORMAL.
+  bool held_ = false;
+  uint32_t ownerRx_ = 0;  // when the owner's connection last delivered a frame
   uint32_t peerMax_ = 0;
   uint32_t peerWindow_ = 0;
   uint32_t peerKeepalive_ = 0;
