@@ -26,12 +26,17 @@ class RawPeer:
     """One TCP connection to a device service, frames encoded and decoded by hand."""
 
     def __init__(self, host: str, port: int, *, timeout: float = 5.0) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.address = (host, port)
         self.timeout = timeout
+        self.sock = self._dial()
         self.decoder = FrameDecoder(1 << 20)
         self.frames: list[Frame] = []
         self.peer_hello: Hello | None = None
+
+    def _dial(self) -> socket.socket:
+        sock = socket.create_connection(self.address, timeout=self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
 
     def close(self) -> None:
         """Say CLOSE NORMAL (after a HELLO exchange) and hang up: the device then holds no
@@ -51,15 +56,29 @@ class RawPeer:
         self.sock.sendall(data)
 
     def hello(self, *, max_message: int = 1 << 20, keepalive_ms: int = 0) -> Hello:
-        """Send our HELLO and wait for the device's."""
+        """Send our HELLO and wait for the device's.
+
+        A device still holding the previous peer's session (its CLOSE not yet processed)
+        answers ``BUSY``: dial again until ``timeout``, as the host library's constructor does.
+        """
         ours = Hello(
             max_message=max_message,
             window=2 * max_message + 64,
             keepalive_ms=keepalive_ms,
             session=int.from_bytes(os.urandom(8), "big") | 1,
         )
-        self.send(encode_frame(FrameType.HELLO, ours.encode()))
-        frame = self.next_frame()
+        deadline = time.monotonic() + self.timeout
+        while True:
+            self.send(encode_frame(FrameType.HELLO, ours.encode()))
+            frame = self.next_frame()
+            busy = frame.type == FrameType.CLOSE and frame.payload[:1] == bytes([CloseCode.BUSY])
+            if not busy or time.monotonic() >= deadline:
+                break
+            self.sock.close()
+            time.sleep(0.05)
+            self.sock = self._dial()
+            self.decoder = FrameDecoder(1 << 20)
+            self.frames.clear()
         assert frame.type == FrameType.HELLO, frame
         self.peer_hello = Hello.decode(frame.payload)
         return self.peer_hello
