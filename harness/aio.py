@@ -96,6 +96,7 @@ class WiFiSocket(LinkView):
         """
         configure(options)  # bad options fail before any socket exists
         deadline = _deadline(timeout)
+        busy: ProtocolError | None = None
         while True:
             try:
                 return await cls._dial_once(host, port, timeout, deadline, options)
@@ -104,6 +105,11 @@ class WiFiSocket(LinkView):
                 pause = busy_pause(exc, deadline)
                 if pause is None:
                     raise
+                busy = exc
+            except Timeout:
+                if busy is not None:
+                    raise busy from None
+                raise
             await asyncio.sleep(pause)
 
     @classmethod

@@ -151,6 +151,9 @@ struct Conn {
   bool broken;  // a send failed for good (reset, EPIPE): writes take nothing
   uint16_t tx_len;  // bytes waiting in the slot's send buffer
   bool eof_seen;  // peer closed and nothing left to read: stop polling POLLIN
+  // The sketch was told the send buffer is full while the peer had bytes unacknowledged:
+  // the idle poll ticks until the ACK frees room (lwIP's sent callback; no poll event says so).
+  bool awaiting_ack;
   uint32_t remote_ip;  // network byte order
   uint16_t remote_port;
   uint16_t local_port;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -315,12 +316,32 @@ void idle(int timeout_ms) {
     owner[n++] = kConnBase + static_cast<int>(i);
   }
 
+  // A connection whose send buffer waits for the peer's ACK: look again in 100 us (on the
+  // chip lwIP's sent callback frees the room at once; the kernel raises no event for it).
+  bool ack_tick = false;
+  for (size_t i = 0; link && i < kMaxConns; i++) {
+    Conn& c = g_conns[i];
+    if (!c.awaiting_ack || c.refs <= 0 || c.fd < 0) continue;
+    int outq = 0;
+    if (ioctl(c.fd, SIOCOUTQ, &outq) == 0 && outq > 0) {
+      ack_tick = true;
+    } else {
+      c.awaiting_ack = false;
+    }
+  }
+
   // A Ticker due sooner shortens the wait (rounded up: waking early would spin).
   const int64_t timer_us = callbacks_wait_us();
   if (timer_us >= 0 && timer_us < static_cast<int64_t>(timeout_ms) * 1000) {
     timeout_ms = static_cast<int>((timer_us + 999) / 1000);
   }
-  int ready = poll(fds, n, timeout_ms);
+  int ready;
+  if (ack_tick && timeout_ms != 0) {
+    const timespec tick = {0, 100 * 1000};
+    ready = ppoll(fds, n, &tick, nullptr);
+  } else {
+    ready = poll(fds, n, timeout_ms);
+  }
   run_system_callbacks();
   if (ready < 0) return;
   const uint32_t gen = g_poll_gen;

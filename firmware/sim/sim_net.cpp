@@ -151,6 +151,8 @@ size_t conn_writable(int slot) {
   if (ioctl(c.fd, SIOCOUTQ, &outq) != 0 || outq < 0) outq = 0;
   const size_t in_flight = static_cast<size_t>(outq) + c.tx_len;
   const size_t sndbuf = 2u * config().tcp_mss;
+  // Less than a segment of room: a sketch that writes whole segments waits for an ACK.
+  c.awaiting_ack = outq > 0 && in_flight + config().tcp_mss > sndbuf;
   return in_flight >= sndbuf ? 0 : sndbuf - in_flight;
 }
 

@@ -111,7 +111,8 @@ class WiFiSocket(LinkView):
     Raises:
         Timeout: no TCP connection or no HELLO within ``timeout``.
         ConnectionLost: the connection was refused or dropped during the handshake.
-        ProtocolError: the peer's HELLO was invalid, or it closed us with a reason.
+        ProtocolError: the peer's HELLO was invalid, or it closed us with a reason; code
+            ``BUSY`` when the device held another host's live session until ``timeout``.
     """
 
     def __init__(
@@ -120,6 +121,7 @@ class WiFiSocket(LinkView):
     ) -> None:
         configure(options)  # bad options fail before any socket exists
         deadline = _deadline(timeout)
+        busy: ProtocolError | None = None
         while True:
             try:
                 self._dial(host, port, timeout, deadline, options)
@@ -130,6 +132,12 @@ class WiFiSocket(LinkView):
                 pause = busy_pause(exc, deadline)
                 if pause is None:
                     raise
+                busy = exc
+            except Timeout:
+                # The last attempt ran out of time: BUSY is why, if the device said so.
+                if busy is not None:
+                    raise busy from None
+                raise
             time.sleep(pause)
         start_keepalive(self)
 
