@@ -34,9 +34,11 @@ from typing import NamedTuple
 
 from filelock import FileLock, Timeout
 
+from harness.cache import cache_root
+
 REPO = Path(__file__).resolve().parents[1]
 CXX = "xtensa-lx106-elf-g++"
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "esp-hil"
+CACHE = cache_root()
 GCC_SOURCE_GLOB = "/usr/src/gcc-12/gcc-*.tar.xz"
 COMPILE_TIMEOUT = 300.0
 GENERATE_TIMEOUT = 900.0
@@ -143,8 +145,9 @@ class CompileResult:
 
 
 def find_core() -> Path:
-    """The ESP8266 core snapshot: $ESP_HIL_ESP8266_CORE, else ``../shared/esp8266-core``."""
-    return _find_shared("ESP_HIL_ESP8266_CORE", "esp8266-core", "cores/esp8266/Arduino.h")
+    """The ESP8266 core snapshot: $ESP_HIL_CORE_DIR (as for ``--device=sim-core``), else
+    ``../shared/esp8266-core``."""
+    return _find_shared("ESP_HIL_CORE_DIR", "esp8266-core", "cores/esp8266/Arduino.h")
 
 
 def find_newlib() -> Path:

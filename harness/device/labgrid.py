@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import importlib.util
 import os
 import sys
 import threading
@@ -360,6 +361,8 @@ def place_device(
     name = opts.spec.removeprefix(LABGRID_PREFIX)
     if not name:
         raise DeviceError("--device=labgrid:PLACE needs a place name")
+    if importlib.util.find_spec("labgrid") is None:
+        raise DeviceError("--device=labgrid:PLACE needs labgrid: pip install 'esp-hil[labgrid]'")
     lease = PlaceLease(name, timeout=opts.place_timeout, notify=opts.notify).acquire()
     try:
         return LabgridDevice(lease, **make_board(replace(opts, spec=str(lease.url))))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,15 +37,3 @@ class DeviceOptions:
     def is_test_firmware(self) -> bool:
         """True when no ``--project`` names another firmware than esp-hil's own."""
         return self.project is None or Path(self.project).resolve() == firmware_root()
-
-    @classmethod
-    def from_env(cls, **overrides: object) -> DeviceOptions:
-        """Defaults, with WiFi credentials from ESP_HIL_WIFI_SSID / ESP_HIL_WIFI_PASSWORD."""
-        opts = cls(
-            ssid=os.environ.get("ESP_HIL_WIFI_SSID"),
-            password=os.environ.get("ESP_HIL_WIFI_PASSWORD"),
-        )
-        for key, value in overrides.items():
-            if value is not None:
-                setattr(opts, key, value)
-        return opts

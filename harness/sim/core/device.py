@@ -32,14 +32,13 @@ from harness.device.base import Device
 from harness.device.console import Console
 from harness.device.errors import DeviceError
 from harness.project import Project
+from harness.sim.defaults import DEFAULT_PASSWORD, DEFAULT_SSID
 
 __all__ = ["CoreDevice"]
 
 log = logging.getLogger(__name__)
 
 #: The simulated network: the emulation joins any, so these are only what gets provisioned.
-DEFAULT_SSID = "esp-hil"
-DEFAULT_PASSWORD = "esp-hil-password"
 
 # The mock's options: no SPIFFS/LittleFS image files (the firmware uses no file system).
 _ARGS = ("-S", "0", "-L", "0")
