@@ -18,9 +18,8 @@ from harness import ConnectionLost, MessageTooLarge, SessionLost, Timeout, aio
 from harness.backends import DeviceOptions, open_device
 from harness.device.base import Device
 from harness.netem import Blackhole, Proxy
-
-from .test_dial import DialControl
-from .test_faults import Fault, Injector
+from tests.helpers.dial import DialControl
+from tests.helpers.faults import Fault, Injector
 
 pytestmark = [pytest.mark.twin, pytest.mark.asyncio]
 

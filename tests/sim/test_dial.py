@@ -24,12 +24,12 @@ from harness.device.base import Device
 from harness.netem import Proxy
 from harness.wifisocket import WiFiSocket
 from harness.wifisocket.frame import Frame, FrameDecoder, FrameType, Hello, encode_frame
+from tests.helpers.dial import ANSWER, DialControl
 
 pytestmark = pytest.mark.twin
 
 HOST = "127.0.0.1"
 TIMEOUT = 10.0  # the device redials after 0.5, 1, 2, 4, 5, 5 ... s
-ANSWER = 5.0
 
 
 @pytest.fixture
@@ -44,24 +44,6 @@ def dial(device: Device) -> Iterator[DialControl]:
         with device.connect(timeout=ANSWER) as sock:
             sock.send("listening again")
             assert sock.receive(timeout=ANSWER) == "listening again"
-
-
-class DialControl:
-    def __init__(self, device: Device) -> None:
-        self.device = device
-
-    def to(self, host: str, port: int) -> None:
-        self.command(f"dial {host} {port}")
-
-    def off(self) -> None:
-        self.command("dial off")
-
-    def command(self, line: str) -> str:
-        """Send a console line; return the device's OK/ERR answer to it."""
-        mark = self.device.console.mark()
-        self.device.console.send_line(line)
-        m = self.device.console.expect(r"^ESP-HIL (OK|ERR) dial.*$", timeout=ANSWER, since=mark)
-        return m.group(0)
 
 
 def _wait_lines(device: Device, mark: int, match: Callable[[str], bool], count: int) -> None:

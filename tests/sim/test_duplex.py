@@ -21,8 +21,7 @@ from hypothesis import strategies as st
 from harness import ConnectionLost, WiFiSocket
 from harness.device.base import Device
 from harness.netem import Blackhole, Proxy
-
-from .test_faults import Fault, Injector
+from tests.helpers.faults import Fault, Injector
 
 pytestmark = pytest.mark.twin
 

@@ -20,8 +20,7 @@ from harness import WiFiSocket
 from harness.device.base import Device
 from harness.netem import Blackhole, Proxy
 from harness.wifisocket import Reconnect
-
-from .test_faults import Fault, Injector
+from tests.helpers.faults import Fault, Injector
 
 pytestmark = pytest.mark.twin
 

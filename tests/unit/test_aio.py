@@ -10,15 +10,9 @@ import pytest
 
 from harness import ProtocolError, Timeout, aio
 from harness.wifisocket.frame import CloseCode
-
-from . import test_wifisocket as blocking
-from .test_wifisocket import LOCAL, WAIT, Peer, device, echo
+from tests.helpers.peer import LOCAL, WAIT, Peer, device, echo
 
 pytestmark = pytest.mark.asyncio
-
-# The scripted peer of the blocking socket's tests, and its fixtures.
-pool = blocking.pool
-listener = blocking.listener
 
 
 async def test_echo_and_a_normal_close_end_the_iteration(pool: ThreadPoolExecutor,

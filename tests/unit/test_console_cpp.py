@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.device.ready import wifi_command
-from tests.unit.test_vectors_cpp import FW, Tool, _build
+from tests.helpers.cpp import FW, Tool, build
 
 SRC = FW / "lib" / "EspHil" / "src"
 SOURCES = [FW / "test" / "test_console.cpp", SRC / "esphil" / "console.cpp"]
@@ -30,14 +30,14 @@ HOST_MAX = 63
 
 @pytest.fixture(scope="module")
 def tool() -> Iterator[Tool]:
-    t = Tool(_build("test_console", SOURCES, include=SRC), "--tool")
+    t = Tool(build("test_console", SOURCES, include=SRC), "--tool")
     yield t
     t.close()
 
 
 def test_cpp_console_suite() -> None:
     proc = subprocess.run(
-        [str(_build("test_console", SOURCES, include=SRC))],
+        [str(build("test_console", SOURCES, include=SRC))],
         capture_output=True,
         text=True,
         timeout=60,

@@ -18,16 +18,14 @@ import hmac
 import json
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.test_vectors_cpp import CORE, FW, Tool, _build
+from tests.helpers.cpp import CORE, FW, ROOT, Tool, build
 
-ROOT = Path(__file__).resolve().parents[2]
 VECTORS = json.loads((ROOT / "tests" / "vectors" / "hmac_sha256.json").read_text())
 SOURCES = [
     FW / "test" / "test_hmac.cpp",
@@ -38,7 +36,7 @@ SOURCES = [
 
 @pytest.fixture(scope="module")
 def tool() -> Iterator[Tool]:
-    t = Tool(_build("test_hmac", SOURCES), "--tool")
+    t = Tool(build("test_hmac", SOURCES), "--tool")
     yield t
     t.close()
 
@@ -130,7 +128,7 @@ def test_property_constant_time_equal_is_equality(tool: Tool, a: bytes, flips: l
 
 def test_cpp_hmac_suite() -> None:
     proc = subprocess.run(
-        [str(_build("test_hmac", SOURCES))], capture_output=True, text=True, timeout=120
+        [str(build("test_hmac", SOURCES))], capture_output=True, text=True, timeout=120
     )
     report = proc.stdout + proc.stderr
     assert proc.returncode == 0, report

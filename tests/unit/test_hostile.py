@@ -15,7 +15,8 @@ from harness import Timeout, WiFiSocket, WiFiSocketError, aio
 from harness.wifisocket import link as link_module
 from harness.wifisocket.frame import CloseCode, FrameDecoder, FrameType, Hello, encode_frame
 from harness.wifisocket.link import OUTPUT_BACKLOG
-from tests.unit.test_wifisocket import Peer, free_port
+from tests.helpers.net import free_port
+from tests.helpers.peer import Peer
 
 LOCAL = "127.0.0.1"
 WAIT = 10.0

@@ -22,7 +22,7 @@ from harness.netem import CutAfter, LimitData, Proxy, ResetPeer
 from harness.wifisocket import Backoff, Reconnect, ReconnectFailed
 from harness.wifisocket.frame import CloseCode, FrameDecoder, FrameType
 from harness.wifisocket.session import Session
-from tests.unit.test_wifisocket import Peer
+from tests.helpers.peer import Peer
 
 LOCAL = "127.0.0.1"
 WAIT = 10.0  # every wait in this file is bounded by this
