@@ -151,12 +151,12 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def cmd_flash(args: argparse.Namespace) -> int:
-    from harness.backends import firmware_image, is_twin_spec
+    from harness.backends import BOARD, backend_for, firmware_image
     from harness.device.flashing import flash_image
     from harness.device.lock import BoardLock
     from harness.device.serial import SerialDevice
 
-    if is_twin_spec(args.device):
+    if backend_for(args.device) is not BOARD:
         raise UsageError(
             f"--device {args.device} is not a port: give a serial port or an rfc2217:// URL "
             "(a twin of 'esp-hil sim' prints its URL)"

@@ -79,7 +79,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--firmware",
         default=None,
         metavar="PATH",
-        help="firmware image to flash (default: build firmware/ with PlatformIO)",
+        help="firmware image to flash on a board (default: build the project, or esp-hil's "
+        "test firmware, with PlatformIO; a twin builds its own)",
     )
     group.addoption(
         "--project",
