@@ -3,9 +3,11 @@
 ``--project PATH`` (or the ini key ``esp_hil_project``) names a user's project; without one it
 is esp-hil's own test firmware. The twin compiles the project's ``src/`` and ``lib/`` with the
 host compiler and the ``-D`` defines of the env's ``build_flags``; a board gets
-``pio run -d PATH -e ENV``. Only what those two need is read from ``platformio.ini``:
-``default_envs``, ``src_dir``, ``lib_dir``, ``include_dir``, and each env's ``build_flags``
-(with ``[env]`` inherited, ``extends`` followed and ``${section.option}`` expanded).
+``pio run -d PATH -e ENV``; ``esp-hil size`` (:mod:`harness.xtensa`) compiles it for the
+ESP8266. Only what those need is read from ``platformio.ini``: ``default_envs``, ``src_dir``,
+``lib_dir``, ``include_dir``, and each env's ``build_flags``, ``build_unflags`` and
+``lib_extra_dirs`` (an env's own value, else its ``extends``', else ``[env]``'s, as PlatformIO
+does; ``${section.option}`` expanded).
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ class Project:
     src_dir: Path
     lib_dir: Path
     include_dir: Path
+    #: The env's ``build_flags`` and ``build_unflags``, split into words as a shell would.
+    build_flags: tuple[str, ...] = ()
+    build_unflags: tuple[str, ...] = ()
+    #: The env's ``lib_extra_dirs``, resolved against the project directory.
+    lib_extra_dirs: tuple[Path, ...] = ()
 
     @property
     def name(self) -> str:
@@ -101,13 +108,19 @@ def load_project(path: str | os.PathLike[str], env: str | None = None) -> Projec
     src_dir = root / (config.get("platformio", "src_dir") or "src")
     if not src_dir.is_dir():
         raise ProjectError(f"project {root}: no {src_dir.name}/ directory (the sketch's sources)")
+    flags = _words(config.env_list(env, "build_flags"), "build_flags")
+    extra_dirs = [d for line in config.env_list(env, "lib_extra_dirs")
+                  for d in re.split(r"\s*,\s*", line.strip()) if d]
     return Project(
         root=root,
         env=env,
-        defines=tuple(_defines(" ".join(config.env_list(env, "build_flags")))),
+        defines=tuple(_defines(flags)),
         src_dir=src_dir,
         lib_dir=root / (config.get("platformio", "lib_dir") or "lib"),
         include_dir=root / (config.get("platformio", "include_dir") or "include"),
+        build_flags=tuple(flags),
+        build_unflags=tuple(_words(config.env_list(env, "build_unflags"), "build_unflags")),
+        lib_extra_dirs=tuple((root / Path(d).expanduser()).resolve() for d in extra_dirs),
     )
 
 
@@ -163,12 +176,16 @@ class _Ini:
         return _REFERENCE.sub(one, value)
 
 
-def _defines(flags: str) -> list[str]:
-    """The ``-D`` defines among build flags, as single compiler arguments."""
+def _words(lines: list[str], option: str) -> list[str]:
+    """An option's lines split into words as a shell would (quotes kept together)."""
     try:
-        words = shlex.split(flags)
+        return shlex.split(" ".join(lines))
     except ValueError as exc:
-        raise ProjectError(f"build_flags cannot be split: {exc}") from None
+        raise ProjectError(f"{option} cannot be split: {exc}") from None
+
+
+def _defines(words: list[str]) -> list[str]:
+    """The ``-D`` defines among build flags, as single compiler arguments."""
     out = []
     for i, word in enumerate(words):
         if word == "-D" and i + 1 < len(words):

@@ -267,7 +267,8 @@ def size_project(project: Path, board: str = "nodemcu", budget: Path | None = No
     """Compile ``project`` for the ESP8266 and measure it (see :mod:`harness.xtensa`).
 
     Raises :class:`harness.xtensa.XtensaError` if the toolchain is missing or our code
-    does not compile cleanly (the message names the first diagnostic).
+    does not compile cleanly (the message names the first diagnostic), and
+    :class:`harness.project.ProjectError` if the project cannot be used.
     """
     limits = load_budget(budget) if budget is not None else None
     # esp-hil's libraries (WiFiSocket, EspHil) are on the path, as in a board build.
@@ -302,7 +303,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("project", nargs="?", type=Path, default=Path("."),
                         help="PlatformIO project directory (default: .)")
     parser.add_argument("--board", default="nodemcu", help="nodemcu (default) or d1_mini")
-    parser.add_argument("--env", help="platformio.ini environment for build_flags")
+    parser.add_argument("--env", help="platformio.ini environment (default: the first of "
+                        "default_envs, else the first [env:NAME])")
     parser.add_argument("--budget", type=Path, help="budget file ({'budget': {ram, iram, "
                         "flash}}); default: <project>/board-budget.json if it exists")
     parser.add_argument("--no-budget", action="store_true",

@@ -19,11 +19,9 @@ the build (``-Werror`` semantics for our code); one in the core's files is repor
 from __future__ import annotations
 
 import concurrent.futures
-import configparser
 import hashlib
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import tempfile
@@ -35,6 +33,7 @@ from typing import NamedTuple
 from filelock import FileLock, Timeout
 
 from harness.cache import cache_root
+from harness.project import Project, load_project
 
 REPO = Path(__file__).resolve().parents[1]
 CXX = "xtensa-lx106-elf-g++"
@@ -297,12 +296,11 @@ def board_for(name: str) -> Board:
     return BOARDS[key]
 
 
-def library_dirs(
-    project: Path, env: str | None = None, extra: Sequence[Path] = ()
-) -> list[Path]:
-    """The project's libraries (``lib/*`` with a ``src/``), then those of ``lib_extra_dirs``,
-    then those under the ``extra`` directories (esp-hil's own, as a board build gets them
-    through ``PLATFORMIO_LIB_EXTRA_DIRS``: :func:`harness.device.flashing.build_with_platformio`).
+def library_dirs(project: Project, extra: Sequence[Path] = ()) -> list[Path]:
+    """The project's libraries (``lib_dir/*`` with a ``src/``), then those of
+    ``lib_extra_dirs``, then those under the ``extra`` directories (esp-hil's own, as a board
+    build gets them through ``PLATFORMIO_LIB_EXTRA_DIRS``:
+    :func:`harness.device.flashing.build_with_platformio`).
 
     Every library of the project is compiled and counted, used or not (PlatformIO's
     dependency finder would leave unused ones out): one more reason the figures are an upper
@@ -310,13 +308,13 @@ def library_dirs(
     a sketch that uses neither WiFiSocket nor EspHil is measured without them. A name found
     twice is the first one's, as PlatformIO prefers the project's own.
     """
-    roots = [project / "lib", *(project / d for d in _ini_values(project, env, "lib_extra_dirs"))]
     found: dict[str, Path] = {}
-    for root in roots:
+    for root in (project.lib_dir, *project.lib_extra_dirs):
         for lib in sorted(root.glob("*")):
             if (lib / "src").is_dir():
                 found.setdefault(lib.name, lib)
-    included = _included_headers([project / "src", *(lib / "src" for lib in found.values())])
+    included = _included_headers([project.src_dir, project.include_dir,
+                                  *(lib / "src" for lib in found.values())])
     for root in extra:
         for lib in sorted(root.glob("*")):
             headers = {h.name for h in (lib / "src").glob("*.h")}
@@ -340,48 +338,26 @@ def _included_headers(roots: Iterable[Path]) -> set[str]:
     return names
 
 
-def project_sources(project: Path, libraries: Sequence[Path] | None = None) -> list[Path]:
-    """Every C++ source of a PlatformIO project: ``src/`` and each library's ``src/``."""
+def project_sources(project: Project, libraries: Sequence[Path] | None = None) -> list[Path]:
+    """Every C++ source of a PlatformIO project: ``src_dir`` and each library's ``src/``."""
     libs = library_dirs(project) if libraries is None else libraries
-    roots = [project / "src", *(lib / "src" for lib in libs)]
+    roots = [project.src_dir, *(lib / "src" for lib in libs)]
     return sorted(p for root in roots if root.is_dir() for p in root.rglob("*.cpp"))
 
 
-def project_includes(project: Path, libraries: Sequence[Path] | None = None) -> list[str]:
-    """Include directories of the project: ``include/``, ``src/``, each library's ``src/``."""
+def project_includes(project: Project, libraries: Sequence[Path] | None = None) -> list[str]:
+    """Include directories of the project: ``include_dir``, ``src_dir``, each library's
+    ``src/``."""
     libs = library_dirs(project) if libraries is None else libraries
-    dirs = [project / "include", project / "src", *(lib / "src" for lib in libs)]
+    dirs = [project.include_dir, project.src_dir, *(lib / "src" for lib in libs)]
     return [str(d) for d in dirs if d.is_dir()]
 
 
-def project_flags(project: Path, env: str | None = None) -> list[str]:
-    """The compile options (-D, -U, -I, -W, -f, -std, -O) of ``platformio.ini``'s build_flags.
-
-    ``[env]`` and ``[env:<env>]`` (default: the first of ``default_envs``) are read;
-    ``build_unflags`` removes options as PlatformIO does.
-    """
-    flags = _ini_values(project, env, "build_flags")
-    unflags = set(_ini_values(project, env, "build_unflags"))
-    return [f for f in flags if _KEPT_FLAG.match(f) and f not in unflags]
-
-
-def _ini_values(project: Path, env: str | None, option: str) -> list[str]:
-    """The words of ``option`` in ``[env]`` then ``[env:<env>]`` of ``platformio.ini``."""
-    ini = project / "platformio.ini"
-    if not ini.is_file():
-        return []
-    parser = configparser.ConfigParser(inline_comment_prefixes=(";",), interpolation=None)
-    parser.read(ini)
-    if env is None and parser.has_option("platformio", "default_envs"):
-        env = parser.get("platformio", "default_envs").split(",")[0].strip()
-    sections = ["env"] + ([f"env:{env}"] if env else [])
-    return [word for sec in sections if parser.has_section(sec)
-            for word in _tokens(parser.get(sec, option, fallback=""))]
-
-
-def _tokens(value: str) -> list[str]:
-    lines = [ln.split(";", 1)[0] for ln in value.splitlines()]
-    return shlex.split(" ".join(lines))
+def project_flags(project: Project) -> list[str]:
+    """The compile options (-D, -U, -I, -W, -f, -std, -O) of the env's ``build_flags``, less
+    its ``build_unflags`` (PlatformIO removes those after adding the build flags)."""
+    unflags = set(project.build_unflags)
+    return [f for f in project.build_flags if _KEPT_FLAG.match(f) and f not in unflags]
 
 
 def core_sources(core: Path, libraries: Iterable[str] = CORE_LIBRARIES) -> list[Path]:
@@ -454,28 +430,31 @@ class _Job(NamedTuple):
     ours: bool
 
 
-def build(project: Path, board_name: str, out: Path, env: str | None = None,
+def build(path: Path, board_name: str, out: Path, env: str | None = None,
           workers: int | None = None, core: Path | None = None,
           newlib: Path | None = None, extra_libraries: Sequence[Path] = ()) -> CompileResult:
-    """Compile a PlatformIO project's sources and the core's WiFi/EEPROM for ``board_name``.
+    """Compile the PlatformIO project at ``path`` (its env ``env``, as
+    :func:`harness.project.load_project` picks it) and the core's WiFi/EEPROM for
+    ``board_name``.
 
     Objects land in ``out``, named ``<path relative to the project or core>.o`` (so
-    ``main.cpp.o``: the linker script sends ``*.cpp.o`` code to flash).
+    ``main.cpp.o``: the linker script sends ``*.cpp.o`` code to flash). Raises
+    :class:`harness.project.ProjectError` (one line) if the project cannot be used.
     """
-    project = project.resolve()
-    libraries = [lib.resolve() for lib in library_dirs(project, env, extra_libraries)]
+    project = load_project(path, env)
+    libraries = [lib.resolve() for lib in library_dirs(project, extra_libraries)]
     sources = project_sources(project, libraries)
     if not sources:
-        raise XtensaError(f"no .cpp under {project}/src or {project}/lib/*/src")
+        raise XtensaError(f"no .cpp under {project.src_dir} or {project.lib_dir}/*/src")
     board = board_for(board_name)
     core = core or find_core()
     newlib = newlib or find_newlib()
     system = [*cxx_headers(newlib), *newlib_includes(newlib)]
     includes = [*project_includes(project, libraries), *core_includes(core, board)]
-    extra = project_flags(project, env)
-    result = CompileResult(board=board.variant, project=project)
-    ours = [project, *libraries]
-    jobs = [_Job(_project_name(src, project, libraries), src, True) for src in sources]
+    extra = project_flags(project)
+    result = CompileResult(board=board.variant, project=project.root)
+    ours = [project.root, project.src_dir, project.include_dir, *libraries]
+    jobs = [_Job(_project_name(src, project.root, libraries), src, True) for src in sources]
     jobs += [_Job(str(src.relative_to(core)), src, False) for src in core_sources(core)]
 
     def compile_one(job: _Job) -> tuple[_Job, Path, subprocess.CompletedProcess[str]]:
@@ -483,7 +462,7 @@ def build(project: Path, board_name: str, out: Path, env: str | None = None,
         obj.parent.mkdir(parents=True, exist_ok=True)
         obj.unlink(missing_ok=True)
         cmd = compile_command(job.src, obj, board, includes, system, extra if job.ours else ())
-        return job, obj, _run(cmd, cwd=project)
+        return job, obj, _run(cmd, cwd=project.root)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
         for job, obj, proc in pool.map(compile_one, jobs):

@@ -107,11 +107,16 @@ def test_size_of_a_directory_without_sources(
 ) -> None:
     code, line = _one_line_error(capsys, ["size", str(tmp_path / "nowhere")])
     assert code == 2
-    assert line == f"esp-hil size: no .cpp under {tmp_path / 'nowhere'}/src or " \
-        f"{tmp_path / 'nowhere'}/lib/*/src"
+    assert line == f"esp-hil size: project {tmp_path / 'nowhere'}: no such directory"
+    (tmp_path / "src").mkdir()
+    (tmp_path / "platformio.ini").write_text("[env:a]\n")
+    code, line = _one_line_error(capsys, ["size", str(tmp_path)])
+    assert code == 2
+    assert line == f"esp-hil size: no .cpp under {tmp_path / 'src'} or {tmp_path / 'lib'}/*/src"
 
 
 def test_size_for_an_unknown_board(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "platformio.ini").write_text("[env:a]\n")
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "main.cpp").write_text("void setup() {}\n")
     code, line = _one_line_error(capsys, ["size", str(tmp_path), "--board", "uno"])

@@ -74,6 +74,27 @@ def test_default_env_inheritance_and_interpolation(tmp_path: Path) -> None:
     assert load_project(tmp_path, "child").defines == project.defines  # extends followed
 
 
+def test_an_envs_own_options_replace_envs_and_extra_dirs_resolve(tmp_path: Path) -> None:
+    _project(tmp_path, """\
+        [env]
+        build_flags = -DBASE -Wall
+        build_unflags = -Os
+        lib_extra_dirs = ../shared, ~/libs
+        [env:own]
+        build_flags = -DOWN -I"a b"
+        lib_extra_dirs =
+            extra
+        [env:inherit]
+        """)
+    own = load_project(tmp_path, "own")
+    assert (own.build_flags, own.build_unflags) == (("-DOWN", "-Ia b"), ("-Os",))
+    assert own.lib_extra_dirs == ((tmp_path / "extra").resolve(),)
+    inherit = load_project(tmp_path, "inherit")
+    assert inherit.build_flags == ("-DBASE", "-Wall")
+    assert inherit.lib_extra_dirs == ((tmp_path.parent / "shared").resolve(),
+                                      (Path.home() / "libs").resolve())
+
+
 def test_without_default_envs_the_first_env(tmp_path: Path) -> None:
     _project(tmp_path, "[env:b]\nbuild_flags = -DX\n[env:a]\n")
     assert load_project(tmp_path).env == "b"
@@ -130,7 +151,7 @@ _VALUE = st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=12
 def test_every_define_reaches_the_compiler_as_written(
     defines: list[tuple[str, str]], spaced: bool
 ) -> None:
-    from harness.project import _defines
+    from harness.project import _defines, _words
 
     words = []
     for name, value in defines:
@@ -138,7 +159,7 @@ def test_every_define_reaches_the_compiler_as_written(
         words += ["-D", word] if spaced else [f"-D{word}"]
     flags = shlex.join(["-Wall", *words, "-Os"])
     expected = [f"-D{name}={value}" if value else f"-D{name}" for name, value in defines]
-    assert _defines(flags) == expected
+    assert _defines(_words([flags], "build_flags")) == expected
 
 
 def test_a_board_builds_the_project_with_esp_hils_libraries(

@@ -15,6 +15,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness import size, xtensa
+from harness.project import ProjectError, load_project
+
+MINIMAL_INI = ("[env:nodemcuv2]\nplatform = espressif8266\nboard = nodemcuv2\n"
+               "framework = arduino\n")
 
 READELF = """\
 There are 9 section headers, starting at offset 0x400:
@@ -142,13 +146,53 @@ def test_diagnostics_are_ours_only_inside_the_project(tmp_path: Path) -> None:
 
 
 def test_project_flags_apply_unflags_and_drop_comments(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
     (tmp_path / "platformio.ini").write_text(
         "[platformio]\ndefault_envs = b\n"
         "[env]\nbuild_unflags = -std=gnu++17\n"
         "build_flags =\n    -std=gnu++17\n    ; a comment\n    -DX=1 -Wl,--gc\n"
-        "[env:b]\nbuild_flags = -DY\n")
-    assert xtensa.project_flags(tmp_path) == ["-DX=1", "-DY"]
-    assert xtensa.project_flags(tmp_path, env="c") == ["-DX=1"]
+        "[env:b]\nbuild_flags = ${env.build_flags} -DY\n"
+        "[env:c]\n")
+    assert xtensa.project_flags(load_project(tmp_path)) == ["-DX=1", "-DY"]
+    assert xtensa.project_flags(load_project(tmp_path, "c")) == ["-DX=1"]
+
+
+def test_an_envs_build_flags_override_envs_and_extends_is_followed(tmp_path: Path) -> None:
+    # PlatformIO's rule: [env:X]'s own value replaces [env]'s (it is not added to it).
+    (tmp_path / "src").mkdir()
+    (tmp_path / "platformio.ini").write_text(
+        "[env]\nbuild_flags = -DBASE -Wall\n"
+        "[env:own]\nbuild_flags = -DOWN\n"
+        "[env:inherit]\n"
+        "[common]\nbuild_flags = -DCOMMON\n"
+        "[env:child]\nextends = common\n")
+    assert xtensa.project_flags(load_project(tmp_path)) == ["-DOWN"]  # the first env
+    assert xtensa.project_flags(load_project(tmp_path, "inherit")) == ["-DBASE", "-Wall"]
+    assert xtensa.project_flags(load_project(tmp_path, "child")) == ["-DCOMMON"]
+
+
+@pytest.mark.parametrize(("setup", "message"), [
+    ("unknown-env", "no environment 'typo' in platformio.ini (it has a)"),
+    ("no-ini", "no platformio.ini (not a PlatformIO project)"),
+    ("garbage", "platformio.ini cannot be read"),
+])
+def test_a_project_size_cannot_use_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], setup: str, message: str
+) -> None:
+    # Before any toolchain is needed: the project is read first.
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "main.cpp").write_text("void setup() {}\n")
+    if setup != "no-ini":
+        ini = "[env:a]\n" if setup == "unknown-env" else "not an ini line\n"
+        (tmp_path / "platformio.ini").write_text(ini)
+    args = [str(tmp_path), "--no-budget", *(["--env", "typo"] if setup == "unknown-env" else [])]
+    with pytest.raises(ProjectError):
+        xtensa.build(tmp_path, "nodemcu", tmp_path / "out", env="typo")
+    assert size.main(args) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    (line,) = err.strip().splitlines()
+    assert line.startswith("esp-hil size: project ") and message in line
 
 
 def test_unknown_board_is_one_error() -> None:
@@ -187,6 +231,7 @@ void loop() { Serial.write(scratch, sizeof scratch); }
 @pytest.mark.timeout(1200)
 def test_real_compile_of_a_tiny_sketch(tmp_path: Path) -> None:
     _toolchain_or_skip()
+    (tmp_path / "platformio.ini").write_text(MINIMAL_INI)
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "main.cpp").write_text(SKETCH)
     result = size.size_project(tmp_path)
@@ -231,7 +276,9 @@ def test_project_sources_are_src_and_lib_src_recursively(tmp_path: Path) -> None
                 "test/t.cpp", "src/h.h"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("")
-    found = [str(p.relative_to(tmp_path)) for p in xtensa.project_sources(tmp_path)]
+    (tmp_path / "platformio.ini").write_text(MINIMAL_INI)
+    project = load_project(tmp_path)
+    found = [str(p.relative_to(tmp_path)) for p in xtensa.project_sources(project)]
     assert found == ["lib/L/src/x/y.cpp", "src/main.cpp", "src/sub/a.cpp"]
 
 
@@ -244,13 +291,15 @@ def test_lib_extra_dirs_add_libraries_named_as_project_libraries(tmp_path: Path)
     (project / "platformio.ini").write_text(
         "[platformio]\ndefault_envs = a\n[env]\nlib_extra_dirs = ../shared ; comment\n"
         "[env:a]\nbuild_flags = -DX=1\n")
-    libs = xtensa.library_dirs(project)
-    assert libs == [project / "lib" / "Own", project / "../shared" / "Ext"]
-    found = xtensa.project_sources(project, libs)
-    assert [xtensa._project_name(p, project, [lib.resolve() for lib in libs]) for p in
-            (s.resolve() for s in found)] == ["lib/Ext/src/ext.cpp", "lib/Own/src/own.cpp",
-                                              "src/main.cpp"]
-    assert str(project / "../shared/Ext/src") in xtensa.project_includes(project, libs)
+    loaded = load_project(project)
+    shared = (tmp_path / "shared").resolve()
+    assert loaded.lib_extra_dirs == (shared,)
+    libs = xtensa.library_dirs(loaded)
+    assert libs == [loaded.lib_dir / "Own", shared / "Ext"]
+    found = xtensa.project_sources(loaded, libs)
+    assert sorted(xtensa._project_name(p, loaded.root, libs) for p in found) == [
+        "lib/Ext/src/ext.cpp", "lib/Own/src/own.cpp", "src/main.cpp"]
+    assert str(shared / "Ext/src") in xtensa.project_includes(loaded, libs)
 
 
 @pytest.mark.timeout(1200)
