@@ -32,7 +32,13 @@ from typing import Any
 
 from harness.errors import ConnectionLost, ProtocolError, Timeout
 from harness.wifisocket.acceptor import Acceptor, Allow
-from harness.wifisocket.link import Link, LinkView, PeerClosedNormally, busy_pause
+from harness.wifisocket.link import (
+    BusyRetry,
+    Link,
+    LinkView,
+    PeerClosedNormally,
+    deadline_after,
+)
 from harness.wifisocket.socket import DEFAULT_PORT, DEFAULT_TIMEOUT, configure
 from harness.wifisocket.transport import POLLIN, POLLOUT
 
@@ -42,9 +48,6 @@ _log = logging.getLogger("harness.wifisocket")
 _FOREVER = math.inf
 _CLOSE_FLUSH = 1.0
 
-
-def _deadline(timeout: float | None) -> float:
-    return _FOREVER if timeout is None else time.monotonic() + timeout
 
 
 
@@ -95,21 +98,15 @@ class WiFiSocket(LinkView):
         Options and errors as :class:`harness.WiFiSocket`.
         """
         configure(options)  # bad options fail before any socket exists
-        deadline = _deadline(timeout)
-        busy: ProtocolError | None = None
+        deadline = deadline_after(timeout)
+        retry = BusyRetry(deadline)
         while True:
             try:
                 return await cls._dial_once(host, port, timeout, deadline, options)
             except ProtocolError as exc:
-                # As the blocking socket: a device holding another host's live session.
-                pause = busy_pause(exc, deadline)
-                if pause is None:
-                    raise
-                busy = exc
-            except Timeout:
-                if busy is not None:
-                    raise busy from None
-                raise
+                pause = retry.pause_after(exc)
+            except Timeout as exc:
+                retry.timed_out(exc)
             await asyncio.sleep(pause)
 
     @classmethod
@@ -164,7 +161,7 @@ class WiFiSocket(LinkView):
                 self._link.listen(listener, owns=True, allow=allow)
             except OSError as exc:
                 raise ConnectionLost(f"the listener is unusable: {exc}") from exc
-            await self._await_first(_deadline(timeout), timeout)
+            await self._await_first(deadline_after(timeout), timeout)
         except BaseException:
             listener.close()
             self._teardown()
@@ -279,7 +276,7 @@ class WiFiSocket(LinkView):
         if not isinstance(msg, (str, bytes, bytearray, memoryview)):
             raise TypeError(f"send() takes str or bytes-like, not {type(msg).__name__}")
         waited = self._timeout if timeout is None else timeout
-        deadline = _deadline(waited)
+        deadline = deadline_after(waited)
         link = self._link
         try:
             while not link.sending(msg, deadline, waited):
@@ -294,14 +291,14 @@ class WiFiSocket(LinkView):
     async def receive(self, timeout: float | None = None) -> str | bytes:
         """The next message; as :meth:`harness.WiFiSocket.receive`."""
         waited = self._timeout if timeout is None else timeout
-        deadline = _deadline(waited)
+        deadline = deadline_after(waited)
         while (item := self._link.receiving(deadline, waited)) is None:
             await self._wait(deadline)
         return item
 
     async def flush(self, timeout: float | None = None) -> None:
         """Until the peer acknowledged everything sent so far (as the blocking ``flush``)."""
-        deadline = _deadline(self._timeout if timeout is None else timeout)
+        deadline = deadline_after(self._timeout if timeout is None else timeout)
         while not self._link.flushed(deadline):
             await self._wait(deadline)
 
@@ -314,7 +311,7 @@ class WiFiSocket(LinkView):
         if link.closed:
             return
         if link.say_goodbye():
-            deadline = _deadline(_CLOSE_FLUSH)
+            deadline = deadline_after(_CLOSE_FLUSH)
             sock = link.transport.sock
             self._changed()
             while (link.transport.outq and link.transport.sock is sock and link.error is None

@@ -23,7 +23,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from harness.errors import (
     ConnectionLost,
@@ -73,12 +73,39 @@ OUTPUT_BACKLOG = 64 * 1024
 BUSY_RETRY = 0.1
 
 
-def busy_pause(exc: ProtocolError, deadline: float) -> float | None:
-    """After the constructor's attempt failed with ``exc``: how long to wait before the next
-    one, or None to give up (not a BUSY refusal, or no time left)."""
-    if exc.code != CloseCode.BUSY or time.monotonic() + BUSY_RETRY >= deadline:
-        return None
-    return BUSY_RETRY * random.uniform(0.5, 1.5)
+def deadline_after(timeout: float | None) -> float:
+    """The monotonic time ``timeout`` seconds from now (inf for None or inf: no bound)."""
+    if timeout is None or timeout == _FOREVER:
+        return _FOREVER
+    return time.monotonic() + timeout
+
+
+class BusyRetry:
+    """The constructor's policy while a device refuses with BUSY, for both facades (no I/O:
+    the caller sleeps its own way).
+
+    The device frees another host's live session at its dead bound (or when that host
+    closes), so the constructor tries again while time remains; if the time runs out, the
+    BUSY refusal is the reason it reports, not the last attempt's Timeout.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.refusal: ProtocolError | None = None
+
+    def pause_after(self, exc: ProtocolError) -> float:
+        """How long to wait before the next attempt; re-raises ``exc`` to give up (not a
+        BUSY refusal, or no time left)."""
+        if exc.code != CloseCode.BUSY or time.monotonic() + BUSY_RETRY >= self.deadline:
+            raise exc
+        self.refusal = exc
+        return BUSY_RETRY * random.uniform(0.5, 1.5)
+
+    def timed_out(self, exc: Timeout) -> NoReturn:
+        """An attempt ran out of time: raise the BUSY refusal if there was one, else ``exc``."""
+        if self.refusal is not None:
+            raise self.refusal from None
+        raise exc
 
 
 class Link:

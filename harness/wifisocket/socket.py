@@ -42,7 +42,13 @@ from harness.errors import ConnectionLost, ProtocolError, ReconnectFailed, Timeo
 from harness.wifisocket.acceptor import Acceptor, Allow
 from harness.wifisocket.backoff import ReconnectPolicy
 from harness.wifisocket.keepalive import ACTIVE_POLL, IDLE_MAX_WAIT, start_keepalive
-from harness.wifisocket.link import Link, LinkView, PeerClosedNormally, busy_pause
+from harness.wifisocket.link import (
+    BusyRetry,
+    Link,
+    LinkView,
+    PeerClosedNormally,
+    deadline_after,
+)
 from harness.wifisocket.session import Session
 from harness.wifisocket.transport import POLLIN, POLLOUT
 
@@ -61,12 +67,6 @@ def _poll_ms(seconds: float) -> int | None:
     if seconds == _FOREVER:
         return None
     return max(0, math.ceil(seconds * 1000))
-
-
-def _deadline(timeout: float | None) -> float:
-    if timeout is None or timeout == _FOREVER:
-        return _FOREVER
-    return time.monotonic() + timeout
 
 
 def configure(options: dict[str, Any]) -> tuple[ReconnectPolicy, Session]:
@@ -120,24 +120,16 @@ class WiFiSocket(LinkView):
         **options: Any,
     ) -> None:
         configure(options)  # bad options fail before any socket exists
-        deadline = _deadline(timeout)
-        busy: ProtocolError | None = None
+        deadline = deadline_after(timeout)
+        retry = BusyRetry(deadline)
         while True:
             try:
                 self._dial(host, port, timeout, deadline, options)
                 break
             except ProtocolError as exc:
-                # The device holds another host's live session: it frees it at its dead
-                # bound (or when that host closes), so try again while time remains.
-                pause = busy_pause(exc, deadline)
-                if pause is None:
-                    raise
-                busy = exc
-            except Timeout:
-                # The last attempt ran out of time: BUSY is why, if the device said so.
-                if busy is not None:
-                    raise busy from None
-                raise
+                pause = retry.pause_after(exc)
+            except Timeout as exc:
+                retry.timed_out(exc)
             time.sleep(pause)
         start_keepalive(self)
 
@@ -226,7 +218,7 @@ class WiFiSocket(LinkView):
                 self._link.listen(listener, owns=owns, allow=allow)
             except OSError as exc:
                 raise ConnectionLost(f"the listener is unusable: {exc}") from exc
-            self._await_first(_deadline(timeout), timeout)
+            self._await_first(deadline_after(timeout), timeout)
         except BaseException:
             self._teardown()
             raise
@@ -391,7 +383,7 @@ class WiFiSocket(LinkView):
         if not isinstance(msg, (str, bytes, bytearray, memoryview)):
             raise TypeError(f"send() takes str or bytes-like, not {type(msg).__name__}")
         waited = self._timeout if timeout is None else timeout
-        deadline = _deadline(waited)
+        deadline = deadline_after(waited)
         link = self._link
         try:
             with self._lock:
@@ -422,7 +414,7 @@ class WiFiSocket(LinkView):
             ConnectionLost / ProtocolError: the link is gone for good (messages that
                 arrived before are returned first).
         """
-        return self._receive(_deadline(self._timeout if timeout is None else timeout), timeout)
+        return self._receive(deadline_after(self._timeout if timeout is None else timeout), timeout)
 
     def _receive(self, deadline: float, timeout: float | None) -> str | bytes:
         link = self._link
@@ -448,7 +440,7 @@ class WiFiSocket(LinkView):
             SessionLost: the peer lost its session meanwhile (the messages are listed).
             ConnectionLost / ProtocolError: the link is gone for good.
         """
-        deadline = _deadline(self._timeout if timeout is None else timeout)
+        deadline = deadline_after(self._timeout if timeout is None else timeout)
         link = self._link
         try:
             with self._lock:
@@ -470,7 +462,7 @@ class WiFiSocket(LinkView):
         with self._lock:
             if link.closed:
                 return
-            deadline = _deadline(_CLOSE_FLUSH)
+            deadline = deadline_after(_CLOSE_FLUSH)
             if link.say_goodbye():
                 # Best effort: the peer may already be gone.
                 sock = link.transport.sock
