@@ -15,21 +15,13 @@
 
 #include <string>
 
+#include "check.h"
 #include "esphil/console.h"
 
 using namespace esphil;
 
 namespace {
 
-int g_failures = 0;
-
-#define CHECK(cond)                                                  \
-  do {                                                               \
-    if (!(cond)) {                                                   \
-      ++g_failures;                                                  \
-      printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);         \
-    }                                                                \
-  } while (0)
 
 std::string feedAll(LineReader& r, const char* bytes) {
   std::string out;
@@ -241,11 +233,7 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-  struct Test {
-    const char* name;
-    void (*fn)();
-  };
-  const Test tests[] = {
+  const check::Test tests[] = {
       {"lines_and_carriage_returns", test_lines_and_carriage_returns},
       {"too_long_line_is_reported_once_and_forgotten", test_too_long_line_is_reported_once_and_forgotten},
       {"split_command", test_split_command},
@@ -254,10 +242,5 @@ int main(int argc, char** argv) {
       {"dial_arguments", test_dial_arguments},
       {"text_appender", test_text_appender},
   };
-  for (const Test& t : tests) {
-    const int before = g_failures;
-    t.fn();
-    printf("%s %s\n", g_failures == before ? "PASS" : "FAIL", t.name);
-  }
-  return g_failures == 0 ? 0 : 1;
+  return check::runTests(tests);
 }

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "check.h"
 #include "wifisocket/hmac.h"
 #include "wifisocket/sha256.h"
 
@@ -23,15 +24,6 @@ using namespace wsock;
 
 namespace {
 
-int g_failures = 0;
-
-#define CHECK(cond)                                          \
-  do {                                                       \
-    if (!(cond)) {                                           \
-      ++g_failures;                                          \
-      printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-    }                                                        \
-  } while (0)
 
 // --- hex -----------------------------------------------------------------------------------
 
@@ -354,11 +346,7 @@ int main(int argc, char** argv) {
     const long rounds = strtol(argv[2], nullptr, 10);
     return runBench(rounds > 0 ? rounds : 1);
   }
-  struct Test {
-    const char* name;
-    void (*fn)();
-  };
-  const Test tests[] = {
+  const check::Test tests[] = {
       {"sha256_fips_examples", test_sha256_fips_examples},
       {"sha256_chunking_never_matters", test_sha256_chunking_never_matters},
       {"sha256_finish_and_wipe_reset", test_sha256_finish_and_wipe_reset},
@@ -368,10 +356,5 @@ int main(int argc, char** argv) {
       {"hmac_unkeyed_and_wiped_use_the_empty_key", test_hmac_unkeyed_and_wiped_use_the_empty_key},
       {"constant_time_equal", test_constant_time_equal},
   };
-  for (const Test& t : tests) {
-    const int before = g_failures;
-    t.fn();
-    printf("%s %s\n", g_failures == before ? "PASS" : "FAIL", t.name);
-  }
-  return g_failures == 0 ? 0 : 1;
+  return check::runTests(tests);
 }

@@ -54,7 +54,9 @@ def build(name: str, sources: list[Path], include: Path = CORE) -> Path:
         pytest.skip("no C++ compiler (g++/c++/clang++) on PATH: C++ core not checked")
     digest = hashlib.sha256()
     digest.update(" ".join([cxx, *CXXFLAGS]).encode())
-    for src in sorted(sources + list(include.rglob("*.h"))):
+    # The library's headers, and those beside the sources (firmware/test/check.h).
+    headers = {*include.rglob("*.h"), *(h for src in sources for h in src.parent.glob("*.h"))}
+    for src in sorted({*sources, *headers}):
         digest.update(src.name.encode())
         digest.update(src.read_bytes())
     out_dir = Path(tempfile.gettempdir()) / "esp-hil-cpp"
