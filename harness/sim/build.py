@@ -16,7 +16,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,23 +112,37 @@ def build_firmware_info(
         compiler=compiler, version=version, files=[*units, *headers], flags=[*flags, *include_flags]
     )
     build_id = key[:12]
-    build_dir = cache_root() / "build" / key
-    binary = build_dir / BINARY_NAME
-    if binary.is_file() and not force:
-        return FirmwareBuild(binary, build_id)
 
-    build_dir.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(build_dir) + ".lock", timeout=_LOCK_TIMEOUT_S):
-        # Another process may have finished the same build while we waited.
-        if binary.is_file() and not force:
-            return FirmwareBuild(binary, build_id)
-        build_dir.mkdir(parents=True, exist_ok=True)
+    def make(binary: Path) -> None:
         compile_flags = [*flags, *include_flags, "-DESP_HIL_SIM=1"]
         objects = _compile_all(
             compiler, compile_flags, units, headers, build_id=build_id, force=force
         )
         _link(compiler, [*flags], objects, binary)
         log.info("built native firmware %s (%d units)", binary, len(units))
+
+    return cached_build(cache_root() / "build" / key, build_id, make, force=force)
+
+
+def cached_build(
+    build_dir: Path,
+    build_id: str,
+    make: Callable[[Path], None],
+    *,
+    force: bool = False,
+    name: str = BINARY_NAME,
+) -> FirmwareBuild:
+    """The executable ``name`` in ``build_dir``, made once across processes: ``make(binary)``
+    runs under a file lock, and only when the binary is missing (or ``force``)."""
+    binary = build_dir / name
+    if binary.is_file() and not force:
+        return FirmwareBuild(binary, build_id)
+    build_dir.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(build_dir) + ".lock", timeout=_LOCK_TIMEOUT_S):
+        # Another process may have finished the same build while we waited.
+        if not binary.is_file() or force:
+            build_dir.mkdir(parents=True, exist_ok=True)
+            make(binary)
     return FirmwareBuild(binary, build_id)
 
 

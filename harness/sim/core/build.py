@@ -20,14 +20,12 @@ import logging
 import os
 import shlex
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
-
-from filelock import FileLock
 
 from harness.project import Project
 from harness.sim.build import (
     _HEADER_SUFFIXES,
+    FirmwareBuild,
     FirmwareBuildError,
     _build_key,
     _compile_all,
@@ -36,16 +34,16 @@ from harness.sim.build import (
     _find_compiler,
     _link,
     cache_root,
+    cached_build,
     firmware_root,
     sketch_sources,
 )
 
-__all__ = ["CoreBuild", "build_core_firmware", "core_root"]
+__all__ = ["build_core_firmware", "core_root"]
 
 log = logging.getLogger(__name__)
 
 BINARY_NAME = "esp-hil-fw-core"
-_LOCK_TIMEOUT_S = 900.0
 
 # The Makefile's FLAGS for a sketch (no D=1: its debug prints would land on the console).
 _COMMON_FLAGS = (
@@ -155,14 +153,6 @@ def tcp_mss() -> int:
     return int(text)
 
 
-@dataclass(frozen=True)
-class CoreBuild:
-    """A built sim-core firmware: the executable and its build identity."""
-
-    path: Path
-    build_id: str
-
-
 def core_root() -> Path:
     """The ESP8266 core snapshot: ``$ESP_HIL_CORE_DIR``, else the nearest
     ``shared/esp8266-core`` beside the repository or one of its parents
@@ -245,7 +235,7 @@ def _sources(
     return cxx_units, c_units, sorted(set(headers)), include_dirs
 
 
-def build_core_firmware(*, project: Project | None = None, force: bool = False) -> CoreBuild:
+def build_core_firmware(*, project: Project | None = None, force: bool = False) -> FirmwareBuild:
     """Build (or find in the cache) the firmware on the core's host emulation: the test
     firmware, or ``project``'s sketch and libraries with its env's ``-D`` defines.
 
@@ -273,15 +263,8 @@ def build_core_firmware(*, project: Project | None = None, force: bool = False) 
         flags=[*base, *_CXX_FLAGS, *_C_FLAGS, repr(sorted(_RENAMES.items()))],
     )
     build_id = key[:12]
-    build_dir = cache_root() / "build-core" / key
-    binary = build_dir / BINARY_NAME
-    if binary.is_file() and not force:
-        return CoreBuild(binary, build_id)
-    build_dir.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(build_dir) + ".lock", timeout=_LOCK_TIMEOUT_S):
-        if binary.is_file() and not force:
-            return CoreBuild(binary, build_id)
-        build_dir.mkdir(parents=True, exist_ok=True)
+
+    def make(binary: Path) -> None:
         # Three groups by flags: C++, the C files, and each unit with a rename of its own.
         renamed = [u for u in cxx_units if u.name in _RENAMES]
         groups = [
@@ -296,4 +279,7 @@ def build_core_firmware(*, project: Project | None = None, force: bool = False) 
         ]
         _link(cxx, ["-Os", "-g"], objects, binary)
         log.info("built sim-core firmware %s (%d units)", binary, len(objects))
-    return CoreBuild(binary, build_id)
+
+    return cached_build(
+        cache_root() / "build-core" / key, build_id, make, force=force, name=BINARY_NAME
+    )
