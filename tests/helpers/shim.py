@@ -3,13 +3,15 @@ the process, its console and what several test modules measure of it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from harness.sim import FirmwareProcess, firmware_root
+from harness.sim import FirmwareProcess, allocate_ip, firmware_root
 
 SKETCH = firmware_root() / "sim" / "test" / "shim_test_sketch.cpp"
 SSID = "esp-hil-net"
@@ -88,3 +90,21 @@ def cpu_share(pid: int, seconds: float = 1.0) -> float:
     before, t0 = cpu_seconds(pid), time.monotonic()
     time.sleep(seconds)
     return (cpu_seconds(pid) - before) / (time.monotonic() - t0)
+
+
+@contextlib.contextmanager
+def booted_console(binary: Path, flash: Path, boot: str = "boot ") -> Iterator[Console]:
+    """A firmware process of ``binary`` on a loopback address of its own, its console once
+    the line starting ``boot`` came; stopped and the address released afterwards."""
+    ip, lock = allocate_ip()
+    try:
+        proc = make_process(binary, ip, flash)
+        con = Console(proc)
+        proc.start()
+        try:
+            con.expect(boot)
+            yield con
+        finally:
+            proc.stop()
+    finally:
+        lock.release()

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.sim import allocate_ip, build_firmware, firmware_root
-from tests.helpers.shim import MAC, PASSWORD, SSID, Console, cpu_share, make_process
+from harness.sim import build_firmware, firmware_root
+from tests.helpers.shim import MAC, PASSWORD, SSID, Console, booted_console, cpu_share
 
 SKETCH = firmware_root() / "sim" / "test" / "api_test_sketch.cpp"
 TIMEOUT = 5.0
@@ -31,16 +31,9 @@ def api_binary() -> Path:
 
 @pytest.fixture(scope="module")
 def console(api_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    ip, lock = allocate_ip()
-    proc = make_process(api_binary, ip, tmp_path_factory.mktemp("api") / "flash.bin")
-    con = Console(proc)
-    proc.start()
-    try:
-        con.expect("boot reset=Power On")
+    flash = tmp_path_factory.mktemp("api") / "flash.bin"
+    with booted_console(api_binary, flash, "boot reset=Power On") as con:
         yield con
-    finally:
-        proc.stop()
-        lock.release()
 
 
 def test_ticker_repeats_never_early(console: Console) -> None:

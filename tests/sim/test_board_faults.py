@@ -24,10 +24,18 @@ from harness.sim.defaults import (
     RESET_REASONS,
     reset_of_exit,
 )
-from harness.sim.firmware import FirmwareProcess, allocate_ip
+from harness.sim.firmware import allocate_ip
 from harness.sim.wifi import AccessPoint
 from tests.helpers.net import free_port
-from tests.helpers.shim import PASSWORD, SKETCH, SSID, TIMEOUT, Console, make_process
+from tests.helpers.shim import (
+    PASSWORD,
+    SKETCH,
+    SSID,
+    TIMEOUT,
+    Console,
+    booted_console,
+    make_process,
+)
 
 pytestmark = pytest.mark.twin
 
@@ -43,16 +51,8 @@ def sketch() -> Path:
 
 @pytest.fixture
 def console(sketch: Path, tmp_path: Path) -> Iterator[Console]:
-    ip, lock = allocate_ip()
-    proc: FirmwareProcess = make_process(sketch, ip, tmp_path / "flash.bin")
-    con = Console(proc)
-    proc.start()
-    try:
-        con.expect("boot ")
+    with booted_console(sketch, tmp_path / "flash.bin") as con:
         yield con
-    finally:
-        proc.stop()
-        lock.release()
 
 
 def _output(con: Console) -> str:

@@ -35,6 +35,7 @@ from tests.helpers.shim import (
     SSID,
     TIMEOUT,
     Console,
+    booted_console,
     cpu_share,
     make_process,
 )
@@ -74,16 +75,8 @@ def console(binary: Path, address: str, tmp_path: Path) -> Iterator[Console]:
 @pytest.fixture(scope="module")
 def shared_console(binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     """One process for the property tests (hypothesis runs many examples against it)."""
-    ip, lock = allocate_ip()
-    proc = make_process(binary, ip, tmp_path_factory.mktemp("shared") / "flash.bin")
-    con = Console(proc)
-    proc.start()
-    try:
-        con.expect("boot ")
+    with booted_console(binary, tmp_path_factory.mktemp("shared") / "flash.bin") as con:
         yield con
-    finally:
-        proc.stop()
-        lock.release()
 
 
 def connect(ip: str, port: int) -> socket.socket:
