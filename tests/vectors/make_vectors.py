@@ -17,6 +17,8 @@ Conventions the consumers rely on:
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import struct
 import zlib
@@ -24,11 +26,13 @@ from pathlib import Path
 from typing import Any
 
 OUT = Path(__file__).with_name("frames.json")
+KEYED_OUT = Path(__file__).with_name("keyed.json")
 
-TYPES = {"HELLO": 1, "TEXT": 2, "BINARY": 3, "ACK": 4, "PING": 5, "PONG": 6, "CLOSE": 7}
+TYPES = {"HELLO": 1, "TEXT": 2, "BINARY": 3, "ACK": 4, "PING": 5, "PONG": 6, "CLOSE": 7,
+         "AUTH": 8}
 CODES = {"NORMAL": 0, "PROTOCOL": 1, "BAD_CRC": 2, "TOO_LARGE": 3, "UNKNOWN_TYPE": 4,
          "VERSION": 5, "TIMEOUT": 6, "REPLACED": 7, "SEQUENCE": 8, "WINDOW": 9,
-         "INVALID_TEXT": 10, "BUSY": 11}
+         "INVALID_TEXT": 10, "BUSY": 11, "AUTH": 12, "BAD_TAG": 13}
 MAX = 0xFFFFFFFF
 
 
@@ -172,9 +176,13 @@ def invalid_hellos() -> list[dict[str, Any]]:
         out.append({"name": name, "payload": payload.hex(), "code": CODES[code], "error": code})
 
     add("version_0", hello_payload(4096, 8192, 1000, 1, 0, version=0), "VERSION")
-    add("version_2", hello_payload(4096, 8192, 1000, 1, 0, version=2), "VERSION")
-    add("version_2_with_reserved_set",
-        hello_payload(4096, 8192, 1000, 1, 0, version=2, r1=1, r2=0xFFFF), "VERSION")
+    add("version_3", hello_payload(4096, 8192, 1000, 1, 0, version=3), "VERSION")
+    add("version_3_with_reserved_set",
+        hello_payload(4096, 8192, 1000, 1, 0, version=3, r1=1, r2=0xFFFF), "VERSION")
+    # These are checked by a side without a key: a v2 (keyed) HELLO is refused, never
+    # answered unkeyed (docs/protocol.md §6).
+    add("version_2_on_unkeyed_side", hello_payload(4096, 8192, 1000, 1, 0, version=2,
+                                                   extra=bytes(16)), "AUTH")
     add("reserved_byte_1", hello_payload(4096, 8192, 1000, 1, 0, r1=1), "PROTOCOL")
     add("reserved_bytes_2_3", hello_payload(4096, 8192, 1000, 1, 0, r2=0x0100), "PROTOCOL")
     add("max_message_0", hello_payload(0, 8192, 1000, 1, 0), "PROTOCOL")
@@ -189,12 +197,116 @@ def invalid_hellos() -> list[dict[str, Any]]:
     return out
 
 
+def _hmac(key: bytes, data: bytes) -> bytes:
+    return hmac.new(key, data, hashlib.sha256).digest()
+
+
+def proof(key: bytes, role: bytes, h_d: bytes, h_a: bytes) -> bytes:
+    transcript = (b"esp-hil WS v2" + struct.pack(">H", len(h_d)) + h_d
+                  + struct.pack(">H", len(h_a)) + h_a)
+    return _hmac(key, role + transcript)
+
+
+def tagged(k_conn: bytes, direction: bytes, n: int, raw: bytes) -> bytes:
+    """A frame as sent on a keyed link: ``raw`` (header, payload, CRC) and its 16-byte tag."""
+    return raw + _hmac(k_conn, direction + struct.pack(">Q", n) + raw[:-4])[:16]
+
+
+def keyed() -> dict[str, Any]:
+    """One keyed connection, host dialing the device (docs/protocol.md §6), byte for byte.
+
+    ``dialer``/``acceptor`` hold each side's HELLO payload and AUTH; ``d_to_a``/``a_to_d``
+    the tagged frames each side sends after its AUTH, in order (``n`` is the counter);
+    ``rejected`` are single frames that a receiver which verified the peer's AUTH must
+    refuse as its ``n``-th tagged frame from ``dir``, with ``code``.
+    """
+    key = bytes(range(0x20, 0x40))  # 32 bytes
+    nonce_d = bytes.fromhex("00112233445566778899aabbccddeeff")
+    nonce_a = bytes.fromhex("f0e1d2c3b4a5968778695a4b3c2d1e0f")
+    h_d = hello_payload(1 << 20, 2 << 20, 1000, 0x1111222233334444, 0, version=2,
+                        extra=nonce_d)
+    h_a = hello_payload(1024, 3200, 1000, 0x5555666677778888, 0, version=2, extra=nonce_a)
+    proof_d = proof(key, b"D", h_d, h_a)
+    proof_a = proof(key, b"A", h_d, h_a)
+    k_conn = _hmac(key, b"esp-hil WS v2 frames" + nonce_d + nonce_a)
+
+    def stream(direction: bytes, frames: list[tuple[str, bytes, int, int]]) -> list[dict[str, Any]]:
+        out = []
+        for n, (tname, payload, seq, ack) in enumerate(frames):
+            raw = frame(TYPES[tname], payload, seq, ack)
+            out.append({"n": n, "type": TYPES[tname], "seq": seq, "ack": ack,
+                        "payload": payload.hex(), "bytes": tagged(k_conn, direction, n, raw).hex()})
+        return out
+
+    d_to_a = stream(b"D", [("TEXT", b"hello device", 1, 0), ("BINARY", bytes(range(256)), 2, 1),
+                           ("PING", bytes(8), 0, 1), ("ACK", b"", 0, 2),
+                           ("CLOSE", b"\x00bye", 0, 2)])
+    a_to_d = stream(b"A", [("TEXT", b"hello device", 1, 1), ("PONG", bytes(8), 0, 1),
+                           ("BINARY", b"", 2, 2)])
+    first = bytes.fromhex(d_to_a[0]["bytes"])
+    second = bytes.fromhex(d_to_a[1]["bytes"])
+    flipped_payload = bytearray(first)
+    flipped_payload[16] ^= 0x01  # payload changed, CRC recomputed, tag left: tampering
+    forged = frame(TYPES["TEXT"], bytes(flipped_payload[16:-20]), 1, 0)
+    rejected = [
+        {"name": "payload_altered_crc_fixed", "dir": "D", "n": 0,
+         "bytes": (forged + first[-16:]).hex(), "code": CODES["BAD_TAG"], "error": "BAD_TAG"},
+        {"name": "tag_bit_flipped", "dir": "D", "n": 0,
+         "bytes": (first[:-1] + bytes([first[-1] ^ 0x80])).hex(),
+         "code": CODES["BAD_TAG"], "error": "BAD_TAG"},
+        {"name": "crc_wrong_is_noise_first", "dir": "D", "n": 0,
+         "bytes": (first[:-20] + bytes(4) + first[-16:]).hex(),
+         "code": CODES["BAD_CRC"], "error": "BAD_CRC"},
+        # A replay: the first frame again where the second is due (its tag was for n = 0).
+        {"name": "replayed_first_frame_as_second", "dir": "D", "n": 1,
+         "bytes": first.hex(), "code": CODES["BAD_TAG"], "error": "BAD_TAG"},
+        # Reordered: the second frame first.
+        {"name": "second_frame_first", "dir": "D", "n": 0,
+         "bytes": second.hex(), "code": CODES["BAD_TAG"], "error": "BAD_TAG"},
+        # Reflected: the device's own frame sent back to it (direction A, not D).
+        {"name": "reflected_acceptor_frame", "dir": "D", "n": 0,
+         "bytes": a_to_d[0]["bytes"], "code": CODES["BAD_TAG"], "error": "BAD_TAG"},
+        {"name": "untagged_frame", "dir": "D", "n": 0,
+         "bytes": first[:-16].hex() + frame(TYPES["ACK"], b"").hex()[:32],
+         "code": CODES["BAD_TAG"], "error": "BAD_TAG"},
+    ]
+    return {
+        "protocol_version": 2,
+        "key": key.hex(),
+        "dialer": {"nonce": nonce_d.hex(), "hello": h_d.hex(),
+                   "hello_frame": frame(TYPES["HELLO"], h_d).hex(), "proof": proof_d.hex(),
+                   "auth_frame": frame(TYPES["AUTH"], proof_d).hex()},
+        "acceptor": {"nonce": nonce_a.hex(), "hello": h_a.hex(),
+                     "hello_frame": frame(TYPES["HELLO"], h_a).hex(), "proof": proof_a.hex(),
+                     "auth_frame": frame(TYPES["AUTH"], proof_a).hex()},
+        "k_conn": k_conn.hex(),
+        "d_to_a": d_to_a,
+        "a_to_d": a_to_d,
+        "rejected": rejected,
+        "wrong_key_proofs": {
+            "key": bytes(range(1, 33)).hex(),
+            "dialer": proof(bytes(range(1, 33)), b"D", h_d, h_a).hex(),
+            "acceptor": proof(bytes(range(1, 33)), b"A", h_d, h_a).hex(),
+        },
+        "invalid_hellos_keyed_side": [
+            {"name": "v1_hello_to_keyed_side", "code": CODES["AUTH"], "error": "AUTH",
+             "payload": hello_payload(4096, 8192, 1000, 1, 0).hex()},
+            {"name": "v2_hello_without_nonce", "code": CODES["PROTOCOL"], "error": "PROTOCOL",
+             "payload": hello_payload(4096, 8192, 1000, 1, 0, version=2).hex()},
+            {"name": "v2_hello_short_nonce", "code": CODES["PROTOCOL"], "error": "PROTOCOL",
+             "payload": hello_payload(4096, 8192, 1000, 1, 0, version=2, extra=bytes(15)).hex()},
+        ],
+    }
+
+
 def main() -> None:
     doc = {"protocol_version": 1, "frames": frames(), "hellos": hellos(),
            "invalid": invalid(), "invalid_hellos": invalid_hellos()}
     OUT.write_text(json.dumps(doc, indent=1, ensure_ascii=True) + "\n")
     print(f"wrote {OUT}: " + ", ".join(f"{len(v)} {k}" for k, v in doc.items()
                                         if isinstance(v, list)))
+    KEYED_OUT.write_text(json.dumps(keyed(), indent=1, ensure_ascii=True) + "\n")
+    print(f"wrote {KEYED_OUT}")
 
 
 if __name__ == "__main__":
