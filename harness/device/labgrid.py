@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import importlib.util
 import os
 import sys
@@ -27,11 +26,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from filelock import FileLock
-from filelock import Timeout as LockTimeout
-
-from harness.cache import cache_root
 from harness.device.errors import BoardBusy, DeviceError
+from harness.device.lock import BoardLock
 from harness.device.serial import SerialDevice
 
 if TYPE_CHECKING:
@@ -145,11 +141,8 @@ class PlaceLease:
         self.interval = interval
         self.notify = notify or _stderr
         self.url: str | None = None
-        digest = hashlib.sha256(f"{self.coordinator}\0{place}".encode()).hexdigest()[:16]
-        folder = cache_root() / "labgrid"
-        folder.mkdir(parents=True, exist_ok=True)
-        self._owner = folder / f"{digest}.owner"
-        self._local = FileLock(folder / f"{digest}.lock")
+        # Keyed like a board's lock, so it shares BoardLock's folder without meeting a port.
+        self._local = BoardLock(f"labgrid://{self.coordinator}/{place}")
         self._held = False
         self._cancel = threading.Event()
 
@@ -164,7 +157,7 @@ class PlaceLease:
         except BaseException:
             # Also on Ctrl-C: the client thread stops (and gives back what it got) on its own.
             self._cancel.set()
-            self._unlock_locally()
+            self._local.release()
             raise
         return self
 
@@ -176,30 +169,15 @@ class PlaceLease:
 
     def _lock_locally(self, deadline: float) -> None:
         t0 = time.monotonic()
-        while True:
-            try:
-                self._local.acquire(timeout=min(self.interval, self._remaining(deadline)))
-                break
-            except LockTimeout:
-                owner = self._read_owner()
-                if self._remaining(deadline) <= 0:
-                    raise self._give_up(f"another esp-hil run here holds it ({owner})") from None
-                self.notify(
-                    f"esp-hil: waiting for labgrid place {self.place}: another esp-hil run on "
-                    f"this machine holds it ({owner}); {time.monotonic() - t0:.0f} s of "
-                    f"{self.timeout:.0f} s"
-                )
-        self._owner.write_text(f"pid {os.getpid()}")
-
-    def _read_owner(self) -> str:
-        try:
-            return self._owner.read_text().strip()
-        except OSError:
-            return "unknown process"
-
-    def _unlock_locally(self) -> None:
-        if self._local.is_locked:
-            self._local.release()
+        while not self._local.try_acquire(min(self.interval, self._remaining(deadline))):
+            owner = self._local.holder()
+            if self._remaining(deadline) <= 0:
+                raise self._give_up(f"another esp-hil run here holds it ({owner})")
+            self.notify(
+                f"esp-hil: waiting for labgrid place {self.place}: another esp-hil run on "
+                f"this machine holds it ({owner}); {time.monotonic() - t0:.0f} s of "
+                f"{self.timeout:.0f} s"
+            )
 
     async def _acquire_place(self, deadline: float) -> str:
         import grpc
@@ -309,7 +287,7 @@ class PlaceLease:
             self.notify(f"esp-hil: could not release labgrid place {self.place}: {exc}")
         finally:
             self._held = False
-            self._unlock_locally()
+            self._local.release()
 
     async def _release(self) -> None:
         async with _Client(self.coordinator) as session:

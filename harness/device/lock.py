@@ -37,19 +37,28 @@ class BoardLock:
         self._owner = folder / f"{digest}.owner"
         self._lock = FileLock(folder / f"{digest}.lock")
 
-    def acquire(self) -> BoardLock:
+    def try_acquire(self, timeout: float) -> bool:
+        """Take the lock within ``timeout`` seconds; ``False`` if another process still holds it."""
         try:
-            self._lock.acquire(timeout=self.timeout)
+            self._lock.acquire(timeout=timeout)
         except LockTimeout:
-            try:
-                owner = self._owner.read_text().strip()
-            except OSError:
-                owner = "unknown"
-            raise BoardBusy(
-                f"board {self.port} is in use by another process ({owner}); waited "
-                f"{self.timeout:.0f} s"
-            ) from None
+            return False
         self._owner.write_text(f"pid {os.getpid()}")
+        return True
+
+    def holder(self) -> str:
+        """Who holds the lock, as the holder wrote it (``pid N``)."""
+        try:
+            return self._owner.read_text().strip()
+        except OSError:
+            return "unknown process"
+
+    def acquire(self) -> BoardLock:
+        if not self.try_acquire(self.timeout):
+            raise BoardBusy(
+                f"board {self.port} is in use by another process ({self.holder()}); waited "
+                f"{self.timeout:.0f} s"
+            )
         return self
 
     def release(self) -> None:

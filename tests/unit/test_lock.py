@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,15 @@ def test_two_boards_do_not_share_a_lock(tmp_path: Path) -> None:
 def test_locks_live_under_xdg_cache_home(tmp_path: Path) -> None:
     with BoardLock("rfc2217://127.0.0.1:4000", timeout=1):
         assert list((tmp_path / "xdg" / "esp-hil" / "locks").glob("*.lock"))
+
+
+def test_a_busy_board_names_the_process_holding_it(tmp_path: Path) -> None:
+    port = str(tmp_path / "ttyUSB0")
+    with BoardLock(port, timeout=1) as held:
+        other = BoardLock(port)
+        assert not other.try_acquire(0.1)
+        assert other.holder() == f"pid {os.getpid()}"
+        with pytest.raises(BoardBusy, match=f"in use by another process \\(pid {os.getpid()}\\)"):
+            BoardLock(port, timeout=0.1).acquire()
+    assert held.try_acquire(0.1), "free again once released"
+    held.release()
