@@ -6,6 +6,7 @@ esptool, resets it through DTR/RTS and provisions it over the console, as it wou
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.device.base import Device
@@ -14,8 +15,7 @@ from harness.sim.build import build_firmware_info
 from harness.sim.chip.registry import register_image
 from harness.sim.chip.twin import Twin
 from harness.sim.defaults import FIRMWARE_IDENTITY
-from harness.sim.pins import Pins
-from harness.sim.wifi import AccessPoint
+from harness.sim.world import TwinWorld
 
 if TYPE_CHECKING:
     from harness.project import Project
@@ -32,7 +32,7 @@ def native_image(*, project: Project | None = None, sanitize: bool = False) -> b
     return register_image(build.path, build.build_id, identity)
 
 
-class TwinDevice(SerialDevice):
+class TwinDevice(TwinWorld, SerialDevice):
     """A twin started here and driven through the real-board path over rfc2217."""
 
     def __init__(
@@ -40,8 +40,6 @@ class TwinDevice(SerialDevice):
     ) -> None:
         image = native_image(project=project, sanitize=sanitize)
         self.twin = Twin()
-        self._pins: Pins | None = None
-        self._wifi: AccessPoint | None = None
         super().__init__(
             "rfc2217://pending",
             ssid=self.twin.ssid,
@@ -59,19 +57,8 @@ class TwinDevice(SerialDevice):
     def description(self) -> str:
         return f"twin {self.twin.ip} over {self.port_name}"
 
-    @property
-    def pins(self) -> Pins:
-        """The twin's GPIO and A0, shared with its firmware through ``<flash>.pins``."""
-        if self._pins is None:
-            self._pins = Pins.for_flash(self.twin.flash_path)
-        return self._pins
-
-    @property
-    def wifi(self) -> AccessPoint:
-        """The twin's access point (docs/twin.md, "Board faults")."""
-        if self._wifi is None:
-            self._wifi = AccessPoint(self.twin.flash_path, password=self.twin.password)
-        return self._wifi
+    def _world_files(self) -> tuple[Path, str]:
+        return self.twin.flash_path, self.twin.password
 
     def kill(self) -> None:
         """Cut the power: the twin and its serial port vanish, as an unplugged board's would."""
@@ -82,7 +69,4 @@ class TwinDevice(SerialDevice):
             super().close()
         finally:
             self.twin.stop()
-            if self._pins is not None:
-                self._pins.close()
-            if self._wifi is not None:
-                self._wifi.close()
+            self._close_world()

@@ -28,11 +28,10 @@ from harness.sim.defaults import (
     reset_of_exit,
 )
 from harness.sim.firmware import FirmwareProcess, allocate_ip
-from harness.sim.pins import Pins
-from harness.sim.wifi import AccessPoint
+from harness.sim.world import TwinWorld
 
 
-class SimDevice(Device):
+class SimDevice(TwinWorld, Device):
     """A twin running the native build of ``project`` (default: the test firmware).
 
     ``ssid``/``password`` configure the simulated access point, and are also the credentials
@@ -62,26 +61,13 @@ class SimDevice(Device):
         self._stopping = False
         self._lock = threading.Lock()
         self.restarts = 0
-        self._pins: Pins | None = None
-        self._wifi: AccessPoint | None = None
 
     @property
     def description(self) -> str:
         return f"twin {self._ip} ({self.binary.parent.name[:12]})"
 
-    @property
-    def pins(self) -> Pins:
-        """The twin's GPIO and A0, shared with its firmware through ``<flash>.pins``."""
-        if self._pins is None:
-            self._pins = Pins.for_flash(self.flash_path)
-        return self._pins
-
-    @property
-    def wifi(self) -> AccessPoint:
-        """The twin's access point (docs/twin.md, "Board faults")."""
-        if self._wifi is None:
-            self._wifi = AccessPoint(self.flash_path, password=self.password)
-        return self._wifi
+    def _world_files(self) -> tuple[Path, str]:
+        return self.flash_path, self.password
 
     @property
     def sim_ip(self) -> str:
@@ -164,10 +150,7 @@ class SimDevice(Device):
                 self._proc.stop()
                 self._proc = None
         self.console.close("the twin was stopped")
-        if self._pins is not None:
-            self._pins.close()
-        if self._wifi is not None:
-            self._wifi.close()
+        self._close_world()
         release = getattr(self._ip_lock, "release", None)
         if release is not None:
             release()

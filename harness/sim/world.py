@@ -1,0 +1,44 @@
+"""``device.pins`` and ``device.wifi`` for both twin backends (``sim`` and ``sim-direct``).
+
+Both live in files beside the twin's flash file, so a backend only says where that file is and
+what its access point's password is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.sim.pins import Pins
+from harness.sim.wifi import AccessPoint
+
+
+class TwinWorld:
+    """The twin's pins and access point, opened on first use; mixed in before ``Device``."""
+
+    _pins: Pins | None = None
+    _wifi: AccessPoint | None = None
+
+    def _world_files(self) -> tuple[Path, str]:
+        """The twin's flash file and its access point's password."""
+        raise NotImplementedError
+
+    @property
+    def pins(self) -> Pins:
+        """The twin's GPIO and A0, shared with its firmware through ``<flash>.pins``."""
+        if self._pins is None:
+            self._pins = Pins.for_flash(self._world_files()[0])
+        return self._pins
+
+    @property
+    def wifi(self) -> AccessPoint:
+        """The twin's access point (docs/twin.md, "Board faults")."""
+        if self._wifi is None:
+            flash, password = self._world_files()
+            self._wifi = AccessPoint(flash, password=password)
+        return self._wifi
+
+    def _close_world(self) -> None:
+        if self._pins is not None:
+            self._pins.close()
+        if self._wifi is not None:
+            self._wifi.close()
