@@ -285,30 +285,16 @@ class Bench:
            count: int | None = None) -> Transfer:
         """The host sends ``size``-byte messages for ``duration`` s (or ``count`` of them);
         the device sinks them. Timed until the device has counted the last byte."""
-        self._check_size(size)
-        if (duration is None) == (count is None):
-            raise ValueError("give duration or count")
+        payload, limit, end_at = self._begin(service, "sink", size, duration, count)
         raw = service == RAW
-        self.control.command("raw sink" if raw else "sink")
-        payload = os.urandom(size)
-        limit = count if count is not None else 1 << 62
-        end_at = time.perf_counter() + (duration if duration is not None else 1e9)
+        send = self._raw().sendall if raw else self._link().send
         n = 0
         t0 = time.perf_counter()
-        if raw:
-            sock = self._raw()
-            while n < limit:
-                sock.sendall(payload)
-                n += 1
-                if not n & 15 and time.perf_counter() >= end_at:
-                    break
-        else:
-            send = self._link().send
-            while n < limit:
-                send(payload)
-                n += 1
-                if not n & 15 and time.perf_counter() >= end_at:
-                    break
+        while n < limit:
+            send(payload)
+            n += 1
+            if not n & 15 and time.perf_counter() >= end_at:
+                break
         nbytes = n * size
         key = "raw" if raw else None
 
@@ -407,14 +393,8 @@ class Bench:
              count: int | None = None) -> Echo:
         """Round trips of one ``size``-byte message at a time for ``duration`` s (or
         ``count`` of them); each reply is checked against what was sent."""
-        self._check_size(size)
-        if (duration is None) == (count is None):
-            raise ValueError("give duration or count")
+        payload, limit, end_at = self._begin(service, "echo", size, duration, count)
         raw = service == RAW
-        self.control.command("raw echo" if raw else "echo")
-        payload = os.urandom(size)
-        limit = count if count is not None else 1 << 62
-        end_at = time.perf_counter() + (duration if duration is not None else 1e9)
         samples: list[float] = []
         clock = time.perf_counter
         t0 = clock()
@@ -473,6 +453,18 @@ class Bench:
     def _raw(self) -> socket.socket:
         assert self.raw is not None
         return self.raw
+
+    def _begin(self, service: str, mode: str, size: int, duration: float | None,
+               count: int | None) -> tuple[bytes, int, float]:
+        """Check a timed or counted run's arguments and put ``service`` in ``mode``: the
+        payload to send, the most messages to send and the ``perf_counter`` time to stop."""
+        self._check_size(size)
+        if (duration is None) == (count is None):
+            raise ValueError("give duration or count")
+        self.control.command(f"raw {mode}" if service == RAW else mode)
+        limit = count if count is not None else 1 << 62
+        end_at = time.perf_counter() + (duration if duration is not None else 1e9)
+        return os.urandom(size), limit, end_at
 
     def _check_size(self, size: int) -> None:
         if not 1 <= size <= self.max_message:
