@@ -3,12 +3,14 @@
 The result is cached under ``<cache root>/build/<key>/esp-hil-fw``, where the key is a
 SHA-256 over every source file (path and content), the compiler flags and the compiler's
 ``--version``; nothing is compiled when the key is already built. Object files are cached
-too, per translation unit, so changing only the sketch recompiles only the sketch.
+too, per translation unit and keyed on the compiler's ``--version`` as well, so changing only
+the sketch recompiles only the sketch.
 A cross-process file lock makes parallel pytest-xdist workers build once.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -161,7 +163,14 @@ def _find_compiler() -> list[str]:
     raise FirmwareBuildError(_NO_COMPILER)
 
 
-def _compiler_version(compiler: list[str]) -> str:
+def _compiler_version(compiler: Sequence[str]) -> str:
+    """``compiler --version``: part of every cache key, so an upgraded compiler rebuilds."""
+    return _version_of(tuple(compiler))
+
+
+@functools.cache
+def _version_of(compiler: tuple[str, ...]) -> str:
+    """Asked once per process and command (every twin build needs it)."""
     try:
         done = subprocess.run(
             [*compiler, "--version"], capture_output=True, text=True, timeout=60, check=False
@@ -276,7 +285,8 @@ def _compile_all(
     """Compile every unit (in parallel) into the shared object cache; return the objects."""
     obj_dir = cache_root() / "build" / "obj"
     obj_dir.mkdir(parents=True, exist_ok=True)
-    compiler_id = " ".join(compiler)
+    # The same command after a compiler upgrade must not reuse the old compiler's objects.
+    compiler_id = "\0".join([*compiler, _compiler_version(compiler)])
     header_digest = _build_key(compiler=[], version="", files=headers, flags=[])
     # The build id changes with every source change. Objects of units that cannot see it
     # stay shareable between builds; if any header names it, every unit may see it.

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.sim.build import _compiler_version
+
 ROOT = Path(__file__).resolve().parents[2]
 FW = ROOT / "firmware"
 CORE = FW / "lib" / "WiFiSocket" / "src"
@@ -53,7 +55,8 @@ def build(name: str, sources: list[Path], include: Path = CORE) -> Path:
     if cxx is None:
         pytest.skip("no C++ compiler (g++/c++/clang++) on PATH: C++ core not checked")
     digest = hashlib.sha256()
-    digest.update(" ".join([cxx, *CXXFLAGS]).encode())
+    # With its --version: after a compiler upgrade the old sanitizer runtime may be gone.
+    digest.update(" ".join([cxx, *CXXFLAGS, _compiler_version([cxx])]).encode())
     # The library's headers, and those beside the sources (firmware/test/check.h).
     headers = {*include.rglob("*.h"), *(h for src in sources for h in src.parent.glob("*.h"))}
     for src in sorted({*sources, *headers}):

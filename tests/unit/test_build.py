@@ -294,3 +294,36 @@ def test_build_key_changes_with_any_byte(
     paths[index].write_bytes(bytes(changed))
     assert key() != before
     assert build._build_key(compiler=["g++"], version="12", files=paths, flags=["-O3"]) != key()
+
+
+def test_objects_are_keyed_on_the_compilers_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upgraded compiler behind the same command compiles afresh; its version is asked once."""
+    log = tmp_path / "cxx.log"
+    cxx = tmp_path / "fake-g++"
+    # Answers --version with $FAKE_CXX_VERSION; "compiles" by creating the -o file.
+    cxx.write_text(
+        "#!/bin/sh\n"
+        f'echo "$1" >> "{log}"\n'
+        'if [ "$1" = --version ]; then echo "$FAKE_CXX_VERSION"; exit 0; fi\n'
+        'while [ "$#" -gt 1 ]; do [ "$1" = -o ] && : > "$2"; shift; done\n'
+    )
+    cxx.chmod(cxx.stat().st_mode | stat.S_IXUSR)
+    unit = tmp_path / "main.cpp"
+    unit.write_text("int main() { return 0; }\n")
+    monkeypatch.setenv("ESP_HIL_CACHE", str(tmp_path / "cache"))
+
+    def objects(version: str) -> list[Path]:
+        monkeypatch.setenv("FAKE_CXX_VERSION", version)
+        return build._compile_all([str(cxx)], ["-O2"], [unit], [], build_id="0" * 12, force=False)
+
+    build._version_of.cache_clear()
+    old = objects("g++ 12.2.0")
+    assert old == objects("g++ 12.2.0")  # a cache hit ...
+    assert log.read_text().splitlines().count("--version") == 1  # ... asking once per process
+    build._version_of.cache_clear()  # a new process, after the upgrade
+    new = objects("g++ 13.1.0")
+    assert new != old and new[0].is_file()
+    assert log.read_text().splitlines().count("-O2") == 2  # compiled once per version
+    build._version_of.cache_clear()
