@@ -25,6 +25,7 @@ from harness.netem import Proxy
 from harness.wifisocket import WiFiSocket
 from harness.wifisocket.frame import Frame, FrameDecoder, FrameType, Hello, encode_frame
 from tests.helpers.dial import ANSWER, DialControl
+from tests.helpers.net import free_port
 
 pytestmark = pytest.mark.twin
 
@@ -58,16 +59,9 @@ def _listener() -> socket.socket:
     return socket.create_server((HOST, 0))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def test_device_dials_a_serving_host(device: Device, dial: DialControl) -> None:
     """WiFiSocket.serve on the host, `dial` on the device: messages both ways."""
-    port = _free_port()
+    port = free_port(HOST)
     served: list[WiFiSocket] = []
     failed: list[BaseException] = []
 
@@ -168,7 +162,7 @@ def test_device_dials_back_after_a_cut_and_nothing_is_lost(
 
 def test_device_dials_until_the_host_listens(device: Device, dial: DialControl) -> None:
     """The board boots before the PC's script: refused dials are retried with backoff."""
-    port = _free_port()
+    port = free_port(HOST)
     mark = device.console.mark()
     dial.to(HOST, port)
     failed = f"WS DIAL {HOST}:{port} failed, retry in "

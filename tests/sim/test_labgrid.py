@@ -34,7 +34,6 @@ from tests.helpers.labgrid_farm import (
     ROOT,
     Farm,
     acquire_as,
-    free_port,
     group_alive,
     place_holder,
     process,
@@ -43,6 +42,7 @@ from tests.helpers.labgrid_farm import (
     run_pytest,
     wait_for_line,
 )
+from tests.helpers.net import free_port
 
 pytestmark = pytest.mark.timeout(900)
 

@@ -9,7 +9,6 @@ include <Arduino.h> themselves).
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from harness.sim.build import build_firmware, firmware_root
 from harness.sim.direct import SimDevice
 from harness.wifisocket import WiFiSocket
+from tests.helpers.net import free_port
 
 pytestmark = pytest.mark.twin
 
@@ -110,15 +110,8 @@ def test_credentials_survive_reboot_until_forget(echo_service: SimDevice) -> Non
         assert link.receive(timeout=ANSWER) == "back"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def test_dial_service_dials_the_serving_pc(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port(HOST)
     binary = _build_example(
         LIB / "EspHil" / "examples" / "DialService" / "DialService.ino",
         tmp_path,

@@ -22,6 +22,7 @@ from harness.netem import CutAfter, LimitData, Proxy, ResetPeer
 from harness.wifisocket import Backoff, Reconnect, ReconnectFailed
 from harness.wifisocket.frame import CloseCode, FrameDecoder, FrameType
 from harness.wifisocket.session import Session
+from tests.helpers.net import free_port
 from tests.helpers.peer import Peer
 
 LOCAL = "127.0.0.1"
@@ -187,12 +188,6 @@ def poke(ws: WiFiSocket) -> bool:
     with pytest.raises(Timeout):
         ws.receive(timeout=0.01)
     return not ws.connected
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOCAL, 0))
-        return s.getsockname()[1]
 
 
 def test_peer_reboot_raises_session_lost_with_exactly_the_unconfirmed(pool, listener) -> None:
