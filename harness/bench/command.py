@@ -302,24 +302,34 @@ def run_bench(args: argparse.Namespace, options: Any, *, out: IO[str] | None = N
     from harness.backends import open_device
 
     err = err or sys.stderr
-    args = _with_defaults(args)
-    problem = _check_args(args)
-    if problem:
-        print(f"esp-hil bench: {problem}", file=err)
+    prepared = _prepare(args, None, err)
+    if prepared is None:
         return 2
-    baseline: dict[str, Any] | None = None
-    if args.compare:
-        try:
-            baseline = load_baseline(args.compare)
-        except gate.GateError as exc:
-            print(f"esp-hil bench: {exc}", file=err)
-            return 2
+    args, baseline = prepared
     print(f"esp-hil bench: bringing up {options.spec} ...", file=err, flush=True)
     dev = open_device(options)
     try:
         return bench_device(dev, args, out=out, err=err, spec=options.spec, baseline=baseline)
     finally:
         dev.close()
+
+
+def _prepare(
+    args: argparse.Namespace, baseline: dict[str, Any] | None, err: IO[str]
+) -> tuple[argparse.Namespace, dict[str, Any] | None] | None:
+    """``args`` with defaults and the baseline ``--compare`` names (loaded unless given), or
+    None once the one line saying what is wrong is printed to ``err``."""
+    args = _with_defaults(args)
+    problem = _check_args(args)
+    if problem is None and args.compare and baseline is None:
+        try:
+            baseline = load_baseline(args.compare)
+        except gate.GateError as exc:
+            problem = str(exc)
+    if problem:
+        print(f"esp-hil bench: {problem}", file=err)
+        return None
+    return args, baseline
 
 
 def _check_args(args: argparse.Namespace) -> str | None:
@@ -372,17 +382,10 @@ def bench_device(dev: Any, args: argparse.Namespace, *, out: IO[str] | None = No
     up, so a bad file costs nothing); it is loaded here if not given."""
     out = out or sys.stdout
     err = err or sys.stderr
-    args = _with_defaults(args)
-    problem = _check_args(args)
-    if problem:
-        print(f"esp-hil bench: {problem}", file=err)
+    prepared = _prepare(args, baseline, err)
+    if prepared is None:
         return 2
-    if args.compare and baseline is None:
-        try:
-            baseline = load_baseline(args.compare)
-        except gate.GateError as exc:
-            print(f"esp-hil bench: {exc}", file=err)
-            return 2
+    args, baseline = prepared
     stored = (baseline or {}).get("settings", {})
     link = args.link or stored.get("link", "direct")
     if baseline is not None and args.link and args.link != stored.get("link", "direct"):
