@@ -141,7 +141,7 @@ class PlaceLease:
         self.interval = interval
         self.notify = notify or _stderr
         self.url: str | None = None
-        # Keyed like a board's lock, so it shares BoardLock's folder without meeting a port.
+        # A URL for a key: never a device path, so never the same lock as a board's.
         self._local = BoardLock(f"labgrid://{self.coordinator}/{place}")
         self._held = False
         self._cancel = threading.Event()

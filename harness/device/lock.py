@@ -2,7 +2,8 @@
 
 The lock is keyed on the resolved device path, so ``/dev/serial/by-id/...`` and the
 ``/dev/ttyUSB0`` it links to are one lock. ``filelock`` uses ``flock``, which the kernel drops
-when the holder dies, so a lock left by a killed pytest is free again at once.
+when the holder dies, so a lock left by a killed pytest is free again at once. A labgrid
+place's local lock (:class:`harness.device.labgrid.PlaceLease`) is one too, keyed on a URL.
 """
 
 from __future__ import annotations
