@@ -6,6 +6,14 @@
 
 #include "WString.h"
 
+// The core's Esp.h: what the radio does after a deep sleep's wake-up (ignored by the twin).
+enum RFMode { RF_DEFAULT = 0, RF_CAL = 1, RF_NO_CAL = 2, RF_DISABLED = 4 };
+#define WakeMode RFMode
+#define WAKE_RF_DEFAULT RF_DEFAULT
+#define WAKE_RFCAL RF_CAL
+#define WAKE_NO_RFCAL RF_NO_CAL
+#define WAKE_RF_DISABLED RF_DISABLED
+
 class EspClass {
  public:
   // Exits the process with code 3; the supervisor starts it again with
@@ -29,6 +37,15 @@ class EspClass {
   uint8_t getHeapFragmentation() { return 0; }  // the simulated heap does not fragment
   // As the core: after a watchdog or an exception the fatal-exception line, else the reason.
   String getResetInfo();
+  // Deep sleep (README: "Deep sleep"): nothing runs for time_us (0 = until an external
+  // reset), then the chip wakes through RST: reset reason "Deep-Sleep Wake". Never returns.
+  static void deepSleep(uint64_t time_us, RFMode mode = RF_DEFAULT);
+  static void deepSleepInstant(uint64_t time_us, RFMode mode = RF_DEFAULT);
+  static uint64_t deepSleepMax();
+  // The 512 bytes of RTC user memory: `offset` in 4-byte words, `size` in bytes. They
+  // survive every reset but a power-on (then their content is undefined).
+  static bool rtcUserMemoryRead(uint32_t offset, uint32_t* data, size_t size);
+  static bool rtcUserMemoryWrite(uint32_t offset, uint32_t* data, size_t size);
   // The chip's watchdogs (README: "Watchdogs"): the soft WDT (3.2 s) and, with it
   // disabled, the hardware WDT (8.2 s). wdtEnable's timeout is ignored, as on the core.
   void wdtEnable(uint32_t timeout_ms = 0);

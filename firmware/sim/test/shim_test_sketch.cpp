@@ -237,6 +237,31 @@ void handle_line(char* line) {
     // A store through a null pointer, as a sketch bug does (volatile: not optimized away).
     volatile uint32_t* volatile p = nullptr;
     *p = 1;
+  } else if (!strcmp(cmd, "sleep")) {
+    // sleep <us> [instant]: deep sleep; the process ends with the wake-up's reset.
+    const uint64_t us = strtoull(next_word(&rest), nullptr, 10);
+    Serial.println("sleeping");
+    if (!strcmp(next_word(&rest), "instant")) ESP.deepSleepInstant(us);
+    ESP.deepSleep(us, WAKE_RF_DISABLED);
+    Serial.println("awake in the same run");  // never: deep sleep does not return
+  } else if (!strcmp(cmd, "rtc")) {
+    // rtc <word offset> <bytes> [<u32>]: writes <u32> repeated over the range first, then
+    // prints the read's result and the first word.
+    const uint32_t offset = static_cast<uint32_t>(strtoul(next_word(&rest), nullptr, 10));
+    const size_t size = static_cast<size_t>(strtoul(next_word(&rest), nullptr, 10));
+    const char* value = next_word(&rest);
+    uint32_t words[129] = {0};  // one word more than RTC user memory: overlong sizes reach the API
+    int wrote = -1;
+    if (*value && size <= sizeof words) {
+      for (uint32_t& w : words) w = static_cast<uint32_t>(strtoul(value, nullptr, 10));
+      wrote = ESP.rtcUserMemoryWrite(offset, words, size) ? 1 : 0;
+    }
+    uint32_t first = 0;
+    const bool read = size <= sizeof words && ESP.rtcUserMemoryRead(offset, words, size);
+    if (read) memcpy(&first, words, size < 4 ? size : 4);
+    Serial.printf("rtc wrote=%d read=%d first=%u\n", wrote, read ? 1 : 0, static_cast<unsigned>(first));
+  } else if (!strcmp(cmd, "dsmax")) {
+    Serial.printf("dsmax %llu\n", static_cast<unsigned long long>(ESP.deepSleepMax()));
   } else if (!strcmp(cmd, "rstinfo")) {
     Serial.printf("rstinfo %s\n", ESP.getResetInfo().c_str());
   } else if (!strcmp(cmd, "restart")) {

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from harness.sim.defaults import (
     DEFAULT_PASSWORD,
     DEFAULT_SSID,
+    REASON_DEEP_SLEEP_AWAKE,
     REASON_WDT_RST,
     RESET_REASONS,
     chip_id_of,
@@ -499,9 +500,14 @@ class Twin(LoaderHost, UartListener):
             reason = reset_of_exit(code)
             if reason is not None:
                 # The chip reset itself: the ROM banner with the cause a board prints
-                # (2 for restart, soft WDT and exception; 4 for the hardware WDT).
+                # (2 for restart, soft WDT and exception; 4 for the hardware WDT; 5 for a
+                # deep sleep's wake-up).
                 text, cause = RESET_REASONS[reason]
                 extra = WDT_RESET_LINE if reason == REASON_WDT_RST else ""
+                if reason == REASON_DEEP_SLEEP_AWAKE:
+                    # The wake-up pulls RST (GPIO16 wired to it): the digital core was off,
+                    # so the UART is back at the ROM's rate, as after any hardware reset.
+                    self._chip_baud = bootrom.ROM_BAUD
                 self._restart(cause, text, extra)
             else:
                 self.last_exit_code = code
