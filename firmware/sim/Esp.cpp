@@ -47,6 +47,22 @@ bool EspClass::rtcUserMemoryWrite(uint32_t offset, uint32_t* data, size_t size) 
   return esp_hil_sim::rtc_user_write(offset, data, size);
 }
 
+uint32_t EspClass::getMaxFreeBlockSize() { return esp_hil_sim::heap_max_block(); }
+
+uint8_t EspClass::getHeapFragmentation() { return esp_hil_sim::heap_fragmentation(); }
+
+void EspClass::getHeapStats(uint32_t* free, uint32_t* max, uint8_t* frag) {
+  if (free) *free = getFreeHeap();
+  if (max) *max = getMaxFreeBlockSize();
+  if (frag) *frag = getHeapFragmentation();
+}
+
+void EspClass::getHeapStats(uint32_t* free, uint16_t* max, uint8_t* frag) {
+  uint32_t max32 = 0;
+  getHeapStats(free, &max32, frag);
+  if (max) *max = max32 > UINT16_MAX ? UINT16_MAX : static_cast<uint16_t>(max32);  // Esp-frag.cpp saturates
+}
+
 void EspClass::wdtEnable(uint32_t) { esp_hil_sim::wdt_soft_enable(true); }
 
 void EspClass::wdtDisable() { esp_hil_sim::wdt_soft_enable(false); }

@@ -20,9 +20,13 @@ class EspClass {
   // reset reason "Software/System restart".
   [[noreturn]] void restart();
   [[noreturn]] void reset() { restart(); }
-  // Simulated heap: a fixed total minus the bytes live through operator new.
+  // The simulated heap (README: "Heap"): umm_malloc's 8-byte blocks over an arena of the
+  // board's ceiling, best fit; what operator new holds is taken.
   uint32_t getFreeHeap();
-  uint32_t getMaxFreeBlockSize() { return getFreeHeap(); }
+  uint32_t getMaxFreeBlockSize();
+  uint8_t getHeapFragmentation();  // umm_malloc's metric: 0 = one free run, toward 100 = crumbs
+  void getHeapStats(uint32_t* free = nullptr, uint32_t* max = nullptr, uint8_t* frag = nullptr);
+  void getHeapStats(uint32_t* free, uint16_t* max, uint8_t* frag = nullptr);
   uint32_t getChipId();
   String getResetReason();
   uint32_t random();
@@ -34,7 +38,6 @@ class EspClass {
   uint32_t getFlashChipRealSize() { return getFlashChipSize(); }
   uint8_t getCpuFreqMHz() { return 80; }
   uint32_t getCycleCount();  // 80 per microsecond since power on
-  uint8_t getHeapFragmentation() { return 0; }  // the simulated heap does not fragment
   // As the core: after a watchdog or an exception the fatal-exception line, else the reason.
   String getResetInfo();
   // Deep sleep (README: "Deep sleep"): nothing runs for time_us (0 = until an external

@@ -107,6 +107,10 @@ void crash_handlers_install();
 // rst_info (reason, exccause, epc1..3, excvaddr, depc) the last run left for `reason`.
 bool rst_info_load(uint32_t reason, uint32_t out[7]);
 
+// --- the simulated heap (sim_alloc.cpp) ---
+uint32_t heap_max_block();  // the largest free run of the arena, in bytes
+uint8_t heap_fragmentation();  // umm_malloc's fragmentation metric, 0..100
+
 // --- deep sleep and RTC user memory (sim_sleep.cpp) ---
 // Sleeps `us` (0 = until an external reset), scaled by ESP_HIL_DEEP_SLEEP_SCALE, then ends
 // the process with kExitResetBase + kReasonDeepSleep: the wake through RST.

@@ -7,6 +7,7 @@ firmware process; the device-level behaviour (banner, reboot, READY again) is in
 
 from __future__ import annotations
 
+import math
 import socket
 import time
 from collections.abc import Iterator
@@ -260,6 +261,71 @@ def test_heap_switch_shrinks_the_ceiling(sketch: Path, tmp_path: Path) -> None:
         failed = con.fields(con.command("alloc 9000", "alloc "))  # fits 52 KiB, not 8 KiB
         assert failed["ok"] == "0"
         assert failed["after"] == failed["before"]  # nothing leaked by the failed new
+    finally:
+        proc.stop()
+        lock.release()
+
+
+def _heap(con: Console) -> dict[str, int]:
+    fields = {k: int(v) for k, v in con.fields(con.command("heap", "heap ")).items()}
+    # getHeapStats and the three getters agree.
+    assert (fields["free"], fields["max"], fields["frag"]) == (
+        fields["getfree"], fields["getmax"], fields["getfrag"])
+    return fields
+
+
+def _umm_blocks(size: int) -> int:
+    """umm_malloc.cpp umm_blocks(): 8-byte blocks, 4 data bytes in the first."""
+    return 1 if size <= 4 else 2 + (size - 4 - 1) // 8
+
+
+def _umm_fragmentation(runs: list[int]) -> int:
+    """umm_info.c umm_fragmentation_metric_core over free runs (in blocks)."""
+    total = sum(runs)
+    return 0 if total == 0 else 100 - math.isqrt(sum(r * r for r in runs)) * 100 // total
+
+
+def test_heap_fragments_like_umm_malloc(console: Console) -> None:
+    before = _heap(console)
+    assert before["frag"] == 0 and before["max"] == before["free"]  # one free run
+    count, size = 40, 1000
+    assert console.command(f"fragment {count} {size}", "fragment ") == f"fragment made={count}"
+    after = _heap(console)
+    hole = _umm_blocks(size)  # 126 blocks: the twenty freed ones are holes of this size
+    tail = before["free"] // 8 - count * hole
+    runs = [hole] * (count // 2) + [tail]
+    assert after["free"] == sum(runs) * 8
+    assert after["max"] == max(runs) * 8 < after["free"]
+    assert after["frag"] == _umm_fragmentation(runs) > 0
+    # Larger than the largest free block, smaller than the free heap: the core's new fails.
+    want = after["max"] + 1000
+    assert want < after["free"]
+    failed = console.fields(console.command(f"alloc {want}", "alloc "))
+    assert failed["ok"] == "0" and int(failed["after"]) == after["free"]
+    # A block that fits a hole goes into the smallest one that holds it (best fit): the
+    # tail, the largest run, stays whole.
+    fits = console.fields(console.command(f"alloc {size}", "alloc "))
+    assert fits["ok"] == "1" and int(fits["before"]) - int(fits["during"]) == hole * 8
+    console.command("unfragment", "unfragment")
+    assert _heap(console) == before  # freed blocks coalesce: one run again
+
+
+def test_heap_in_crumbs_refuses_all_but_small_blocks(sketch: Path, tmp_path: Path) -> None:
+    ip, lock = allocate_ip()
+    proc = make_process(sketch, ip, tmp_path / "flash.bin", env={"ESP_HIL_HEAP": "1024"})
+    con = Console(proc)
+    proc.start()
+    try:
+        con.expect("boot ")
+        assert _heap(con) == {"free": 1024, "max": 1024, "frag": 0,
+                              "getfree": 1024, "getmax": 1024, "getfrag": 0}
+        # 64 blocks of 12 bytes (2 umm blocks each) fill the 128 blocks; every other is freed.
+        assert con.command("fragment 64 12", "fragment ") == "fragment made=64"
+        crumbs = _heap(con)
+        assert (crumbs["free"], crumbs["max"]) == (512, 16)
+        assert crumbs["frag"] == _umm_fragmentation([2] * 32) == 83
+        assert con.fields(con.command("alloc 13", "alloc "))["ok"] == "0"  # 3 blocks: no room
+        assert con.fields(con.command("alloc 12", "alloc "))["ok"] == "1"
     finally:
         proc.stop()
         lock.release()

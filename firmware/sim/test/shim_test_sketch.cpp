@@ -6,6 +6,7 @@
 #include <ESP8266WiFi.h>
 #include <esp_hil_sim.h>
 #include <stdlib.h>
+#include <new>
 #include <string.h>
 
 namespace {
@@ -54,6 +55,42 @@ void cmd_alloc(long n) {
   g_block = nullptr;
   Serial.printf("alloc ok=%d before=%u during=%u after=%u count=%u\n", got ? 1 : 0, static_cast<unsigned>(before),
                 static_cast<unsigned>(during), static_cast<unsigned>(ESP.getFreeHeap()), static_cast<unsigned>(counted));
+}
+
+void print_heap(const char* tag) {
+  uint32_t free = 0;
+  uint32_t max = 0;
+  uint8_t frag = 0;
+  ESP.getHeapStats(&free, &max, &frag);
+  Serial.printf("%s free=%u max=%u frag=%u getfree=%u getmax=%u getfrag=%u\n", tag, static_cast<unsigned>(free),
+                static_cast<unsigned>(max), static_cast<unsigned>(frag), static_cast<unsigned>(ESP.getFreeHeap()),
+                static_cast<unsigned>(ESP.getMaxFreeBlockSize()), static_cast<unsigned>(ESP.getHeapFragmentation()));
+}
+
+// fragment <count> <size>: allocates count blocks of size bytes, then frees every other
+// one (the first, the third, ...), keeping the rest until `unfragment`.
+constexpr size_t kFragMax = 64;
+uint8_t* g_frag[kFragMax];
+
+void cmd_fragment(long count, long size) {
+  size_t made = 0;
+  for (; made < kFragMax && static_cast<long>(made) < count; made++) {
+    g_frag[made] = new (std::nothrow) uint8_t[static_cast<size_t>(size)];
+    if (!g_frag[made]) break;
+  }
+  for (size_t i = 0; i < made; i += 2) {
+    delete[] g_frag[i];
+    g_frag[i] = nullptr;
+  }
+  Serial.printf("fragment made=%u\n", static_cast<unsigned>(made));
+}
+
+void cmd_unfragment() {
+  for (uint8_t*& p : g_frag) {
+    delete[] p;
+    p = nullptr;
+  }
+  Serial.println("unfragment");
 }
 
 void cmd_eeput(const char* text) {
@@ -204,6 +241,13 @@ void handle_line(char* line) {
     cmd_eeput(rest);
   } else if (!strcmp(cmd, "eeget")) {
     cmd_eeget();
+  } else if (!strcmp(cmd, "heap")) {
+    print_heap("heap");
+  } else if (!strcmp(cmd, "fragment")) {
+    const long count = atol(next_word(&rest));
+    cmd_fragment(count, atol(next_word(&rest)));
+  } else if (!strcmp(cmd, "unfragment")) {
+    cmd_unfragment();
   } else if (!strcmp(cmd, "alloc")) {
     cmd_alloc(atol(next_word(&rest)));
   } else if (!strcmp(cmd, "num")) {
