@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.sim.build import build_firmware, firmware_root
 from harness.sim.defaults import (
@@ -308,6 +310,91 @@ def test_heap_fragments_like_umm_malloc(console: Console) -> None:
     assert fits["ok"] == "1" and int(fits["before"]) - int(fits["during"]) == hole * 8
     console.command("unfragment", "unfragment")
     assert _heap(console) == before  # freed blocks coalesce: one run again
+
+
+class UmmModel:
+    """The layout rules docs/twin.md cites for umm_malloc, in blocks: best fit (lowest
+    address among equal runs), taken from the run's front, merged with free neighbours."""
+
+    def __init__(self, blocks: int) -> None:
+        self.runs: list[tuple[int, int]] = [(0, blocks)]  # free (start, length), by address
+
+    def take(self, n: int) -> int | None:
+        fits = [(length, start) for start, length in self.runs if length >= n]
+        if not fits:
+            return None
+        length, start = min(fits)
+        self.runs.remove((start, length))
+        if length > n:
+            self.runs.append((start + n, length - n))
+            self.runs.sort()
+        return start
+
+    def give(self, start: int, n: int) -> None:
+        self.runs.append((start, n))
+        self.runs.sort()
+        merged: list[tuple[int, int]] = []
+        for s, length in self.runs:
+            if merged and merged[-1][0] + merged[-1][1] == s:
+                merged[-1] = (merged[-1][0], merged[-1][1] + length)
+            else:
+                merged.append((s, length))
+        self.runs = merged
+
+    def figures(self) -> tuple[int, int, int]:
+        lengths = [length for _, length in self.runs]
+        return sum(lengths) * 8, max(lengths, default=0) * 8, _umm_fragmentation(lengths)
+
+
+HEAP_SLOTS = 16
+heap_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("new"), st.integers(0, HEAP_SLOTS - 1), st.integers(1, 600)),
+        st.tuples(st.just("del"), st.integers(0, HEAP_SLOTS - 1), st.just(0)),
+    ),
+    min_size=10,
+    max_size=60,
+)
+
+
+def test_heap_layout_follows_umm_malloc_for_any_sequence(sketch: Path, tmp_path: Path) -> None:
+    """Any sequence of new/delete leaves the free, max-block and fragmentation figures the
+    umm_malloc model predicts, failures included (a 4 KiB heap: runs out often)."""
+    ip, lock = allocate_ip()
+    proc = make_process(sketch, ip, tmp_path / "flash.bin", env={"ESP_HIL_HEAP": "4096"})
+    con = Console(proc)
+    proc.start()
+    try:
+        con.expect("boot ")
+        assert _heap(con)["free"] == 4096
+
+        @settings(max_examples=200, deadline=None)
+        @given(heap_ops)
+        def run(ops: list[tuple[str, int, int]]) -> None:
+            assert con.fields(con.command("hdel all", "hdel"))["free"] == "4096"
+            model = UmmModel(4096 // 8)
+            held: dict[int, tuple[int, int]] = {}
+            for op, slot, size in ops:
+                if op == "new":
+                    if slot in held:
+                        continue
+                    n = _umm_blocks(size)
+                    start = model.take(n)
+                    line = con.command(f"hnew {slot} {size}", "hnew ")
+                    assert line.startswith(f"hnew ok={0 if start is None else 1} "), line
+                    if start is not None:
+                        held[slot] = (start, n)
+                else:
+                    if slot in held:
+                        model.give(*held.pop(slot))
+                    line = con.command(f"hdel {slot}", "hdel")
+                got = con.fields(line)
+                assert (int(got["free"]), int(got["max"]), int(got["frag"])) == model.figures()
+
+        run()
+    finally:
+        proc.stop()
+        lock.release()
 
 
 def test_heap_in_crumbs_refuses_all_but_small_blocks(sketch: Path, tmp_path: Path) -> None:

@@ -93,6 +93,30 @@ void cmd_unfragment() {
   Serial.println("unfragment");
 }
 
+// hnew <slot> <size> / hdel <slot> ("hdel all": every slot): single heap operations for
+// the allocator's property test; each prints the heap's figures after it.
+constexpr size_t kHeapSlots = 16;
+uint8_t* g_slot[kHeapSlots];
+
+void cmd_hnew(unsigned long slot, unsigned long size) {
+  if (slot >= kHeapSlots || g_slot[slot]) {
+    Serial.println("hnew bad slot");
+    return;
+  }
+  g_slot[slot] = new (std::nothrow) uint8_t[size];
+  if (g_slot[slot]) memset(g_slot[slot], 0xA5, size);  // the host bytes are real
+  print_heap(g_slot[slot] ? "hnew ok=1" : "hnew ok=0");
+}
+
+void cmd_hdel(const char* which) {
+  for (size_t i = 0; i < kHeapSlots; i++) {
+    if (strcmp(which, "all") != 0 && strtoul(which, nullptr, 10) != i) continue;
+    delete[] g_slot[i];
+    g_slot[i] = nullptr;
+  }
+  print_heap("hdel");
+}
+
 void cmd_eeput(const char* text) {
   size_t len = strlen(text);
   if (len > 255) len = 255;
@@ -241,6 +265,11 @@ void handle_line(char* line) {
     cmd_eeput(rest);
   } else if (!strcmp(cmd, "eeget")) {
     cmd_eeget();
+  } else if (!strcmp(cmd, "hnew")) {
+    const unsigned long slot = strtoul(next_word(&rest), nullptr, 10);
+    cmd_hnew(slot, strtoul(next_word(&rest), nullptr, 10));
+  } else if (!strcmp(cmd, "hdel")) {
+    cmd_hdel(next_word(&rest));
   } else if (!strcmp(cmd, "heap")) {
     print_heap("heap");
   } else if (!strcmp(cmd, "fragment")) {
