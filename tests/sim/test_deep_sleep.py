@@ -213,3 +213,17 @@ def test_wake_up_banner_is_cause_5_at_the_rom_rate(tmp_path: Path) -> None:
         assert twin.chip_baud == 115200  # the firmware talks at its own rate again
     finally:
         twin.stop()
+
+
+def test_power_cycle_of_the_chip_clears_rtc_memory(tmp_path: Path) -> None:
+    # Even when no firmware runs at power-on (here: an erased flash), RTC memory is gone.
+    rtc = tmp_path / "flash.bin.rtc"
+    twin: Twin = standin_twin(flash_path=tmp_path / "flash.bin")
+    try:
+        rtc.write_bytes(b"\x5a" * 512)
+        mark = twin.tx_mark()
+        twin.power_cycle()
+        twin.wait_for_tx(b"ets_main.c", TIMEOUT, mark)
+        assert not rtc.exists()
+    finally:
+        twin.stop()

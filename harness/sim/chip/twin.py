@@ -406,6 +406,10 @@ class Twin(LoaderHost, UartListener):
     def _boot(self, download: bool) -> None:
         cause = self._pending_cause
         self._pending_cause = bootrom.EXTERNAL_RESET
+        if cause == bootrom.POWER_ON:
+            # RTC memory loses its power with the chip, whatever boots next (the firmware
+            # keeps it in <flash>.rtc: firmware/sim/README.md, "Deep sleep and RTC memory").
+            Path(f"{self.flash_path}.rtc").unlink(missing_ok=True)
         self.reset_reason = ROM_REASONS[cause]
         self._chip_baud = bootrom.ROM_BAUD  # a hardware reset resets the UART divider
         self._come_up(cause, download)
