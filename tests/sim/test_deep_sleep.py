@@ -117,9 +117,10 @@ def test_time_scale_shortens_a_long_sleep(boot: Any) -> None:
 @pytest.mark.parametrize("bad", ["-0.5", "2", "fast", "0.5x"])
 def test_bad_time_scale_is_refused(sketch: Path, tmp_path: Path, bad: str) -> None:
     ip, lock = allocate_ip()
+    env = {"ESP_HIL_DEEP_SLEEP_SCALE": bad}
+    proc = make_process(sketch, ip, tmp_path / "flash.bin", env=env)
+    con = Console(proc)
     try:
-        proc = make_process(sketch, ip, tmp_path / "flash.bin", env={"ESP_HIL_DEEP_SLEEP_SCALE": bad})
-        con = Console(proc)
         proc.start()
         assert con.exited.get(timeout=TIMEOUT) == EXIT_CONFIG_ERROR
     finally:
