@@ -32,7 +32,6 @@ from harness.sim.wifi import AccessPoint
 from tests.helpers.net import free_port
 from tests.helpers.shim import (
     PASSWORD,
-    SKETCH,
     SSID,
     TIMEOUT,
     Console,
@@ -45,17 +44,6 @@ pytestmark = pytest.mark.twin
 API_SKETCH = firmware_root() / "sim" / "test" / "api_test_sketch.cpp"
 SOFT_WDT_S = 3.2
 HARD_WDT_S = 8.2
-
-
-@pytest.fixture(scope="module")
-def sketch() -> Path:
-    return build_firmware(sketch=SKETCH)
-
-
-@pytest.fixture
-def console(sketch: Path, tmp_path: Path) -> Iterator[Console]:
-    with booted_console(sketch, tmp_path / "flash.bin") as con:
-        yield con
 
 
 def _output(con: Console) -> str:
@@ -360,12 +348,7 @@ heap_ops = st.lists(
 def test_heap_layout_follows_umm_malloc_for_any_sequence(sketch: Path, tmp_path: Path) -> None:
     """Any sequence of new/delete leaves the free, max-block and fragmentation figures the
     umm_malloc model predicts, failures included (a 4 KiB heap: runs out often)."""
-    ip, lock = allocate_ip()
-    proc = make_process(sketch, ip, tmp_path / "flash.bin", env={"ESP_HIL_HEAP": "4096"})
-    con = Console(proc)
-    proc.start()
-    try:
-        con.expect("boot ")
+    with booted_console(sketch, tmp_path / "flash.bin", env={"ESP_HIL_HEAP": "4096"}) as con:
         assert _heap(con)["free"] == 4096
 
         @settings(max_examples=200, deadline=None)
@@ -392,18 +375,10 @@ def test_heap_layout_follows_umm_malloc_for_any_sequence(sketch: Path, tmp_path:
                 assert (int(got["free"]), int(got["max"]), int(got["frag"])) == model.figures()
 
         run()
-    finally:
-        proc.stop()
-        lock.release()
 
 
 def test_heap_in_crumbs_refuses_all_but_small_blocks(sketch: Path, tmp_path: Path) -> None:
-    ip, lock = allocate_ip()
-    proc = make_process(sketch, ip, tmp_path / "flash.bin", env={"ESP_HIL_HEAP": "1024"})
-    con = Console(proc)
-    proc.start()
-    try:
-        con.expect("boot ")
+    with booted_console(sketch, tmp_path / "flash.bin", env={"ESP_HIL_HEAP": "1024"}) as con:
         assert _heap(con) == {"free": 1024, "max": 1024, "frag": 0,
                               "getfree": 1024, "getmax": 1024, "getfrag": 0}
         # 64 blocks of 12 bytes (2 umm blocks each) fill the 128 blocks; every other is freed.
@@ -413,9 +388,6 @@ def test_heap_in_crumbs_refuses_all_but_small_blocks(sketch: Path, tmp_path: Pat
         assert crumbs["frag"] == _umm_fragmentation([2] * 32) == 83
         assert con.fields(con.command("alloc 13", "alloc "))["ok"] == "0"  # 3 blocks: no room
         assert con.fields(con.command("alloc 12", "alloc "))["ok"] == "1"
-    finally:
-        proc.stop()
-        lock.release()
 
 
 # -- exceptions and what the next boot says about the reset ----------------------------------

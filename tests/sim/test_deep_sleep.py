@@ -7,16 +7,15 @@ reason) uses the stand-in firmware behind a :class:`~harness.sim.chip.Twin`.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import serial
 
-from harness.sim.build import build_firmware
 from harness.sim.chip import Twin
 from harness.sim.chip.bootrom import ROM_BAUD
 from harness.sim.chip.uart import garble
@@ -29,7 +28,7 @@ from harness.sim.defaults import (
 )
 from harness.sim.firmware import allocate_ip
 from tests.helpers.chip import StandInFirmware, standin_image, standin_twin
-from tests.helpers.shim import SKETCH, Console, booted_console, make_process
+from tests.helpers.shim import Console, booted_console, make_process
 
 pytestmark = pytest.mark.twin
 
@@ -37,36 +36,17 @@ WAKE = EXIT_RESET_BASE + REASON_DEEP_SLEEP_AWAKE
 TIMEOUT = 10.0
 
 
-@pytest.fixture(scope="module")
-def sketch() -> Path:
-    return build_firmware(sketch=SKETCH)
-
-
 @pytest.fixture
-def console(sketch: Path, tmp_path: Path) -> Iterator[Console]:
-    with booted_console(sketch, tmp_path / "flash.bin") as con:
-        yield con
-
-
-@pytest.fixture
-def boot(sketch: Path, tmp_path: Path) -> Iterator[Any]:
+def boot(sketch: Path, tmp_path: Path) -> Iterator[Callable[..., Console]]:
     """Boots the sketch on ``flash.bin`` with a reset reason and environment; stops them all."""
-    flash = tmp_path / "flash.bin"
-    started: list[tuple[Any, Any]] = []
+    with contextlib.ExitStack() as runs:
 
-    def run(reason: str, **env: str) -> Console:
-        ip, lock = allocate_ip()
-        proc = make_process(sketch, ip, flash, reset_reason=reason, env=env)
-        started.append((proc, lock))
-        con = Console(proc)
-        proc.start()
-        con.expect("boot ")
-        return con
+        def run(reason: str, **env: str) -> Console:
+            return runs.enter_context(
+                booted_console(sketch, tmp_path / "flash.bin", reset_reason=reason, env=env)
+            )
 
-    yield run
-    for proc, lock in started:
-        proc.stop()
-        lock.release()
+        yield run
 
 
 def _output(con: Console) -> str:
@@ -108,7 +88,7 @@ def test_nothing_runs_while_asleep(console: Console) -> None:
     assert console.proc.alive
 
 
-def test_time_scale_shortens_a_long_sleep(boot: Any) -> None:
+def test_time_scale_shortens_a_long_sleep(boot: Callable[..., Console]) -> None:
     con = boot("Power On", ESP_HIL_DEEP_SLEEP_SCALE="0.0001")
     con.proc.write(b"sleep 3600000000\n")  # an hour, at 1/10000
     assert con.exited.get(timeout=TIMEOUT) == WAKE
@@ -143,18 +123,18 @@ def _rtc(con: Console, args: str) -> dict[str, str]:
     return con.fields(con.command(f"rtc {args}", "rtc "))
 
 
-def test_rtc_memory_survives_the_wake_up(boot: Any) -> None:
+def test_rtc_memory_survives_the_wake_up(boot: Callable[..., Console]) -> None:
     con = boot("Power On")
     assert _rtc(con, "0 512 305419896") == {"wrote": "1", "read": "1", "first": "305419896"}
     con.proc.write(b"sleep 100000\n")
     assert con.exited.get(timeout=TIMEOUT) == WAKE
     woke = boot("Deep-Sleep Wake")
     assert _rtc(woke, "127 4") == {"wrote": "-1", "read": "1", "first": "305419896"}
-    # Any reset keeps it (the RTC stays powered): a watchdog's, the reset pin's.
+    # Any other reset keeps it too (the RTC stays powered), the reset pin's for one.
     assert _rtc(boot("External System"), "5 4")["first"] == "305419896"
 
 
-def test_rtc_memory_is_undefined_after_power_on(boot: Any) -> None:
+def test_rtc_memory_is_undefined_after_power_on(boot: Callable[..., Console]) -> None:
     con = boot("Power On")
     _rtc(con, "0 512 305419896")
     con.proc.stop()
