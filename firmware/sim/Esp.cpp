@@ -25,6 +25,44 @@ uint32_t EspClass::getFreeHeap() {
   return live >= total ? 0 : total - live;
 }
 
+void EspClass::deepSleep(uint64_t time_us, RFMode) { esp_hil_sim::deep_sleep(time_us); }
+
+// The SDK's system_deep_sleep_instant skips waiting for the radio to shut down; the twin
+// has nothing to wait for either way.
+void EspClass::deepSleepInstant(uint64_t time_us, RFMode) { esp_hil_sim::deep_sleep(time_us); }
+
+uint64_t EspClass::deepSleepMax() {
+  // Esp.cpp: cali * (2^31 - 1) / 2^12, cali being system_rtc_clock_cali_proc(), the RTC
+  // clock's period in microseconds as Q12. It drifts per chip and with temperature; the
+  // twin uses 6.5 us (a ~154 kHz RTC clock), about 3.8 hours.
+  constexpr uint64_t kCali = 26624;  // 6.5 * 4096
+  return kCali * (0x80000000ull - 1) / 0x1000;
+}
+
+bool EspClass::rtcUserMemoryRead(uint32_t offset, uint32_t* data, size_t size) {
+  return esp_hil_sim::rtc_user_read(offset, data, size);
+}
+
+bool EspClass::rtcUserMemoryWrite(uint32_t offset, uint32_t* data, size_t size) {
+  return esp_hil_sim::rtc_user_write(offset, data, size);
+}
+
+uint32_t EspClass::getMaxFreeBlockSize() { return esp_hil_sim::heap_max_block(); }
+
+uint8_t EspClass::getHeapFragmentation() { return esp_hil_sim::heap_fragmentation(); }
+
+void EspClass::getHeapStats(uint32_t* free, uint32_t* max, uint8_t* frag) {
+  if (free) *free = getFreeHeap();
+  if (max) *max = getMaxFreeBlockSize();
+  if (frag) *frag = getHeapFragmentation();
+}
+
+void EspClass::getHeapStats(uint32_t* free, uint16_t* max, uint8_t* frag) {
+  uint32_t max32 = 0;
+  getHeapStats(free, &max32, frag);
+  if (max) *max = max32 > UINT16_MAX ? UINT16_MAX : static_cast<uint16_t>(max32);  // Esp-frag.cpp saturates
+}
+
 void EspClass::wdtEnable(uint32_t) { esp_hil_sim::wdt_soft_enable(true); }
 
 void EspClass::wdtDisable() { esp_hil_sim::wdt_soft_enable(false); }

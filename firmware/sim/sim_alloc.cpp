@@ -1,8 +1,14 @@
-// Global operator new/delete, replaced so the simulated heap can count what the
-// sketch allocates. Only operator new / new[] is counted (also String, which uses
-// new[]); plain malloc (libc internals, getaddrinfo, printf temporaries) is not.
-#include <malloc.h>
+// Global operator new/delete, replaced so the simulated heap behaves like the core's:
+// a fixed arena with the board's ceiling, carved in umm_malloc's 8-byte blocks by best fit,
+// so it runs out and fragments as the chip's heap does. Only operator new / new[] goes
+// through it (also String, which uses new[]); plain malloc (libc internals, getaddrinfo,
+// printf temporaries) does not.
+//
+// The arena is bookkeeping only: each allocation is placed in it (which blocks it takes is
+// what getFreeHeap, getMaxFreeBlockSize and getHeapFragmentation report), while its bytes
+// come from the host's malloc, so alignment and sanitizers work as for any host program.
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <new>
@@ -16,6 +22,9 @@ namespace {
 // ESP_HIL_HEAP (1024..81920 bytes) shrinks (or grows) it for a test. Read with getenv on
 // first use: a sketch's global constructors may allocate before main().
 constexpr uint32_t kHeapDefault = 52u * 1024u;
+constexpr uint32_t kHeapMax = 80u * 1024u;
+constexpr uint32_t kBlock = 8;  // sizeof(umm_block)
+constexpr uint32_t kMaxBlocks = kHeapMax / kBlock;
 
 uint32_t heap_total() {
   static const uint32_t total = [] {
@@ -23,7 +32,7 @@ uint32_t heap_total() {
     if (!text || !*text) return kHeapDefault;
     char* end = nullptr;
     const unsigned long v = strtoul(text, &end, 10);
-    if (*end != '\0' || v < 1024 || v > 80u * 1024u) {
+    if (*end != '\0' || v < 1024 || v > kHeapMax) {
       esp_hil_sim::log("bad ESP_HIL_HEAP=%s", text);
       _exit(esp_hil_sim::kExitConfig);
     }
@@ -32,42 +41,172 @@ uint32_t heap_total() {
   return total;
 }
 
+// umm_malloc.cpp umm_blocks(): the first block holds 4 bytes of data after its header,
+// every further block 8.
+uint32_t blocks_for(size_t size) {
+  if (size <= 4) return 1;
+  const size_t more = (size - 4 + kBlock - 1) / kBlock;
+  return more + 1 > kMaxBlocks ? kMaxBlocks + 1 : static_cast<uint32_t>(more + 1);
+}
+
+// The arena's free runs, in address order, never adjacent (a free coalesces, as umm_free
+// assimilates its free neighbours). At most every other block is free.
+struct Run {
+  uint16_t start, len;
+};
+Run g_free[kMaxBlocks / 2 + 1];
+size_t g_nfree = 0;
+bool g_arena_ready = false;
+
+void arena_init() {
+  if (g_arena_ready) return;
+  g_arena_ready = true;
+  g_free[0] = {0, static_cast<uint16_t>(heap_total() / kBlock)};
+  g_nfree = 1;
+}
+
+// Best fit (umm_malloc_cfg.h: UMM_BEST_FIT is the core's default): the smallest free run
+// that holds `n` blocks, the lowest address among equals; the allocation takes its front.
+// -1 when no run is large enough.
+int arena_take(uint32_t n) {
+  arena_init();
+  size_t best = g_nfree;
+  for (size_t i = 0; i < g_nfree; i++) {
+    if (g_free[i].len >= n && (best == g_nfree || g_free[i].len < g_free[best].len)) best = i;
+  }
+  if (best == g_nfree) return -1;
+  const int start = g_free[best].start;
+  if (g_free[best].len == n) {
+    memmove(g_free + best, g_free + best + 1, (g_nfree - best - 1) * sizeof(Run));
+    g_nfree--;
+  } else {
+    g_free[best].start = static_cast<uint16_t>(g_free[best].start + n);
+    g_free[best].len = static_cast<uint16_t>(g_free[best].len - n);
+  }
+  return start;
+}
+
+void arena_give(uint32_t start, uint32_t n) {
+  size_t i = 0;  // the first free run after `start`
+  while (i < g_nfree && g_free[i].start < start) i++;
+  const bool join_prev = i > 0 && g_free[i - 1].start + g_free[i - 1].len == start;
+  const bool join_next = i < g_nfree && start + n == g_free[i].start;
+  if (join_prev && join_next) {
+    g_free[i - 1].len = static_cast<uint16_t>(g_free[i - 1].len + n + g_free[i].len);
+    memmove(g_free + i, g_free + i + 1, (g_nfree - i - 1) * sizeof(Run));
+    g_nfree--;
+  } else if (join_prev) {
+    g_free[i - 1].len = static_cast<uint16_t>(g_free[i - 1].len + n);
+  } else if (join_next) {
+    g_free[i].start = static_cast<uint16_t>(start);
+    g_free[i].len = static_cast<uint16_t>(g_free[i].len + n);
+  } else {
+    memmove(g_free + i + 1, g_free + i, (g_nfree - i) * sizeof(Run));
+    g_free[i] = {static_cast<uint16_t>(start), static_cast<uint16_t>(n)};
+    g_nfree++;
+  }
+}
+
+// In front of every block handed out (kept 16 bytes so the sketch's pointer stays aligned
+// for any type): where its host memory starts and what it holds in the arena.
+struct alignas(16) Header {
+  uint32_t offset;  // from the host allocation's start to the sketch's pointer
+  uint16_t start;  // first arena block
+  uint16_t blocks;
+  uint32_t magic;
+};
+constexpr uint32_t kMagic = 0x48454150;  // "HEAP"
+
 // Only the sketch's thread allocates (the watchdog thread never does).
 uint32_t g_alloc_count = 0;
 uint32_t g_live_count = 0;
-uint64_t g_live_bytes = 0;
+uint32_t g_used_blocks = 0;
 
 void* counted_alloc(size_t size, size_t align) {
   if (size == 0) size = 1;
-  // The real heap fails when it is exhausted; so does the simulated one.
-  if (g_live_bytes + size > heap_total()) {
-    esp_hil_sim::log("operator new(%zu) fails: simulated heap exhausted (%llu of %u bytes live)", size,
-                     static_cast<unsigned long long>(g_live_bytes), heap_total());
+  const uint32_t n = blocks_for(size);
+  const int start = n <= kMaxBlocks ? arena_take(n) : -1;
+  if (start < 0) {
+    // The real heap fails when no free block is large enough; so does the simulated one.
+    esp_hil_sim::log("operator new(%zu) fails: no free block of %u bytes in the simulated heap (%u free)", size,
+                     n * kBlock, (heap_total() / kBlock - g_used_blocks) * kBlock);
     return nullptr;
   }
-  void* p = align > alignof(max_align_t) ? aligned_alloc(align, (size + align - 1) / align * align)
-                                         : malloc(size);
-  if (!p) return nullptr;
+  const size_t lead = align > sizeof(Header) ? align : sizeof(Header);
+  void* base = align > alignof(max_align_t) ? aligned_alloc(align, (lead + size + align - 1) / align * align)
+                                            : malloc(lead + size);
+  if (!base) {
+    arena_give(static_cast<uint32_t>(start), n);
+    return nullptr;
+  }
+  char* p = static_cast<char*>(base) + lead;
+  Header* h = reinterpret_cast<Header*>(p) - 1;
+  *h = {static_cast<uint32_t>(lead), static_cast<uint16_t>(start), static_cast<uint16_t>(n), kMagic};
   g_alloc_count++;
   g_live_count++;
-  g_live_bytes += malloc_usable_size(p);
+  g_used_blocks += n;
   return p;
 }
 
 void counted_free(void* p) {
   if (!p) return;
-  size_t usable = malloc_usable_size(p);
+  Header* h = static_cast<Header*>(p) - 1;
+  if (h->magic != kMagic) {
+    esp_hil_sim::log("operator delete(%p): not a block of the simulated heap", p);
+    abort();  // the core's umm_malloc would corrupt its heap here; stop at the bug instead
+  }
+  h->magic = 0;
+  arena_give(h->start, h->blocks);
   g_live_count--;
-  g_live_bytes = g_live_bytes >= usable ? g_live_bytes - usable : 0;
-  free(p);
+  g_used_blocks -= h->blocks;
+  free(static_cast<char*>(p) - h->offset);
+}
+
+// umm_info.c sqrt32: the integer square root, rounded down.
+uint32_t isqrt(uint64_t v) {
+  uint64_t r = 0;
+  for (uint64_t bit = 1ull << 62; bit != 0; bit >>= 2) {
+    if (v >= r + bit) {
+      v -= r + bit;
+      r = (r >> 1) + bit;
+    } else {
+      r >>= 1;
+    }
+  }
+  return static_cast<uint32_t>(r);
 }
 
 }  // namespace
 
 extern "C" uint32_t esp_hil_sim_alloc_count(void) { return g_alloc_count; }
 extern "C" uint32_t esp_hil_sim_alloc_live_count(void) { return g_live_count; }
-extern "C" uint32_t esp_hil_sim_alloc_live_bytes(void) { return static_cast<uint32_t>(g_live_bytes); }
+extern "C" uint32_t esp_hil_sim_alloc_live_bytes(void) { return g_used_blocks * kBlock; }
 extern "C" uint32_t esp_hil_sim_heap_total(void) { return heap_total(); }
+
+namespace esp_hil_sim {
+
+uint32_t heap_max_block() {
+  arena_init();
+  uint32_t most = 0;
+  for (size_t i = 0; i < g_nfree; i++) most = g_free[i].len > most ? g_free[i].len : most;
+  return most * kBlock;  // umm_max_block_size_core: the largest free run's blocks x 8
+}
+
+uint8_t heap_fragmentation() {
+  // umm_info.c umm_fragmentation_metric_core: 100 - sqrt(sum of free runs²) * 100 / free
+  // blocks, over the free runs in blocks; 0 with nothing free.
+  arena_init();
+  uint64_t blocks = 0;
+  uint64_t squares = 0;
+  for (size_t i = 0; i < g_nfree; i++) {
+    blocks += g_free[i].len;
+    squares += static_cast<uint64_t>(g_free[i].len) * g_free[i].len;
+  }
+  if (blocks == 0) return 0;
+  return static_cast<uint8_t>(100 - static_cast<uint64_t>(isqrt(squares)) * 100 / blocks);
+}
+
+}  // namespace esp_hil_sim
 
 // Built without exceptions: like the ESP8266 core, a failed new returns nullptr.
 void* operator new(size_t size) { return counted_alloc(size, 0); }

@@ -67,6 +67,7 @@ struct Config {
   uint32_t beacon_timeout_ms;  // ESP_HIL_BEACON_TIMEOUT_MS: AP gone this long = link lost
   uint32_t reconnect_ms;  // ESP_HIL_RECONNECT_MS: auto-reconnect's pause between attempts
   uint32_t tcp_mss;  // ESP_HIL_TCP_MSS: the lwIP build variant's TCP_MSS, 536 or 1460
+  double deep_sleep_scale;  // ESP_HIL_DEEP_SLEEP_SCALE: the fraction of a deep sleep slept, 0..1
 };
 
 // Reads the environment once; safe to call any number of times, from any point
@@ -97,6 +98,7 @@ void wdt_start();  // power on: starts the watchdog thread, dog fed, soft WDT en
 // that yields on the core) or called ESP.wdtFeed(): both watchdogs are fed.
 void wdt_feed();
 void wdt_soft_enable(bool on);  // ESP.wdtEnable() / ESP.wdtDisable()
+void wdt_park();  // deep sleep: neither dog runs until the process ends
 // Writes `report` to the console, then ends the process with kExitResetBase + reason.
 [[noreturn]] void reset_chip(int reason, const char* report, size_t len);
 // SIGSEGV/SIGBUS/SIGILL/SIGFPE: the core's exception report, then exit 16 + 2 (not in a
@@ -104,6 +106,21 @@ void wdt_soft_enable(bool on);  // ESP.wdtEnable() / ESP.wdtDisable()
 void crash_handlers_install();
 // rst_info (reason, exccause, epc1..3, excvaddr, depc) the last run left for `reason`.
 bool rst_info_load(uint32_t reason, uint32_t out[7]);
+
+// --- the simulated heap (sim_alloc.cpp) ---
+uint32_t heap_max_block();  // the largest free run of the arena, in bytes
+uint8_t heap_fragmentation();  // umm_malloc's fragmentation metric, 0..100
+
+// --- deep sleep and RTC user memory (sim_sleep.cpp) ---
+// Sleeps `us` (0 = until an external reset), scaled by ESP_HIL_DEEP_SLEEP_SCALE, then ends
+// the process with kExitResetBase + kReasonDeepSleep: the wake through RST.
+[[noreturn]] void deep_sleep(uint64_t us);
+// The 512 bytes of RTC user memory; survive every reset but power-on ("<flash>.rtc").
+bool rtc_user_read(uint32_t offset, uint32_t* data, size_t size);
+bool rtc_user_write(uint32_t offset, const uint32_t* data, size_t size);
+
+// Powers off (exit 4) when the harness that started the process is gone; checks every 100 ms.
+void exit_if_orphaned();
 
 // --- console (fd 0 / fd 1) ---
 void serial_pump();  // moves whatever stdin has now into the RX buffer, never blocks

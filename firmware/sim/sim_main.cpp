@@ -144,6 +144,15 @@ void load_config() {
       config_error("ESP_HIL_TCP_MSS", mss);
     }
   }
+  // A deep sleep of minutes or hours would stall a test: it may sleep a fraction of the time.
+  const char* scale = getenv("ESP_HIL_DEEP_SLEEP_SCALE");
+  c.deep_sleep_scale = 1.0;
+  if (scale && *scale) {
+    char* end = nullptr;
+    const double v = strtod(scale, &end);
+    if (*end != '\0' || !(v >= 0.0 && v <= 1.0)) config_error("ESP_HIL_DEEP_SLEEP_SCALE", scale);
+    c.deep_sleep_scale = v;
+  }
 }
 
 // --- console ---

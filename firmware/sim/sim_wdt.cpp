@@ -26,6 +26,7 @@ namespace {
 
 std::atomic<uint64_t> g_fed_us{0};
 std::atomic<bool> g_soft_on{true};
+bool g_parked = false;  // deep sleep: the chip's CPU is off, no dog runs (under g_mutex)
 // wdtEnable/wdtDisable wake the thread: the limit changed (feeds never do).
 pthread_mutex_t g_mutex = PTHREAD_MUTEX_INITIALIZER;
 pthread_cond_t g_changed;
@@ -119,6 +120,10 @@ void* watchdog_thread(void*) {
   pthread_sigmask(SIG_BLOCK, &all, nullptr);
   pthread_mutex_lock(&g_mutex);
   for (;;) {
+    if (g_parked) {
+      pthread_cond_wait(&g_changed, &g_mutex);
+      continue;
+    }
     // Re-read after every wake-up: a feed only moves the deadline on, never wakes us.
     const uint64_t deadline = g_fed_us.load(std::memory_order_relaxed) + limit_us();
     const uint64_t now = monotonic_us();
@@ -197,6 +202,13 @@ void wdt_soft_enable(bool on) {
   wdt_feed();
   pthread_mutex_lock(&g_mutex);
   g_soft_on.store(on, std::memory_order_relaxed);
+  pthread_cond_signal(&g_changed);
+  pthread_mutex_unlock(&g_mutex);
+}
+
+void wdt_park() {
+  pthread_mutex_lock(&g_mutex);
+  g_parked = true;
   pthread_cond_signal(&g_changed);
   pthread_mutex_unlock(&g_mutex);
 }

@@ -383,6 +383,49 @@ void setRawMode(Mode m) {
 constexpr uint64_t kBlockMaxMs = 60000;
 uint32_t blockMs = 0;  // a `block` request waiting for its reply to go out
 bool blockHw = false;
+// `sleep` and `crash` wait for their reply to go out, as `block` does (faultLoop()).
+constexpr uint64_t kSleepMaxMs = 3600000;
+uint32_t sleepMs = 0;
+bool crashPending = false;
+
+// sleep <ms>: deep sleep (the chip wakes through RST: GPIO16 wired to it on a board).
+// rtc [<u32>]: RTC user memory word 0, written first when a value is given.
+// crash: a store through a null pointer (Exception 29 on the chip).
+// The core's host emulation (sim-core) has no deep sleep, RTC memory or exception report.
+void handleChipControl(const Word& verb, const Word* arg, size_t words, int len) {
+#ifdef HOST_MOCK
+  (void)verb;
+  (void)arg;
+  (void)words;
+  replyError("not available on the core's host emulation", ctrlIn, len);
+#else
+  esphil::Text j(ctrlOut, sizeof ctrlOut);
+  if (verb.is("sleep")) {
+    uint64_t ms = 0;
+    if (words != 2 || !parseUnsigned(arg[1], kSleepMaxMs, &ms) || ms == 0) {
+      replyError("usage: sleep <ms 1..3600000>", ctrlIn, len);
+      return;
+    }
+    sleepMs = static_cast<uint32_t>(ms);
+    j.add("{\"ok\": true, \"sleep_ms\": ").num(static_cast<unsigned long>(ms)).add('}');
+  } else if (verb.is("rtc")) {
+    uint64_t v = 0;
+    if (words > 2 || (words == 2 && !parseUnsigned(arg[1], 0xFFFFFFFFULL, &v))) {
+      replyError("usage: rtc [<u32>]", ctrlIn, len);
+      return;
+    }
+    uint32_t word = static_cast<uint32_t>(v);
+    if (words == 2) ESP.rtcUserMemoryWrite(0, &word, sizeof word);
+    ESP.rtcUserMemoryRead(0, &word, sizeof word);
+    j.add("{\"ok\": true, \"rtc\": ").num(static_cast<unsigned long>(word)).add('}');
+  } else if (words == 1) {
+    crashPending = true;
+    j.add("{\"ok\": true, \"crash\": \"null store\"}");
+  } else {
+    replyError("usage: crash", ctrlIn, len);
+  }
+#endif
+}
 
 // Runs one control request (`len` bytes in ctrlIn, terminated) and leaves the reply in ctrlOut.
 void handleControl(int len) {
@@ -478,6 +521,8 @@ void handleControl(int len) {
     esphil::Text j(ctrlOut, sizeof ctrlOut);
     j.add("{\"ok\": true, \"block_ms\": ").num(static_cast<unsigned long>(ms));
     j.add(", \"watchdog\": \"").add(blockHw ? "hardware" : "software").add("\"}");
+  } else if (!raw && (verb.is("sleep") || verb.is("rtc") || verb.is("crash"))) {
+    handleChipControl(verb, arg, words, len);
   } else {
     replyError("unknown command", ctrlIn, len);
   }
@@ -500,8 +545,20 @@ void blockLoop() {
 #endif
 }
 
+// `sleep` and `crash`, once their reply went out.
+void faultLoop() {
+#ifndef HOST_MOCK
+  if (ctrlPending) return;
+  if (sleepMs != 0) ESP.deepSleep(static_cast<uint64_t>(sleepMs) * 1000);
+  // Read through a volatile pointer: GCC would turn a literal null store into a trap (cause 0).
+  volatile uint32_t* volatile target = nullptr;
+  if (crashPending) *target = 0;
+#endif
+}
+
 void controlLoop() {
   blockLoop();
+  faultLoop();
   if (ctrlPending && ctrlPeer != control.peerSession()) ctrlPending = false;
   if (!ctrlPending) {
     bool isText = false;

@@ -93,12 +93,15 @@ def cpu_share(pid: int, seconds: float = 1.0) -> float:
 
 
 @contextlib.contextmanager
-def booted_console(binary: Path, flash: Path, boot: str = "boot ") -> Iterator[Console]:
+def booted_console(
+    binary: Path, flash: Path, boot: str = "boot ", **kwargs: object
+) -> Iterator[Console]:
     """A firmware process of ``binary`` on a loopback address of its own, its console once
-    the line starting ``boot`` came; stopped and the address released afterwards."""
+    the line starting ``boot`` came; stopped and the address released afterwards.
+    ``kwargs`` go to :func:`make_process` (``env``, ``reset_reason``, ...)."""
     ip, lock = allocate_ip()
     try:
-        proc = make_process(binary, ip, flash)
+        proc = make_process(binary, ip, flash, **kwargs)
         con = Console(proc)
         proc.start()
         try:

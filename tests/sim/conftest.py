@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.sim.build import build_firmware
 from harness.sim.chip import Twin
 from tests.helpers.chip import standin_twin
+from tests.helpers.shim import SKETCH, Console, booted_console
 
 
 @pytest.fixture
@@ -19,3 +21,16 @@ def twin(tmp_path: Path) -> Iterator[Twin]:
         yield t
     finally:
         t.stop()
+
+
+@pytest.fixture(scope="module")
+def sketch() -> Path:
+    """The shim's test sketch (``firmware/sim/test/shim_test_sketch.cpp``), built."""
+    return build_firmware(sketch=SKETCH)
+
+
+@pytest.fixture
+def console(sketch: Path, tmp_path: Path) -> Iterator[Console]:
+    """The test sketch booted on a flash file of its own, its console."""
+    with booted_console(sketch, tmp_path / "flash.bin") as con:
+        yield con

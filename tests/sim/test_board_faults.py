@@ -7,12 +7,15 @@ firmware process; the device-level behaviour (banner, reboot, READY again) is in
 
 from __future__ import annotations
 
+import math
 import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.sim.build import build_firmware, firmware_root
 from harness.sim.defaults import (
@@ -29,7 +32,6 @@ from harness.sim.wifi import AccessPoint
 from tests.helpers.net import free_port
 from tests.helpers.shim import (
     PASSWORD,
-    SKETCH,
     SSID,
     TIMEOUT,
     Console,
@@ -42,17 +44,6 @@ pytestmark = pytest.mark.twin
 API_SKETCH = firmware_root() / "sim" / "test" / "api_test_sketch.cpp"
 SOFT_WDT_S = 3.2
 HARD_WDT_S = 8.2
-
-
-@pytest.fixture(scope="module")
-def sketch() -> Path:
-    return build_firmware(sketch=SKETCH)
-
-
-@pytest.fixture
-def console(sketch: Path, tmp_path: Path) -> Iterator[Console]:
-    with booted_console(sketch, tmp_path / "flash.bin") as con:
-        yield con
 
 
 def _output(con: Console) -> str:
@@ -263,6 +254,140 @@ def test_heap_switch_shrinks_the_ceiling(sketch: Path, tmp_path: Path) -> None:
     finally:
         proc.stop()
         lock.release()
+
+
+def _heap(con: Console) -> dict[str, int]:
+    fields = {k: int(v) for k, v in con.fields(con.command("heap", "heap ")).items()}
+    # getHeapStats and the three getters agree.
+    assert (fields["free"], fields["max"], fields["frag"]) == (
+        fields["getfree"], fields["getmax"], fields["getfrag"])
+    return fields
+
+
+def _umm_blocks(size: int) -> int:
+    """umm_malloc.cpp umm_blocks(): 8-byte blocks, 4 data bytes in the first."""
+    return 1 if size <= 4 else 2 + (size - 4 - 1) // 8
+
+
+def _umm_fragmentation(runs: list[int]) -> int:
+    """umm_info.c umm_fragmentation_metric_core over free runs (in blocks)."""
+    total = sum(runs)
+    return 0 if total == 0 else 100 - math.isqrt(sum(r * r for r in runs)) * 100 // total
+
+
+def test_heap_fragments_like_umm_malloc(console: Console) -> None:
+    before = _heap(console)
+    assert before["frag"] == 0 and before["max"] == before["free"]  # one free run
+    count, size = 40, 1000
+    assert console.command(f"fragment {count} {size}", "fragment ") == f"fragment made={count}"
+    after = _heap(console)
+    hole = _umm_blocks(size)  # 126 blocks: the twenty freed ones are holes of this size
+    tail = before["free"] // 8 - count * hole
+    runs = [hole] * (count // 2) + [tail]
+    assert after["free"] == sum(runs) * 8
+    assert after["max"] == max(runs) * 8 < after["free"]
+    assert after["frag"] == _umm_fragmentation(runs) > 0
+    # Larger than the largest free block, smaller than the free heap: the core's new fails.
+    want = after["max"] + 1000
+    assert want < after["free"]
+    failed = console.fields(console.command(f"alloc {want}", "alloc "))
+    assert failed["ok"] == "0" and int(failed["after"]) == after["free"]
+    # A block that fits a hole goes into the smallest one that holds it (best fit): the
+    # tail, the largest run, stays whole.
+    fits = console.fields(console.command(f"alloc {size}", "alloc "))
+    assert fits["ok"] == "1" and int(fits["before"]) - int(fits["during"]) == hole * 8
+    console.command("unfragment", "unfragment")
+    assert _heap(console) == before  # freed blocks coalesce: one run again
+
+
+class UmmModel:
+    """The layout rules docs/twin.md cites for umm_malloc, in blocks: best fit (lowest
+    address among equal runs), taken from the run's front, merged with free neighbours."""
+
+    def __init__(self, blocks: int) -> None:
+        self.runs: list[tuple[int, int]] = [(0, blocks)]  # free (start, length), by address
+
+    def take(self, n: int) -> int | None:
+        fits = [(length, start) for start, length in self.runs if length >= n]
+        if not fits:
+            return None
+        length, start = min(fits)
+        self.runs.remove((start, length))
+        if length > n:
+            self.runs.append((start + n, length - n))
+            self.runs.sort()
+        return start
+
+    def give(self, start: int, n: int) -> None:
+        self.runs.append((start, n))
+        self.runs.sort()
+        merged: list[tuple[int, int]] = []
+        for s, length in self.runs:
+            if merged and merged[-1][0] + merged[-1][1] == s:
+                merged[-1] = (merged[-1][0], merged[-1][1] + length)
+            else:
+                merged.append((s, length))
+        self.runs = merged
+
+    def figures(self) -> tuple[int, int, int]:
+        lengths = [length for _, length in self.runs]
+        return sum(lengths) * 8, max(lengths, default=0) * 8, _umm_fragmentation(lengths)
+
+
+HEAP_SLOTS = 16
+heap_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("new"), st.integers(0, HEAP_SLOTS - 1), st.integers(1, 600)),
+        st.tuples(st.just("del"), st.integers(0, HEAP_SLOTS - 1), st.just(0)),
+    ),
+    min_size=10,
+    max_size=60,
+)
+
+
+def test_heap_layout_follows_umm_malloc_for_any_sequence(sketch: Path, tmp_path: Path) -> None:
+    """Any sequence of new/delete leaves the free, max-block and fragmentation figures the
+    umm_malloc model predicts, failures included (a 4 KiB heap: runs out often)."""
+    with booted_console(sketch, tmp_path / "flash.bin", env={"ESP_HIL_HEAP": "4096"}) as con:
+        assert _heap(con)["free"] == 4096
+
+        @settings(max_examples=200, deadline=None)
+        @given(heap_ops)
+        def run(ops: list[tuple[str, int, int]]) -> None:
+            assert con.fields(con.command("hdel all", "hdel"))["free"] == "4096"
+            model = UmmModel(4096 // 8)
+            held: dict[int, tuple[int, int]] = {}
+            for op, slot, size in ops:
+                if op == "new":
+                    if slot in held:
+                        continue
+                    n = _umm_blocks(size)
+                    start = model.take(n)
+                    line = con.command(f"hnew {slot} {size}", "hnew ")
+                    assert line.startswith(f"hnew ok={0 if start is None else 1} "), line
+                    if start is not None:
+                        held[slot] = (start, n)
+                else:
+                    if slot in held:
+                        model.give(*held.pop(slot))
+                    line = con.command(f"hdel {slot}", "hdel")
+                got = con.fields(line)
+                assert (int(got["free"]), int(got["max"]), int(got["frag"])) == model.figures()
+
+        run()
+
+
+def test_heap_in_crumbs_refuses_all_but_small_blocks(sketch: Path, tmp_path: Path) -> None:
+    with booted_console(sketch, tmp_path / "flash.bin", env={"ESP_HIL_HEAP": "1024"}) as con:
+        assert _heap(con) == {"free": 1024, "max": 1024, "frag": 0,
+                              "getfree": 1024, "getmax": 1024, "getfrag": 0}
+        # 64 blocks of 12 bytes (2 umm blocks each) fill the 128 blocks; every other is freed.
+        assert con.command("fragment 64 12", "fragment ") == "fragment made=64"
+        crumbs = _heap(con)
+        assert (crumbs["free"], crumbs["max"]) == (512, 16)
+        assert crumbs["frag"] == _umm_fragmentation([2] * 32) == 83
+        assert con.fields(con.command("alloc 13", "alloc "))["ok"] == "0"  # 3 blocks: no room
+        assert con.fields(con.command("alloc 12", "alloc "))["ok"] == "1"
 
 
 # -- exceptions and what the next boot says about the reset ----------------------------------

@@ -97,10 +97,10 @@ def build_error(tmp_path: Path, source: str) -> str:
 def test_build_with_a_missing_member(tmp_path: Path) -> None:
     message = build_error(
         tmp_path,
-        "#include <Arduino.h>\nvoid setup() {\n  ESP.deepSleep(1000000);\n}\nvoid loop() {}\n",
+        "#include <Arduino.h>\nvoid setup() {\n  ESP.getVcc();\n}\nvoid loop() {}\n",
     )
     assert "\n" not in message
-    assert "sketch.cpp:3: EspClass::deepSleep is not available on the twin" in message
+    assert "sketch.cpp:3: EspClass::getVcc is not available on the twin" in message
     assert "firmware/sim/" in message and "README.md" in message
 
 

@@ -6,6 +6,7 @@
 #include <ESP8266WiFi.h>
 #include <esp_hil_sim.h>
 #include <stdlib.h>
+#include <new>
 #include <string.h>
 
 namespace {
@@ -54,6 +55,66 @@ void cmd_alloc(long n) {
   g_block = nullptr;
   Serial.printf("alloc ok=%d before=%u during=%u after=%u count=%u\n", got ? 1 : 0, static_cast<unsigned>(before),
                 static_cast<unsigned>(during), static_cast<unsigned>(ESP.getFreeHeap()), static_cast<unsigned>(counted));
+}
+
+void print_heap(const char* tag) {
+  uint32_t free = 0;
+  uint32_t max = 0;
+  uint8_t frag = 0;
+  ESP.getHeapStats(&free, &max, &frag);
+  Serial.printf("%s free=%u max=%u frag=%u getfree=%u getmax=%u getfrag=%u\n", tag, static_cast<unsigned>(free),
+                static_cast<unsigned>(max), static_cast<unsigned>(frag), static_cast<unsigned>(ESP.getFreeHeap()),
+                static_cast<unsigned>(ESP.getMaxFreeBlockSize()), static_cast<unsigned>(ESP.getHeapFragmentation()));
+}
+
+// fragment <count> <size>: allocates count blocks of size bytes, then frees every other
+// one (the first, the third, ...), keeping the rest until `unfragment`.
+constexpr size_t kFragMax = 64;
+uint8_t* g_frag[kFragMax];
+
+void cmd_fragment(long count, long size) {
+  size_t made = 0;
+  for (; made < kFragMax && static_cast<long>(made) < count; made++) {
+    g_frag[made] = new (std::nothrow) uint8_t[static_cast<size_t>(size)];
+    if (!g_frag[made]) break;
+  }
+  for (size_t i = 0; i < made; i += 2) {
+    delete[] g_frag[i];
+    g_frag[i] = nullptr;
+  }
+  Serial.printf("fragment made=%u\n", static_cast<unsigned>(made));
+}
+
+void cmd_unfragment() {
+  for (uint8_t*& p : g_frag) {
+    delete[] p;
+    p = nullptr;
+  }
+  Serial.println("unfragment");
+}
+
+// hnew <slot> <size> / hdel <slot> ("hdel all": every slot): single heap operations for
+// the allocator's property test; each prints the heap's figures after it.
+constexpr size_t kHeapSlots = 16;
+uint8_t* g_slot[kHeapSlots];
+
+void cmd_hnew(unsigned long slot, unsigned long size) {
+  if (slot >= kHeapSlots || g_slot[slot]) {
+    Serial.println("hnew bad slot");
+    return;
+  }
+  g_slot[slot] = new (std::nothrow) uint8_t[size];
+  if (g_slot[slot]) memset(g_slot[slot], 0xA5, size);  // the host bytes are real
+  print_heap(g_slot[slot] ? "hnew ok=1" : "hnew ok=0");
+}
+
+void cmd_hdel(const char* which) {
+  for (size_t i = 0; i < kHeapSlots; i++) {
+    if (strcmp(which, "all") != 0 && strtoul(which, nullptr, 10) != i) continue;
+    delete[] g_slot[i];
+    g_slot[i] = nullptr;
+  }
+  print_heap("hdel");
 }
 
 void cmd_eeput(const char* text) {
@@ -204,6 +265,18 @@ void handle_line(char* line) {
     cmd_eeput(rest);
   } else if (!strcmp(cmd, "eeget")) {
     cmd_eeget();
+  } else if (!strcmp(cmd, "hnew")) {
+    const unsigned long slot = strtoul(next_word(&rest), nullptr, 10);
+    cmd_hnew(slot, strtoul(next_word(&rest), nullptr, 10));
+  } else if (!strcmp(cmd, "hdel")) {
+    cmd_hdel(next_word(&rest));
+  } else if (!strcmp(cmd, "heap")) {
+    print_heap("heap");
+  } else if (!strcmp(cmd, "fragment")) {
+    const long count = atol(next_word(&rest));
+    cmd_fragment(count, atol(next_word(&rest)));
+  } else if (!strcmp(cmd, "unfragment")) {
+    cmd_unfragment();
   } else if (!strcmp(cmd, "alloc")) {
     cmd_alloc(atol(next_word(&rest)));
   } else if (!strcmp(cmd, "num")) {
@@ -237,6 +310,31 @@ void handle_line(char* line) {
     // A store through a null pointer, as a sketch bug does (volatile: not optimized away).
     volatile uint32_t* volatile p = nullptr;
     *p = 1;
+  } else if (!strcmp(cmd, "sleep")) {
+    // sleep <us> [instant]: deep sleep; the process ends with the wake-up's reset.
+    const uint64_t us = strtoull(next_word(&rest), nullptr, 10);
+    Serial.println("sleeping");
+    if (!strcmp(next_word(&rest), "instant")) ESP.deepSleepInstant(us);
+    ESP.deepSleep(us, WAKE_RF_DISABLED);
+    Serial.println("awake in the same run");  // never: deep sleep does not return
+  } else if (!strcmp(cmd, "rtc")) {
+    // rtc <word offset> <bytes> [<u32>]: writes <u32> repeated over the range first, then
+    // prints the read's result and the first word.
+    const uint32_t offset = static_cast<uint32_t>(strtoul(next_word(&rest), nullptr, 10));
+    const size_t size = static_cast<size_t>(strtoul(next_word(&rest), nullptr, 10));
+    const char* value = next_word(&rest);
+    uint32_t words[129] = {0};  // one word more than RTC user memory: overlong sizes reach the API
+    int wrote = -1;
+    if (*value && size <= sizeof words) {
+      for (uint32_t& w : words) w = static_cast<uint32_t>(strtoul(value, nullptr, 10));
+      wrote = ESP.rtcUserMemoryWrite(offset, words, size) ? 1 : 0;
+    }
+    uint32_t first = 0;
+    const bool read = size <= sizeof words && ESP.rtcUserMemoryRead(offset, words, size);
+    if (read) memcpy(&first, words, size < 4 ? size : 4);
+    Serial.printf("rtc wrote=%d read=%d first=%u\n", wrote, read ? 1 : 0, static_cast<unsigned>(first));
+  } else if (!strcmp(cmd, "dsmax")) {
+    Serial.printf("dsmax %llu\n", static_cast<unsigned long long>(ESP.deepSleepMax()));
   } else if (!strcmp(cmd, "rstinfo")) {
     Serial.printf("rstinfo %s\n", ESP.getResetInfo().c_str());
   } else if (!strcmp(cmd, "restart")) {

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from harness.sim.defaults import (
     DEFAULT_PASSWORD,
     DEFAULT_SSID,
+    REASON_DEEP_SLEEP_AWAKE,
     REASON_WDT_RST,
     RESET_REASONS,
     chip_id_of,
@@ -405,6 +406,10 @@ class Twin(LoaderHost, UartListener):
     def _boot(self, download: bool) -> None:
         cause = self._pending_cause
         self._pending_cause = bootrom.EXTERNAL_RESET
+        if cause == bootrom.POWER_ON:
+            # RTC memory loses its power with the chip, whatever boots next (the firmware
+            # keeps it in <flash>.rtc: firmware/sim/README.md, "Deep sleep and RTC memory").
+            Path(f"{self.flash_path}.rtc").unlink(missing_ok=True)
         self.reset_reason = ROM_REASONS[cause]
         self._chip_baud = bootrom.ROM_BAUD  # a hardware reset resets the UART divider
         self._come_up(cause, download)
@@ -499,9 +504,14 @@ class Twin(LoaderHost, UartListener):
             reason = reset_of_exit(code)
             if reason is not None:
                 # The chip reset itself: the ROM banner with the cause a board prints
-                # (2 for restart, soft WDT and exception; 4 for the hardware WDT).
+                # (2 for restart, soft WDT and exception; 4 for the hardware WDT; 5 for a
+                # deep sleep's wake-up).
                 text, cause = RESET_REASONS[reason]
                 extra = WDT_RESET_LINE if reason == REASON_WDT_RST else ""
+                if reason == REASON_DEEP_SLEEP_AWAKE:
+                    # The wake-up pulls RST (GPIO16 wired to it): the digital core was off,
+                    # so the UART is back at the ROM's rate, as after any hardware reset.
+                    self._chip_baud = bootrom.ROM_BAUD
                 self._restart(cause, text, extra)
             else:
                 self.last_exit_code = code
