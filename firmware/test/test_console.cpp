@@ -131,8 +131,8 @@ void test_key_arguments() {
   CHECK(parseKey("off now", key, &len) == kKeyUsage);
   CHECK(strcmp(parseKey((std::string(31, 'a') + "g").c_str(), key, &len), "not hex") == 0);
   CHECK(strcmp(parseKey(std::string(33, 'a').c_str(), key, &len), "odd number of hex digits") == 0);
-  CHECK(strcmp(parseKey(std::string(30, 'a').c_str(), key, &len), "too short (32..64 hex digits)") == 0);
-  CHECK(strcmp(parseKey(std::string(66, 'a').c_str(), key, &len), "too long (32..64 hex digits)") == 0);
+  CHECK(strcmp(parseKey(std::string(30, 'a').c_str(), key, &len), "too short") == 0);
+  CHECK(strcmp(parseKey(std::string(66, 'a').c_str(), key, &len), "too long") == 0);
   CHECK(len == 0);  // a refused key leaves no length behind
 }
 

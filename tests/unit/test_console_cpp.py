@@ -193,9 +193,9 @@ def _model_key(arg: str) -> str:
     if len(word) % 2:
         return "ERR odd number of hex digits"
     if len(word) < 32:
-        return "ERR too short (32..64 hex digits)"
+        return "ERR too short"
     if len(word) > 64:
-        return "ERR too long (32..64 hex digits)"
+        return "ERR too long"
     key = bytes.fromhex(word)
     return f"OK {key.hex()} {_key_record(key).hex()}"
 

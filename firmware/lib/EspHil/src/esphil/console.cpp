@@ -15,6 +15,7 @@ LineReader::Result LineReader::feed(char c) {
     if (len_ > 0 && buf_[len_ - 1] == '\r') --len_;
     buf_[len_] = 0;
     const bool tooLong = overflow_;
+    if (tooLong) wipe(buf_, sizeof buf_);  // a dropped line leaves nothing (a key) behind
     len_ = 0;
     overflow_ = false;
     return tooLong ? kTooLong : kLine;
@@ -166,8 +167,8 @@ const char* parseKey(const char* args, uint8_t (&key)[kKeyMax], size_t* len) {
   if (digits == 3 && memcmp(hex, "off", 3) == 0) return nullptr;
   if (!allHex) return "not hex";
   if (digits % 2 != 0) return "odd number of hex digits";
-  if (digits < 2 * kKeyMin) return "too short (32..64 hex digits)";
-  if (digits > 2 * kKeyMax) return "too long (32..64 hex digits)";
+  if (digits < 2 * kKeyMin) return "too short";
+  if (digits > 2 * kKeyMax) return "too long";
   for (size_t i = 0; i < digits / 2; ++i) {
     key[i] = static_cast<uint8_t>(hexValue(hex[2 * i]) * 16 + hexValue(hex[2 * i + 1]));
   }
