@@ -87,7 +87,9 @@ def _lines_until(con: Console, prefix: str, seen: list[str]) -> list[str]:
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise AssertionError(f"no line starting {prefix!r}; got {out}; {con.proc.stderr_tail()}")
+            raise AssertionError(
+                f"no line starting {prefix!r}; got {out}; {con.proc.stderr_tail()}"
+            )
         try:
             line = con.lines.get(timeout=left)
         except queue.Empty:
@@ -147,9 +149,7 @@ def test_key_is_stored_handed_to_the_sketch_and_never_printed(
         assert secret not in output
 
 
-def test_key_survives_a_power_cycle_and_reaches_the_hook_at_boot(
-    binary: Path, flash: Path
-) -> None:
+def test_key_survives_a_power_cycle_and_reaches_the_hook_at_boot(binary: Path, flash: Path) -> None:
     key = bytes.fromhex("00112233445566778899aabbccddeeff")  # 16 bytes, the least
     seen: list[str] = []
     with booted_console(binary, flash, boot=BOOT) as con:

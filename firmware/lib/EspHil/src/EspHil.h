@@ -75,8 +75,6 @@ class EspHilClass {
   const char* identity() const { return identity_; }
   const char* mac() const { return mac_; }
   const char* resetReason() const { return resetReason_; }
-  /// A key is stored (what `info` says as `"key"`).
-  bool hasKey() const { return keySet_; }
 
  private:
   // kLost: joined before, the link dropped; the SDK's auto-reconnect is rejoining.
