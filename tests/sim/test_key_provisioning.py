@@ -214,6 +214,27 @@ def test_a_damaged_record_reads_as_no_key(binary: Path, flash: Path) -> None:
         assert _send(con, "", seen)[1]["key"] is False
 
 
+@pytest.mark.parametrize(
+    ("sector", "answer"), [(0x3F0, "ESP-HIL OK key"), (0, "ESP-HIL ERR key no key sector")]
+)
+def test_a_build_flag_moves_or_turns_off_the_key_store(
+    tmp_path: Path, sector: int, answer: str
+) -> None:
+    sketch = tmp_path / "key_sketch.cpp"
+    sketch.write_text(SKETCH)
+    binary = build_firmware(sketch=sketch, extra_flags=(f"-DESPHIL_KEY_SECTOR={sector:#x}",))
+    flash = tmp_path / "flash.bin"
+    key = bytes(range(16))
+    seen: list[str] = []
+    with booted_console(binary, flash, boot=BOOT) as con:
+        lines, info = _send(con, f"key {key.hex()}", seen)
+        assert lines[-1] == answer and info["key"] is (sector != 0)
+    data = flash.read_bytes()
+    assert data[KEY_SECTOR : KEY_SECTOR + SECTOR] == b"\xff" * SECTOR  # not the default
+    if sector:
+        assert data[sector * SECTOR : sector * SECTOR + RECORD] == _record(key)
+
+
 @pytest.mark.skipif(
     not (core_root() / "tests" / "host" / "Makefile").is_file(),
     reason=f"no ESP8266 core snapshot at {core_root()} (set ESP_HIL_CORE_DIR)",

@@ -1,6 +1,7 @@
 // The console vocabulary of the esp-hil agent, without Arduino: line assembly, command
 // splitting, percent-encoding, the `wifi`, `dial` and `key` arguments, the stored key's
-// flash record and a bounded text/JSON appender. Portable so the host tests (firmware/test/test_console.cpp) run it as is.
+// flash record and a bounded text/JSON appender. Portable so the host tests
+// (firmware/test/test_console.cpp) run it as is.
 #pragma once
 
 #include <stddef.h>
@@ -74,7 +75,8 @@ bool encodeKeyRecord(const uint8_t* key, size_t len, uint8_t (&record)[kKeyRecor
 /// The key in a record read from flash: its length, or 0 for anything else (an erased
 /// sector, a bad magic, length or CRC), with `key` then cleared.
 size_t decodeKeyRecord(const uint8_t (&record)[kKeyRecordSize], uint8_t (&key)[kKeyMax]);
-/// CRC-32 as zlib's crc32() (reflected, polynomial 0xEDB88320), bitwise: no table in RAM.
+/// CRC-32 as zlib's crc32() (reflected, polynomial 0xEDB88320), so Python checks a record
+/// with zlib.crc32. Our own (not the core's crc32()) to stay portable; bitwise: no table.
 uint32_t crc32(const uint8_t* data, size_t len);
 /// Overwrites `len` bytes with zeros in a way the compiler keeps (key material in buffers).
 void wipe(void* p, size_t len);
