@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import queue
-import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,22 +81,9 @@ def _hook_line(key: bytes) -> str:
 
 def _lines_until(con: Console, prefix: str, seen: list[str]) -> list[str]:
     """The lines up to and including the first one starting ``prefix`` (all kept in ``seen``)."""
-    out: list[str] = []
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(
-                f"no line starting {prefix!r}; got {out}; {con.proc.stderr_tail()}"
-            )
-        try:
-            line = con.lines.get(timeout=left)
-        except queue.Empty:
-            continue
-        out.append(line)
-        seen.append(line)
-        if line.startswith(prefix):
-            return out
+    start = len(seen)
+    con.expect(prefix, seen=seen)
+    return seen[start:]
 
 
 def _send(con: Console, line: str, seen: list[str]) -> tuple[list[str], dict[str, object]]:
