@@ -51,7 +51,8 @@ constexpr uint32_t kStaConfigOffset = 0x3FD000;
 
 // The flash file (ESP_HIL_FLASH), created erased if missing; -1 (logged) on failure.
 int flash_open(int flags);
-// Erases the 4 KiB sector at `offset` and writes `len` bytes at its start (pwrite + fsync).
+// Erases the 4 KiB sector at `offset` and writes `len` bytes at its start (pwrite + fsync);
+// len 0 (data may be null) only erases. sim_flash.cpp, with the SDK calls of spi_flash.h.
 bool flash_write_sector(uint32_t offset, const uint8_t* data, size_t len);
 
 struct Config {

@@ -9,6 +9,8 @@
 //   dial <args>            -> OK <host> <port> | OFF | ERR <why>
 //   json <cap> <hex>       -> <0|1 truncated> <Text::json of the bytes with that cap>
 //   lines <hex>            -> L:<hex> per line, T per too-long line, in order ("-" if none)
+//   key <args>             -> OK <key hex> <record hex> | OFF | ERR <why>
+//   rec <hex>              -> OK <key hex> | NONE        (decodeKeyRecord of those bytes)
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +117,47 @@ void test_dial_arguments() {
   CHECK(parseDial(&a8[0], host, &port, &off) == nullptr && strlen(host) == kHostMax && port == 65535);
 }
 
+void test_key_arguments() {
+  uint8_t key[kKeyMax];
+  size_t len = 99;
+  const std::string k16(32, 'a');
+  CHECK(parseKey(k16.c_str(), key, &len) == nullptr && len == 16 && key[0] == 0xAA && key[15] == 0xAA);
+  const std::string k32 = "  " + std::string(62, 'F') + "0e ";  // spaces around: one word
+  CHECK(parseKey(k32.c_str(), key, &len) == nullptr && len == 32 && key[30] == 0xFF && key[31] == 0x0E);
+  CHECK(parseKey("off", key, &len) == nullptr && len == 0);
+  CHECK(parseKey("", key, &len) == kKeyUsage && len == 0);
+  CHECK(parseKey("   ", key, &len) == kKeyUsage);
+  CHECK(parseKey((k16 + " extra").c_str(), key, &len) == kKeyUsage);
+  CHECK(parseKey("off now", key, &len) == kKeyUsage);
+  CHECK(strcmp(parseKey((std::string(31, 'a') + "g").c_str(), key, &len), "not hex") == 0);
+  CHECK(strcmp(parseKey(std::string(33, 'a').c_str(), key, &len), "odd number of hex digits") == 0);
+  CHECK(strcmp(parseKey(std::string(30, 'a').c_str(), key, &len), "too short") == 0);
+  CHECK(strcmp(parseKey(std::string(66, 'a').c_str(), key, &len), "too long") == 0);
+  CHECK(len == 0);  // a refused key leaves no length behind
+}
+
+void test_key_record() {
+  CHECK(crc32(reinterpret_cast<const uint8_t*>("123456789"), 9) == 0xCBF43926u);  // the check value
+  uint8_t key[kKeyMax];
+  for (size_t i = 0; i < sizeof key; ++i) key[i] = static_cast<uint8_t>(0xA0 + i);
+  uint8_t record[kKeyRecordSize];
+  CHECK(!encodeKeyRecord(key, kKeyMin - 1, record) && !encodeKeyRecord(key, kKeyMax + 1, record));
+  CHECK(encodeKeyRecord(key, 20, record));
+  CHECK(memcmp(record, "EHK1\x14\0\0\0", 8) == 0 && record[8] == 0xA0 && record[8 + 20] == 0);
+  uint8_t out[kKeyMax];
+  CHECK(decodeKeyRecord(record, out) == 20 && memcmp(out, key, 20) == 0);
+  for (size_t i = 0; i < sizeof record; ++i) {  // any single flipped bit: no key
+    record[i] ^= 0x10;
+    CHECK(decodeKeyRecord(record, out) == 0 && out[0] == 0);
+    record[i] ^= 0x10;
+  }
+  uint8_t erased[kKeyRecordSize];
+  memset(erased, 0xFF, sizeof erased);
+  CHECK(decodeKeyRecord(erased, out) == 0);
+  memset(erased, 0, sizeof erased);
+  CHECK(decodeKeyRecord(erased, out) == 0);
+}
+
 void test_text_appender() {
   char buf[16];
   Text t(buf, sizeof buf);
@@ -194,6 +237,31 @@ void answer(char* line) {
     } else {
       printf("OK %s %u\n", host, static_cast<unsigned>(port));
     }
+  } else if (strcmp(c.name, "key") == 0) {
+    uint8_t key[kKeyMax];
+    size_t len = 0;
+    uint8_t record[kKeyRecordSize];
+    const char* why = parseKey(c.args, key, &len);
+    if (why != nullptr) {
+      printf("ERR %s\n", why);
+    } else if (len == 0) {
+      printf("OFF\n");
+    } else if (!encodeKeyRecord(key, len, record)) {
+      printf("BAD record\n");
+    } else {
+      printf("OK %s %s\n", toHex(std::string(reinterpret_cast<char*>(key), len)).c_str(),
+             toHex(std::string(reinterpret_cast<char*>(record), sizeof record)).c_str());
+    }
+  } else if (strcmp(c.name, "rec") == 0 && fromHex(c.args, &bytes) && bytes.size() == kKeyRecordSize) {
+    uint8_t record[kKeyRecordSize];
+    uint8_t key[kKeyMax];
+    memcpy(record, bytes.data(), sizeof record);
+    const size_t len = decodeKeyRecord(record, key);
+    if (len == 0) {
+      printf("NONE\n");
+    } else {
+      printf("OK %s\n", toHex(std::string(reinterpret_cast<char*>(key), len)).c_str());
+    }
   } else if (strcmp(c.name, "json") == 0) {
     Command rest = splitCommand(c.args);
     const long cap = strtol(rest.name, nullptr, 10);
@@ -240,6 +308,8 @@ int main(int argc, char** argv) {
       {"percent", test_percent},
       {"wifi_arguments", test_wifi_arguments},
       {"dial_arguments", test_dial_arguments},
+      {"key_arguments", test_key_arguments},
+      {"key_record", test_key_record},
       {"text_appender", test_text_appender},
   };
   return check::runTests(tests);

@@ -39,8 +39,9 @@ class Console:
         for raw in complete:
             self.lines.put(raw.rstrip(b"\r").decode("latin-1"))
 
-    def expect(self, prefix: str, timeout: float = TIMEOUT) -> str:
-        """The next line starting with prefix (earlier other lines are skipped)."""
+    def expect(self, prefix: str, timeout: float = TIMEOUT, seen: list[str] | None = None) -> str:
+        """The next line starting with prefix (earlier other lines are skipped, and appended
+        to ``seen`` with it when given)."""
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
@@ -53,6 +54,8 @@ class Console:
                 line = self.lines.get(timeout=left)
             except queue.Empty:
                 continue
+            if seen is not None:
+                seen.append(line)
             if line.startswith(prefix):
                 return line
 

@@ -4,14 +4,17 @@ Compiles ``firmware/test/test_console.cpp`` with the core under ASan/UBSan (as
 ``test_vectors_cpp`` does for WiFiSocket), runs its unit tests, and drives its ``--tool``
 mode with hypothesis: percent-encoding agrees with :func:`urllib.parse`, the ``wifi`` line
 the harness sends (:func:`harness.device.ready.wifi_command`) decodes to what was sent, the
-JSON strings it writes parse back (or, cut short, to a prefix), and line assembly matches a
-model.
+JSON strings it writes parse back (or, cut short, to a prefix), line assembly matches a
+model, and the ``key`` argument and the key's flash record match a model built on
+:func:`zlib.crc32`.
 """
 
 from __future__ import annotations
 
 import json
+import string
 import subprocess
+import zlib
 from collections.abc import Iterator
 from urllib.parse import quote
 
@@ -26,6 +29,7 @@ SRC = FW / "lib" / "EspHil" / "src"
 SOURCES = [FW / "test" / "test_console.cpp", SRC / "esphil" / "console.cpp"]
 LINE_MAX = 256
 HOST_MAX = 63
+KEY_USAGE = "usage: key <32..64 hex digits> | key off"
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +49,7 @@ def test_cpp_console_suite() -> None:
     report = proc.stdout + proc.stderr
     assert proc.returncode == 0, report
     passed = [line for line in proc.stdout.splitlines() if line.startswith("PASS ")]
-    assert len(passed) >= 7 and "FAIL" not in report, report
+    assert len(passed) >= 9 and "FAIL" not in report, report
 
 
 no_nul = st.binary(max_size=80).filter(lambda b: b"\0" not in b)
@@ -168,3 +172,70 @@ def _model_lines(data: bytes) -> list[str]:
 )
 def test_line_assembly_matches_the_model(tool: Tool, data: bytes) -> None:
     assert tool.ask(f"lines {data.hex()}").split() == (_model_lines(data) or ["-"])
+
+
+def _key_record(key: bytes) -> bytes:
+    """docs/console.md, "Where the key lives": magic, length, padding, key, CRC-32."""
+    body = b"EHK1" + bytes([len(key), 0, 0, 0]) + key.ljust(32, b"\0")
+    return body + zlib.crc32(body).to_bytes(4, "little")
+
+
+def _model_key(arg: str) -> str:
+    words = arg.split(" ")
+    words = [w for w in words if w]
+    if len(words) != 1:
+        return f"ERR {KEY_USAGE}"
+    word = words[0]
+    if word == "off":
+        return "OFF"
+    if any(c not in string.hexdigits for c in word):
+        return "ERR not hex"
+    if len(word) % 2:
+        return "ERR odd number of hex digits"
+    if len(word) < 32:
+        return "ERR too short"
+    if len(word) > 64:
+        return "ERR too long"
+    key = bytes.fromhex(word)
+    return f"OK {key.hex()} {_key_record(key).hex()}"
+
+
+key_words = st.one_of(
+    st.text(alphabet=string.hexdigits, max_size=80),
+    st.binary(min_size=16, max_size=32).map(bytes.hex),
+    st.binary(min_size=16, max_size=32).map(lambda b: b.hex().upper()),
+    st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=70),
+    st.just("off"),
+)
+
+
+KEY_REASONS = {KEY_USAGE, "not hex", "odd number of hex digits", "too short", "too long"}
+
+
+@given(words=st.lists(key_words, max_size=3), pad=st.sampled_from(["", " ", "  "]))
+def test_key_argument_matches_the_model(tool: Tool, words: list[str], pad: str) -> None:
+    arg = pad + " ".join(words) + pad
+    answer = tool.ask(f"key {arg}")
+    assert answer == _model_key(arg)
+    # A refusal is one of the fixed reasons: it never quotes the (secret) argument.
+    assert not answer.startswith("ERR") or answer.removeprefix("ERR ") in KEY_REASONS
+
+
+@given(key=st.binary(min_size=16, max_size=32))
+def test_key_record_round_trips(tool: Tool, key: bytes) -> None:
+    assert tool.ask(f"rec {_key_record(key).hex()}") == f"OK {key.hex()}"
+
+
+@given(key=st.binary(min_size=16, max_size=32), data=st.data())
+def test_a_damaged_key_record_is_no_key(tool: Tool, key: bytes, data: st.DataObject) -> None:
+    record = bytearray(_key_record(key))
+    at = data.draw(st.integers(0, len(record) - 1))
+    record[at] ^= data.draw(st.integers(1, 255))
+    assert tool.ask(f"rec {bytes(record).hex()}") == "NONE"
+
+
+@given(record=st.binary(min_size=44, max_size=44))
+def test_garbage_is_no_key(tool: Tool, record: bytes) -> None:
+    if record[:4] == b"EHK1":  # only a record whose CRC holds is a key
+        return
+    assert tool.ask(f"rec {record.hex()}") == "NONE"

@@ -1,9 +1,13 @@
 #include "EspHil.h"
 
 #include <ESP8266WiFi.h>
+#include <spi_flash.h>  // the SDK's flash calls: the twins (sim, sim-core) emulate them too
 #include <string.h>
 #ifdef ESP_HIL_SIM
 #include <esp_hil_sim.h>  // the twin's allocation counter
+#endif
+#if !defined(ESPHIL_KEY_SECTOR) && !defined(ESP_HIL_SIM) && !defined(HOST_MOCK)
+#include <flash_hal.h>  // FS_end, EEPROM_start: the flash layout the sketch is linked with
 #endif
 
 EspHilClass EspHil;
@@ -27,6 +31,59 @@ const char* failReason(int status) {
 }
 
 void copyString(char* out, size_t cap, const char* in) { esphil::Text(out, cap).add(in); }
+
+// The flash sector (address / 4096) that holds the key, 0 for none (docs/console.md, "Where
+// the key lives"): the one the core's layouts leave free between the end of the file system
+// (rounded down to its 8 KiB blocks) and EEPROM, 0x3FA on every 4 MB layout with a file
+// system; the twins use that one in their 4 MiB flash.
+uint32_t keySector() {
+#if defined(ESPHIL_KEY_SECTOR)
+  return ESPHIL_KEY_SECTOR;
+#elif defined(ESP_HIL_SIM) || defined(HOST_MOCK)
+  return 0x3FA;
+#else
+  const uint32_t fsEnd = FS_end - 0x40200000u;
+  const uint32_t eeprom = EEPROM_start - 0x40200000u;
+  if (fsEnd % SPI_FLASH_SEC_SIZE != 0 || fsEnd + SPI_FLASH_SEC_SIZE > eeprom) return 0;
+  return fsEnd / SPI_FLASH_SEC_SIZE;
+#endif
+}
+
+// The stored key into `key`: its length, 0 when none (nothing stored, erased, damaged).
+size_t loadKey(uint8_t (&key)[esphil::kKeyMax]) {
+  alignas(4) uint8_t record[esphil::kKeyRecordSize];  // the SDK reads whole aligned words
+  const uint32_t sector = keySector();
+  size_t len = 0;
+  if (sector != 0 &&
+      spi_flash_read(sector * SPI_FLASH_SEC_SIZE, reinterpret_cast<uint32_t*>(record),
+                     sizeof record) == SPI_FLASH_RESULT_OK) {
+    len = esphil::decodeKeyRecord(record, key);
+  } else {
+    esphil::wipe(key, sizeof key);
+  }
+  esphil::wipe(record, sizeof record);
+  return len;
+}
+
+// Erases the key's sector and writes `key` there (len 0: erased only), then reads it back.
+bool storeKey(const uint8_t* key, size_t len) {
+  const uint32_t sector = keySector();
+  if (sector == 0 || spi_flash_erase_sector(static_cast<uint16_t>(sector)) != SPI_FLASH_RESULT_OK) {
+    return false;
+  }
+  alignas(4) uint8_t record[esphil::kKeyRecordSize];
+  bool ok = true;
+  if (len > 0) {
+    ok = esphil::encodeKeyRecord(key, len, record) &&
+         spi_flash_write(sector * SPI_FLASH_SEC_SIZE, reinterpret_cast<uint32_t*>(record),
+                         sizeof record) == SPI_FLASH_RESULT_OK;
+    esphil::wipe(record, sizeof record);
+  }
+  uint8_t back[esphil::kKeyMax];
+  ok = ok && loadKey(back) == len && memcmp(back, key, len) == 0;
+  esphil::wipe(back, sizeof back);
+  return ok;
+}
 
 }  // namespace
 
@@ -52,6 +109,9 @@ void EspHilClass::begin(const char* name) {
   Serial.print(F(" reset="));
   printPercent(resetReason_);  // "Power On" has a space; the line must split on spaces
   Serial.println();
+  uint8_t key[esphil::kKeyMax];
+  keySet_ = loadKey(key) > 0;
+  esphil::wipe(key, sizeof key);
   copyString(ssid_, sizeof ssid_, WiFi.SSID().c_str());  // the SDK's stored station config
   if (ssid_[0] != 0) {
     startJoin(nullptr);
@@ -88,6 +148,15 @@ void EspHilClass::loop() {
   wifiLoop();
 }
 
+void EspHilClass::onKey(KeyHook hook) {
+  keyHook_ = hook;
+  uint8_t key[esphil::kKeyMax];
+  const size_t len = loadKey(key);
+  keySet_ = len > 0;
+  if (hook != nullptr && len > 0) hook(key, len);
+  esphil::wipe(key, sizeof key);
+}
+
 void EspHilClass::ok(const char* command) {
   Serial.print(F("ESP-HIL OK "));
   Serial.println(command);
@@ -109,6 +178,7 @@ size_t EspHilClass::info(char* buf, size_t cap) {
   j.add(", \"rssi\": ").num(WiFi.status() == WL_CONNECTED ? static_cast<long>(WiFi.RSSI()) : 0L);
   j.add(", \"chip_id\": ").num(static_cast<unsigned long>(ESP.getChipId()));
   j.add(", \"mac\": ").json(mac_);
+  j.add(", \"key\": ").add(keySet_ ? "true" : "false");  // whether, never what
   if (declared_) j.add(", \"max_message\": ").num(static_cast<unsigned long>(maxMessage_));
   if (infoHook_ != nullptr) infoHook_(j);
 #ifdef ESP_HIL_SIM
@@ -215,6 +285,25 @@ void EspHilClass::cmdDial(char* args) {
   }
 }
 
+void EspHilClass::cmdKey(char* args) {
+  uint8_t key[esphil::kKeyMax];
+  size_t len = 0;
+  const char* why = esphil::parseKey(args, key, &len);
+  esphil::wipe(args, strlen(args));  // the hex leaves the line buffer at once
+  if (why == nullptr && keySector() == 0) why = "no key sector";
+  if (why != nullptr) {
+    error("key", why);
+  } else if (!storeKey(key, len)) {
+    keySet_ = loadKey(key) > 0;  // the erase may have gone through: say what flash holds
+    error("key", "flash write failed");
+  } else {
+    keySet_ = len > 0;
+    if (keyHook_ != nullptr) keyHook_(key, len);  // before OK: then the sketch has it
+    ok("key");
+  }
+  esphil::wipe(key, sizeof key);
+}
+
 void EspHilClass::handleLine(char* line) {
   const esphil::Command cmd = esphil::splitCommand(line);
   if (cmd.name[0] == 0) return;
@@ -235,6 +324,8 @@ void EspHilClass::handleLine(char* line) {
     ok("reboot");
     Serial.flush();
     ESP.restart();
+  } else if (strcmp(cmd.name, "key") == 0) {
+    cmdKey(cmd.args);
   } else if (strcmp(cmd.name, "dial") == 0 && dialHook_ != nullptr) {
     cmdDial(cmd.args);
   } else if (commandHook_ == nullptr || !commandHook_(cmd.name, cmd.args)) {

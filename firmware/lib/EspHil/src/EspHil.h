@@ -1,7 +1,9 @@
 // EspHil: the esp-hil agent for any sketch. It owns the serial console the harness talks
 // to (docs/console.md): the BOOT line, WiFi provisioning over the console (credentials kept
 // where the SDK keeps its station config, never in EEPROM), joining, and the READY line
-// that tells the harness where the sketch's own WiFiSocket service is.
+// that tells the harness where the sketch's own WiFiSocket service is, and the link's
+// pre-shared key (`key <hex>` on the console, kept in a flash sector of its own, never
+// printed back; onKey() hands it to the sketch).
 //
 //   #include <EspHil.h>
 //   #include <WiFiSocket.h>
@@ -17,6 +19,11 @@
 #pragma once
 
 #include <Arduino.h>
+#include <stddef.h>
+#include <stdint.h>
+
+// This EspHil has onKey() (a sketch that must also build against an older one tests this).
+#define ESPHIL_HAS_KEY_HOOK 1
 
 #include "esphil/console.h"
 
@@ -31,6 +38,10 @@ class EspHilClass {
   using DialHook = const char* (*)(const char* host, uint16_t port);
   /// Appends `, "key": value` pairs to the `info` JSON.
   using InfoHook = void (*)(esphil::Text& json);
+  /// The link's pre-shared key: `len` (16..32) bytes at `key`, or len 0 when it was cleared.
+  /// `key` is valid during the call only: copy it (e.g. WiFiSocket::setKey) and keep it out
+  /// of any output.
+  using KeyHook = void (*)(const uint8_t* key, size_t len);
 
   /// Console on Serial at 115200, the BOOT line with `name` (plus the twin's build id),
   /// then joins the stored WiFi (`ESP-HIL WIFI connecting ...`) or says `ESP-HIL WIFI none`.
@@ -49,6 +60,9 @@ class EspHilClass {
   void onCommand(CommandHook hook) { commandHook_ = hook; }
   void onDial(DialHook hook) { dialHook_ = hook; }
   void onInfo(InfoHook hook) { infoHook_ = hook; }
+  /// Calls `hook` at once if a key is stored, and again after each accepted `key` command
+  /// (`key off`: len 0), before that command's `ESP-HIL OK key`.
+  void onKey(KeyHook hook);
 
   /// `ESP-HIL OK <command>` / `ESP-HIL ERR <command> <why>`, for a sketch's own commands.
   void ok(const char* command);
@@ -69,6 +83,7 @@ class EspHilClass {
   void handleLine(char* line);
   void cmdWifi(char* args);
   void cmdDial(char* args);
+  void cmdKey(char* args);
   void startJoin(const char* pass);  // nullptr: the stored credentials
   void wifiLoop();
   void printReady();
@@ -84,10 +99,12 @@ class EspHilClass {
   CommandHook commandHook_ = nullptr;
   DialHook dialHook_ = nullptr;
   InfoHook infoHook_ = nullptr;
+  KeyHook keyHook_ = nullptr;
   uint32_t maxMessage_ = 0;
   uint32_t joinStartedAt_ = 0;
   uint16_t port_ = 0;
   bool declared_ = false;
+  bool keySet_ = false;
   State state_ = State::kNone;
 };
 

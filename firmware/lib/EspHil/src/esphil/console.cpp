@@ -5,6 +5,7 @@
 namespace esphil {
 
 const char kDialUsage[] = "usage: dial <host> <port> | dial off";
+const char kKeyUsage[] = "usage: key <32..64 hex digits> | key off";
 
 LineReader::Result LineReader::feed(char c) {
   // A line is handed on as a C string: a NUL (noise on the wire as a host opens the port)
@@ -14,6 +15,7 @@ LineReader::Result LineReader::feed(char c) {
     if (len_ > 0 && buf_[len_ - 1] == '\r') --len_;
     buf_[len_] = 0;
     const bool tooLong = overflow_;
+    if (tooLong) wipe(buf_, sizeof buf_);  // a dropped line leaves nothing (a key) behind
     len_ = 0;
     overflow_ = false;
     return tooLong ? kTooLong : kLine;
@@ -150,6 +152,73 @@ const char* parseDial(char* args, char (&host)[kHostMax + 1], uint16_t* port, bo
   const size_t len = strlen(first);  // <= kHostMax: checked
   memcpy(host, first, len + 1);
   return nullptr;
+}
+
+const char* parseKey(const char* args, uint8_t (&key)[kKeyMax], size_t* len) {
+  *len = 0;
+  const char* p = args;
+  while (*p == ' ') ++p;
+  const char* const hex = p;
+  size_t digits = 0;
+  bool allHex = true;
+  for (; *p != 0 && *p != ' '; ++p, ++digits) allHex = allHex && hexValue(*p) >= 0;
+  while (*p == ' ') ++p;
+  if (digits == 0 || *p != 0) return kKeyUsage;
+  if (digits == 3 && memcmp(hex, "off", 3) == 0) return nullptr;
+  if (!allHex) return "not hex";
+  if (digits % 2 != 0) return "odd number of hex digits";
+  if (digits < 2 * kKeyMin) return "too short";
+  if (digits > 2 * kKeyMax) return "too long";
+  for (size_t i = 0; i < digits / 2; ++i) {
+    key[i] = static_cast<uint8_t>(hexValue(hex[2 * i]) * 16 + hexValue(hex[2 * i + 1]));
+  }
+  *len = digits / 2;
+  return nullptr;
+}
+
+namespace {
+
+constexpr uint8_t kKeyMagic[4] = {'E', 'H', 'K', '1'};
+constexpr size_t kKeyCrcAt = kKeyRecordSize - 4;
+
+}  // namespace
+
+uint32_t crc32(const uint8_t* data, size_t len) {
+  uint32_t crc = 0xFFFFFFFFu;
+  for (size_t i = 0; i < len; ++i) {
+    crc ^= data[i];
+    for (int bit = 0; bit < 8; ++bit) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+  }
+  return ~crc;
+}
+
+void wipe(void* p, size_t len) {
+  volatile uint8_t* bytes = static_cast<volatile uint8_t*>(p);
+  for (size_t i = 0; i < len; ++i) bytes[i] = 0;
+}
+
+bool encodeKeyRecord(const uint8_t* key, size_t len, uint8_t (&record)[kKeyRecordSize]) {
+  if (len < kKeyMin || len > kKeyMax) return false;
+  memset(record, 0, sizeof record);
+  memcpy(record, kKeyMagic, sizeof kKeyMagic);
+  record[4] = static_cast<uint8_t>(len);
+  memcpy(record + 8, key, len);
+  const uint32_t crc = crc32(record, kKeyCrcAt);
+  for (size_t i = 0; i < 4; ++i) record[kKeyCrcAt + i] = static_cast<uint8_t>(crc >> (8 * i));
+  return true;
+}
+
+size_t decodeKeyRecord(const uint8_t (&record)[kKeyRecordSize], uint8_t (&key)[kKeyMax]) {
+  wipe(key, sizeof key);
+  uint32_t stored = 0;
+  for (size_t i = 0; i < 4; ++i) stored |= static_cast<uint32_t>(record[kKeyCrcAt + i]) << (8 * i);
+  const size_t len = record[4];
+  if (memcmp(record, kKeyMagic, sizeof kKeyMagic) != 0 || len < kKeyMin || len > kKeyMax ||
+      crc32(record, kKeyCrcAt) != stored) {
+    return 0;
+  }
+  memcpy(key, record + 8, len);
+  return len;
 }
 
 Text::Text(char* buf, size_t cap) : buf_(buf), cap_(cap) {

@@ -1,6 +1,7 @@
 // The console vocabulary of the esp-hil agent, without Arduino: line assembly, command
-// splitting, percent-encoding, the `wifi` and `dial` arguments and a bounded text/JSON
-// appender. Portable so the host tests (firmware/test/test_console.cpp) run it as is.
+// splitting, percent-encoding, the `wifi`, `dial` and `key` arguments, the stored key's
+// flash record and a bounded text/JSON appender. Portable so the host tests
+// (firmware/test/test_console.cpp) run it as is.
 #pragma once
 
 #include <stddef.h>
@@ -12,8 +13,11 @@ constexpr size_t kSsidMax = 32;   // 802.11 SSID bytes
 constexpr size_t kPassMax = 64;   // WPA2 passphrase (63) or hex PSK (64)
 constexpr size_t kLineMax = 256;  // a `wifi` line with both fields fully percent-encoded fits
 constexpr size_t kHostMax = 63;   // WiFiSocket's dial host limit
+constexpr size_t kKeyMin = 16;    // pre-shared key bytes (docs/protocol.md §6)
+constexpr size_t kKeyMax = 32;
 
 extern const char kDialUsage[];
+extern const char kKeyUsage[];
 
 /// Assembles console bytes into lines ('\n' ends one, a '\r' before it is dropped, NUL
 /// bytes are skipped).
@@ -55,6 +59,27 @@ const char* parseWifi(char* args, char (&ssid)[kSsidMax + 1], char (&pass)[kPass
 const char* checkDialTarget(const char* host, const char* port, uint16_t* number);
 /// `dial <host> <port>` or `dial off`: nullptr when fine (`*off` tells which), else why not.
 const char* parseDial(char* args, char (&host)[kHostMax + 1], uint16_t* port, bool* off);
+
+/// `key <hex>` (2 * kKeyMin ..= 2 * kKeyMax hex digits, an even count, either case) or
+/// `key off`: nullptr when fine, the key in `key` and its length in `*len` (0 for off); else
+/// why not. A reason never quotes the argument: it is a secret.
+const char* parseKey(const char* args, uint8_t (&key)[kKeyMax], size_t* len);
+
+/// The stored key as the agent keeps it in its flash sector (docs/console.md, "Where the
+/// key lives"): the magic "EHK1", the length, three zero bytes, the key padded with zeros to
+/// kKeyMax, then the CRC-32 (zlib's) of everything before it, little-endian. Its size is a
+/// multiple of 4, as the SDK's flash calls want.
+constexpr size_t kKeyRecordSize = 4 + 4 + kKeyMax + 4;
+/// Fills `record` for a key of kKeyMin..kKeyMax bytes; false (nothing written) otherwise.
+bool encodeKeyRecord(const uint8_t* key, size_t len, uint8_t (&record)[kKeyRecordSize]);
+/// The key in a record read from flash: its length, or 0 for anything else (an erased
+/// sector, a bad magic, length or CRC), with `key` then cleared.
+size_t decodeKeyRecord(const uint8_t (&record)[kKeyRecordSize], uint8_t (&key)[kKeyMax]);
+/// CRC-32 as zlib's crc32() (reflected, polynomial 0xEDB88320), so Python checks a record
+/// with zlib.crc32. Our own (not the core's crc32()) to stay portable; bitwise: no table.
+uint32_t crc32(const uint8_t* data, size_t len);
+/// Overwrites `len` bytes with zeros in a way the compiler keeps (key material in buffers).
+void wipe(void* p, size_t len);
 
 /// Appends to a fixed buffer, always terminated; what does not fit is dropped (an escape or
 /// a number is never cut in half). truncated() tells.
