@@ -222,6 +222,8 @@ void EspHilClass::printReady() {
   Serial.print(mac_);
   Serial.print(F(" max="));
   Serial.print(static_cast<unsigned long>(maxMessage_));
+  // The harness provisions a key only to a sketch that applies it to its links.
+  if (keyHook_ != nullptr) Serial.print(F(" auth=1"));
   if (readyExtra_ != nullptr && readyExtra_[0] != 0) {
     Serial.print(' ');
     Serial.print(readyExtra_);
