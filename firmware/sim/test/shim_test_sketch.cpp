@@ -238,6 +238,9 @@ void handle_line(char* line) {
     }
     g_server->begin();
     Serial.printf("listen status=%u\n", static_cast<unsigned>(g_server->status()));
+  } else if (!strcmp(cmd, "unlisten")) {
+    if (g_server) g_server->stop();
+    Serial.printf("unlisten status=%u\n", g_server ? static_cast<unsigned>(g_server->status()) : 0u);
   } else if (!strcmp(cmd, "dial")) {
     const char* host = next_word(&rest);
     int port = atoi(next_word(&rest));
