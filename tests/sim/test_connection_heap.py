@@ -32,7 +32,7 @@ def _heap(con: Console) -> dict[str, int]:
 def _lines_until_echo(con: Console, mark: str) -> list[str]:
     """Every console line up to the answer to ``echo <mark>`` (which it sends)."""
     con.proc.write(f"echo {mark}\n".encode())
-    seen = []
+    seen: list[str] = []
     while True:
         try:
             line = con.lines.get(timeout=TIMEOUT)
@@ -95,8 +95,10 @@ class Board:
             # Best fit: a block of exactly its size goes there (n bytes take (n + 4) / 8 blocks).
             assert self.con.command(f"hnew 1 {hole - 4}", "hnew ").startswith("hnew ok=1 ")
         keep = pcbs * PCB + 96
-        assert self.con.command(f"hnew 0 {figures['max'] - keep - 4}", "hnew ").startswith("hnew ok=1 ")
-        assert _heap(self.con)["free"] == _heap(self.con)["max"] == keep
+        take = figures["max"] - keep
+        assert self.con.command(f"hnew 0 {take - 4}", "hnew ").startswith("hnew ok=1 ")
+        left = _heap(self.con)
+        assert left["free"] == left["max"] == keep, left
 
 
 @pytest.fixture
