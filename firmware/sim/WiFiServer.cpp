@@ -22,7 +22,8 @@ void WiFiServer::begin() {
   if (slot_ < 0) return;
   if (!esp_hil_sim::listener_reserve(slot_)) {
     // The core's begin() returns when tcp_new() or tcp_listen() finds no heap: CLOSED.
-    esp_hil_sim::log("WiFiServer::begin(%u): no heap for the listening PCB", static_cast<unsigned>(g_listeners[slot_].port));
+    esp_hil_sim::log("WiFiServer::begin(%u): no heap for the listening PCB",
+                     static_cast<unsigned>(g_listeners[slot_].port));
     return;
   }
   g_listeners[slot_].wanted = true;

@@ -179,7 +179,6 @@ int listener_alloc(uint32_t bind_ip, uint16_t port) {
     l.bind_ip = bind_ip;
     l.port = port;
     l.fd = -1;
-    l.lpcb = -1;
     return static_cast<int>(i);
   }
   log("more than %zu WiFiServer objects: this one will never listen", kMaxListeners);

@@ -240,7 +240,8 @@ void handle_line(char* line) {
     Serial.printf("listen status=%u\n", static_cast<unsigned>(g_server->status()));
   } else if (!strcmp(cmd, "unlisten")) {
     if (g_server) g_server->stop();
-    Serial.printf("unlisten status=%u\n", g_server ? static_cast<unsigned>(g_server->status()) : 0u);
+    const unsigned status = g_server ? static_cast<unsigned>(g_server->status()) : 0u;
+    Serial.printf("unlisten status=%u\n", status);
   } else if (!strcmp(cmd, "dial")) {
     const char* host = next_word(&rest);
     int port = atoi(next_word(&rest));
