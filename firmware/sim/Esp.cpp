@@ -21,7 +21,8 @@ void EspClass::restart() {
 
 uint32_t EspClass::getFreeHeap() {
   uint32_t total = esp_hil_sim_heap_total();
-  uint32_t live = esp_hil_sim_alloc_live_bytes();
+  // The sketch's operator new and lwIP's PCBs share the arena, as they share umm's heap.
+  uint32_t live = esp_hil_sim_alloc_live_bytes() + esp_hil_sim::heap_system_bytes();
   return live >= total ? 0 : total - live;
 }
 

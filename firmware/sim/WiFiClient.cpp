@@ -98,9 +98,18 @@ int WiFiClient::fd() const { return slot_ >= 0 ? g_conns[slot_].fd : -1; }
 int WiFiClient::connect(IPAddress ip, uint16_t port) {
   if (slot_ >= 0) stop();
   if (!esp_hil_sim::wifi_connected() || !esp_hil_sim::link_up()) return 0;
+  // The core's connect() starts with tcp_new(): no heap for the PCB, no SYN sent.
+  const int pcb = esp_hil_sim::heap_take(esp_hil_sim::kTcpPcbSize);
+  if (pcb < 0) {
+    esp_hil_sim::log("connect(): no heap for a TCP PCB (%zu bytes)", esp_hil_sim::kTcpPcbSize);
+    return 0;
+  }
   int fd = dial(static_cast<uint32_t>(ip), port);
-  if (fd < 0) return 0;
-  int slot = esp_hil_sim::conn_alloc(fd);
+  if (fd < 0) {
+    esp_hil_sim::heap_give(pcb, esp_hil_sim::kTcpPcbSize);
+    return 0;
+  }
+  int slot = esp_hil_sim::conn_alloc(fd, pcb);
   if (slot < 0) {
     esp_hil_sim::log("more than %zu open connections: connect() fails", esp_hil_sim::kMaxConns);
     close(fd);

@@ -121,6 +121,7 @@ constexpr uint32_t kMagic = 0x48454150;  // "HEAP"
 uint32_t g_alloc_count = 0;
 uint32_t g_live_count = 0;
 uint32_t g_used_blocks = 0;
+uint32_t g_system_blocks = 0;  // held by the emulated lwIP (heap_take), not by operator new
 
 void* counted_alloc(size_t size, size_t align) {
   if (size == 0) size = 1;
@@ -129,7 +130,7 @@ void* counted_alloc(size_t size, size_t align) {
   if (start < 0) {
     // The real heap fails when no free block is large enough; so does the simulated one.
     esp_hil_sim::log("operator new(%zu) fails: no free block of %u bytes in the simulated heap (%u free)", size,
-                     n * kBlock, (heap_total() / kBlock - g_used_blocks) * kBlock);
+                     n * kBlock, (heap_total() / kBlock - g_used_blocks - g_system_blocks) * kBlock);
     return nullptr;
   }
   const size_t lead = align > sizeof(Header) ? align : sizeof(Header);
@@ -185,12 +186,30 @@ extern "C" uint32_t esp_hil_sim_heap_total(void) { return heap_total(); }
 
 namespace esp_hil_sim {
 
+int heap_take(size_t size) {
+  const uint32_t n = blocks_for(size);
+  const int start = n <= kMaxBlocks ? arena_take(n) : -1;
+  if (start >= 0) g_system_blocks += n;
+  return start;
+}
+
+void heap_give(int block, size_t size) {
+  if (block < 0) return;
+  const uint32_t n = blocks_for(size);
+  arena_give(static_cast<uint32_t>(block), n);
+  g_system_blocks -= n;
+}
+
+uint32_t heap_system_bytes() { return g_system_blocks * kBlock; }
+
 uint32_t heap_max_block() {
   arena_init();
   uint32_t most = 0;
   for (size_t i = 0; i < g_nfree; i++) most = g_free[i].len > most ? g_free[i].len : most;
   return most * kBlock;  // umm_max_block_size_core: the largest free run's blocks x 8
 }
+
+bool heap_fits(size_t size) { return blocks_for(size) * kBlock <= heap_max_block(); }
 
 uint8_t heap_fragmentation() {
   // umm_info.c umm_fragmentation_metric_core: 100 - sqrt(sum of free runs²) * 100 / free

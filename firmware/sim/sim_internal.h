@@ -31,6 +31,13 @@ constexpr uint64_t kHardWdtUs = 8200000;
 // Longest idle wait after loop(): keeps millis()-based timers in the sketch running.
 constexpr int kIdlePollMs = 5;
 
+// lwIP's control blocks as the core's lwip2 (2.1.3, lwipopts.h; TCP_MSS 536 or 1460,
+// LWIP_FEATURES 1, no IPv6) lays them out on the chip: sizeof(struct tcp_pcb) and
+// sizeof(struct tcp_pcb_listen), measured with xtensa-lx106-elf-gcc (docs/twin.md).
+// With MEMP_MEM_MALLOC each is a malloc from the sketch's heap.
+constexpr size_t kTcpPcbSize = 184;
+constexpr size_t kTcpPcbListenSize = 36;
+
 constexpr size_t kMaxListeners = 16;
 constexpr size_t kMaxConns = 32;
 constexpr size_t kSerialRxSize = 256;  // the real core's default RX buffer
@@ -110,6 +117,14 @@ bool rst_info_load(uint32_t reason, uint32_t out[7]);
 
 // --- the simulated heap (sim_alloc.cpp) ---
 uint32_t heap_max_block();  // the largest free run of the arena, in bytes
+// Blocks the emulated lwIP takes for itself (its PCBs), from the arena the sketch's `new`
+// uses and by the same rules, so they count in getFreeHeap() and friends; they do not count
+// in esp_hil_sim_alloc_count() / _live_*, which are the sketch's own allocations.
+// heap_take returns the run's first block, -1 when no free run holds `size` bytes.
+int heap_take(size_t size);
+void heap_give(int block, size_t size);  // size as taken; -1 is ignored
+uint32_t heap_system_bytes();  // what heap_take holds now (whole blocks)
+bool heap_fits(size_t size);  // heap_take(size) would succeed now
 uint8_t heap_fragmentation();  // umm_malloc's fragmentation metric, 0..100
 
 // --- deep sleep and RTC user memory (sim_sleep.cpp) ---
@@ -175,6 +190,7 @@ struct Conn {
   uint32_t remote_ip;  // network byte order
   uint16_t remote_port;
   uint16_t local_port;
+  int pcb = -1;  // the connection's tcp_pcb in the simulated heap (heap_take), -1 once freed
   // Cached in generation g_poll_gen by the idle poll (0 = nothing cached):
   uint32_t open_gen;  // the peer had not closed (no POLLRDHUP/POLLHUP/POLLERR)
   uint32_t avail_gen;  // `avail` is the count of unread bytes (less what was read since)
@@ -188,13 +204,18 @@ struct Listener {
   uint32_t bind_ip;  // network byte order, 0 = the twin's own address
   uint16_t port;
   int fd;
+  int lpcb = -1;  // the tcp_pcb_listen in the simulated heap from begin() to stop(), or -1
   uint32_t quiet_gen;  // the idle poll of this generation saw no pending connection
 };
 
 extern Conn g_conns[kMaxConns];
 extern Listener g_listeners[kMaxListeners];
 
-int conn_alloc(int fd);  // slot index holding one reference, or -1 when the table is full
+// Slot index holding one reference to `fd` and owning `pcb` (a kTcpPcbSize heap_take
+// block); -1 when the table is full, the block then given back.
+int conn_alloc(int fd, int pcb);
+// Resets `fd` (SO_LINGER 0: an RST, no FIN) and closes it: a connection lwIP refuses.
+void conn_refuse(int fd);
 void conn_ref(int slot);
 void conn_unref(int slot);  // closes the socket when the last reference goes
 void conn_close(int slot);  // flushes (bounded), closes the socket; the slot lives on while referenced
@@ -209,6 +230,12 @@ size_t conn_writable(int slot);  // what conn_write takes now, exactly
 
 int listener_alloc(uint32_t bind_ip, uint16_t port);
 void listener_free(int slot);
+// WiFiServer::begin on the core: tcp_new() (a tcp_pcb), then tcp_listen() (a
+// tcp_pcb_listen, the tcp_pcb freed after). False when the heap cannot give them.
+bool listener_reserve(int slot);
+void listener_release(int slot);  // stop(): the tcp_pcb_listen goes back to the heap
+// Resets every connection pending on the listener: lwIP had no heap for their PCBs.
+void listener_refuse_pending(int slot);
 bool listener_open(int slot);  // bind + listen if the station is connected
 void listener_close(int slot);
 void listeners_station_up();  // opens every wanted listener

@@ -1,5 +1,7 @@
-// The tables behind WiFiClient and WiFiServer: fixed arrays (no heap), so
-// accepting and connecting never show up as sketch allocations.
+// The tables behind WiFiClient and WiFiServer: fixed arrays, so accepting and connecting
+// never show up as the sketch's allocations. What lwIP mallocs on the chip for each
+// connection and listener (its PCBs) is taken from the simulated heap (heap_take), so a
+// sketch short of heap refuses connections as a board does.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -34,17 +36,25 @@ void fill_endpoints(Conn& c) {
 
 }  // namespace
 
-int conn_alloc(int fd) {
+int conn_alloc(int fd, int pcb) {
   for (size_t i = 0; i < kMaxConns; i++) {
     Conn& c = g_conns[i];
     if (c.refs > 0) continue;
     c = Conn{};
     c.fd = fd;
     c.refs = 1;
+    c.pcb = pcb;
     fill_endpoints(c);
     return static_cast<int>(i);
   }
+  heap_give(pcb, kTcpPcbSize);
   return -1;
+}
+
+void conn_refuse(int fd) {
+  const linger reset = {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+  close(fd);
 }
 
 void conn_ref(int slot) {
@@ -67,6 +77,10 @@ void conn_close(int slot) {
     if (!conn_flush_wait(slot, kStopFlushMs)) log("stop(): %u unsent bytes dropped", c.tx_len);
     close(c.fd);
   }
+  // lwIP frees the PCB once the close handshake is done; the twin does at once (no
+  // FIN-WAIT or TIME-WAIT lingering, docs/twin.md).
+  heap_give(c.pcb, kTcpPcbSize);
+  c.pcb = -1;
   c.fd = -1;
   c.want_out = false;
   c.tx_len = 0;
@@ -174,7 +188,38 @@ int listener_alloc(uint32_t bind_ip, uint16_t port) {
 void listener_free(int slot) {
   if (slot < 0) return;
   listener_close(slot);
+  listener_release(slot);
   g_listeners[slot].used = false;
+}
+
+bool listener_reserve(int slot) {
+  if (slot < 0) return false;
+  Listener& l = g_listeners[slot];
+  if (l.lpcb >= 0) return true;
+  // Both live at once inside tcp_listen(), which copies the PCB into the smaller one.
+  const int pcb = heap_take(kTcpPcbSize);
+  if (pcb < 0) return false;
+  l.lpcb = heap_take(kTcpPcbListenSize);
+  heap_give(pcb, kTcpPcbSize);
+  return l.lpcb >= 0;
+}
+
+void listener_release(int slot) {
+  if (slot < 0) return;
+  heap_give(g_listeners[slot].lpcb, kTcpPcbListenSize);
+  g_listeners[slot].lpcb = -1;
+}
+
+void listener_refuse_pending(int slot) {
+  // Bounded: the kernel's backlog holds 5; a peer redialling in a loop must not keep the
+  // sketch here.
+  for (int i = 0; i < 8; i++) {
+    const int fd = accept4(g_listeners[slot].fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    log("no heap for a TCP PCB (%zu bytes; largest free block %u): connection reset", kTcpPcbSize,
+        heap_max_block());
+    conn_refuse(fd);
+  }
 }
 
 bool listener_open(int slot) {

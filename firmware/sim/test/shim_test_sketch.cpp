@@ -238,6 +238,10 @@ void handle_line(char* line) {
     }
     g_server->begin();
     Serial.printf("listen status=%u\n", static_cast<unsigned>(g_server->status()));
+  } else if (!strcmp(cmd, "unlisten")) {
+    if (g_server) g_server->stop();
+    const unsigned status = g_server ? static_cast<unsigned>(g_server->status()) : 0u;
+    Serial.printf("unlisten status=%u\n", status);
   } else if (!strcmp(cmd, "dial")) {
     const char* host = next_word(&rest);
     int port = atoi(next_word(&rest));
