@@ -205,8 +205,12 @@ def test_invalid_hello_version() -> None:
     s = mk()
     s.connection_made(0.0)
     payload = bytearray(32)
-    payload[0] = 2
+    payload[0] = 3
     assert fail_code(s.receive_data(encode_frame(FrameType.HELLO, bytes(payload)), 0.0)) == 5
+    # Version 2 is the keyed protocol: refused with AUTH by a side without a key (§6).
+    s.connection_made(0.0)
+    payload[0] = 2
+    assert fail_code(s.receive_data(encode_frame(FrameType.HELLO, bytes(payload)), 0.0)) == 12
 
 
 def test_ack_of_unsent_seq_is_protocol_error() -> None:
