@@ -24,7 +24,7 @@ from typing import Any
 
 from harness.errors import ProtocolError
 from harness.wifisocket.frame import CloseCode, Hello
-from harness.wifisocket.session import Handshake, Session, close_frame
+from harness.wifisocket.session import Handshake, Session
 from harness.wifisocket.transport import POLLIN, Transport
 
 __all__ = ["MAX_PENDING", "Acceptor", "Allow", "Pending"]
@@ -234,7 +234,7 @@ class Acceptor:
         if error is not None:
             self.refused = f"{p.address}: {error}"
             with contextlib.suppress(OSError):
-                p.sock.send(close_frame(error.code, error.reason))
+                p.sock.send(p.handshake.refusal(error))
         elif why:
             self.refused = f"{p.address}: {why}"
         p.sock.close()

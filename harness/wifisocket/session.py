@@ -259,6 +259,15 @@ class Handshake:
         return False
 
 
+    def refusal(self, error: ProtocolError) -> bytes:
+        """The CLOSE that refuses this connection (tagged once our AUTH went out, §6)."""
+        raw = close_frame(error.code, error.reason)
+        keyed = self.keyed
+        if keyed is None or self.reply or not keyed.proof:
+            return raw
+        return keyed.sealer().seal(raw)
+
+
 def _peer_close_error(frame: Frame) -> ProtocolError:
     code = frame.payload[0]
     reason = f"peer closed: {frame.payload[1:].decode('utf-8', 'replace')}"
