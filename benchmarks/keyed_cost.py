@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.wifisocket.frame import FrameDecoder, Hello  # noqa: E402
-from harness.wifisocket.session import Session  # noqa: E402
+from harness.wifisocket.frame import FrameDecoder, Hello
+from harness.wifisocket.session import Session
 
 KEY = bytes(range(32))
 
