@@ -20,7 +20,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import pytest
 
 from harness import WiFiSocket, aio
-from harness.errors import AuthenticationFailed, ConnectionLost, PeerClosedNormally
+from harness.errors import (
+    AuthenticationFailed,
+    ConnectionLost,
+    PeerClosedNormally,
+    ProtocolError,
+    Timeout,
+)
 from harness.wifisocket.frame import CloseCode, FrameType, encode_frame
 from tests.helpers.net import free_port
 
@@ -220,10 +226,17 @@ class FrameProxy:
             with contextlib.suppress(OSError):
                 dst.shutdown(socket.SHUT_WR)
 
+    def cut(self) -> None:
+        """Break the current connections (a reset, as a network fault would)."""
+        for s in self._socks:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+        self._socks.clear()
+
     def close(self) -> None:
         self.listener.close()
-        for s in self._socks:
-            s.close()
+        self.cut()
 
 
 def _text_frame(frame: bytes) -> bool:
@@ -349,3 +362,46 @@ def test_asyncio_keyed_link(pool: ThreadPoolExecutor) -> None:
     asyncio.run(main())
     got, _ = fut.result(WAIT)
     assert got == MSGS
+
+
+def test_a_refused_key_during_an_outage_ends_the_link_without_redialling(
+        pool: ThreadPoolExecutor) -> None:
+    """The address now answers with another key: one attempt, AuthenticationFailed, stop."""
+    first = pool.submit(_hold, p1 := free_port(), KEY)
+    other = pool.submit(_hold, p2 := free_port(), bytes(16))
+    threading.Event().wait(0.3)
+    proxy = FrameProxy(p1, lambda conn, index, frame: [frame])
+    try:
+        ws = _dial_when_listening(proxy.port, key=KEY)
+        _talk(ws, ["before"])
+        proxy.target = p2
+        proxy.cut()
+        with pytest.raises(AuthenticationFailed, match="authentication failed"):
+            ws.receive(WAIT)
+        attempts = proxy.connections
+        threading.Event().wait(1.0)  # the backoff would have tried again by now
+        assert proxy.connections == attempts == 2
+        assert ws.stats.auth_failures == 1
+        ws.close()
+    finally:
+        proxy.close()
+    assert first.result(WAIT) == ["before"]
+    assert "AUTH" in str(other.result(WAIT))  # the other server refused the dialer
+
+
+def _hold(port: int, key: bytes) -> list | Timeout:
+    """Serve with ``key``: echo until the link breaks (or, if nobody proves the key within
+    3 s, return the Timeout: it names the last refusal)."""
+    got: list = []
+    try:
+        s = WiFiSocket.serve(port, LOCAL, timeout=3, key=key, reconnect=False)
+    except Timeout as exc:
+        return exc
+    with s:
+        while True:
+            try:
+                msg = s.receive(WAIT)
+            except (ConnectionLost, ProtocolError):
+                return got
+            got.append(msg)
+            s.send(msg)
