@@ -177,6 +177,12 @@ class Acceptor:
                 return None
         if not done:
             return None
+        if hs.keyed is not None and hs.known_peer != self._session.peer_session_id:
+            # Another peer took the session while this one proved the key: what our HELLO
+            # said (resume, ack) is stale. A recoverable refusal: it dials again.
+            self._refuse(p, ProtocolError(
+                CloseCode.TIMEOUT, "the session changed during the handshake; dial again"))
+            return None
         self.pending.remove(p)
         self._transport.unwatch(p.fd)
         return p

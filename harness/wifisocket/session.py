@@ -217,8 +217,9 @@ class Handshake:
         #: Keyed: this connection's handshake state, and the bytes to send now.
         self.keyed: KeyedConnection | None = None
         self.reply = b""
-        #: Keyed: the ack our HELLO carried.
+        #: Keyed: the ack our HELLO carried, and the peer session we knew when we sent it.
         self.ack = 0
+        self.known_peer = 0
         #: The dialer's CLOSE, if it sent one (it refused us: nothing to answer).
         self.peer_closed: ProtocolError | None = None
 
@@ -243,6 +244,7 @@ class Handshake:
                 if session is None:
                     return True
                 self.keyed, self.reply, self.ack = session.accepting(self.hello, frame.payload)
+                self.known_peer = session.peer_session_id
             elif ftype == FrameType.AUTH:
                 assert self.keyed is not None
                 self.keyed.verify(frame.payload)
@@ -257,7 +259,6 @@ class Handshake:
         if self.hello is None and len(self.data) >= _HELLO_FRAME_MAX:
             raise ProtocolError(CloseCode.PROTOCOL, "first frame is not a HELLO")
         return False
-
 
     def refusal(self, error: ProtocolError) -> bytes:
         """The CLOSE that refuses this connection (tagged once our AUTH went out, §6)."""
