@@ -107,8 +107,8 @@ class KeyedConnection:
         nonce: our nonce (default: 16 bytes of ``os.urandom``; tests give their own).
     """
 
-    __slots__ = ("_key", "_own_hello", "_peer_hello", "_peer_proof", "k_conn", "nonce",
-                 "peer_role", "proof", "role", "verified")
+    __slots__ = ("_key", "_own_hello", "_peer_proof", "k_conn", "nonce", "peer_role", "proof",
+                 "role", "verified")
 
     def __init__(self, key: Key, role: bytes, nonce: bytes | None = None) -> None:
         self._key = key
@@ -116,7 +116,6 @@ class KeyedConnection:
         self.peer_role = ACCEPTOR if role == DIALER else DIALER
         self.nonce = os.urandom(NONCE_SIZE) if nonce is None else nonce
         self._own_hello = b""
-        self._peer_hello = b""
         self.k_conn = b""
         #: Our proof, once the peer's HELLO is in.
         self.proof = b""
@@ -139,13 +138,11 @@ class KeyedConnection:
         peer_nonce = bytes(payload[32:48])
         if hmac.compare_digest(peer_nonce, self.nonce) or session == own_session:
             raise AuthenticationFailed("reflected HELLO")
-        self._peer_hello = bytes(payload)
+        peer = bytes(payload)  # as received, extension bytes included
         if self.role == DIALER:
-            hello_d, hello_a, nonce_d, nonce_a = (
-                self._own_hello, self._peer_hello, self.nonce, peer_nonce)
+            hello_d, hello_a, nonce_d, nonce_a = self._own_hello, peer, self.nonce, peer_nonce
         else:
-            hello_d, hello_a, nonce_d, nonce_a = (
-                self._peer_hello, self._own_hello, peer_nonce, self.nonce)
+            hello_d, hello_a, nonce_d, nonce_a = peer, self._own_hello, peer_nonce, self.nonce
         self.proof = self._key.proof(self.role, hello_d, hello_a)
         self._peer_proof = self._key.proof(self.peer_role, hello_d, hello_a)
         self.k_conn = self._key.connection_key(nonce_d, nonce_a)
