@@ -32,6 +32,7 @@ from typing import Any
 
 from harness.errors import ConnectionLost, ProtocolError, Timeout
 from harness.wifisocket.acceptor import Acceptor, Allow
+from harness.wifisocket.keyed import KeyLike
 from harness.wifisocket.link import (
     BusyRetry,
     Link,
@@ -70,7 +71,8 @@ async def _dial(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket
     raise error or OSError(f"no address for {host}")
 
 class WiFiSocket(LinkView):
-    """An asyncio message link to a device speaking the WiFiSocket protocol v1.
+    """An asyncio message link to a device speaking the WiFiSocket protocol (v1, or v2 with
+    a key).
 
     Make one with :meth:`connect` (we dial the device) or :meth:`serve` (the device dials
     in); the constructor is not public.
@@ -91,12 +93,14 @@ class WiFiSocket(LinkView):
     @classmethod
     async def connect(
         cls, host: str, port: int = DEFAULT_PORT, *, timeout: float | None = DEFAULT_TIMEOUT,
-        **options: Any,
+        key: KeyLike = None, **options: Any,
     ) -> WiFiSocket:
         """Connect to ``host:port`` and complete the HELLO exchange within ``timeout``.
 
-        Options and errors as :class:`harness.WiFiSocket`.
+        ``key``, options and errors as :class:`harness.WiFiSocket` (a failed keyed
+        handshake raises :class:`~harness.errors.AuthenticationFailed`, never retried).
         """
+        options["key"] = key
         configure(options)  # bad options fail before any socket exists
         deadline = deadline_after(timeout)
         retry = BusyRetry(deadline)
@@ -140,14 +144,16 @@ class WiFiSocket(LinkView):
     @classmethod
     async def serve(
         cls, port: int = DEFAULT_PORT, host: str = "0.0.0.0", *, timeout: float | None = None,
-        allow: Allow = None, **options: Any,
+        allow: Allow = None, key: KeyLike = None, **options: Any,
     ) -> WiFiSocket:
         """Listen on ``host:port`` and wait for a peer that dials in and says HELLO.
 
         As :meth:`harness.WiFiSocket.serve`: ``timeout`` bounds the wait for the peer (None:
         forever); with ``reconnect=True`` the socket keeps listening for the device to
-        dial back in until :meth:`close`; ``allow`` says who may dial in.
+        dial back in until :meth:`close`; ``allow`` says who may dial in; ``key`` makes the
+        link keyed (a dialer that does not prove it is refused, and the wait goes on).
         """
+        options["key"] = key
         policy, session = configure(options)
         Acceptor.check_allow(allow)
         try:

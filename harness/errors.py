@@ -8,6 +8,7 @@ are the ones of docs/protocol.md (see :class:`harness.wifisocket.frame.CloseCode
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationFailed",
     "ConnectionLost",
     "MessageTooLarge",
     "ProtocolError",
@@ -32,6 +33,8 @@ _CODE_NAMES = {
     9: "WINDOW",
     10: "INVALID_TEXT",
     11: "BUSY",
+    12: "AUTH",
+    13: "BAD_TAG",
 }
 
 
@@ -78,6 +81,24 @@ class MessageTooLarge(ProtocolError):
 
     def __reduce__(self):  # type: ignore[override]
         return (self.__class__, (self.size, self.limit, self.reason))
+
+
+class AuthenticationFailed(ProtocolError):
+    """A keyed handshake failed (close code 12, AUTH; docs/protocol.md §6). Final.
+
+    Raised when this side finds the peer's proof wrong, a keyed side meets an unkeyed one
+    (either way round) or its own HELLO reflected, and when the peer closes with AUTH. The
+    link never redials on its own after it: a wrong key stays wrong.
+
+    Attributes:
+        reason: why, e.g. "authentication failed", "peer has no key" (never the key).
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(12, reason)
+
+    def __reduce__(self):  # type: ignore[override]
+        return (self.__class__, (self.reason,))
 
 
 class ConnectionLost(WiFiSocketError):

@@ -1,8 +1,9 @@
 """Serve topology: the listening socket and the connections that have not said HELLO yet.
 
 An accepted connection becomes the link's transport only once its first frame is a valid
-HELLO (the check is :class:`~harness.wifisocket.session.Handshake`, sans-IO); anything
-else is closed with a reason and does not disturb the session. At most ``MAX_PENDING``
+HELLO (the check is :class:`~harness.wifisocket.session.Handshake`, sans-IO) and, on a
+keyed link, its AUTH proved the key; anything else is closed with a reason and does not
+disturb the session. At most ``MAX_PENDING``
 connections wait at once (the oldest makes room), each at most ``connect_timeout``.
 
 Who may dial in is the ``allow`` filter's decision (docs/reconnect.md, "Who may dial
@@ -23,7 +24,7 @@ from typing import Any
 
 from harness.errors import ProtocolError
 from harness.wifisocket.frame import CloseCode, Hello
-from harness.wifisocket.session import Handshake, close_frame
+from harness.wifisocket.session import Handshake, Session
 from harness.wifisocket.transport import POLLIN, Transport
 
 __all__ = ["MAX_PENDING", "Acceptor", "Allow", "Pending"]
@@ -63,13 +64,14 @@ class Acceptor:
         listener: a listening socket (made non-blocking).
         owns: close the listener on :meth:`close`.
         transport: whose poll set the listener and pending connections join.
-        max_message: the session's decoder limit (for the HELLO check).
+        session: the session the connections are for (its limits for the HELLO check;
+            keyed, our HELLO and AUTH for the dialer).
         connect_timeout: how long a connection may take to say HELLO.
         allow: who may dial in (:data:`Allow`).
     """
 
     def __init__(
-        self, listener: socket.socket, *, owns: bool, transport: Transport, max_message: int,
+        self, listener: socket.socket, *, owns: bool, transport: Transport, session: Session,
         connect_timeout: float, allow: Allow = None,
     ) -> None:
         self._allow_hello: Callable[[Any, Hello], bool] | None = None
@@ -88,8 +90,10 @@ class Acceptor:
         self.pending: list[Pending] = []
         #: Why the latest connection was refused (for a Timeout's message).
         self.refused = ""
+        #: Keyed: dialers that failed the handshake (either side's AUTH close).
+        self.auth_failures = 0
         self._transport = transport
-        self._max_message = max_message
+        self._session = session
         self._connect_timeout = connect_timeout
         transport.watch(self.fd, POLLIN)
 
@@ -121,14 +125,15 @@ class Acceptor:
                     CloseCode.TIMEOUT, "too many connections waiting for HELLO"
                 ))
             p = Pending(conn, conn.fileno(), address, now + self._connect_timeout,
-                        Handshake(self._max_message))
+                        Handshake(self._session.max_message, self._session))
             self.pending.append(p)
             self._transport.watch(p.fd, POLLIN)
             joined += 1
         return joined
 
     def read(self, fd: int) -> Pending | None:
-        """Read from the pending connection on ``fd``; returns it (removed) once it said HELLO."""
+        """Read from the pending connection on ``fd``; returns it (removed) once it said
+        HELLO (keyed: and proved the key)."""
         p = next((p for p in self.pending if p.fd == fd), None)
         if p is None:
             return None
@@ -142,17 +147,41 @@ class Acceptor:
         if not data:
             self._refuse(p, None, "closed before HELLO")
             return None
+        hs = p.handshake
+        had_hello = hs.hello is not None
         try:
-            said_hello = p.handshake.feed(data)
+            done = hs.feed(data)
         except ProtocolError as exc:
-            self._refuse(p, exc)
+            if exc.code == CloseCode.AUTH:
+                self.auth_failures += 1
+            # A dialer that closed refused us: nothing to answer.
+            self._refuse(p, None if exc is hs.peer_closed else exc, str(exc))
             return None
-        if not said_hello:
-            return None
-        hello = p.handshake.hello
-        assert hello is not None
-        if self._allow_hello is not None and not self._allow_hello(p.address, hello):
+        hello = hs.hello
+        if hello is not None and not had_hello and self._allow_hello is not None and (
+            not self._allow_hello(p.address, hello)
+        ):
             self._refuse(p, ProtocolError(CloseCode.PROTOCOL, "not allowed to dial in"))
+            return None
+        if hs.reply:
+            # Keyed: our HELLO and AUTH (~120 bytes: a fresh socket's buffer takes them).
+            reply, hs.reply = hs.reply, b""
+            try:
+                sent = p.sock.send(reply)
+            except OSError as exc:
+                sent, why = 0, f"connection error in the handshake: {exc}"
+            else:
+                why = "send buffer full in the handshake"
+            if sent != len(reply):
+                self._refuse(p, None, why)
+                return None
+        if not done:
+            return None
+        if hs.keyed is not None and hs.known_peer != self._session.peer_session_id:
+            # Another peer took the session while this one proved the key: what our HELLO
+            # said (resume, ack) is stale. A recoverable refusal: it dials again.
+            self._refuse(p, ProtocolError(
+                CloseCode.TIMEOUT, "the session changed during the handshake; dial again"))
             return None
         self.pending.remove(p)
         self._transport.unwatch(p.fd)
@@ -211,7 +240,7 @@ class Acceptor:
         if error is not None:
             self.refused = f"{p.address}: {error}"
             with contextlib.suppress(OSError):
-                p.sock.send(close_frame(error.code, error.reason))
+                p.sock.send(p.handshake.refusal(error))
         elif why:
             self.refused = f"{p.address}: {why}"
         p.sock.close()

@@ -1,4 +1,5 @@
-"""Frame codec of the WiFiSocket wire protocol v1 (docs/protocol.md §1-2). Sans-IO.
+"""Frame codec of the WiFiSocket wire protocol, versions 1 and 2 (docs/protocol.md §1-2, §6).
+Sans-IO.
 
 The decoder is on the bulk-throughput path, so it works on a bytearray with an offset,
 unpacks headers with a precompiled :class:`struct.Struct`, checks CRCs with
@@ -12,8 +13,9 @@ import enum
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import Protocol
 
-from harness.errors import MessageTooLarge, ProtocolError
+from harness.errors import AuthenticationFailed, MessageTooLarge, ProtocolError
 
 __all__ = [
     "CONTROL_MAX",
@@ -21,8 +23,11 @@ __all__ = [
     "FRAME_OVERHEAD",
     "HEADER_SIZE",
     "HELLO_SIZE",
+    "HELLO_V2_SIZE",
+    "KEYED_VERSION",
     "MAGIC",
     "PROTOCOL_VERSION",
+    "TAG_SIZE",
     "CloseCode",
     "Frame",
     "FrameDecoder",
@@ -33,10 +38,15 @@ __all__ = [
 
 MAGIC = b"WS"
 PROTOCOL_VERSION = 1
+#: The version of a keyed link (§6).
+KEYED_VERSION = 2
 HEADER_SIZE = 16
 CRC_SIZE = 4
 FRAME_OVERHEAD = HEADER_SIZE + CRC_SIZE
 HELLO_SIZE = 32
+HELLO_V2_SIZE = 48  # + the 16-byte nonce
+#: The tag after each frame on a keyed link; never counted in windows or frame sizes.
+TAG_SIZE = 16
 # A control frame longer than this is reported as TOO_LARGE rather than PROTOCOL.
 CONTROL_MAX = 64
 U32_MAX = 0xFFFFFFFF
@@ -59,6 +69,7 @@ class FrameType(enum.IntEnum):
     PING = 5
     PONG = 6
     CLOSE = 7
+    AUTH = 8
 
 
 class CloseCode(enum.IntEnum):
@@ -76,6 +87,8 @@ class CloseCode(enum.IntEnum):
     WINDOW = 9
     INVALID_TEXT = 10
     BUSY = 11
+    AUTH = 12
+    BAD_TAG = 13
 
 
 # Allowed payload lengths of control frames, inclusive.
@@ -85,12 +98,14 @@ _CONTROL_LENGTHS: dict[int, tuple[int, int]] = {
     FrameType.PING: (8, 8),
     FrameType.PONG: (8, 8),
     FrameType.CLOSE: (1, 124),
+    FrameType.AUTH: (32, 32),
 }
 _DATA_TYPES = frozenset((FrameType.TEXT, FrameType.BINARY))
 # Plain ints for the hot path (IntEnum lookups are slower than int ones).
 _TEXT = int(FrameType.TEXT)
 _BINARY = int(FrameType.BINARY)
 _DATA_INTS = (_TEXT, _BINARY)
+_AUTH = int(FrameType.AUTH)
 _TYPE_OF = {int(t): t for t in FrameType}  # a dict lookup is much cheaper than FrameType(n)
 
 
@@ -128,7 +143,7 @@ def encode_frame(type: int, payload: bytes = b"", *, seq: int = 0, ack: int = 0)
 
 @dataclass(frozen=True, slots=True)
 class Hello:
-    """The HELLO payload (docs/protocol.md §2)."""
+    """The HELLO payload (docs/protocol.md §2); with a ``nonce``, version 2 (§6)."""
 
     max_message: int
     window: int
@@ -136,21 +151,28 @@ class Hello:
     session: int
     resume: int = 0
     version: int = PROTOCOL_VERSION
+    #: 16 bytes on a keyed link (version 2), empty on an unkeyed one.
+    nonce: bytes = b""
 
     def encode(self) -> bytes:
-        """The 32-byte HELLO payload."""
+        """The HELLO payload: 32 bytes, or 48 with the nonce."""
         return _HELLO.pack(
             self.version, 0, 0, self.max_message, self.window, self.keepalive_ms,
             self.session, self.resume,
-        )
+        ) + self.nonce
 
     @classmethod
-    def decode(cls, payload: bytes) -> Hello:
-        """Parse and validate a HELLO payload; extra bytes after the first 32 are ignored.
+    def decode(cls, payload: bytes, keyed: bool = False) -> Hello:
+        """Parse and validate a HELLO payload; bytes after the version's size are ignored.
+
+        ``keyed``: this side has a key, so it speaks version 2 only (else version 1 only).
 
         Raises:
-            ProtocolError: with code VERSION for a version other than 1, else PROTOCOL for a
-                short payload, non-zero reserved bytes, ``max_message`` 0, ``window`` below
+            ProtocolError: in the order of docs/protocol.md §2: PROTOCOL for a payload
+                under 32 bytes; VERSION for a version other than 1 or 2;
+                :class:`~harness.errors.AuthenticationFailed` (AUTH) for the version this
+                side is not configured for; PROTOCOL for a version 2 payload under 48
+                bytes, non-zero reserved bytes, ``max_message`` 0, ``window`` below
                 ``max_message + 20`` or a zero session id.
         """
         if len(payload) < HELLO_SIZE:
@@ -161,9 +183,19 @@ class Hello:
             _HELLO.unpack_from(payload)
         )
         # Version first: a later version may give the reserved bytes a meaning.
-        if version != PROTOCOL_VERSION:
+        if version not in (PROTOCOL_VERSION, KEYED_VERSION):
             raise ProtocolError(
-                CloseCode.VERSION, f"HELLO version {version}, this side speaks {PROTOCOL_VERSION}"
+                CloseCode.VERSION,
+                f"HELLO version {version}, this side speaks {PROTOCOL_VERSION} and "
+                f"{KEYED_VERSION}",
+            )
+        if version != (KEYED_VERSION if keyed else PROTOCOL_VERSION):
+            # Never answered with the other version: no downgrade, no silent unkeyed link.
+            raise AuthenticationFailed("peer has no key" if keyed else "no key on this side")
+        if keyed and len(payload) < HELLO_V2_SIZE:
+            raise ProtocolError(
+                CloseCode.PROTOCOL,
+                f"version 2 HELLO payload of {len(payload)} bytes, need {HELLO_V2_SIZE}",
             )
         if r1 or r2:
             raise ProtocolError(CloseCode.PROTOCOL, "HELLO reserved bytes are not 0")
@@ -176,7 +208,14 @@ class Hello:
             )
         if session == 0:
             raise ProtocolError(CloseCode.PROTOCOL, "HELLO session id is 0")
-        return cls(max_message, window, keepalive_ms, session, resume, version)
+        nonce = bytes(payload[HELLO_SIZE:HELLO_V2_SIZE]) if keyed else b""
+        return cls(max_message, window, keepalive_ms, session, resume, version, nonce)
+
+
+class TagChecker(Protocol):
+    """What the decoder needs of a keyed link's receive direction (keyed.TagCheck)."""
+
+    def check(self, covered: memoryview, tag: memoryview) -> ProtocolError | None: ...
 
 
 class FrameDecoder:
@@ -186,11 +225,15 @@ class FrameDecoder:
     there. After the first error the decoder is dead and raises that error again.
     Nothing is allocated from a length field before the length has been checked; what is
     buffered between calls is only the tail of one incomplete frame, so at most
-    ``16 + max(max_message, 124) + 4 - 1`` bytes (a CLOSE may carry 124 bytes whatever
-    ``max_message`` is).
+    ``16 + max(max_message, 124) + 4 + 16 - 1`` bytes (a CLOSE may carry 124 bytes whatever
+    ``max_message`` is; 16 for a tag).
+
+    Keyed links (§6): the decoder stops right after an AUTH frame and decodes nothing more
+    (it keeps what follows) until :meth:`expect_tags` says whether the frames after it
+    carry tags; so tagged mode starts exactly at the frame boundary after the peer's AUTH.
     """
 
-    __slots__ = ("_buf", "_error", "max_message")
+    __slots__ = ("_buf", "_error", "_paused", "_tags", "max_message")
 
     def __init__(self, max_message: int) -> None:
         if not 1 <= max_message <= U32_MAX:
@@ -198,6 +241,19 @@ class FrameDecoder:
         self.max_message = max_message
         self._buf = bytearray()
         self._error: ProtocolError | None = None
+        self._tags: TagChecker | None = None
+        self._paused = False
+
+    def expect_tags(self, tags: TagChecker) -> None:
+        """After the AUTH frame: every further frame carries a tag that ``tags`` checks.
+        Call :meth:`decode` (with ``b""``) to decode what is buffered."""
+        self._tags = tags
+        self._paused = False
+
+    @property
+    def paused(self) -> bool:
+        """An AUTH frame was decoded and :meth:`expect_tags` not called yet."""
+        return self._paused
 
     @property
     def buffered(self) -> int:
@@ -233,6 +289,9 @@ class FrameDecoder:
         if self._error is not None:
             return [], self._error
         buf = self._buf
+        if self._paused:
+            buf += data
+            return [], None
         if buf:
             buf += data
             src: bytes | bytearray | memoryview = buf
@@ -244,6 +303,8 @@ class FrameDecoder:
         pos = 0
         end = len(src)
         max_message = self.max_message
+        tags = self._tags
+        trailer = CRC_SIZE if tags is None else CRC_SIZE + TAG_SIZE
         with memoryview(src) as view:
             while True:
                 avail = end - pos
@@ -276,9 +337,20 @@ class FrameDecoder:
                         CloseCode.BAD_CRC, f"CRC mismatch in {_type_name(ftype)} frame"
                     )
                     break
+                if tags is not None:
+                    # The CRC first (noise), then the tag (tampering), as §6 orders them.
+                    if end < stop + trailer:
+                        break
+                    tag_at = stop + CRC_SIZE
+                    self._error = tags.check(view[pos:stop], view[tag_at : tag_at + TAG_SIZE])
+                    if self._error is not None:
+                        break
                 payload = bytes(view[pos + HEADER_SIZE : stop])
                 frames.append(Frame(_TYPE_OF[ftype], seq, ack, payload))
-                pos = stop + CRC_SIZE
+                pos = stop + trailer
+                if ftype == _AUTH and tags is None:
+                    self._paused = True
+                    break
             # A dead decoder keeps nothing; a live one keeps the incomplete tail.
             keep_tail = self._error is None and src is not buf
             tail = bytes(view[pos:]) if keep_tail else b""
@@ -303,7 +375,7 @@ def _type_name(ftype: int) -> str:
 
 def _header_error(ftype: int, flags: int, length: int, seq: int, max_message: int) -> ProtocolError:
     """The error for a header that failed the fast check, in the doc's order of rules."""
-    if not FrameType.HELLO <= ftype <= FrameType.CLOSE:
+    if not FrameType.HELLO <= ftype <= FrameType.AUTH:
         return ProtocolError(CloseCode.UNKNOWN_TYPE, f"unknown frame type {ftype}")
     name = FrameType(ftype).name
     if flags:

@@ -23,9 +23,11 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from harness.errors import (
+    AuthenticationFailed,
     ConnectionLost,
     PeerClosedNormally,
     ProtocolError,
@@ -35,13 +37,14 @@ from harness.errors import (
 )
 from harness.wifisocket.acceptor import Acceptor, Allow, Pending
 from harness.wifisocket.backoff import Reconnect, ReconnectPolicy
-from harness.wifisocket.frame import CloseCode, Hello
+from harness.wifisocket.frame import CloseCode
 from harness.wifisocket.session import (
     RECOVERABLE,
     Connected,
     Dead,
     Event,
     Failed,
+    Handshake,
     Message,
     PeerClosed,
     Session,
@@ -52,7 +55,7 @@ from harness.wifisocket.session import (
 from harness.wifisocket.supervisor import Supervisor
 from harness.wifisocket.transport import POLLBAD, POLLIN, POLLOUT, Transport
 
-__all__ = ["Link", "LinkView", "PeerClosedNormally"]
+__all__ = ["Link", "LinkStats", "LinkView", "PeerClosedNormally"]
 
 _log = logging.getLogger("harness.wifisocket")
 
@@ -108,6 +111,21 @@ class BusyRetry:
         raise exc
 
 
+@dataclass(frozen=True)
+class LinkStats:
+    """Counters of a link's keyed failures (docs/protocol.md §6), since it was made.
+
+    Attributes:
+        bad_tags: frames this side rejected for a wrong tag (``BAD_TAG``: tampering, or an
+            on-path party injecting; each cost a reconnect).
+        auth_failures: handshakes that failed (``AUTH``): a dialer that did not prove the
+            key (serve), or this side's own failed handshake (which ends the link).
+    """
+
+    bad_tags: int = 0
+    auth_failures: int = 0
+
+
 class Link:
     """One logical link: the session, its current connection and how it comes back.
 
@@ -139,6 +157,8 @@ class Link:
         # Host topology: where to dial again.
         self.dial_family = socket.AF_INET
         self.dial_address: Any = None
+        self.bad_tags = 0
+        self.auth_failures = 0  # of our own connections; the acceptor counts its pending
 
     # --- setup -------------------------------------------------------------------------
 
@@ -153,7 +173,7 @@ class Link:
         """Serve topology: wait for the peer on ``listener`` (raises OSError)."""
         self.acceptor = Acceptor(
             listener, owns=owns, transport=self.transport,
-            max_message=self.session.max_message, connect_timeout=self.policy.connect_timeout,
+            session=self.session, connect_timeout=self.policy.connect_timeout,
             allow=allow,
         )
         self.target = self.acceptor.target
@@ -488,12 +508,20 @@ class Link:
                 if ev.code == CloseCode.NORMAL:
                     reason = f": {ev.reason}" if ev.reason else ""
                     self._fail(PeerClosedNormally(f"the peer closed the connection{reason}"))
+                elif ev.code == CloseCode.AUTH:
+                    self.auth_failures += 1
+                    self._fail(AuthenticationFailed(f"peer closed: {ev.reason}"))
                 elif ev.code in RECOVERABLE:
                     self._drop(ProtocolError(ev.code, f"peer closed: {ev.reason}"))
                 else:
                     self._fail(ProtocolError(ev.code, f"peer closed: {ev.reason}"))
             elif isinstance(ev, Failed):
-                if ev.error.code in RECOVERABLE:
+                code = ev.error.code
+                if code == CloseCode.BAD_TAG:
+                    self.bad_tags += 1
+                elif code == CloseCode.AUTH:
+                    self.auth_failures += 1
+                if code in RECOVERABLE:
                     self._drop(ev.error)
                 else:
                     self._fail(ev.error)
@@ -529,10 +557,10 @@ class Link:
 
     # --- connection changes ------------------------------------------------------------
 
-    def _transport_up(self, dialer: Hello | None = None) -> None:
+    def _transport_up(self, dialer: Handshake | None = None) -> None:
         """The current TCP connection is established: say HELLO (raises OSError).
 
-        ``dialer``: the HELLO of the peer that dialled us (serve topology).
+        ``dialer``: the handshake of the peer that dialled us (serve topology).
         """
         self.transport.established()
         self.connected = False
@@ -629,7 +657,7 @@ class Link:
         assert self.acceptor is not None
         try:
             transport.attach(p.sock)
-            self._transport_up(p.handshake.hello)
+            self._transport_up(p.handshake)
         except OSError as exc:
             transport.detach()
             p.sock.close()
@@ -689,6 +717,18 @@ class LinkView:
     def max_message(self) -> int:
         """The largest message the peer accepts (bytes of UTF-8 for text)."""
         return self._session.peer_max_message
+
+    @property
+    def keyed(self) -> bool:
+        """True on a keyed link (protocol version 2, a ``key`` was given)."""
+        return self._session.keyed
+
+    @property
+    def stats(self) -> LinkStats:
+        """Keyed failures seen so far (:class:`LinkStats`)."""
+        link = self._link
+        pending = link.acceptor.auth_failures if link.acceptor is not None else 0
+        return LinkStats(link.bad_tags, link.auth_failures + pending)
 
     @property
     def rtt(self) -> float | None:

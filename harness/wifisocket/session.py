@@ -1,4 +1,4 @@
-"""The session state machine of the WiFiSocket protocol (docs/protocol.md §2-4). Sans-IO.
+"""The session state machine of the WiFiSocket protocol (docs/protocol.md §2-4, §6). Sans-IO.
 
 A :class:`Session` takes bytes and the current time and returns events and bytes; it
 never touches a socket, a thread or a clock, so tests can drive two of them over a
@@ -13,6 +13,10 @@ Who calls what, in an I/O layer::
     sock.sendall(s.data_to_send())                 # ACK/PONG/resends/CLOSE, after reading
     if s.can_send(size): sock.sendall(s.send_message(msg, now))
     events += s.tick(now)  # at s.next_timer(now): PING when idle, Dead when silent
+
+Keyed (``key=``, §6): the same calls; the session adds the AUTH exchange between the
+peer's HELLO and :class:`Connected`, tags what it returns and checks what it is fed. The
+bytes it returns must be written in the order it returned them (each tag counts frames).
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-from harness.errors import ConnectionLost, MessageTooLarge, ProtocolError
+from harness.errors import AuthenticationFailed, ConnectionLost, MessageTooLarge, ProtocolError
 from harness.wifisocket.frame import (
     FRAME_OVERHEAD,
+    KEYED_VERSION,
+    PROTOCOL_VERSION,
     U32_MAX,
     CloseCode,
     Frame,
@@ -34,6 +40,7 @@ from harness.wifisocket.frame import (
     Hello,
     encode_frame,
 )
+from harness.wifisocket.keyed import ACCEPTOR, DIALER, Key, KeyedConnection, Sealer
 
 __all__ = [
     "RECOVERABLE",
@@ -61,6 +68,7 @@ DEFAULT_DEAD_AFTER = 3.0
 CLOSE_REASON_MAX = 123
 
 _TEXT = FrameType.TEXT
+_AUTH = FrameType.AUTH
 _BINARY = FrameType.BINARY
 _DATA = (_TEXT, _BINARY)
 
@@ -75,7 +83,8 @@ class _Random(Protocol):
 # Events are plain (not frozen) slots dataclasses: one is built per message.
 @dataclass(slots=True)
 class Connected:
-    """The peer's HELLO arrived; data may flow. ``resumed``: both directions carried on."""
+    """The peer's HELLO arrived (on a keyed link: and its AUTH was verified); data may flow.
+    ``resumed``: both directions carried on."""
 
     peer_hello: Hello
     resumed: bool
@@ -138,11 +147,14 @@ class State:
 
     IDLE = "idle"  # no connection (before the first, or after one ended)
     HANDSHAKE = "handshake"  # our HELLO is out, the peer's is not in yet
+    PROVING = "proving"  # keyed: the peer's HELLO is in, its AUTH not (verified) yet
     OPEN = "open"
     CLOSED = "closed"  # closed by the application: final
 
 
-_IDLE, _HANDSHAKE, _OPEN, _CLOSED = State.IDLE, State.HANDSHAKE, State.OPEN, State.CLOSED
+_IDLE, _HANDSHAKE, _PROVING, _OPEN, _CLOSED = (
+    State.IDLE, State.HANDSHAKE, State.PROVING, State.OPEN, State.CLOSED)
+_CONNECTED_STATES = (_HANDSHAKE, _PROVING, _OPEN)
 
 #: Every state change of a :class:`Session`: (state, what happened) -> next state. A pair
 #: that is not here is a bug of the caller (e.g. ``connection_made`` after ``close``).
@@ -150,22 +162,28 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     # A new transport (possibly replacing a live one): our HELLO goes out.
     (_IDLE, "connection_made"): _HANDSHAKE,
     (_HANDSHAKE, "connection_made"): _HANDSHAKE,
+    (_PROVING, "connection_made"): _HANDSHAKE,
     (_OPEN, "connection_made"): _HANDSHAKE,
     (_HANDSHAKE, "hello"): _OPEN,
+    # Keyed: nothing of the peer's HELLO is acted on until its AUTH is verified.
+    (_HANDSHAKE, "keyed_hello"): _PROVING,
+    (_PROVING, "auth"): _OPEN,
     # The end of a connection, not of the session: it may resume on the next one.
-    **{(s, ev): _IDLE for s in (_HANDSHAKE, _OPEN)
+    **{(s, ev): _IDLE for s in _CONNECTED_STATES
        for ev in ("peer_closed", "failed", "dead", "connection_lost")},
     (_IDLE, "connection_lost"): _IDLE,
     (_CLOSED, "connection_lost"): _CLOSED,
     # The application ends the session: final.
-    **{(s, "close"): _CLOSED for s in (_IDLE, _HANDSHAKE, _OPEN, _CLOSED)},
+    **{(s, "close"): _CLOSED for s in (_IDLE, *_CONNECTED_STATES, _CLOSED)},
 }
 
 #: Close codes after which the session resumes on a new connection (a peer that found the
 #: link silent, a corrupted frame, a device holding another peer's live session for it: try
 #: again later). Every other code, and REPLACED (someone else took the session over), ends
-#: the link for good. The device's Endpoint applies the same policy.
-RECOVERABLE = frozenset({int(CloseCode.TIMEOUT), int(CloseCode.BAD_CRC), int(CloseCode.BUSY)})
+#: the link for good; so does AUTH (a wrong key stays wrong: no hammering). A bad tag is
+#: handled like a bad CRC (§6). The device's Endpoint applies the same policy.
+RECOVERABLE = frozenset({int(CloseCode.TIMEOUT), int(CloseCode.BAD_CRC), int(CloseCode.BUSY),
+                         int(CloseCode.BAD_TAG)})
 
 
 def close_frame(code: int, reason: str, ack: int = 0) -> bytes:
@@ -183,35 +201,80 @@ class Handshake:
 
     The acceptor keeps one per connection that has not said HELLO yet; only a connection
     that passes becomes the session's transport (so a stray client cannot disturb it).
+    On a keyed link (``session`` has a key) it goes on until the dialer's AUTH is verified:
+    after the dialer's HELLO, :attr:`reply` holds our HELLO and AUTH for the acceptor to
+    send, and only a dialer that proves the key is handed to the session (§6: nothing of
+    an unverified HELLO is acted on, the current connection is never replaced for it).
     """
 
-    def __init__(self, max_message: int) -> None:
+    def __init__(self, max_message: int, session: Session | None = None) -> None:
         self._decoder = FrameDecoder(max_message)
+        self._session = session if session is not None and session.keyed else None
         #: Everything received so far (the HELLO and what followed it), for the Session.
         self.data = bytearray()
         #: The dialer's HELLO, once valid.
         self.hello: Hello | None = None
+        #: Keyed: this connection's handshake state, and the bytes to send now.
+        self.keyed: KeyedConnection | None = None
+        self.reply = b""
+        #: Keyed: the ack our HELLO carried, and the peer session we knew when we sent it.
+        self.ack = 0
+        self.known_peer = 0
+        #: The dialer's CLOSE, if it sent one (it refused us: nothing to answer).
+        self.peer_closed: ProtocolError | None = None
 
     def feed(self, data: bytes) -> bool:
-        """Take bytes; True once a valid HELLO is complete.
+        """Take bytes; True once a valid HELLO (keyed: and a verified AUTH) is complete.
 
         Raises:
-            ProtocolError: the first frame is not a (valid) HELLO; close with its code.
+            ProtocolError: the first frame is not a (valid) HELLO, or (keyed) the dialer
+                failed the handshake (:class:`~harness.errors.AuthenticationFailed`) or
+                closed (:attr:`peer_closed`); close with its code.
         """
         self.data += data
         frames, error = self._decoder.decode(data)
-        if frames:
-            first = frames[0]
-            if first.type != FrameType.HELLO:
-                name = getattr(first.type, "name", str(first.type))
-                raise ProtocolError(CloseCode.PROTOCOL, f"{name} frame before HELLO")
-            self.hello = Hello.decode(first.payload)
-            return True
+        session = self._session
+        for frame in frames:
+            ftype = frame.type
+            if self.hello is None:
+                if ftype != FrameType.HELLO:
+                    name = getattr(ftype, "name", str(ftype))
+                    raise ProtocolError(CloseCode.PROTOCOL, f"{name} frame before HELLO")
+                self.hello = Hello.decode(frame.payload, session is not None)
+                if session is None:
+                    return True
+                self.keyed, self.reply, self.ack = session.accepting(self.hello, frame.payload)
+                self.known_peer = session.peer_session_id
+            elif ftype == FrameType.AUTH:
+                assert self.keyed is not None
+                self.keyed.verify(frame.payload)
+                return True
+            elif ftype == FrameType.CLOSE:
+                self.peer_closed = _peer_close_error(frame)
+                raise self.peer_closed
+            else:
+                raise ProtocolError(CloseCode.PROTOCOL, f"{ftype.name} frame before AUTH")
         if error is not None:
             raise error
-        if len(self.data) >= _HELLO_FRAME_MAX:
+        if self.hello is None and len(self.data) >= _HELLO_FRAME_MAX:
             raise ProtocolError(CloseCode.PROTOCOL, "first frame is not a HELLO")
         return False
+
+    def refusal(self, error: ProtocolError) -> bytes:
+        """The CLOSE that refuses this connection (tagged once our AUTH went out, §6)."""
+        raw = close_frame(error.code, error.reason)
+        keyed = self.keyed
+        if keyed is None or self.reply or not keyed.proof:
+            return raw
+        return keyed.sealer().seal(raw)
+
+
+def _peer_close_error(frame: Frame) -> ProtocolError:
+    code = frame.payload[0]
+    reason = f"peer closed: {frame.payload[1:].decode('utf-8', 'replace')}"
+    if code == CloseCode.AUTH:
+        return AuthenticationFailed(reason)
+    return ProtocolError(code, reason)
 
 
 class Session:
@@ -227,6 +290,8 @@ class Session:
             ``window``). One message is always allowed when nothing is in flight.
         session_id: our session id (default: random, non-zero).
         rng: source of session ids and PING nonces (``random.Random`` for tests).
+        key: the pre-shared key of a keyed link (protocol version 2, docs/protocol.md
+            §6): 16 to 32 bytes, or a hex str of them. None: unkeyed (version 1).
     """
 
     def __init__(
@@ -239,7 +304,9 @@ class Session:
         resend_buffer: int | None = None,
         session_id: int | None = None,
         rng: _Random | None = None,
+        key: bytes | bytearray | str | None = None,
     ) -> None:
+        self._key = None if key is None else Key(key)
         if not 1 <= max_message <= U32_MAX - FRAME_OVERHEAD:
             raise ValueError(f"max_message out of range: {max_message}")
         if not max_message + FRAME_OVERHEAD <= window <= U32_MAX:
@@ -277,6 +344,12 @@ class Session:
         self._rx_unacked = 0  # bytes of data frames delivered since then (window check)
         # Control frames waiting for data_to_send().
         self._out: list[bytes] = []
+        # Keyed (§6), per connection: the handshake, our AUTH not returned yet, the tagger
+        # of what we send (from our AUTH on) and the peer's HELLO until its AUTH is verified.
+        self._keyed: KeyedConnection | None = None
+        self._auth_out = b""
+        self._sealer: Sealer | None = None
+        self._unverified: tuple[Hello, int] | None = None
         # The nonce of the newest PING not answered yet: only the newest owed PONG matters
         # (the sender keeps one nonce), so a PING flood costs one PONG per write, not one
         # per PING.
@@ -290,6 +363,11 @@ class Session:
         self.rtt: float | None = None
 
     # --- introspection -----------------------------------------------------------------
+
+    @property
+    def keyed(self) -> bool:
+        """True on a keyed link (a key was given)."""
+        return self._key is not None
 
     @property
     def peer_hello(self) -> Hello | None:
@@ -338,12 +416,14 @@ class Session:
 
     # --- connection lifecycle --------------------------------------------------------
 
-    def connection_made(self, now: float, dialer: Hello | None = None) -> bytes:
+    def connection_made(self, now: float, dialer: Handshake | Hello | None = None) -> bytes:
         """A new transport is up: reset the decoder and return our HELLO frame.
 
-        ``dialer``: we accepted the connection and this is the dialer's HELLO (it speaks
-        first). What we remember of a peer's session (its id as ``resume``, our ack) goes
-        only to a dialer that named itself as that peer (docs/protocol.md §2, Strangers).
+        ``dialer``: we accepted the connection and this is its handshake, or its HELLO (the
+        dialer spoke first; feed what it sent next). What we remember of a peer's session
+        (its id as ``resume``, our ack) goes only to a dialer that named itself as that
+        peer (docs/protocol.md §2, Strangers). Keyed, the handshake already sent our HELLO
+        and AUTH: nothing is returned, and what follows is tagged.
         """
         if self.state == State.CLOSED:
             raise ConnectionLost("session closed")
@@ -353,13 +433,53 @@ class Session:
         self._pong = None
         self._peer = None
         self._ping_nonce = None
+        self._auth_out = b""
+        self._sealer = None
+        self._unverified = None
         self._to("connection_made")
+        self._last_recv = now
+        if isinstance(dialer, Handshake):
+            if dialer.keyed is not None:
+                self._keyed = dialer.keyed
+                self._sealer = dialer.keyed.sealer()
+                self._last_sent = now
+                self._ack_sent = dialer.ack
+                self._rx_unacked = 0
+                return b""
+            dialer = dialer.hello
+        key = self._key
+        self._keyed = None if key is None else KeyedConnection(
+            key, DIALER if dialer is None else ACCEPTOR)
+        raw, _ = self._hello(dialer, self._keyed)
+        return self._emit(raw)
+
+    def accepting(self, dialer: Hello, payload: bytes) -> tuple[KeyedConnection, bytes, int]:
+        """Keyed serve side, for a :class:`Handshake`: a (valid v2) dialer HELLO arrived on
+        a connection that is not ours yet. Returns its handshake state, our HELLO and AUTH
+        to send, and the ack our HELLO carries. Changes nothing here.
+
+        Raises:
+            AuthenticationFailed: a reflected HELLO.
+        """
+        assert self._key is not None
+        keyed = KeyedConnection(self._key, ACCEPTOR)
+        raw, ack = self._hello(dialer, keyed)
+        keyed.peer_hello(payload, dialer.session, self.session_id)
+        return keyed, raw + encode_frame(FrameType.AUTH, keyed.proof), ack
+
+    def _hello(self, dialer: Hello | None, keyed: KeyedConnection | None) -> tuple[bytes, int]:
+        """Our HELLO frame for a connection (``dialer``: the HELLO of who dialled us), and
+        the ack it carries."""
         known = dialer is None or dialer.session == self._known_peer
         hello = Hello(self.max_message, self.window, self.keepalive_ms, self.session_id,
-                      self._known_peer if known else 0)
-        self._last_recv = now
-        return self._emit(encode_frame(FrameType.HELLO, hello.encode(),
-                                       ack=self._delivered if known else 0))
+                      self._known_peer if known else 0,
+                      PROTOCOL_VERSION if keyed is None else KEYED_VERSION,
+                      b"" if keyed is None else keyed.nonce)
+        payload = hello.encode()
+        if keyed is not None:
+            keyed.sent_hello(payload)
+        ack = self._delivered if known else 0
+        return encode_frame(FrameType.HELLO, payload, ack=ack), ack
 
     def connection_lost(self) -> None:
         """The transport is gone; keep everything needed to resume on the next one."""
@@ -371,7 +491,7 @@ class Session:
         Used when the I/O layer abandons a connection (a newer one replaces it, or it is
         given up); the session stays resumable, like after :meth:`connection_lost`.
         """
-        if self.state in (State.HANDSHAKE, State.OPEN):
+        if self.state in _CONNECTED_STATES:
             self._queue_close(code, reason)
         data = self.data_to_send()
         self.connection_lost()
@@ -379,8 +499,7 @@ class Session:
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> bytes:
         """End the session: returns pending control bytes and a CLOSE frame (if connected)."""
-        data = b""
-        if self.state in (State.HANDSHAKE, State.OPEN):
+        if self.state in _CONNECTED_STATES:
             self._queue_close(code, reason)
         data = self.data_to_send()
         self._to("close")
@@ -396,19 +515,26 @@ class Session:
         session IDLE (resumable, like any lost connection).
         """
         self._now = now
-        if self.state not in (State.HANDSHAKE, State.OPEN):
+        if self.state not in _CONNECTED_STATES:
             return []
         if data:
             self._last_recv = now
-        frames, error = self._decoder.decode(data)
+        decoder = self._decoder
+        frames, error = decoder.decode(data)
         events: list[Event] = []
         try:
-            for frame in frames:
-                self._handle(frame, now, events)
-                if self.state != State.OPEN and self.state != State.HANDSHAKE:
-                    return events
-            if error is not None:
-                raise error
+            while True:
+                for frame in frames:
+                    self._handle(frame, now, events)
+                    if self.state not in _CONNECTED_STATES:
+                        return events
+                if error is not None:
+                    raise error
+                # The decoder stops after an AUTH; once it was verified, decode what
+                # followed it, tagged.
+                if not (frames and frames[-1].type == _AUTH and decoder.buffered):
+                    break
+                frames, error = decoder.decode(b"")
         except ProtocolError as exc:
             self._queue_close(exc.code, exc.reason)
             self._to("failed")
@@ -417,13 +543,17 @@ class Session:
 
     def _handle(self, frame: Frame, now: float, events: list[Event]) -> None:
         ftype = frame.type
-        if self.state == State.HANDSHAKE:
-            if ftype == FrameType.HELLO:
-                self._on_hello(frame, events)
-            elif ftype == FrameType.CLOSE:
+        state = self.state
+        if state != _OPEN:
+            if ftype == FrameType.CLOSE:
                 self._on_close(frame, events)
+            elif state == _HANDSHAKE and ftype == FrameType.HELLO:
+                self._on_hello(frame, events)
+            elif state == _PROVING and ftype == _AUTH:
+                self._on_auth(frame, events)
             else:
-                raise ProtocolError(CloseCode.PROTOCOL, f"{ftype.name} frame before HELLO")
+                after = "HELLO" if state == _HANDSHAKE else "AUTH"
+                raise ProtocolError(CloseCode.PROTOCOL, f"{ftype.name} frame before {after}")
             return
         if ftype in _DATA:
             self._on_ack(frame.ack)
@@ -466,11 +596,38 @@ class Session:
                 events.append(Pong(self.rtt))
         elif ftype == FrameType.CLOSE:
             self._on_close(frame, events)
+        elif ftype == _AUTH:
+            what = "second AUTH" if self._keyed is not None else "AUTH on an unkeyed link"
+            raise ProtocolError(CloseCode.PROTOCOL, f"{what} on one connection")
         else:
             raise ProtocolError(CloseCode.PROTOCOL, "second HELLO on one connection")
 
     def _on_hello(self, frame: Frame, events: list[Event]) -> None:
-        hello = Hello.decode(frame.payload)
+        keyed = self._keyed
+        hello = Hello.decode(frame.payload, keyed is not None)
+        if keyed is None:
+            self._to("hello")
+            self._apply_hello(hello, frame.ack, events)
+            return
+        keyed.peer_hello(frame.payload, hello.session, self.session_id)
+        if self._sealer is None:
+            # Our AUTH goes out next (after our HELLO); the serve side's Handshake sent it.
+            self._auth_out = encode_frame(FrameType.AUTH, keyed.proof)
+        self._unverified = (hello, frame.ack)
+        self._to("keyed_hello")
+
+    def _on_auth(self, frame: Frame, events: list[Event]) -> None:
+        keyed = self._keyed
+        assert keyed is not None and self._unverified is not None
+        keyed.verify(frame.payload)
+        self._decoder.expect_tags(keyed.tag_check())
+        hello, ack = self._unverified
+        self._unverified = None
+        self._to("auth")
+        self._apply_hello(hello, ack, events)
+
+    def _apply_hello(self, hello: Hello, ack: int, events: list[Event]) -> None:
+        """Act on the peer's HELLO (§2 Resume); ``ack``: its header's ack."""
         same_peer = self._known_peer != 0 and hello.session == self._known_peer
         # Our stream belongs to the peer session it was sent to: a new peer session that
         # merely learned our id (from a HELLO on a connection that then dropped) does not
@@ -483,7 +640,6 @@ class Session:
             self._ack_sent = 0
             self._rx_unacked = 0
         if keeps_ours:
-            ack = frame.ack
             if ack >= self._next_seq:
                 raise ProtocolError(
                     CloseCode.PROTOCOL,
@@ -508,13 +664,13 @@ class Session:
         reset = self._known_peer != 0 and (not same_peer or bool(lost))
         self._known_peer = hello.session
         self._peer = hello
-        self._to("hello")
         events.append(Connected(hello, resumed=same_peer and keeps_ours))
         if reset:
             events.append(SessionReset(lost))
 
     def _on_close(self, frame: Frame, events: list[Event]) -> None:
-        if frame.ack < self._next_seq:
+        # Keyed, a CLOSE before the peer's AUTH is unauthenticated: its ack means nothing.
+        if (self._keyed is None or self.state == _OPEN) and frame.ack < self._next_seq:
             self._drop_acked(frame.ack)
         code = frame.payload[0]
         reason = frame.payload[1:].decode("utf-8", "replace")
@@ -582,7 +738,9 @@ class Session:
         self._unacked.append((seq, raw, keep))
         self._unacked_bytes += len(raw)
         self._now = now
-        return self._emit(raw)
+        if self._keyed is None:
+            return self._emit(raw)
+        return self._wire([self._emit(raw)])
 
     def data_to_send(self, ack: bool = True) -> bytes:
         """Control bytes to write now: a PONG, resends, CLOSE, and an ACK if one is owed.
@@ -599,9 +757,12 @@ class Session:
                                                             ack=self._delivered)))
         if ack and self.state == State.OPEN and self._delivered != self._ack_sent:
             self._queue(FrameType.ACK)
-        if not self._out:
+        if self._keyed is not None:
+            data = self._wire(self._out)
+        elif not self._out:
             return b""
-        data = b"".join(self._out)
+        else:
+            data = b"".join(self._out)
         self._out.clear()
         return data
 
@@ -610,7 +771,7 @@ class Session:
     def tick(self, now: float) -> list[Event]:
         """Advance time: queue a PING when idle, report :class:`Dead` when silent too long."""
         self._now = now
-        if self.state not in (State.HANDSHAKE, State.OPEN):
+        if self.state not in _CONNECTED_STATES:
             return []
         if self.dead_after and now - self._last_recv >= self.dead_after:
             self._queue_close(
@@ -637,7 +798,7 @@ class Session:
     def next_timer(self, now: float) -> float | None:
         """Seconds until :meth:`tick` has something to do (None: nothing scheduled)."""
         state = self.state
-        if state is not _OPEN and state is not _HANDSHAKE:
+        if state is not _OPEN and state is not _HANDSHAKE and state is not _PROVING:
             return None
         # On every wait of the I/O layer: no list, no min() of one.
         due = self._last_recv + self.dead_after if self.dead_after else math.inf
@@ -657,6 +818,19 @@ class Session:
         self._ack_sent = self._delivered
         self._rx_unacked = 0
         return raw
+
+    def _wire(self, frames: list[bytes]) -> bytes:
+        """Keyed: the bytes of ``frames`` as they go out now: our AUTH first if it has not
+        gone out yet, then each frame with its tag, counted in this order (§6)."""
+        head = self._auth_out
+        if head:
+            self._auth_out = b""
+            assert self._keyed is not None
+            self._sealer = self._keyed.sealer()
+        sealer = self._sealer
+        if sealer is None:  # before our AUTH: only a CLOSE can be here
+            return head + b"".join(frames)
+        return head + b"".join([sealer.seal(raw) for raw in frames])
 
     def _queue(self, ftype: FrameType, payload: bytes = b"") -> None:
         self._out.append(self._emit(encode_frame(ftype, payload, ack=self._delivered)))

@@ -42,6 +42,7 @@ from harness.errors import ConnectionLost, ProtocolError, ReconnectFailed, Timeo
 from harness.wifisocket.acceptor import Acceptor, Allow
 from harness.wifisocket.backoff import ReconnectPolicy
 from harness.wifisocket.keepalive import ACTIVE_POLL, IDLE_MAX_WAIT, start_keepalive
+from harness.wifisocket.keyed import KeyLike
 from harness.wifisocket.link import (
     BusyRetry,
     Link,
@@ -76,7 +77,8 @@ def configure(options: dict[str, Any]) -> tuple[ReconnectPolicy, Session]:
 
 
 class WiFiSocket(LinkView):
-    """A message link to a device (or any peer) speaking the WiFiSocket protocol v1.
+    """A message link to a device (or any peer) speaking the WiFiSocket protocol (v1, or v2
+    with a key).
 
     ``WiFiSocket(host, port)`` connects and completes the HELLO exchange within ``timeout``;
     :meth:`serve` waits for a device that dials in. Then ``send(str | bytes)`` and
@@ -94,6 +96,12 @@ class WiFiSocket(LinkView):
         port: its WiFiSocket port (the test firmware's echo service is 8080).
         timeout: bound for connecting + handshake, and the default timeout of
             :meth:`send` / :meth:`receive` (None: no limit).
+        key: the pre-shared key of a keyed link (protocol version 2, docs/protocol.md §6,
+            docs/security.md): 16 to 32 bytes, or the same as a hex str (as typed on the
+            device's console); another length is a ValueError. The peer must have the same
+            key: both prove it in the handshake, and every frame is then authenticated (a
+            forged or replayed frame costs a reconnect, never a wrong message). None: an
+            unkeyed link (version 1). The key never appears in a repr, an error or a log.
         **options: reconnect options —
             ``reconnect`` (default True; False: a lost connection is final,
             :class:`~harness.errors.ConnectionLost`),
@@ -113,12 +121,16 @@ class WiFiSocket(LinkView):
         ConnectionLost: the connection was refused or dropped during the handshake.
         ProtocolError: the peer's HELLO was invalid, or it closed us with a reason; code
             ``BUSY`` when the device held another host's live session until ``timeout``.
+        AuthenticationFailed: (a ProtocolError, code ``AUTH``) the keyed handshake failed:
+            a wrong key, a key on one side only, a reflected HELLO. Never retried; after
+            the first connection, it ends the link the same way (no redial).
     """
 
     def __init__(
         self, host: str, port: int = DEFAULT_PORT, *, timeout: float | None = DEFAULT_TIMEOUT,
-        **options: Any,
+        key: KeyLike = None, **options: Any,
     ) -> None:
+        options["key"] = key
         configure(options)  # bad options fail before any socket exists
         deadline = deadline_after(timeout)
         retry = BusyRetry(deadline)
@@ -161,7 +173,7 @@ class WiFiSocket(LinkView):
     @classmethod
     def serve(
         cls, port: int = DEFAULT_PORT, host: str = "0.0.0.0", *, timeout: float | None = None,
-        allow: Allow = None, **options: Any,
+        allow: Allow = None, key: KeyLike = None, **options: Any,
     ) -> WiFiSocket:
         """Listen on ``host:port`` and wait for a peer that dials in and says HELLO.
 
@@ -179,7 +191,12 @@ class WiFiSocket(LinkView):
         address may be the first peer, then only that peer's address (its redials).
         Without a filter and a key, whoever dials first *is* the device: see
         docs/reconnect.md, "Who may dial in".
+
+        ``key``: as in the constructor. Keyed, a dialer becomes the peer only once it proved
+        the key; one that fails is refused (CLOSE ``AUTH``), counted in :attr:`stats`, and
+        the wait goes on (a stranger cannot end it).
         """
+        options["key"] = key
         configure(options)  # validate the options before listening
         Acceptor.check_allow(allow)
         try:
@@ -195,14 +212,16 @@ class WiFiSocket(LinkView):
     @classmethod
     def accept(
         cls, listener: socket.socket, *, timeout: float | None = None, allow: Allow = None,
-        **options: Any,
+        key: KeyLike = None, **options: Any,
     ) -> WiFiSocket:
-        """Like :meth:`serve` (``allow`` included), on a listening socket the caller owns.
+        """Like :meth:`serve` (``allow`` and ``key`` included), on a listening socket the
+        caller owns.
 
         The listener is made non-blocking; with ``reconnect=True`` the socket keeps
         accepting reconnections from it until :meth:`close`.
         """
         Acceptor.check_allow(allow)
+        options["key"] = key
         return cls._accepting(listener, timeout, options, owns=False, allow=allow)
 
     @classmethod

@@ -29,11 +29,14 @@ _CONTROL_PAYLOADS = {
     FrameType.PONG: st.binary(min_size=8, max_size=8),
     FrameType.CLOSE: st.binary(min_size=1, max_size=124),
 }
+# AUTH is left out: the decoder stops after it until the session says whether tags follow
+# (tests/unit/test_keyed.py covers keyed streams).
+_V1_TYPES = [t for t in FrameType if t != FrameType.AUTH]
 
 
 @st.composite
 def valid_frames(draw: st.DrawFn, max_message: int = MAX) -> Frame:
-    ftype = draw(st.sampled_from(list(FrameType)))
+    ftype = draw(st.sampled_from(_V1_TYPES))
     if ftype in (FrameType.TEXT, FrameType.BINARY):
         payload = draw(st.binary(max_size=max_message))
         seq = draw(st.integers(1, 0xFFFFFFFF))

@@ -205,8 +205,12 @@ def test_invalid_hello_version() -> None:
     s = mk()
     s.connection_made(0.0)
     payload = bytearray(32)
-    payload[0] = 2
+    payload[0] = 3
     assert fail_code(s.receive_data(encode_frame(FrameType.HELLO, bytes(payload)), 0.0)) == 5
+    # Version 2 is the keyed protocol: refused with AUTH by a side without a key (§6).
+    s.connection_made(0.0)
+    payload[0] = 2
+    assert fail_code(s.receive_data(encode_frame(FrameType.HELLO, bytes(payload)), 0.0)) == 12
 
 
 def test_ack_of_unsent_seq_is_protocol_error() -> None:
@@ -444,6 +448,13 @@ class Sim:
         for i in (0, 1):
             self.wire[i].clear()
             self.s[i].connection_lost()
+        if self.s[0].keyed:
+            # Keyed links have roles (§6): s[0] dials, s[1] accepts after its HELLO.
+            self.wire[1] += self.s[0].connection_made(self.now)
+            (hello,) = frames_of(bytes(self.wire[1]))
+            dialer = Hello.decode(hello.payload, keyed=True)
+            self.wire[0] += self.s[1].connection_made(self.now, dialer=dialer)
+            return
         for i in (0, 1):
             self.wire[1 - i] += self.s[i].connection_made(self.now)
 
@@ -508,9 +519,10 @@ ACTIONS = st.lists(
 )
 
 
-def _run(data: st.DataObject, cuts: bool) -> None:
-    a = mk(max_message=60, window=150, keepalive_ms=20)
-    b = mk(max_message=100, window=400, resend_buffer=data.draw(st.integers(100, 600)))
+def _run(data: st.DataObject, cuts: bool, key: bytes | None = None) -> None:
+    a = mk(max_message=60, window=150, keepalive_ms=20, key=key)
+    b = mk(max_message=100, window=400, resend_buffer=data.draw(st.integers(100, 600)),
+           key=key)
     sim = Sim(a, b)
     sim.outbox[0].extend(data.draw(_messages(100), label="a sends"))
     sim.outbox[1].extend(data.draw(_messages(60), label="b sends"))
@@ -545,6 +557,12 @@ def test_two_sessions_exchange_everything_exactly_once(data: st.DataObject) -> N
 @given(st.data())
 def test_two_sessions_survive_connection_cuts(data: st.DataObject) -> None:
     _run(data, cuts=True)
+
+
+@given(st.data())
+def test_two_keyed_sessions_survive_connection_cuts(data: st.DataObject) -> None:
+    """The same promise on a keyed link: handshakes with AUTH, every frame tagged."""
+    _run(data, cuts=True, key=bytes(range(16)))
 
 
 def test_restarted_peer_that_learned_our_id_does_not_get_the_old_stream() -> None:

@@ -32,6 +32,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from harness.wifisocket.frame import FrameDecoder, Hello
 from harness.wifisocket.session import (
     Connected,
     Dead,
@@ -53,8 +54,9 @@ SETTINGS = {
 class Side:
     """One end: a Session plus the application's bookkeeping around it."""
 
-    def __init__(self, idx: int, seed: int) -> None:
+    def __init__(self, idx: int, seed: int, key: bytes | None = None) -> None:
         self.idx = idx
+        self.key = key
         self.rng = random.Random(seed)
         self.incarnation = 0
         self.session: Session
@@ -64,7 +66,7 @@ class Side:
 
     def reboot(self) -> None:
         self.incarnation += 1
-        self.session = Session(rng=self.rng, **SETTINGS[self.idx])
+        self.session = Session(rng=self.rng, key=self.key, **SETTINGS[self.idx])
         self.outbox = []
 
     def make_message(self, size: int, text: bool) -> str | bytes:
@@ -84,9 +86,12 @@ def _incarnation(msg: str | bytes) -> str:
 
 
 class LinkMachine(RuleBasedStateMachine):
+    #: The pre-shared key of both sides (None: an unkeyed link).
+    KEY: bytes | None = None
+
     @initialize(seed=st.integers(0, 2**32 - 1))
     def setup(self, seed: int) -> None:
-        self.sides = (Side(0, seed), Side(1, seed + 1))
+        self.sides = (Side(0, seed, self.KEY), Side(1, seed + 1, self.KEY))
         self.wire = [bytearray(), bytearray()]  # wire[i]: bytes travelling to side i
         self.up = False
         self.now = 0.0
@@ -229,6 +234,14 @@ class LinkMachine(RuleBasedStateMachine):
         self.up = True
         for i in (0, 1):
             self.sides[i].session.connection_lost()
+        if self.KEY is not None:
+            # Keyed links have roles (§6): side 0 dials, side 1 accepts after its HELLO.
+            hello = self.sides[0].session.connection_made(self.now)
+            self.emit(0, hello)
+            (frame,) = FrameDecoder(1 << 16).feed(hello)
+            dialer = Hello.decode(frame.payload, keyed=True)
+            self.emit(1, self.sides[1].session.connection_made(self.now, dialer=dialer))
+            return
         for i in (0, 1):
             self.emit(i, self.sides[i].session.connection_made(self.now))
 
@@ -308,3 +321,14 @@ class LinkMachine(RuleBasedStateMachine):
 
 LinkMachine.TestCase.settings = settings(max_examples=80, stateful_step_count=100, deadline=None)
 TestLinkMachine = LinkMachine.TestCase
+
+
+class KeyedLinkMachine(LinkMachine):
+    """The same promise on a keyed link (protocol v2): AUTH handshakes, tagged frames."""
+
+    KEY = bytes(range(100, 132))
+
+
+KeyedLinkMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=100,
+                                              deadline=None)
+TestKeyedLinkMachine = KeyedLinkMachine.TestCase

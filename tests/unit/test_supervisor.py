@@ -123,7 +123,7 @@ def test_handshake_refuses_anything_but_a_valid_hello(first: bytes, code: int | 
 
 
 def test_every_state_change_of_a_session_is_in_the_table() -> None:
-    states = {State.IDLE, State.HANDSHAKE, State.OPEN, State.CLOSED}
+    states = {State.IDLE, State.HANDSHAKE, State.PROVING, State.OPEN, State.CLOSED}
     assert {s for s, _ in TRANSITIONS} == states
     assert set(TRANSITIONS.values()) <= states
     assert all(TRANSITIONS[(s, "close")] == State.CLOSED for s in states)
@@ -135,5 +135,6 @@ def test_every_state_change_of_a_session_is_in_the_table() -> None:
 
 
 def test_recoverable_codes() -> None:
-    assert {CloseCode.TIMEOUT, CloseCode.BAD_CRC, CloseCode.BUSY} == RECOVERABLE
+    assert {CloseCode.TIMEOUT, CloseCode.BAD_CRC, CloseCode.BUSY, CloseCode.BAD_TAG} == RECOVERABLE
     assert CloseCode.REPLACED not in RECOVERABLE
+    assert CloseCode.AUTH not in RECOVERABLE  # a wrong key stays wrong: never redialled

@@ -115,7 +115,7 @@ def test_no_hello_times_out_and_says_why(pool, listener) -> None:
 def test_bad_hello_version_is_protocol_error(pool, listener) -> None:
     def bad_hello(peer: Peer) -> list:
         payload = bytearray(Hello(4096, 8192, 0, 99).encode())
-        payload[0] = 2
+        payload[0] = 3
         peer.conn.sendall(encode_frame(FrameType.HELLO, bytes(payload)))
         while peer.pump():
             pass

@@ -107,7 +107,8 @@ def invalid() -> list[dict[str, Any]]:
     # Rule 2: header checks, in order; each vector gives only the 16 header bytes
     # (plus, where stated, more) so the error must come from the header alone.
     add("unknown_type_0", header(0, 0, 0, 0), "UNKNOWN_TYPE")
-    add("unknown_type_8", header(8, 0, 0, 0), "UNKNOWN_TYPE")
+    # Type 8 is AUTH (§6): the first unknown type is 9.
+    add("unknown_type_9", header(9, 0, 0, 0), "UNKNOWN_TYPE")
     add("unknown_type_255_with_flags", header(255, 0, 0, 0, flags=1), "UNKNOWN_TYPE")
     add("flags_set_text", header(TYPES["TEXT"], 2, 1, 0, flags=0x80), "PROTOCOL")
     add("flags_set_ack", header(TYPES["ACK"], 0, 0, 0, flags=1), "PROTOCOL")

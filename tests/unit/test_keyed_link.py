@@ -1,0 +1,405 @@
+"""Attacks on a keyed link between two host WiFiSockets over loopback (docs/security.md).
+
+A keyed ``WiFiSocket.serve`` echoes; a keyed client talks to it, directly or through a
+frame-aware TCP proxy that plays the on-path attacker. Each attack must be rejected and the
+legitimate session must go on delivering every message exactly once, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import struct
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import pytest
+
+from harness import WiFiSocket, aio
+from harness.errors import (
+    AuthenticationFailed,
+    ConnectionLost,
+    PeerClosedNormally,
+    ProtocolError,
+)
+from harness.wifisocket.frame import CloseCode, FrameType, encode_frame
+from tests.helpers.net import free_port
+
+LOCAL = "127.0.0.1"
+KEY = bytes(range(0x40, 0x60))
+WAIT = 10.0
+FAST = {"backoff_initial": 0.02, "backoff_max": 0.2, "connect_timeout": 2.0}
+
+
+def _echo_server(port: int, n: int, key: bytes | None = KEY,
+                 **options) -> tuple[list, WiFiSocket | None]:
+    """Serve once: echo ``n`` messages, then wait for the peer's CLOSE."""
+    got: list = []
+    with WiFiSocket.serve(port, LOCAL, timeout=WAIT, key=key, **FAST, **options) as s:
+        for _ in range(n):
+            msg = s.receive(WAIT)
+            got.append(msg)
+            s.send(msg)
+        with pytest.raises(PeerClosedNormally):
+            s.receive(WAIT)
+        return got, s
+
+
+@pytest.fixture
+def pool() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(max_workers=3) as ex:
+        yield ex
+
+
+def _serve(pool: ThreadPoolExecutor, n: int, **kw) -> tuple[int, Future]:
+    port = free_port()
+    fut = pool.submit(_echo_server, port, n, **kw)
+    return port, fut
+
+
+def _dial_when_listening(port: int, **kw) -> WiFiSocket:
+    # serve() may not listen yet: retry the refused TCP connect only.
+    for _ in range(100):
+        try:
+            return WiFiSocket(LOCAL, port, timeout=WAIT, **FAST, **kw)
+        except Exception as exc:
+            if "refused" not in str(exc):
+                raise
+        threading.Event().wait(0.05)
+    raise AssertionError("the server never listened")
+
+
+def _talk(ws: WiFiSocket, msgs: list) -> None:
+    for m in msgs:
+        ws.send(m)
+        assert ws.receive(WAIT) == m
+
+
+MSGS = ["one", b"\x00two", "three" * 300, b"four" * 1024, "five"]
+
+
+# --- handshake failures ----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("client_key", "server_key", "reason"), [
+    (None, KEY, "peer has no key"),
+    (KEY, None, "no key on this side"),
+    (bytes(16), KEY, "authentication failed"),
+])
+def test_a_failed_handshake_raises_at_once_and_the_server_serves_on(
+        pool: ThreadPoolExecutor, client_key, server_key, reason: str) -> None:
+    port, fut = _serve(pool, len(MSGS), key=server_key)
+    with pytest.raises(AuthenticationFailed) as info:
+        _dial_when_listening(port, key=client_key)
+    assert reason in info.value.reason and info.value.code == CloseCode.AUTH
+    for secret in (KEY.hex(), bytes(16).hex(), repr(KEY), repr(bytes(16))):
+        assert secret not in str(info.value)
+    # The server was not disturbed: the right client is served.
+    with WiFiSocket(LOCAL, port, timeout=WAIT, key=server_key, **FAST) as good:
+        _talk(good, MSGS)
+        assert good.reconnects == 0
+    got, server = fut.result(WAIT)
+    assert got == MSGS
+    assert server is not None and server.stats.auth_failures == 1
+
+
+def test_a_wrong_key_is_not_retried(pool: ThreadPoolExecutor) -> None:
+    """No hammering: one connection, one refusal, one exception."""
+    accepted = []
+    with socket.create_server((LOCAL, 0)) as lst:
+        lst.settimeout(WAIT)
+        port = lst.getsockname()[1]
+
+        def refuse() -> None:
+            while True:
+                try:
+                    conn, _ = lst.accept()
+                except OSError:
+                    return
+                accepted.append(conn)
+                conn.recv(4096)
+                conn.sendall(encode_frame(FrameType.CLOSE, b"\x0cauthentication failed"))
+
+        t = threading.Thread(target=refuse, daemon=True)
+        t.start()
+        with pytest.raises(AuthenticationFailed, match="peer closed"):
+            WiFiSocket(LOCAL, port, timeout=3, key=KEY)
+        threading.Event().wait(0.3)
+    assert len(accepted) == 1
+    for c in accepted:
+        c.close()
+
+
+def test_a_reflected_hello_is_refused() -> None:
+    """The attacker answers our HELLO with our own HELLO (and would reflect our AUTH)."""
+    with socket.create_server((LOCAL, 0)) as lst:
+        lst.settimeout(WAIT)
+        port = lst.getsockname()[1]
+
+        def mirror() -> None:
+            conn, _ = lst.accept()
+            with conn:
+                conn.settimeout(WAIT)
+                while data := conn.recv(4096):
+                    conn.sendall(data)
+
+        t = threading.Thread(target=mirror, daemon=True)
+        t.start()
+        with pytest.raises(AuthenticationFailed, match="reflected HELLO"):
+            WiFiSocket(LOCAL, port, timeout=3, key=KEY)
+        t.join(WAIT)
+
+
+# --- the on-path attacker --------------------------------------------------------------------
+
+Hook = Callable[[int, int, bytes], list[bytes]]
+
+
+class FrameProxy:
+    """Forwards TCP between a client and ``target``, frame by frame on the client's side.
+
+    ``hook(connection, index, frame)`` returns what to forward instead of each client
+    frame (index 0 the HELLO, 1 the AUTH, then the tagged frames); the server's side is
+    copied as it is.
+    """
+
+    def __init__(self, target: int, hook: Hook) -> None:
+        self.target = target
+        self.hook = hook
+        self.listener = socket.create_server((LOCAL, 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        self._threads: list[threading.Thread] = []
+        self._socks: list[socket.socket] = []
+        self._run(self._accept)
+
+    def _run(self, fn: Callable[..., None], *args) -> None:
+        t = threading.Thread(target=fn, args=args, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection((LOCAL, self.target))
+            self._socks += [client, server]
+            n = self.connections
+            self.connections += 1
+            self._run(self._frames, n, client, server)
+            self._run(self._copy, server, client)
+
+    def _frames(self, conn: int, src: socket.socket, dst: socket.socket) -> None:
+        buf = b""
+        index = 0
+        try:
+            while data := src.recv(65536):
+                buf += data
+                while len(buf) >= 16:
+                    (length,) = struct.unpack_from(">I", buf, 4)
+                    size = 20 + length + (16 if index >= 2 else 0)
+                    if len(buf) < size:
+                        break
+                    frame, buf = buf[:size], buf[size:]
+                    for out in self.hook(conn, index, frame):
+                        dst.sendall(out)
+                    index += 1
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+    def _copy(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+    def cut(self) -> None:
+        """Break the current connections (a reset, as a network fault would)."""
+        for s in self._socks:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+        self._socks.clear()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.cut()
+
+
+def _text_frame(frame: bytes) -> bool:
+    return frame[2] == FrameType.TEXT
+
+
+def _tamper(frame: bytes) -> bytes:
+    """Change the payload's first byte and fix the CRC: only the tag can tell."""
+    body = bytearray(frame[:-20])
+    body[16] ^= 0x01
+    return bytes(body) + struct.pack(">I", zlib.crc32(body)) + frame[-16:]
+
+
+def _forged(seq: int) -> bytes:
+    """A TEXT frame with a right CRC and a made-up tag: what an attacker without the key sends."""
+    return encode_frame(FrameType.TEXT, b"forged", seq=seq) + os.urandom(16)
+
+
+def _once(attack: Callable[[bytes], list[bytes]]) -> Hook:
+    """Apply ``attack`` to the first TEXT frame of the first connection only."""
+    done = []
+
+    def hook(conn: int, index: int, frame: bytes) -> list[bytes]:
+        if conn == 0 and index >= 2 and _text_frame(frame) and not done:
+            done.append(index)
+            return attack(frame)
+        return [frame]
+    return hook
+
+
+ATTACKS: dict[str, Hook] = {
+    "modified": _once(lambda f: [_tamper(f)]),
+    "replayed": _once(lambda f: [f, f]),
+    "injected": _once(lambda f: [_forged(struct.unpack_from(">I", f, 8)[0]), f]),
+    "dropped": _once(lambda f: []),
+}
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+def test_an_attacked_stream_is_rejected_and_still_delivered_exactly_once(
+        pool: ThreadPoolExecutor, attack: str) -> None:
+    port, fut = _serve(pool, len(MSGS))
+    threading.Event().wait(0.2)
+    proxy = FrameProxy(port, ATTACKS[attack])
+    try:
+        with _dial_when_listening(proxy.port, key=KEY) as ws:
+            _talk(ws, MSGS)
+            reconnects = ws.reconnects
+        got, server = fut.result(WAIT)
+    finally:
+        proxy.close()
+    assert got == MSGS  # exactly once, in order, nothing forged
+    assert server is not None
+    if attack == "dropped":
+        # A dropped frame: the next one fails its tag (n skipped) or the link goes silent.
+        assert reconnects >= 1 or server.stats.bad_tags >= 1
+    else:
+        assert server.stats.bad_tags >= 1  # counted, and the link came back
+        assert reconnects >= 1
+    assert proxy.connections >= 2
+
+
+def test_a_replayed_handshake_does_not_touch_the_session(pool: ThreadPoolExecutor) -> None:
+    """The dialer's HELLO + AUTH, recorded and replayed on a new connection while the
+    legitimate client is connected: refused (the proof is for another nonce), and the
+    legitimate connection is neither replaced nor slowed."""
+    recorded: list[bytes] = []
+
+    def record(conn: int, index: int, frame: bytes) -> list[bytes]:
+        if conn == 0 and index < 2:
+            recorded.append(frame)
+        return [frame]
+
+    port, fut = _serve(pool, len(MSGS))
+    threading.Event().wait(0.2)
+    proxy = FrameProxy(port, record)
+    try:
+        with _dial_when_listening(proxy.port, key=KEY) as ws:
+            _talk(ws, MSGS[:2])
+            with socket.create_connection((LOCAL, port), timeout=WAIT) as replay:
+                # As the dialer would: HELLO, the server's HELLO and AUTH, then AUTH.
+                replay.sendall(recorded[0])
+                answer = b""
+                while len(answer) < 68 + 52:
+                    answer += replay.recv(4096)
+                assert answer[2] == FrameType.HELLO and answer[68 + 2] == FrameType.AUTH
+                replay.sendall(recorded[1])
+                while chunk := replay.recv(4096):
+                    answer += chunk
+            # Then CLOSE AUTH, tagged (the server's AUTH went out): 20 + 1 + reason + 16.
+            close = answer[68 + 52:]
+            assert close[2] == FrameType.CLOSE and close[16] == CloseCode.AUTH
+            assert len(close) == 20 + struct.unpack_from(">I", close, 4)[0] + 16
+            _talk(ws, MSGS[2:])
+            assert ws.reconnects == 0
+        got, server = fut.result(WAIT)
+    finally:
+        proxy.close()
+    assert got == MSGS
+    assert server is not None and server.stats.auth_failures == 1
+
+
+def test_asyncio_keyed_link(pool: ThreadPoolExecutor) -> None:
+    port, fut = _serve(pool, len(MSGS))
+
+    async def main() -> None:
+        for _ in range(100):  # serve() may not listen yet
+            try:
+                await aio.WiFiSocket.connect(LOCAL, port, timeout=WAIT, key=bytes(16))
+            except AuthenticationFailed:
+                break
+            except ConnectionLost:
+                await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("no AuthenticationFailed")
+        async with await aio.WiFiSocket.connect(LOCAL, port, timeout=WAIT, key=KEY.hex()) as ws:
+            assert ws.keyed
+            for m in MSGS:
+                await ws.send(m)
+                assert await ws.receive(WAIT) == m
+            assert ws.stats.auth_failures == 0
+
+    asyncio.run(main())
+    got, _ = fut.result(WAIT)
+    assert got == MSGS
+
+
+def test_a_refused_key_during_an_outage_ends_the_link_without_redialling(
+        pool: ThreadPoolExecutor) -> None:
+    """The address now answers with another key: one attempt, AuthenticationFailed, stop."""
+    other_key = bytes(16)
+    first = pool.submit(_hold, p1 := free_port(), KEY)
+    other = pool.submit(_hold, p2 := free_port(), other_key)
+    threading.Event().wait(0.3)
+    proxy = FrameProxy(p1, lambda conn, index, frame: [frame])
+    try:
+        ws = _dial_when_listening(proxy.port, key=KEY)
+        _talk(ws, ["before"])
+        proxy.target = p2
+        proxy.cut()
+        with pytest.raises(AuthenticationFailed, match="authentication failed"):
+            ws.receive(WAIT)
+        attempts = proxy.connections
+        threading.Event().wait(1.0)  # the backoff would have tried again by now
+        assert proxy.connections == attempts == 2
+        assert ws.stats.auth_failures == 1
+        ws.close()
+    finally:
+        proxy.close()
+    # The other server refused that one dialer and still serves its own peer.
+    with WiFiSocket(LOCAL, p2, timeout=WAIT, key=other_key) as own:
+        _talk(own, ["after"])
+    assert first.result(WAIT) == (["before"], 0)
+    assert other.result(WAIT) == (["after"], 1)
+
+
+def _hold(port: int, key: bytes) -> tuple[list, int]:
+    """Serve with ``key``: echo until the link breaks; what came, and refused handshakes."""
+    got: list = []
+    with WiFiSocket.serve(port, LOCAL, timeout=WAIT, key=key, reconnect=False) as s:
+        while True:
+            try:
+                msg = s.receive(WAIT)
+            except (ConnectionLost, ProtocolError):
+                return got, s.stats.auth_failures
+            got.append(msg)
+            s.send(msg)
