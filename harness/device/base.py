@@ -127,8 +127,11 @@ class Device(ABC):
                 )
             self.key = None
             return
-        key = secrets.token_bytes(32) if link_key == "auto" else link_key
-        key = key if isinstance(key, bytes) else None
+        key: bytes | None
+        if isinstance(link_key, bytes):
+            key = link_key
+        else:
+            key = secrets.token_bytes(32) if link_key == "auto" else None
         provision_key(self.console, key)
         self.key = key
 
