@@ -49,6 +49,8 @@ _FOREVER = math.inf
 _CLOSE_FLUSH = 1.0
 
 
+
+
 async def _dial(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:
     """A connected non-blocking socket to the first address of ``host`` that answers."""
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -66,7 +68,6 @@ async def _dial(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket
         else:
             return sock
     raise error or OSError(f"no address for {host}")
-
 
 class WiFiSocket(LinkView):
     """An asyncio message link to a device speaking the WiFiSocket protocol v1.
@@ -89,11 +90,7 @@ class WiFiSocket(LinkView):
 
     @classmethod
     async def connect(
-        cls,
-        host: str,
-        port: int = DEFAULT_PORT,
-        *,
-        timeout: float | None = DEFAULT_TIMEOUT,
+        cls, host: str, port: int = DEFAULT_PORT, *, timeout: float | None = DEFAULT_TIMEOUT,
         **options: Any,
     ) -> WiFiSocket:
         """Connect to ``host:port`` and complete the HELLO exchange within ``timeout``.
@@ -113,9 +110,8 @@ class WiFiSocket(LinkView):
             await asyncio.sleep(pause)
 
     @classmethod
-    async def _dial_once(
-        cls, host: str, port: int, timeout: float | None, deadline: float, options: dict[str, Any]
-    ) -> WiFiSocket:
+    async def _dial_once(cls, host: str, port: int, timeout: float | None, deadline: float,
+                         options: dict[str, Any]) -> WiFiSocket:
         policy, session = configure(options)
         loop = asyncio.get_running_loop()
         remaining = None if deadline == _FOREVER else max(0.001, deadline - time.monotonic())
@@ -133,9 +129,8 @@ class WiFiSocket(LinkView):
             except OSError as exc:
                 raise ConnectionLost(f"connection failed during setup: {exc}") from exc
             # The peer's HELLO is due within connect_timeout, as on every later attempt.
-            await self._await_first(
-                min(deadline, time.monotonic() + policy.connect_timeout), timeout
-            )
+            await self._await_first(min(deadline, time.monotonic() + policy.connect_timeout),
+                                    timeout)
         except BaseException:
             sock.close()
             self._teardown()
@@ -144,13 +139,8 @@ class WiFiSocket(LinkView):
 
     @classmethod
     async def serve(
-        cls,
-        port: int = DEFAULT_PORT,
-        host: str = "0.0.0.0",
-        *,
-        timeout: float | None = None,
-        allow: Allow = None,
-        **options: Any,
+        cls, port: int = DEFAULT_PORT, host: str = "0.0.0.0", *, timeout: float | None = None,
+        allow: Allow = None, **options: Any,
     ) -> WiFiSocket:
         """Listen on ``host:port`` and wait for a peer that dials in and says HELLO.
 
@@ -164,11 +154,8 @@ class WiFiSocket(LinkView):
             listener = socket.create_server((host, port))
         except OSError as exc:
             raise ConnectionLost(f"cannot listen on {host}:{port}: {exc}") from exc
-        self = cls(
-            Link(session, policy),
-            DEFAULT_TIMEOUT if timeout is None else timeout,
-            asyncio.get_running_loop(),
-        )
+        self = cls(Link(session, policy), DEFAULT_TIMEOUT if timeout is None else timeout,
+                   asyncio.get_running_loop())
         try:
             try:
                 self._link.listen(listener, owns=True, allow=allow)
@@ -327,12 +314,8 @@ class WiFiSocket(LinkView):
             deadline = deadline_after(_CLOSE_FLUSH)
             sock = link.transport.sock
             self._changed()
-            while (
-                link.transport.outq
-                and link.transport.sock is sock
-                and link.error is None
-                and time.monotonic() < deadline
-            ):
+            while (link.transport.outq and link.transport.sock is sock and link.error is None
+                   and time.monotonic() < deadline):
                 await self._wait(deadline)
         self._teardown()
         link.callbacks.clear()
@@ -341,9 +324,7 @@ class WiFiSocket(LinkView):
         return self
 
     async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.close()

@@ -107,24 +107,12 @@ def save_figures(figures: list[Figure], path: str) -> None:
     assert isinstance(stored, dict)
     for name, group in _by_name(figures).items():
         unit = group[0].unit
-        entry = stored.setdefault(
-            name,
-            {
-                "unit": unit,
-                "ratio": [],
-                "ours": [],
-                "raw": [],
-                "higher_is_better": unit not in _LOWER_IS_BETTER_UNITS,
-            },
-        )
+        entry = stored.setdefault(name, {"unit": unit, "ratio": [], "ours": [], "raw": [],
+                                         "higher_is_better": unit not in _LOWER_IS_BETTER_UNITS})
         entry["ours"] += [f.value for f in group]
     saved = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    doc = {
-        **gate.document(
-            {}, machine=machine_info(), device={}, settings={"source": "pytest"}, saved=saved
-        ),
-        "figures": stored,
-    }
+    doc = {**gate.document({}, machine=machine_info(), device={}, settings={"source": "pytest"},
+                           saved=saved), "figures": stored}
     try:
         with open(path, "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=2)
@@ -147,15 +135,9 @@ def compare_figures(figures: list[Figure], path: str) -> tuple[list[str], list[s
     if missing:
         raise gate.GateError(f"{path}: figures not recorded in this run: {', '.join(missing)}")
     verdicts = [
-        gate.compare_one(
-            name,
-            b.unit,
-            b.ours,
-            [f.value for f in now[name]],
-            higher_is_better=b.higher_is_better,
-            tolerance=gate.DEFAULT_TOLERANCE,
-            alpha=gate.DEFAULT_ALPHA,
-        )
+        gate.compare_one(name, b.unit, b.ours, [f.value for f in now[name]],
+                         higher_is_better=b.higher_is_better,
+                         tolerance=gate.DEFAULT_TOLERANCE, alpha=gate.DEFAULT_ALPHA)
         for name, b in stored.items()
     ]
     return gate.format_verdicts(verdicts), [v.name for v in verdicts if v.worse]

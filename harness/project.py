@@ -109,12 +109,8 @@ def load_project(path: str | os.PathLike[str], env: str | None = None) -> Projec
     if not src_dir.is_dir():
         raise ProjectError(f"project {root}: no {src_dir.name}/ directory (the sketch's sources)")
     flags = _words(config.env_list(env, "build_flags"), "build_flags")
-    extra_dirs = [
-        d
-        for line in config.env_list(env, "lib_extra_dirs")
-        for d in re.split(r"\s*,\s*", line.strip())
-        if d
-    ]
+    extra_dirs = [d for line in config.env_list(env, "lib_extra_dirs")
+                  for d in re.split(r"\s*,\s*", line.strip()) if d]
     return Project(
         root=root,
         env=env,

@@ -41,134 +41,37 @@ BUDGET_FIELDS = ("ram", "iram", "flash")
 # which is what sends their code to flash (the .irom0.text rule names them).
 _RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("data", (".dport0.*", ".dport.*")),
-    (
-        "data",
-        (
-            ".data",
-            ".data.*",
-            ".gnu.linkonce.d.*",
-            ".data1",
-            ".sdata",
-            ".sdata.*",
-            ".gnu.linkonce.s.*",
-            ".sdata2",
-            ".sdata2.*",
-            ".gnu.linkonce.s2.*",
-            ".jcr",
-        ),
-    ),
+    ("data", (".data", ".data.*", ".gnu.linkonce.d.*", ".data1", ".sdata", ".sdata.*",
+              ".gnu.linkonce.s.*", ".sdata2", ".sdata2.*", ".gnu.linkonce.s2.*", ".jcr")),
     ("bss", (".noinit",)),
-    (
-        "iram",
-        (
-            ".UserEnter.text",
-            "*ExceptionVector.text",
-            ".entry.text",
-            ".init.literal",
-            ".init",
-            ".text.app_entry*",
-            ".text.gdbstub*",
-            ".text.gdb_init",
-            ".text._ZNKSt8functionIF*EE*",
-        ),
-    ),
-    (
-        "flash",
-        (
-            ".literal*",
-            ".text*",
-            ".rodata._ZTV*",
-            ".irom0.literal",
-            ".irom.literal",
-            ".irom.text.literal",
-            ".irom0.text",
-            ".irom0.text.*",
-            ".irom.text",
-            ".irom.text.*",
-            ".irom0.pstr.*",
-            ".rodata._ZZ*__FUNCTION__",
-            ".rodata._ZZ*__PRETTY_FUNCTION__",
-            ".rodata._ZZ*__func__",
-            ".irom.exceptiontext",
-            ".rodata._ZTIN*",
-            ".rodata._ZTSN10*",
-            ".rodata._ZTISt*",
-            ".rodata._ZTSSt*",
-            ".rodata._ZTIPKc",
-            ".rodata._ZTIc",
-            ".rodata._ZTIv",
-            ".rodata._ZTSv",
-            ".rodata._ZTSc",
-            ".rodata._ZTSPKc",
-            ".rodata._ZTSi",
-            ".rodata._ZTIi",
-            ".gcc_except_table*",
-            ".eh_frame",
-        ),
-    ),
-    (
-        "iram",
-        (
-            ".iram.literal",
-            ".iram.text",
-            ".iram.text.*",
-            ".stub",
-            ".gnu.linkonce.t.*",
-            ".gnu.linkonce.literal.*",
-            ".fini.literal",
-            ".fini",
-            ".lit4",
-            ".lit4.*",
-            ".gnu.linkonce.lit4.*",
-        ),
-    ),
+    ("iram", (".UserEnter.text", "*ExceptionVector.text", ".entry.text", ".init.literal",
+              ".init", ".text.app_entry*", ".text.gdbstub*", ".text.gdb_init",
+              ".text._ZNKSt8functionIF*EE*")),
+    ("flash", (".literal*", ".text*", ".rodata._ZTV*", ".irom0.literal", ".irom.literal",
+               ".irom.text.literal", ".irom0.text", ".irom0.text.*", ".irom.text",
+               ".irom.text.*", ".irom0.pstr.*", ".rodata._ZZ*__FUNCTION__",
+               ".rodata._ZZ*__PRETTY_FUNCTION__",
+               ".rodata._ZZ*__func__", ".irom.exceptiontext", ".rodata._ZTIN*",
+               ".rodata._ZTSN10*", ".rodata._ZTISt*", ".rodata._ZTSSt*", ".rodata._ZTIPKc",
+               ".rodata._ZTIc", ".rodata._ZTIv", ".rodata._ZTSv", ".rodata._ZTSc",
+               ".rodata._ZTSPKc", ".rodata._ZTSi", ".rodata._ZTIi", ".gcc_except_table*",
+               ".eh_frame")),
+    ("iram", (".iram.literal", ".iram.text", ".iram.text.*", ".stub", ".gnu.linkonce.t.*",
+              ".gnu.linkonce.literal.*", ".fini.literal", ".fini", ".lit4", ".lit4.*",
+              ".gnu.linkonce.lit4.*")),
     # .init_array is not named by the script: as an orphan it lands next to .rodata in RAM.
-    (
-        "rodata",
-        (
-            ".sdk.version",
-            ".rodata",
-            ".rodata.*",
-            ".gnu.linkonce.r.*",
-            ".rodata1",
-            ".xt_except_table",
-            ".gnu.linkonce.e.*",
-            ".ctors",
-            ".ctors.*",
-            ".dtors",
-            ".dtors.*",
-            ".init_array",
-            ".init_array.*",
-            ".fini_array",
-            ".fini_array.*",
-            ".xt_except_desc",
-            ".gnu.linkonce.h.*",
-            ".xt_except_desc_end",
-        ),
-    ),
-    (
-        "bss",
-        (
-            ".dynsbss",
-            ".sbss",
-            ".sbss.*",
-            ".gnu.linkonce.sb.*",
-            ".scommon",
-            ".sbss2",
-            ".sbss2.*",
-            ".gnu.linkonce.sb2.*",
-            ".dynbss",
-            ".bss",
-            ".bss.*",
-            ".gnu.linkonce.b.*",
-        ),
-    ),
+    ("rodata", (".sdk.version", ".rodata", ".rodata.*", ".gnu.linkonce.r.*", ".rodata1",
+                ".xt_except_table", ".gnu.linkonce.e.*", ".ctors", ".ctors.*", ".dtors",
+                ".dtors.*", ".init_array", ".init_array.*", ".fini_array", ".fini_array.*",
+                ".xt_except_desc", ".gnu.linkonce.h.*", ".xt_except_desc_end")),
+    ("bss", (".dynsbss", ".sbss", ".sbss.*", ".gnu.linkonce.sb.*", ".scommon", ".sbss2",
+             ".sbss2.*", ".gnu.linkonce.sb2.*", ".dynbss", ".bss", ".bss.*",
+             ".gnu.linkonce.b.*")),
 )
 
 _SECTION = re.compile(
     r"^\s*\[\s*(?P<index>\d+)\]\s+(?P<name>\S+)\s+(?P<type>\S+)\s+[0-9a-f]+\s+[0-9a-f]+\s+"
-    r"(?P<size>[0-9a-f]+)\s+[0-9a-f]+\s+(?P<flags>[A-Za-z]*)\s+\d+\s+\d+\s+\d+\s*$"
-)
+    r"(?P<size>[0-9a-f]+)\s+[0-9a-f]+\s+(?P<flags>[A-Za-z]*)\s+\d+\s+\d+\s+\d+\s*$")
 _GROUP = re.compile(r"^COMDAT group section \[\s*\d+\] `[^']*' \[(?P<sig>[^\]]+)\]")
 _MEMBER = re.compile(r"^\s+\[\s*(?P<index>\d+)\]\s+\S+\s*$")
 
@@ -225,9 +128,8 @@ def parse_readelf(text: str) -> list[Section]:
             groups[int(member["index"])] = signature
         elif not line.strip():
             signature = None
-    return [
-        Section(name, size, groups.get(index)) for index, (name, size) in sorted(sections.items())
-    ]
+    return [Section(name, size, groups.get(index))
+            for index, (name, size) in sorted(sections.items())]
 
 
 def account(objects: Iterable[tuple[str, Sequence[Section]]]) -> list[ObjectSize]:
@@ -270,23 +172,17 @@ def load_budget(path: Path) -> dict[str, int]:
         raise ValueError(f"{path}: {exc}") from exc
     budget = doc.get("budget") if isinstance(doc, dict) else None
     if not isinstance(budget, dict) or not all(
-        type(budget.get(f)) is int and budget[f] >= 0 for f in BUDGET_FIELDS
-    ):
-        raise ValueError(
-            f"{path}: 'budget' must give bytes (an integer >= 0) for each of "
-            f"{', '.join(BUDGET_FIELDS)}"
-        )
+            type(budget.get(f)) is int and budget[f] >= 0 for f in BUDGET_FIELDS):
+        raise ValueError(f"{path}: 'budget' must give bytes (an integer >= 0) for each of "
+                         f"{', '.join(BUDGET_FIELDS)}")
     return {f: budget[f] for f in BUDGET_FIELDS}
 
 
 def over_budget(tot: dict[str, int], budget: dict[str, int]) -> list[str]:
     """One line per region above its budget."""
     names = {"ram": "static RAM", "iram": "IRAM", "flash": "flash"}
-    return [
-        f"{names[f]} {tot[f]} bytes > budget {budget[f]}"
-        for f in BUDGET_FIELDS
-        if tot[f] > budget[f]
-    ]
+    return [f"{names[f]} {tot[f]} bytes > budget {budget[f]}"
+            for f in BUDGET_FIELDS if tot[f] > budget[f]]
 
 
 def demangle(section: str) -> str:
@@ -304,9 +200,8 @@ def demangle(section: str) -> str:
 
 def readelf(obj: Path) -> list[Section]:
     """The allocated sections of an object (``readelf -S -g -W``)."""
-    proc = subprocess.run(
-        [READELF, "-S", "-g", "-W", str(obj)], capture_output=True, text=True, timeout=60
-    )
+    proc = subprocess.run([READELF, "-S", "-g", "-W", str(obj)], capture_output=True,
+                          text=True, timeout=60)
     if proc.returncode != 0:
         raise ValueError(f"{READELF} {obj}: {proc.stderr.strip()}")
     return parse_readelf(proc.stdout)
@@ -320,9 +215,8 @@ def measure(objects: dict[str, Path]) -> list[ObjectSize]:
 def table(objects: Sequence[ObjectSize], title: str) -> list[str]:
     """Rows of a per-object table and its total."""
     width = max([len(title), *(len(o.name) for o in objects)]) + 2
-    head = f"{title:<{width}}" + "".join(
-        f"{c:>9}" for c in ("data", "rodata", "bss", "RAM", "IRAM", "flash")
-    )
+    head = f"{title:<{width}}" + "".join(f"{c:>9}" for c in ("data", "rodata", "bss", "RAM",
+                                                              "IRAM", "flash"))
     return [head, *(row(o, width) for o in [*objects, total_of(objects)])]
 
 
@@ -330,8 +224,7 @@ def row(o: ObjectSize, width: int) -> str:
     """One line of the table: name, the regions and RAM."""
     r = o.regions
     return f"{o.name:<{width}}" + "".join(
-        f"{v:>9}" for v in (r["data"], r["rodata"], r["bss"], o.ram, r["iram"], r["flash"])
-    )
+        f"{v:>9}" for v in (r["data"], r["rodata"], r["bss"], o.ram, r["iram"], r["flash"]))
 
 
 def total_of(objects: Sequence[ObjectSize], name: str = "total") -> ObjectSize:
@@ -349,18 +242,15 @@ def largest_ram(objects: Sequence[ObjectSize], count: int = 10) -> list[tuple[st
 
 def report(result: dict[str, Any]) -> str:
     """Human-readable figures of :func:`size_project`'s result."""
-    lines = [
-        f"project {result['project']} for {result['board']} "
-        "(objects before linking: an upper bound)"
-    ]
+    lines = [f"project {result['project']} for {result['board']} "
+             "(objects before linking: an upper bound)"]
     lines += table(result["objects"], "sketch + libraries")
     lines.append("largest static RAM:")
     for obj, sec, size in largest_ram(result["objects"]):
         lines.append(f"  {size:>7}  {demangle(sec)}  ({obj})")
     if result["core_objects"]:
-        lines.append(
-            "core libraries compiled alongside (not in the budget; part of a blank WiFi sketch):"
-        )
+        lines.append("core libraries compiled alongside (not in the budget; part of a blank "
+                     "WiFi sketch):")
         core = result["core_objects"]
         lines.append(row(total_of(core, f"{len(core)} objects"), 20))
     unknown = sorted({u for o in result["objects"] for u in o.unknown})
@@ -372,9 +262,8 @@ def report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def size_project(
-    project: Path, board: str = "nodemcu", budget: Path | None = None, env: str | None = None
-) -> dict[str, Any]:
+def size_project(project: Path, board: str = "nodemcu", budget: Path | None = None,
+                 env: str | None = None) -> dict[str, Any]:
     """Compile ``project`` for the ESP8266 and measure it (see :mod:`harness.xtensa`).
 
     Raises :class:`harness.xtensa.XtensaError` if the toolchain is missing or our code
@@ -385,21 +274,18 @@ def size_project(
     # esp-hil's libraries (WiFiSocket, EspHil) are on the path, as in a board build.
     esp_hil_libraries = [firmware_root() / "lib"]
     with tempfile.TemporaryDirectory(prefix="esp-hil-xtensa-") as out:
-        built = xtensa.build(project, board, Path(out), env=env, extra_libraries=esp_hil_libraries)
+        built = xtensa.build(project, board, Path(out), env=env,
+                             extra_libraries=esp_hil_libraries)
         if not built.ok:
             first = (built.ours or built.diagnostics)[0]
             raise xtensa.XtensaError(
                 f"{len(built.ours)} diagnostic(s) in our code, {len(built.failed)} source(s) "
-                f"failed; first:\n{first.text}"
-            )
+                f"failed; first:\n{first.text}")
         objects = measure(built.objects)
         core_objects = measure(built.core_objects)
     result: dict[str, Any] = {
-        "project": str(built.project),
-        "board": built.board,
-        "objects": objects,
-        "core_objects": core_objects,
-        "totals": totals(objects),
+        "project": str(built.project), "board": built.board, "objects": objects,
+        "core_objects": core_objects, "totals": totals(objects),
         "core_warnings": [d.text for d in built.diagnostics if not d.ours],
     }
     if limits is not None:
@@ -408,36 +294,21 @@ def size_project(
     return result
 
 
-DESCRIPTION = (
-    "Compile a PlatformIO project for the ESP8266 and report its static RAM, IRAM "
-    "and flash per object, against a budget."
-)
+DESCRIPTION = ("Compile a PlatformIO project for the ESP8266 and report its static RAM, IRAM "
+               "and flash per object, against a budget.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``esp-hil size`` (shared by the CLI and tools/xtensa/size.py)."""
-    parser.add_argument(
-        "project",
-        nargs="?",
-        type=Path,
-        default=Path("."),
-        help="PlatformIO project directory (default: .)",
-    )
+    parser.add_argument("project", nargs="?", type=Path, default=Path("."),
+                        help="PlatformIO project directory (default: .)")
     parser.add_argument("--board", default="nodemcu", help="nodemcu (default) or d1_mini")
-    parser.add_argument(
-        "--env",
-        help="platformio.ini environment (default: the first of "
-        "default_envs, else the first [env:NAME])",
-    )
-    parser.add_argument(
-        "--budget",
-        type=Path,
-        help="budget file ({'budget': {ram, iram, "
-        "flash}}); default: <project>/board-budget.json if it exists",
-    )
-    parser.add_argument(
-        "--no-budget", action="store_true", help="report only (the compile must still be clean)"
-    )
+    parser.add_argument("--env", help="platformio.ini environment (default: the first of "
+                        "default_envs, else the first [env:NAME])")
+    parser.add_argument("--budget", type=Path, help="budget file ({'budget': {ram, iram, "
+                        "flash}}); default: <project>/board-budget.json if it exists")
+    parser.add_argument("--no-budget", action="store_true",
+                        help="report only (the compile must still be clean)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
@@ -459,24 +330,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"esp-hil size: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(
-            json.dumps(
-                result,
-                indent=2,
-                default=lambda o: {
-                    "name": o.name,
-                    **o.regions,
-                    "ram": o.ram,
-                    "ram_sections": o.ram_sections,
-                },
-            )
-        )
+        print(json.dumps(result, indent=2, default=lambda o: {
+            "name": o.name, **o.regions, "ram": o.ram, "ram_sections": o.ram_sections}))
     else:
         print(report(result))
     for warning in result["core_warnings"]:
         print(f"core warning (not ours, does not fail):\n{warning}", file=sys.stderr)
     if result.get("over"):
-        print(f"esp-hil size: over budget ({budget}): {'; '.join(result['over'])}", file=sys.stderr)
+        print(f"esp-hil size: over budget ({budget}): {'; '.join(result['over'])}",
+              file=sys.stderr)
         return 1
     return 0
 

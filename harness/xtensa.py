@@ -44,27 +44,10 @@ GENERATE_TIMEOUT = 900.0
 
 # What of the gcc source tree libstdc++'s configure and include/Makefile read.
 _GCC_MEMBERS = (
-    "libstdc++-v3",
-    "libgcc",
-    "config",
-    "include",
-    "gcc/DATESTAMP",
-    "gcc/BASE-VER",
-    "gcc/DEV-PHASE",
-    "config.guess",
-    "config.sub",
-    "install-sh",
-    "ltmain.sh",
-    "missing",
-    "mkinstalldirs",
-    "config-ml.in",
-    "move-if-change",
-    "depcomp",
-    "compile",
-    "config.rpath",
-    "libtool-ldflags",
-    "test-driver",
-    "ar-lib",
+    "libstdc++-v3", "libgcc", "config", "include", "gcc/DATESTAMP", "gcc/BASE-VER",
+    "gcc/DEV-PHASE", "config.guess", "config.sub", "install-sh", "ltmain.sh", "missing",
+    "mkinstalldirs", "config-ml.in", "move-if-change", "depcomp", "compile", "config.rpath",
+    "libtool-ldflags", "test-driver", "ar-lib",
 )
 
 
@@ -89,45 +72,21 @@ BOARD_ALIASES = {"nodemcuv2": "nodemcu"}
 # they change neither the diagnostics nor the size of what is loaded), the SDK and lwIP of
 # the default build (lwIP v2 "Lower Memory": MSS 536, no IPv6), warnings "all" (-Wall -Wextra).
 CPP_FLAGS = (
-    "-D__ets__",
-    "-DICACHE_FLASH",
-    "-U__STRICT_ANSI__",
-    "-D_GNU_SOURCE",
-    "-DESP8266",
-    "-Os",
-    "-free",
-    "-fipa-pta",
-    "-Werror=return-type",
-    "-mlongcalls",
-    "-mtext-section-literals",
-    "-fno-rtti",
-    "-falign-functions=4",
-    "-std=gnu++17",
-    "-ffunction-sections",
-    "-fdata-sections",
-    "-fno-exceptions",
-    "-DFP_IN_IROM",
-    "-DNONOSDK22x_190703=1",
-    "-DF_CPU=80000000L",
-    "-DLWIP_OPEN_SRC",
-    "-DTCP_MSS=536",
-    "-DLWIP_FEATURES=1",
-    "-DLWIP_IPV6=0",
-    "-DMMU_IRAM_SIZE=0x8000",
-    "-DMMU_ICACHE_SIZE=0x8000",
-    "-DARDUINO=10819",
-    "-DARDUINO_ARCH_ESP8266",
-    "-DVTABLES_IN_FLASH",
-    "-Wall",
-    "-Wextra",
+    "-D__ets__", "-DICACHE_FLASH", "-U__STRICT_ANSI__", "-D_GNU_SOURCE", "-DESP8266", "-Os",
+    "-free", "-fipa-pta", "-Werror=return-type", "-mlongcalls", "-mtext-section-literals",
+    "-fno-rtti", "-falign-functions=4", "-std=gnu++17", "-ffunction-sections",
+    "-fdata-sections", "-fno-exceptions", "-DFP_IN_IROM", "-DNONOSDK22x_190703=1",
+    "-DF_CPU=80000000L", "-DLWIP_OPEN_SRC", "-DTCP_MSS=536", "-DLWIP_FEATURES=1",
+    "-DLWIP_IPV6=0", "-DMMU_IRAM_SIZE=0x8000", "-DMMU_ICACHE_SIZE=0x8000",
+    "-DARDUINO=10819", "-DARDUINO_ARCH_ESP8266", "-DVTABLES_IN_FLASH",
+    "-Wall", "-Wextra",
 )
 # The core's libraries compiled with the project (the firmware's network and settings).
 CORE_LIBRARIES = ("ESP8266WiFi", "EEPROM")
 # Options of a project's build_flags that matter to a compile (the rest are link options).
 _KEPT_FLAG = re.compile(r"^-(D|U|I|W(?![la],)|f|std=|O)")
 _DIAGNOSTIC = re.compile(
-    r"^(?P<path>[^:\s][^:]*):(?P<line>\d+):(?:\d+:)? (?P<kind>warning|(?:fatal )?error)"
-)
+    r"^(?P<path>[^:\s][^:]*):(?P<line>\d+):(?:\d+:)? (?P<kind>warning|(?:fatal )?error)")
 
 
 # newlib-xtensa's own newlib.h is the placeholder of its source tree: the real one is written
@@ -197,15 +156,13 @@ def find_newlib() -> Path:
 
 def _find_shared(env: str, name: str, probe: str) -> Path:
     # ../shared from the main checkout, ../../shared from a worktree under wt/.
-    candidates = (
-        [Path(os.environ[env])]
-        if os.environ.get(env)
-        else [REPO.parent / "shared" / name, REPO.parents[1] / "shared" / name]
-    )
+    candidates = [Path(os.environ[env])] if os.environ.get(env) else [
+        REPO.parent / "shared" / name, REPO.parents[1] / "shared" / name]
     for path in candidates:
         if (path / probe).is_file():
             return path
-    raise XtensaError(f"no {name} found (looked in {', '.join(map(str, candidates))}; set {env})")
+    raise XtensaError(f"no {name} found (looked in {', '.join(map(str, candidates))}; "
+                      f"set {env})")
 
 
 def newlib_includes(newlib: Path, cache: Path = CACHE) -> list[str]:
@@ -217,12 +174,8 @@ def newlib_includes(newlib: Path, cache: Path = CACHE) -> list[str]:
         tmp.write_text(NEWLIB_H)
         os.replace(tmp, overlay / "newlib.h")
     libc = newlib / "newlib" / "libc"
-    return [
-        str(overlay),
-        str(libc / "sys" / "xtensa" / "include"),
-        str(libc / "sys" / "xtensa"),
-        str(libc / "include"),
-    ]
+    return [str(overlay), str(libc / "sys" / "xtensa" / "include"),
+            str(libc / "sys" / "xtensa"), str(libc / "include")]
 
 
 def missing_packages() -> list[str]:
@@ -239,21 +192,19 @@ def require_toolchain() -> None:
     """Raise one clear line if the cross compiler or the gcc source is missing."""
     missing = missing_packages()
     if missing:
-        raise XtensaError(
-            f"missing Debian package(s): {' '.join(missing)} "
-            f"(apt-get install -y {' '.join(missing)})"
-        )
+        raise XtensaError(f"missing Debian package(s): {' '.join(missing)} "
+                          f"(apt-get install -y {' '.join(missing)})")
 
 
 def _gcc_tarballs() -> list[Path]:
     return sorted(Path("/").glob(GCC_SOURCE_GLOB.lstrip("/")))
 
 
-def _run(
-    cmd: Sequence[str], *, cwd: Path | None = None, timeout: float = COMPILE_TIMEOUT
-) -> subprocess.CompletedProcess[str]:
+def _run(cmd: Sequence[str], *, cwd: Path | None = None,
+         timeout: float = COMPILE_TIMEOUT) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True,
+                              timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise XtensaError(f"{cmd[0]}: {exc}") from exc
 
@@ -279,10 +230,8 @@ def cxx_headers(newlib: Path | None = None, cache: Path = CACHE) -> list[str]:
     version = compiler_version()
     tarballs = [t for t in _gcc_tarballs() if f"gcc-{version}" in t.name]
     if not tarballs:
-        raise XtensaError(
-            f"no gcc-{version} source under {Path(GCC_SOURCE_GLOB).parent} "
-            f"for {CXX} {version} (apt-get install -y gcc-12-source)"
-        )
+        raise XtensaError(f"no gcc-{version} source under {Path(GCC_SOURCE_GLOB).parent} "
+                          f"for {CXX} {version} (apt-get install -y gcc-12-source)")
     tarball = tarballs[0]
     dest = cache / "xtensa-cxx-headers" / headers_key(tarball, newlib)
     inc = dest / "include" / "c++" / version
@@ -299,9 +248,8 @@ def cxx_headers(newlib: Path | None = None, cache: Path = CACHE) -> list[str]:
                     (Path(tmp) / "inst" / "complete").write_text(f"{tarball.name}\n")
                     os.replace(Path(tmp) / "inst", dest)
     except Timeout as exc:
-        raise XtensaError(
-            f"{dest}: another run held the lock for {GENERATE_TIMEOUT:.0f} s"
-        ) from exc
+        raise XtensaError(f"{dest}: another run held the lock for {GENERATE_TIMEOUT:.0f} s") \
+            from exc
     return dirs
 
 
@@ -315,32 +263,19 @@ def _generate_headers(tarball: Path, newlib: Path, work: Path, version: str) -> 
     # --with-target-subdir makes configure behave as a target library inside a gcc build:
     # no link tests (there is no libc to link against, only its headers).
     configure = [
-        str(work / top / "libstdc++-v3" / "configure"),
-        "--host=xtensa-lx106-elf",
+        str(work / top / "libstdc++-v3" / "configure"), "--host=xtensa-lx106-elf",
         "--build=" + _run(["sh", str(work / top / "config.guess")]).stdout.strip(),
-        "--with-newlib",
-        "--with-target-subdir=.",
-        "--disable-multilib",
-        "--disable-nls",
-        "--disable-libstdcxx-pch",
-        "--disable-shared",
-        f"--prefix={work / 'inst'}",
-        "CC=xtensa-lx106-elf-gcc",
-        f"CXX={CXX}",
-        "AR=xtensa-lx106-elf-ar",
-        "RANLIB=xtensa-lx106-elf-ranlib",
-        f"CPPFLAGS={cppflags}",
-        "CFLAGS=-Os -mlongcalls",
-        "CXXFLAGS=-Os -mlongcalls",
+        "--with-newlib", "--with-target-subdir=.", "--disable-multilib", "--disable-nls",
+        "--disable-libstdcxx-pch", "--disable-shared", f"--prefix={work / 'inst'}",
+        "CC=xtensa-lx106-elf-gcc", f"CXX={CXX}", "AR=xtensa-lx106-elf-ar",
+        "RANLIB=xtensa-lx106-elf-ranlib", f"CPPFLAGS={cppflags}",
+        "CFLAGS=-Os -mlongcalls", "CXXFLAGS=-Os -mlongcalls",
     ]
     _step(configure, build, "libstdc++ configure")
     _step(["make", "-C", "include", "install"], build, "libstdc++ make -C include install")
     # <exception>, <new>, bits/exception_defines.h, ... live in libsupc++.
-    _step(
-        ["make", "-C", "libsupc++", "install-stdHEADERS", "install-bitsHEADERS"],
-        build,
-        "libstdc++ make -C libsupc++ install-*HEADERS",
-    )
+    _step(["make", "-C", "libsupc++", "install-stdHEADERS", "install-bitsHEADERS"], build,
+          "libstdc++ make -C libsupc++ install-*HEADERS")
     if not (work / "inst" / "include" / "c++" / version / "vector").is_file():
         raise XtensaError(f"libstdc++ headers not where expected under {work / 'inst'}")
 
@@ -356,9 +291,8 @@ def board_for(name: str) -> Board:
     """The board of a variant or PlatformIO board name (``nodemcu``, ``nodemcuv2``, ...)."""
     key = BOARD_ALIASES.get(name, name)
     if key not in BOARDS:
-        raise XtensaError(
-            f"unknown board {name!r} (known: {', '.join(sorted([*BOARDS, *BOARD_ALIASES]))})"
-        )
+        raise XtensaError(f"unknown board {name!r} (known: "
+                          f"{', '.join(sorted([*BOARDS, *BOARD_ALIASES]))})")
     return BOARDS[key]
 
 
@@ -379,9 +313,8 @@ def library_dirs(project: Project, extra: Sequence[Path] = ()) -> list[Path]:
         for lib in sorted(root.glob("*")):
             if (lib / "src").is_dir():
                 found.setdefault(lib.name, lib)
-    included = _included_headers(
-        [project.src_dir, project.include_dir, *(lib / "src" for lib in found.values())]
-    )
+    included = _included_headers([project.src_dir, project.include_dir,
+                                  *(lib / "src" for lib in found.values())])
     for root in extra:
         for lib in sorted(root.glob("*")):
             headers = {h.name for h in (lib / "src").glob("*.h")}
@@ -440,40 +373,22 @@ def core_sources(core: Path, libraries: Iterable[str] = CORE_LIBRARIES) -> list[
 def core_includes(core: Path, board: Board, libraries: Iterable[str] = CORE_LIBRARIES) -> list[str]:
     """The core's include directories, in platform.txt's order."""
     sdk = core / "tools" / "sdk"
-    dirs = [
-        sdk / "include",
-        sdk / "lwip2" / "include",
-        core / "cores" / "esp8266",
-        core / "variants" / board.variant,
-    ]
+    dirs = [sdk / "include", sdk / "lwip2" / "include", core / "cores" / "esp8266",
+            core / "variants" / board.variant]
     for lib in libraries:
         root = core / "libraries" / lib
         dirs.append(root / "src" if (root / "src").is_dir() else root)
     return [str(d) for d in dirs]
 
 
-def compile_command(
-    src: Path,
-    obj: Path,
-    board: Board,
-    includes: Sequence[str],
-    system_includes: Sequence[str],
-    extra: Sequence[str] = (),
-) -> list[str]:
+def compile_command(src: Path, obj: Path, board: Board, includes: Sequence[str],
+                    system_includes: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
     """The g++ command line of one source, as platform.txt's recipe.cpp.o.pattern builds it."""
     return [
-        CXX,
-        *CPP_FLAGS,
-        f"-DARDUINO_{board.board}",
-        f'-DARDUINO_BOARD="{board.board}"',
-        f"-DFLASHMODE_{board.flash_mode}",
-        *extra,
-        *(f"-I{d}" for d in includes),
-        *(f"-isystem{d}" for d in system_includes),
-        "-c",
-        str(src),
-        "-o",
-        str(obj),
+        CXX, *CPP_FLAGS, f"-DARDUINO_{board.board}", f'-DARDUINO_BOARD="{board.board}"',
+        f"-DFLASHMODE_{board.flash_mode}", *extra,
+        *(f"-I{d}" for d in includes), *(f"-isystem{d}" for d in system_includes),
+        "-c", str(src), "-o", str(obj),
     ]
 
 
@@ -515,16 +430,9 @@ class _Job(NamedTuple):
     ours: bool
 
 
-def build(
-    path: Path,
-    board_name: str,
-    out: Path,
-    env: str | None = None,
-    workers: int | None = None,
-    core: Path | None = None,
-    newlib: Path | None = None,
-    extra_libraries: Sequence[Path] = (),
-) -> CompileResult:
+def build(path: Path, board_name: str, out: Path, env: str | None = None,
+          workers: int | None = None, core: Path | None = None,
+          newlib: Path | None = None, extra_libraries: Sequence[Path] = ()) -> CompileResult:
     """Compile the PlatformIO project at ``path`` (its env ``env``, as
     :func:`harness.project.load_project` picks it) and the core's WiFi/EEPROM for
     ``board_name``.

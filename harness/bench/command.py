@@ -107,11 +107,8 @@ class _Progress:
         self.done += 1
         width = len(str(self.total))
         elapsed = time.monotonic() - self.t0
-        print(
-            f"[{self.done:>{width}}/{self.total}] {elapsed:6.1f}s  {text}",
-            file=self.out,
-            flush=True,
-        )
+        print(f"[{self.done:>{width}}/{self.total}] {elapsed:6.1f}s  {text}", file=self.out,
+              flush=True)
 
 
 def _label(service: str) -> str:
@@ -120,17 +117,13 @@ def _label(service: str) -> str:
 
 def _describe_transfer(t: Transfer) -> str:
     arrow = "host->device" if t.direction == UP else "device->host"
-    return (
-        f"{t.size:>6} B  {arrow}  {_label(t.service)}  {t.mb_per_s:9.2f} MB/s  "
-        f"{t.msg_per_s:11,.0f} msg/s  (device clock {t.device_mb_per_s:.2f} MB/s)"
-    )
+    return (f"{t.size:>6} B  {arrow}  {_label(t.service)}  {t.mb_per_s:9.2f} MB/s  "
+            f"{t.msg_per_s:11,.0f} msg/s  (device clock {t.device_mb_per_s:.2f} MB/s)")
 
 
 def _describe_echo(e: Echo) -> str:
-    return (
-        f"{e.size:>6} B  echo          {_label(e.service)}  p50 {e.p50 * 1e6:8.1f} us  "
-        f"p99 {e.p99 * 1e6:8.1f} us  {e.per_s:9,.0f} rt/s"
-    )
+    return (f"{e.size:>6} B  echo          {_label(e.service)}  p50 {e.p50 * 1e6:8.1f} us  "
+            f"p99 {e.p99 * 1e6:8.1f} us  {e.per_s:9,.0f} rt/s")
 
 
 def calibrated_down(bench: Bench, service: str, size: int, duration: float) -> Transfer:
@@ -206,20 +199,14 @@ DEFAULT_REPEAT = 5
 _SLICES = 5
 
 
-def measure_gate(
-    bench: Bench,
-    max_message: int,
-    duration: float,
-    repeat: int,
-    progress: Callable[[str], None] | None = None,
-) -> dict[str, gate.FigureSamples]:
+def measure_gate(bench: Bench, max_message: int, duration: float, repeat: int,
+                 progress: Callable[[str], None] | None = None) -> dict[str, gate.FigureSamples]:
     """The gate's figures, ``repeat`` times each: one ratio sample per figure and repeat.
     Within a repeat ours and raw alternate slice by slice; a repeat's throughput is bytes
     over seconds of all its slices, its p50 the median of all its round trips."""
     note = progress or (lambda _text: None)
-    figures = {
-        name: gate.FigureSamples(name, unit, hib) for name, (unit, hib) in GATE_FIGURES.items()
-    }
+    figures = {name: gate.FigureSamples(name, unit, hib)
+               for name, (unit, hib) in GATE_FIGURES.items()}
     part = duration / _SLICES
     echo_small = min(64, max_message)
 
@@ -237,27 +224,20 @@ def measure_gate(
         moved = {OURS: [0, 0.0], RAW: [0, 0.0]}
         for _ in range(_SLICES):
             for service in (OURS, RAW):
-                t = (
-                    bench.up(service, max_message, duration=part)
-                    if direction == UP
-                    else calibrated_down(bench, service, max_message, part)
-                )
+                t = (bench.up(service, max_message, duration=part) if direction == UP
+                     else calibrated_down(bench, service, max_message, part))
                 moved[service][0] += t.nbytes
                 moved[service][1] += t.seconds
         for service, (nbytes, seconds) in moved.items():
-            note(
-                f"{max_message:>6} B  {direction:<4} x{_SLICES}       {_label(service)}  "
-                f"{nbytes / seconds / 1e6:9.2f} MB/s"
-            )
+            note(f"{max_message:>6} B  {direction:<4} x{_SLICES}       {_label(service)}  "
+                 f"{nbytes / seconds / 1e6:9.2f} MB/s")
         return {s: nbytes / seconds / 1e6 for s, (nbytes, seconds) in moved.items()}
 
     for _ in range(repeat):
-        for name, measure in (
-            ("echo 64 B p50", lambda: echo_p50(echo_small)),
-            ("bulk max-message up", lambda: mb_per_s(UP)),
-            ("bulk max-message down", lambda: mb_per_s(DOWN)),
-            ("echo max-message p50", lambda: echo_p50(max_message)),
-        ):
+        for name, measure in (("echo 64 B p50", lambda: echo_p50(echo_small)),
+                              ("bulk max-message up", lambda: mb_per_s(UP)),
+                              ("bulk max-message down", lambda: mb_per_s(DOWN)),
+                              ("echo max-message p50", lambda: echo_p50(max_message))):
             pair = measure()
             figures[name].add(pair[OURS], pair[RAW])
     return figures
@@ -273,60 +253,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="message sizes in bytes, comma-separated; 'k' = KiB, 'max' = the device's limit "
         "(e.g. 16,64,1k,max)",
     )
-    p.add_argument(
-        "--duration",
-        type=float,
-        default=None,
-        help="seconds per measurement (default: 1; with --compare: the baseline's)",
-    )
-    p.add_argument(
-        "--link",
-        choices=("direct", *_profile_names()),
-        default=None,
-        help="shape the link to both services with a netem profile (wifi: an "
-        "ESP8266 on WiFi, docs/netem.md); default direct, with --compare the "
-        "baseline's",
-    )
+    p.add_argument("--duration", type=float, default=None,
+                   help="seconds per measurement (default: 1; with --compare: the baseline's)")
+    p.add_argument("--link", choices=("direct", *_profile_names()), default=None,
+                   help="shape the link to both services with a netem profile (wifi: an "
+                   "ESP8266 on WiFi, docs/netem.md); default direct, with --compare the "
+                   "baseline's")
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--save",
-        default=None,
-        metavar="FILE",
-        help="measure the gate's figures --repeat times and store them with "
-        "their spread, the machine and the firmware",
-    )
-    mode.add_argument(
-        "--compare",
-        default=None,
-        metavar="FILE",
-        help="measure the gate's figures again and exit 1 naming every figure "
-        "worse than the stored run beyond its spread and --tolerance",
-    )
-    p.add_argument(
-        "--repeat",
-        type=int,
-        default=None,
-        help=f"repeats per gate figure (default {DEFAULT_REPEAT}; with --compare: the baseline's)",
-    )
-    p.add_argument(
-        "--tolerance",
-        type=float,
-        default=gate.DEFAULT_TOLERANCE,
-        help="smallest relative worsening of a median that can fail "
-        f"(default {gate.DEFAULT_TOLERANCE})",
-    )
-    p.add_argument(
-        "--alpha",
-        type=float,
-        default=gate.DEFAULT_ALPHA,
-        help="significance level of the one-sided Mann-Whitney U test "
-        f"(default {gate.DEFAULT_ALPHA})",
-    )
-    p.add_argument(
-        "--absolute",
-        action="store_true",
-        help="compare our absolute figures, not the ratios to raw TCP",
-    )
+    mode.add_argument("--save", default=None, metavar="FILE",
+                      help="measure the gate's figures --repeat times and store them with "
+                      "their spread, the machine and the firmware")
+    mode.add_argument("--compare", default=None, metavar="FILE",
+                      help="measure the gate's figures again and exit 1 naming every figure "
+                      "worse than the stored run beyond its spread and --tolerance")
+    p.add_argument("--repeat", type=int, default=None,
+                   help=f"repeats per gate figure (default {DEFAULT_REPEAT}; with --compare: "
+                   "the baseline's)")
+    p.add_argument("--tolerance", type=float, default=gate.DEFAULT_TOLERANCE,
+                   help="smallest relative worsening of a median that can fail "
+                   f"(default {gate.DEFAULT_TOLERANCE})")
+    p.add_argument("--alpha", type=float, default=gate.DEFAULT_ALPHA,
+                   help="significance level of the one-sided Mann-Whitney U test "
+                   f"(default {gate.DEFAULT_ALPHA})")
+    p.add_argument("--absolute", action="store_true",
+                   help="compare our absolute figures, not the ratios to raw TCP")
 
 
 def load_baseline(path: str) -> dict[str, Any]:
@@ -346,13 +296,8 @@ def _profile_names() -> tuple[str, ...]:
     return tuple(PROFILES)
 
 
-def run_bench(
-    args: argparse.Namespace,
-    options: Any,
-    *,
-    out: IO[str] | None = None,
-    err: IO[str] | None = None,
-) -> int:
+def run_bench(args: argparse.Namespace, options: Any, *, out: IO[str] | None = None,
+              err: IO[str] | None = None) -> int:
     """The ``bench`` subcommand: bring the device up, then :func:`bench_device`."""
     from harness.backends import open_device
 
@@ -413,27 +358,13 @@ def open_bench(dev: Any, raw_port: int, link: str, seed: int | None = None) -> I
         raw = stack.enter_context(Proxy((dev.ip, raw_port), seed=seed))
         for proxy in (echo, raw):
             apply_profile(proxy, link)
-        yield stack.enter_context(
-            Bench(
-                dev.ip,
-                dev.port,
-                dev.ctrl_port,
-                raw_port,
-                echo_address=echo.address,
-                raw_address=raw.address,
-            )
-        )
+        yield stack.enter_context(Bench(dev.ip, dev.port, dev.ctrl_port, raw_port,
+                                        echo_address=echo.address, raw_address=raw.address))
 
 
-def bench_device(
-    dev: Any,
-    args: argparse.Namespace,
-    *,
-    out: IO[str] | None = None,
-    err: IO[str] | None = None,
-    spec: str | None = None,
-    baseline: dict[str, Any] | None = None,
-) -> int:
+def bench_device(dev: Any, args: argparse.Namespace, *, out: IO[str] | None = None,
+                 err: IO[str] | None = None, spec: str | None = None,
+                 baseline: dict[str, Any] | None = None) -> int:
     """Measure a READY device (``args``: see :func:`add_arguments`), print progress to
     ``err`` and the tables to ``out``, write the files. Returns the exit code.
 
@@ -455,11 +386,8 @@ def bench_device(
     stored = (baseline or {}).get("settings", {})
     link = args.link or stored.get("link", "direct")
     if baseline is not None and args.link and args.link != stored.get("link", "direct"):
-        print(
-            f"esp-hil bench: the baseline was measured with --link "
-            f"{stored.get('link', 'direct')}, not {args.link}",
-            file=err,
-        )
+        print(f"esp-hil bench: the baseline was measured with --link "
+              f"{stored.get('link', 'direct')}, not {args.link}", file=err)
         return 2
     if args.save or args.compare:
         return _gate(dev, args, link, baseline, out=out, err=err, spec=spec)
@@ -475,39 +403,22 @@ def _with_defaults(args: argparse.Namespace) -> argparse.Namespace:
 
 def _device_info(dev: Any, spec: str | None, raw_port: int) -> dict[str, Any]:
     return {
-        "description": dev.description,
-        "fw": dev.fw,
-        "ip": dev.ip,
-        "max_message": dev.max_message,
-        "echo_port": dev.port,
-        "ctrl_port": dev.ctrl_port,
-        "raw_port": raw_port,
-        "spec": spec,
+        "description": dev.description, "fw": dev.fw, "ip": dev.ip,
+        "max_message": dev.max_message, "echo_port": dev.port, "ctrl_port": dev.ctrl_port,
+        "raw_port": raw_port, "spec": spec,
     }
 
 
-def _gate(
-    dev: Any,
-    args: argparse.Namespace,
-    link: str,
-    baseline: dict[str, Any] | None,
-    *,
-    out: IO[str],
-    err: IO[str],
-    spec: str | None,
-) -> int:
+def _gate(dev: Any, args: argparse.Namespace, link: str, baseline: dict[str, Any] | None, *,
+          out: IO[str], err: IO[str], spec: str | None) -> int:
     stored = (baseline or {}).get("settings", {})
     duration = float(args.duration or stored.get("duration_s", 1.0))
     repeat = int(args.repeat or stored.get("repeat", DEFAULT_REPEAT))
     raw_port = raw_port_of(dev)
     total = repeat * 2 * len(GATE_FIGURES)
-    print(
-        f"esp-hil bench: {dev.description}, fw {dev.fw}, max_message {dev.max_message}; "
-        f"link {link}; {repeat} repeats of {len(GATE_FIGURES)} figures, {duration:g} s per "
-        f"measurement",
-        file=err,
-        flush=True,
-    )
+    print(f"esp-hil bench: {dev.description}, fw {dev.fw}, max_message {dev.max_message}; "
+          f"link {link}; {repeat} repeats of {len(GATE_FIGURES)} figures, {duration:g} s per "
+          f"measurement", file=err, flush=True)
     progress = _Progress(total, err)
     try:
         with open_bench(dev, raw_port, link) as bench:
@@ -518,12 +429,9 @@ def _gate(
     device_info = _device_info(dev, spec, raw_port)
     if args.save:
         doc = gate.document(
-            figures,
-            machine=machine_info(),
-            device=device_info,
+            figures, machine=machine_info(), device=device_info,
             settings={"duration_s": duration, "repeat": repeat, "link": link},
-            saved=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        )
+            saved=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         try:
             with open(args.save, "w", encoding="utf-8") as f:
                 json.dump(doc, f, indent=2)
@@ -535,29 +443,18 @@ def _gate(
         return 0
     assert baseline is not None
     try:
-        verdicts = gate.compare(
-            gate.samples_from(baseline),
-            figures,
-            tolerance=args.tolerance,
-            alpha=args.alpha,
-            absolute=args.absolute,
-        )
+        verdicts = gate.compare(gate.samples_from(baseline), figures, tolerance=args.tolerance,
+                                alpha=args.alpha, absolute=args.absolute)
     except gate.GateError as exc:
         print(f"esp-hil bench: {args.compare}: {exc}", file=err)
         return 2
     then = baseline.get("device", {})
-    print(
-        f"baseline: {args.compare}, saved {baseline.get('saved', '?')}, fw "
-        f"{then.get('fw', '?')}, max_message {then.get('max_message', '?')}; now: fw "
-        f"{dev.fw}, max_message {dev.max_message}",
-        file=out,
-    )
-    print(
-        f"compared: {'absolute figures' if args.absolute else 'ratios to raw TCP'}; "
-        f"worse = one-sided Mann-Whitney p <= {args.alpha:g} and the median "
-        f"{args.tolerance:.0%} worse or more",
-        file=out,
-    )
+    print(f"baseline: {args.compare}, saved {baseline.get('saved', '?')}, fw "
+          f"{then.get('fw', '?')}, max_message {then.get('max_message', '?')}; now: fw "
+          f"{dev.fw}, max_message {dev.max_message}", file=out)
+    print(f"compared: {'absolute figures' if args.absolute else 'ratios to raw TCP'}; "
+          f"worse = one-sided Mann-Whitney p <= {args.alpha:g} and the median "
+          f"{args.tolerance:.0%} worse or more", file=out)
     for line in gate.format_verdicts(verdicts):
         print(line, file=out)
     out.flush()
@@ -568,9 +465,8 @@ def _gate(
     return 0
 
 
-def _sweep(
-    dev: Any, args: argparse.Namespace, link: str, *, out: IO[str], err: IO[str], spec: str | None
-) -> int:
+def _sweep(dev: Any, args: argparse.Namespace, link: str, *, out: IO[str], err: IO[str],
+           spec: str | None) -> int:
     duration = float(args.duration or 1.0)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t_start = time.monotonic()
@@ -585,8 +481,7 @@ def _sweep(
         f"esp-hil bench: {dev.description}, fw {dev.fw}, max_message {dev.max_message}; "
         f"link {link}; sizes {', '.join(map(str, sizes))} B; {duration:g} s per measurement, "
         f"{total} measurements",
-        file=err,
-        flush=True,
+        file=err, flush=True,
     )
     progress = _Progress(total, err)
     try:
@@ -603,13 +498,9 @@ def _sweep(
     for line in format_tables(results):
         print(line, file=out)
     print(file=out)
-    doc = to_json(
-        results,
-        device=device_info,
-        settings={"sizes": sizes, "duration_s": duration, "link": link},
-        started=started,
-        elapsed=elapsed,
-    )
+    doc = to_json(results, device=device_info,
+                  settings={"sizes": sizes, "duration_s": duration, "link": link},
+                  started=started, elapsed=elapsed)
     for line in format_summary(doc["summary"]):
         print(line, file=out)
     out.flush()
@@ -619,10 +510,8 @@ def _sweep(
             f.write("\n")
         print(f"wrote {args.json}", file=err)
     if args.plot:
-        title = (
-            f"esp-hil bench: {device_info['description']}, {device_info['fw']} "
-            f"— {started} — {doc['machine']['cpu'] or doc['machine']['platform']}"
-        )
+        title = (f"esp-hil bench: {device_info['description']}, {device_info['fw']} "
+                 f"— {started} — {doc['machine']['cpu'] or doc['machine']['platform']}")
         plot(results, args.plot, title=title)
         print(f"wrote {args.plot}", file=err)
     return 0

@@ -64,13 +64,8 @@ class FigureSamples:
 
     def as_dict(self) -> dict[str, Any]:
         """For the baseline file."""
-        return {
-            "unit": self.unit,
-            "higher_is_better": self.higher_is_better,
-            "ratio": self.ratio,
-            "ours": self.ours,
-            "raw": self.raw,
-        }
+        return {"unit": self.unit, "higher_is_better": self.higher_is_better,
+                "ratio": self.ratio, "ours": self.ours, "raw": self.raw}
 
 
 @dataclass(frozen=True)
@@ -89,14 +84,8 @@ class Verdict:
     worse: bool
 
 
-def document(
-    figures: dict[str, FigureSamples],
-    *,
-    machine: dict[str, Any],
-    device: dict[str, Any],
-    settings: dict[str, Any],
-    saved: str,
-) -> dict[str, Any]:
+def document(figures: dict[str, FigureSamples], *, machine: dict[str, Any],
+             device: dict[str, Any], settings: dict[str, Any], saved: str) -> dict[str, Any]:
     """The baseline file's content."""
     return {
         "schema": SCHEMA,
@@ -126,10 +115,8 @@ def figures_of(doc: Any, path: str) -> dict[str, Any]:
     """Check the structure of a baseline document (``path`` only names it in errors)."""
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
-        raise GateError(
-            f"{path}: not an esp-hil bench baseline (schema {found!r}, "
-            f"expected {SCHEMA!r}); write one with --save"
-        )
+        raise GateError(f"{path}: not an esp-hil bench baseline (schema {found!r}, "
+                        f"expected {SCHEMA!r}); write one with --save")
     figures = doc.get("figures")
     if not isinstance(figures, dict) or not figures:
         raise GateError(f"{path}: the baseline holds no figures")
@@ -139,12 +126,8 @@ def figures_of(doc: Any, path: str) -> dict[str, Any]:
         # counterpart, e.g. from pytest's throughput fixture).
         for key, needed in (("ours", True), ("ratio", False)):
             values = fig.get(key, []) if ok else None
-            ok = (
-                ok
-                and isinstance(values, list)
-                and (bool(values) or not needed)
-                and all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in values)
-            )
+            ok = ok and isinstance(values, list) and (bool(values) or not needed) and all(
+                isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in values)
         if not ok:
             raise GateError(f"{path}: figure {name!r} has no usable samples")
     return doc
@@ -153,14 +136,9 @@ def figures_of(doc: Any, path: str) -> dict[str, Any]:
 def samples_from(doc: dict[str, Any]) -> dict[str, FigureSamples]:
     """The figures of a checked baseline document."""
     return {
-        name: FigureSamples(
-            name,
-            str(f.get("unit", "")),
-            f["higher_is_better"],
-            [float(v) for v in f.get("ratio", [])],
-            [float(v) for v in f["ours"]],
-            [float(v) for v in f.get("raw", [])],
-        )
+        name: FigureSamples(name, str(f.get("unit", "")), f["higher_is_better"],
+                            [float(v) for v in f.get("ratio", [])], [float(v) for v in f["ours"]],
+                            [float(v) for v in f.get("raw", [])])
         for name, f in doc["figures"].items()
     }
 
@@ -178,16 +156,8 @@ def _reachable(n: int, m: int, alpha: float) -> bool:
     return 1.0 / math.comb(n + m, n) <= alpha
 
 
-def compare_one(
-    name: str,
-    unit: str,
-    base: list[float],
-    now: list[float],
-    *,
-    higher_is_better: bool,
-    tolerance: float,
-    alpha: float,
-) -> Verdict:
+def compare_one(name: str, unit: str, base: list[float], now: list[float], *,
+                higher_is_better: bool, tolerance: float, alpha: float) -> Verdict:
     """The verdict on one figure (see the module docstring for the rule)."""
     if not base or not now:
         raise ValueError(f"{name}: no samples to compare")
@@ -212,60 +182,37 @@ def check_figure_set(stored: Iterable[str], measured: Iterable[str]) -> None:
     extra = sorted(set(measured) - set(stored))
     if missing or extra:
         parts = ([f"not measured now: {', '.join(missing)}"] if missing else []) + (
-            [f"not in the baseline: {', '.join(extra)}"] if extra else []
-        )
+            [f"not in the baseline: {', '.join(extra)}"] if extra else [])
         raise GateError(f"the baseline has a different figure set ({'; '.join(parts)})")
 
 
-def compare(
-    baseline: dict[str, FigureSamples],
-    now: dict[str, FigureSamples],
-    *,
-    tolerance: float = DEFAULT_TOLERANCE,
-    alpha: float = DEFAULT_ALPHA,
-    absolute: bool = False,
-) -> list[Verdict]:
+def compare(baseline: dict[str, FigureSamples], now: dict[str, FigureSamples], *,
+            tolerance: float = DEFAULT_TOLERANCE, alpha: float = DEFAULT_ALPHA,
+            absolute: bool = False) -> list[Verdict]:
     """Compare every figure; :class:`GateError` if the two runs measured different sets."""
     check_figure_set(baseline, now)
     out = []
     for name, b in baseline.items():
         n = now[name]
         if not absolute and not b.ratio:
-            raise GateError(
-                f"figure {name!r} has no ratios in the baseline: compare with --absolute"
-            )
+            raise GateError(f"figure {name!r} has no ratios in the baseline: compare with "
+                            "--absolute")
         hib = True if not absolute else b.higher_is_better
         unit = "ratio" if not absolute else b.unit
-        out.append(
-            compare_one(
-                name,
-                unit,
-                b.samples(absolute),
-                n.samples(absolute),
-                higher_is_better=hib,
-                tolerance=tolerance,
-                alpha=alpha,
-            )
-        )
+        out.append(compare_one(name, unit, b.samples(absolute), n.samples(absolute),
+                               higher_is_better=hib, tolerance=tolerance, alpha=alpha))
     return out
 
 
 def format_verdicts(verdicts: list[Verdict]) -> list[str]:
     """The table: figure | baseline | now | change | p | verdict."""
     header = ["figure", "baseline", "now", "change", "p", "verdict"]
-    rows = [
-        [
-            v.name,
-            f"{v.baseline:.4g} {v.unit}",
-            f"{v.now:.4g} {v.unit}",
-            f"{v.change:+.1%}",
-            "-" if v.p is None else f"{v.p:.3g}",
-            "WORSE" if v.worse else "ok",
-        ]
-        for v in verdicts
-    ]
+    rows = [[v.name, f"{v.baseline:.4g} {v.unit}", f"{v.now:.4g} {v.unit}",
+             f"{v.change:+.1%}", "-" if v.p is None else f"{v.p:.3g}",
+             "WORSE" if v.worse else "ok"] for v in verdicts]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
     lines.append("-" * len(lines[0]))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+              for r in rows]
     return lines

@@ -192,9 +192,8 @@ class Control:
             if done(st):
                 return st
             if time.monotonic() >= deadline:
-                raise BenchError(
-                    f"{what}: the device did not get there within {timeout:.0f} s: {json.dumps(st)}"
-                )
+                raise BenchError(f"{what}: the device did not get there within {timeout:.0f} s: "
+                                 f"{json.dumps(st)}")
             time.sleep(_STATS_POLL)
 
     def close(self) -> None:
@@ -246,10 +245,10 @@ class Bench:
         self.raw: socket.socket | None = None
         try:
             echo_host, echo_at = echo_address or (host, echo_port)
-            self.link = (
-                link if link is not None else WiFiSocket(echo_host, echo_at, timeout=timeout)
-            )
-            self.raw = socket.create_connection(raw_address or (host, raw_port), timeout=timeout)
+            self.link = link if link is not None else WiFiSocket(echo_host, echo_at,
+                                                                 timeout=timeout)
+            self.raw = socket.create_connection(raw_address or (host, raw_port),
+                                                timeout=timeout)
             self.raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.control.command("echo")
             self.control.command("raw echo")
@@ -282,9 +281,8 @@ class Bench:
 
     # --- host -> device ------------------------------------------------------------------
 
-    def up(
-        self, service: str, size: int, *, duration: float | None = None, count: int | None = None
-    ) -> Transfer:
+    def up(self, service: str, size: int, *, duration: float | None = None,
+           count: int | None = None) -> Transfer:
         """The host sends ``size``-byte messages for ``duration`` s (or ``count`` of them);
         the device sinks them. Timed until the device has counted the last byte."""
         self._check_size(size)
@@ -322,11 +320,7 @@ class Bench:
         t1 = time.perf_counter()
         counters = st["raw"] if raw else st
         result = Transfer(
-            service=service,
-            direction=UP,
-            size=size,
-            messages=n,
-            nbytes=nbytes,
+            service=service, direction=UP, size=size, messages=n, nbytes=nbytes,
             seconds=t1 - t0,
             device_messages=int(counters["chunks" if raw else "messages"]),
             device_bytes=int(counters["bytes"]),
@@ -375,14 +369,9 @@ class Bench:
         st = self.control.wait_stats(lambda s: int(s["source_left"]) == 0, timeout, "source")
         self.control.command("echo")
         return Transfer(
-            service=OURS,
-            direction=DOWN,
-            size=size,
-            messages=count,
-            nbytes=nbytes,
+            service=OURS, direction=DOWN, size=size, messages=count, nbytes=nbytes,
             seconds=t1 - t0,
-            device_messages=int(st["messages"]),
-            device_bytes=int(st["bytes"]),
+            device_messages=int(st["messages"]), device_bytes=int(st["bytes"]),
             device_seconds=_device_seconds(st),
         )
 
@@ -401,28 +390,21 @@ class Bench:
                 raise BenchError(f"raw source: connection closed after {got} of {want} bytes")
             got += n
         t1 = time.perf_counter()
-        st = self.control.wait_stats(
-            lambda s: int(s["raw"]["source_left"]) == 0, self.timeout, "raw source"
-        )
+        st = self.control.wait_stats(lambda s: int(s["raw"]["source_left"]) == 0, self.timeout,
+                                     "raw source")
         self.control.command("raw echo")
         counters = st["raw"]
         return Transfer(
-            service=RAW,
-            direction=DOWN,
-            size=size,
-            messages=got // size,
-            nbytes=got,
+            service=RAW, direction=DOWN, size=size, messages=got // size, nbytes=got,
             seconds=t1 - t0,
-            device_messages=int(counters["chunks"]),
-            device_bytes=int(counters["bytes"]),
+            device_messages=int(counters["chunks"]), device_bytes=int(counters["bytes"]),
             device_seconds=_device_seconds(counters),
         )
 
     # --- round trips ---------------------------------------------------------------------
 
-    def echo(
-        self, service: str, size: int, *, duration: float | None = None, count: int | None = None
-    ) -> Echo:
+    def echo(self, service: str, size: int, *, duration: float | None = None,
+             count: int | None = None) -> Echo:
         """Round trips of one ``size``-byte message at a time for ``duration`` s (or
         ``count`` of them); each reply is checked against what was sent."""
         self._check_size(size)
@@ -478,11 +460,7 @@ class Bench:
                 f"bytes) echoed, the device counted {device_messages} ({device_bytes} bytes)"
             )
         return Echo(
-            service=service,
-            size=size,
-            count=len(samples),
-            seconds=seconds,
-            samples=samples,
+            service=service, size=size, count=len(samples), seconds=seconds, samples=samples,
             device_messages=device_messages,
         )
 
@@ -498,9 +476,8 @@ class Bench:
 
     def _check_size(self, size: int) -> None:
         if not 1 <= size <= self.max_message:
-            raise BenchError(
-                f"message size {size} is outside 1..{self.max_message} (the device's max_message)"
-            )
+            raise BenchError(f"message size {size} is outside 1..{self.max_message} "
+                             "(the device's max_message)")
 
     @staticmethod
     def _cross_check(t: Transfer) -> None:

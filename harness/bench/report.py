@@ -73,7 +73,7 @@ _LOWER_IS_BETTER = {"echo_p50_us", "echo_p99_us"}
 def _fmt(value: float | None, digits: int = 3) -> str:
     if value is None:
         return "-"
-    if value >= 10**digits:
+    if value >= 10 ** digits:
         return f"{value:,.0f}"
     return f"{value:.{digits}g}"
 
@@ -83,9 +83,8 @@ def _ratio(value: float | None) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
-    ]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(header)]
     line = "  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))
     out = [line, "-" * len(line)]
     out += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
@@ -100,30 +99,20 @@ def format_tables(results: list[SizeResult]) -> list[str]:
             ours, raw = r.transfer(OURS, direction), r.transfer(RAW, direction)
             if ours is None and raw is None:
                 continue
-            rows.append(
-                [
-                    f"{r.size} B",
-                    label,
-                    _fmt(ours.mb_per_s if ours else None),
-                    _fmt(raw.mb_per_s if raw else None),
-                    _ratio(r.ratio(f"{direction}_mb_per_s")),
-                    _fmt(ours.msg_per_s if ours else None),
-                    _fmt(ours.device_mb_per_s if ours else None),
-                    _fmt(raw.device_mb_per_s if raw else None),
-                ]
-            )
+            rows.append([
+                f"{r.size} B",
+                label,
+                _fmt(ours.mb_per_s if ours else None),
+                _fmt(raw.mb_per_s if raw else None),
+                _ratio(r.ratio(f"{direction}_mb_per_s")),
+                _fmt(ours.msg_per_s if ours else None),
+                _fmt(ours.device_mb_per_s if ours else None),
+                _fmt(raw.device_mb_per_s if raw else None),
+            ])
     lines = ["One-way throughput (MB/s = 10^6 B/s; ratio = ours / raw TCP)"]
     lines += _table(
-        [
-            "size",
-            "direction",
-            "ours MB/s",
-            "raw MB/s",
-            "ratio",
-            "ours msg/s",
-            "device: ours",
-            "device: raw",
-        ],
+        ["size", "direction", "ours MB/s", "raw MB/s", "ratio", "ours msg/s",
+         "device: ours", "device: raw"],
         rows,
     )
     rows = []
@@ -131,32 +120,21 @@ def format_tables(results: list[SizeResult]) -> list[str]:
         ours_e, raw_e = r.echoes.get(OURS), r.echoes.get(RAW)
         if ours_e is None and raw_e is None:
             continue
-        rows.append(
-            [
-                f"{r.size} B",
-                _fmt(r.value("echo_p50_us", OURS)),
-                _fmt(r.value("echo_p50_us", RAW)),
-                _ratio(r.ratio("echo_p50_us")),
-                _fmt(r.value("echo_p99_us", OURS)),
-                _fmt(r.value("echo_p99_us", RAW)),
-                _ratio(r.ratio("echo_p99_us")),
-                _fmt(r.value("echo_per_s", OURS)),
-                _fmt(r.value("echo_per_s", RAW)),
-            ]
-        )
+        rows.append([
+            f"{r.size} B",
+            _fmt(r.value("echo_p50_us", OURS)),
+            _fmt(r.value("echo_p50_us", RAW)),
+            _ratio(r.ratio("echo_p50_us")),
+            _fmt(r.value("echo_p99_us", OURS)),
+            _fmt(r.value("echo_p99_us", RAW)),
+            _ratio(r.ratio("echo_p99_us")),
+            _fmt(r.value("echo_per_s", OURS)),
+            _fmt(r.value("echo_per_s", RAW)),
+        ])
     lines += ["", "Echo round trips, one message in flight (us; ratio = raw / ours latency)"]
     lines += _table(
-        [
-            "size",
-            "ours p50",
-            "raw p50",
-            "ratio",
-            "ours p99",
-            "raw p99",
-            "ratio",
-            "ours rt/s",
-            "raw rt/s",
-        ],
+        ["size", "ours p50", "raw p50", "ratio", "ours p99", "raw p99", "ratio",
+         "ours rt/s", "raw rt/s"],
         rows,
     )
     return lines
@@ -217,12 +195,8 @@ def machine_info() -> dict[str, Any]:
 
 
 def to_json(
-    results: list[SizeResult],
-    *,
-    device: dict[str, Any],
-    settings: dict[str, Any],
-    started: str,
-    elapsed: float,
+    results: list[SizeResult], *, device: dict[str, Any], settings: dict[str, Any],
+    started: str, elapsed: float,
 ) -> dict[str, Any]:
     """The machine-readable document ``--json`` writes."""
     ratios = []
@@ -231,16 +205,8 @@ def to_json(
             ours, raw = r.value(metric, OURS), r.value(metric, RAW)
             if ours is None and raw is None:
                 continue
-            ratios.append(
-                {
-                    "size": r.size,
-                    "metric": metric,
-                    "unit": unit,
-                    "ours": ours,
-                    "raw": raw,
-                    "ratio": r.ratio(metric),
-                }
-            )
+            ratios.append({"size": r.size, "metric": metric, "unit": unit, "ours": ours,
+                           "raw": raw, "ratio": r.ratio(metric)})
     return {
         "schema": SCHEMA,
         "started": started,
@@ -273,50 +239,32 @@ def plot(results: list[SizeResult], path: str, *, title: str) -> None:
     )
     styles: dict[tuple[str, str], dict[str, Any]] = {
         (OURS, UP): dict(color="tab:blue", ls="-", marker="o", label="WiFiSocket, host→device"),
-        (RAW, UP): dict(
-            color="tab:blue", ls="--", marker="o", mfc="white", label="raw TCP, host→device"
-        ),
-        (OURS, DOWN): dict(color="tab:orange", ls="-", marker="s", label="WiFiSocket, device→host"),
-        (RAW, DOWN): dict(
-            color="tab:orange", ls="--", marker="s", mfc="white", label="raw TCP, device→host"
-        ),
+        (RAW, UP): dict(color="tab:blue", ls="--", marker="o", mfc="white",
+                        label="raw TCP, host→device"),
+        (OURS, DOWN): dict(color="tab:orange", ls="-", marker="s",
+                           label="WiFiSocket, device→host"),
+        (RAW, DOWN): dict(color="tab:orange", ls="--", marker="s", mfc="white",
+                          label="raw TCP, device→host"),
     }
     for (service, direction), style in styles.items():
-        pts = [
-            (r.size, t.mb_per_s)
-            for r in results
-            if (t := r.transfer(service, direction)) is not None
-        ]
+        pts = [(r.size, t.mb_per_s) for r in results
+               if (t := r.transfer(service, direction)) is not None]
         if pts:
             ax_t.plot([x for x, _ in pts], [y for _, y in pts], lw=2, ms=6, **style)
     ax_t.set_title("One-way throughput")
     ax_t.set_ylabel("MB/s (10⁶ bytes/s), log scale")
 
-    for service, color, label in ((OURS, "tab:green", "WiFiSocket"), (RAW, "tab:gray", "raw TCP")):
+    for service, color, label in ((OURS, "tab:green", "WiFiSocket"),
+                                  (RAW, "tab:gray", "raw TCP")):
         echoes = [(r.size, e) for r in results if (e := r.echoes.get(service)) is not None]
         if not echoes:
             continue
         e_sizes = [size for size, _ in echoes]
         ls = "-" if service == OURS else "--"
-        ax_e.plot(
-            e_sizes,
-            [e.p50 * 1e6 for _, e in echoes],
-            color=color,
-            ls=ls,
-            marker="o",
-            lw=2,
-            label=f"{label}, median",
-        )
-        ax_e.plot(
-            e_sizes,
-            [e.p99 * 1e6 for _, e in echoes],
-            color=color,
-            ls=ls,
-            marker="v",
-            lw=1,
-            alpha=0.55,
-            label=f"{label}, 99th percentile",
-        )
+        ax_e.plot(e_sizes, [e.p50 * 1e6 for _, e in echoes], color=color, ls=ls, marker="o",
+                  lw=2, label=f"{label}, median")
+        ax_e.plot(e_sizes, [e.p99 * 1e6 for _, e in echoes], color=color, ls=ls, marker="v",
+                  lw=1, alpha=0.55, label=f"{label}, 99th percentile")
     ax_e.set_title("Echo round trip, one message in flight")
     ax_e.set_ylabel("µs, log scale")
 
@@ -327,26 +275,12 @@ def plot(results: list[SizeResult], path: str, *, title: str) -> None:
     ):
         pts = [(r.size, v) for r in results if (v := r.ratio(metric)) is not None]
         if pts:
-            ax_r.plot(
-                [x for x, _ in pts],
-                [y for _, y in pts],
-                color=color,
-                marker=marker,
-                lw=2,
-                label=label,
-            )
+            ax_r.plot([x for x, _ in pts], [y for _, y in pts], color=color, marker=marker,
+                      lw=2, label=label)
     ax_r.axhline(1.0, color="black", lw=1, ls=":")
-    top = max(
-        [
-            1.0,
-            *(
-                v
-                for r in results
-                for m in ("up_mb_per_s", "down_mb_per_s", "echo_p50_us")
-                if (v := r.ratio(m)) is not None
-            ),
-        ]
-    )
+    top = max([1.0, *(v for r in results for m in ("up_mb_per_s", "down_mb_per_s",
+                                                   "echo_p50_us")
+                      if (v := r.ratio(m)) is not None)])
     ax_r.set_ylim(0, top * 1.4)  # room above the 1.0 line for the legend
     ax_r.set_title("WiFiSocket relative to raw TCP (1 = as fast)")
     ax_r.set_ylabel("ratio, higher is better")
@@ -363,9 +297,9 @@ def plot(results: list[SizeResult], path: str, *, title: str) -> None:
     for ax in (ax_t, ax_e):
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(plain)
-        ax.yaxis.set_minor_formatter(
-            FuncFormatter(lambda v, _pos: f"{v:g}" if f"{v:g}"[0] in "235" else "")
-        )
+        ax.yaxis.set_minor_formatter(FuncFormatter(
+            lambda v, _pos: f"{v:g}" if f"{v:g}"[0] in "235" else ""
+        ))
         ax.grid(True, which="minor", axis="y", alpha=0.12)
     fig.suptitle(title, fontsize=11)
     fig.savefig(path, dpi=100)

@@ -44,11 +44,9 @@ class Profile:
 
     def describe(self) -> str:
         """One line with the parameters."""
-        return (
-            f"{self.name}: {self.bytes_per_s / 1e6:g} MB/s each way, one-way delay "
-            f"{self.latency_ms:g} ± {self.jitter_ms:g} ms, a {self.stall_ms:g} ms stall "
-            f"every {self.stall_every_ms / 1000:g} s on average (each way)"
-        )
+        return (f"{self.name}: {self.bytes_per_s / 1e6:g} MB/s each way, one-way delay "
+                f"{self.latency_ms:g} ± {self.jitter_ms:g} ms, a {self.stall_ms:g} ms stall "
+                f"every {self.stall_every_ms / 1000:g} s on average (each way)")
 
 
 PROFILES: dict[str, Profile] = {
@@ -63,9 +61,8 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def apply_profile(
-    proxy: Proxy, profile: str | Profile, *, direction: Direction = "both"
-) -> list[str]:
+def apply_profile(proxy: Proxy, profile: str | Profile, *,
+                  direction: Direction = "both") -> list[str]:
     """Add ``profile``'s toxics to ``proxy`` (each direction gets its own, so their
     randomness is independent); returns the names of the installed toxics. KeyError for an
     unknown profile name."""
@@ -73,6 +70,8 @@ def apply_profile(
         try:
             profile = PROFILES[profile]
         except KeyError:
-            raise KeyError(f"no netem profile {profile!r} (known: {', '.join(PROFILES)})") from None
-    directions: list[Direction] = ["upstream", "downstream"] if direction == "both" else [direction]
+            raise KeyError(f"no netem profile {profile!r} (known: "
+                           f"{', '.join(PROFILES)})") from None
+    directions: list[Direction] = (["upstream", "downstream"] if direction == "both"
+                                   else [direction])
     return [proxy.add(toxic, direction=d) for d in directions for toxic in profile.toxics()]

@@ -41,7 +41,6 @@ def _networks(allow: str | Iterable[str]) -> list[_Network]:
     except ValueError as exc:
         raise ValueError(f"allow: {exc}") from None
 
-
 MAX_PENDING = 4
 _PENDING_READ = 4096
 
@@ -70,14 +69,8 @@ class Acceptor:
     """
 
     def __init__(
-        self,
-        listener: socket.socket,
-        *,
-        owns: bool,
-        transport: Transport,
-        max_message: int,
-        connect_timeout: float,
-        allow: Allow = None,
+        self, listener: socket.socket, *, owns: bool, transport: Transport, max_message: int,
+        connect_timeout: float, allow: Allow = None,
     ) -> None:
         self._allow_hello: Callable[[Any, Hello], bool] | None = None
         self._allowed: list[_Network] | None = None  # None: any address
@@ -124,17 +117,11 @@ class Acceptor:
                 conn.close()
                 continue
             if len(self.pending) >= MAX_PENDING:
-                self._refuse(
-                    self.pending[0],
-                    ProtocolError(CloseCode.TIMEOUT, "too many connections waiting for HELLO"),
-                )
-            p = Pending(
-                conn,
-                conn.fileno(),
-                address,
-                now + self._connect_timeout,
-                Handshake(self._max_message),
-            )
+                self._refuse(self.pending[0], ProtocolError(
+                    CloseCode.TIMEOUT, "too many connections waiting for HELLO"
+                ))
+            p = Pending(conn, conn.fileno(), address, now + self._connect_timeout,
+                        Handshake(self._max_message))
             self.pending.append(p)
             self._transport.watch(p.fd, POLLIN)
             joined += 1
@@ -198,9 +185,9 @@ class Acceptor:
     def expire(self, now: float) -> None:
         """Close the connections that did not say HELLO in time."""
         for p in [p for p in self.pending if now >= p.deadline]:
-            self._refuse(
-                p, ProtocolError(CloseCode.TIMEOUT, f"no HELLO within {self._connect_timeout} s")
-            )
+            self._refuse(p, ProtocolError(
+                CloseCode.TIMEOUT, f"no HELLO within {self._connect_timeout} s"
+            ))
 
     def wake_at(self) -> float:
         """The earliest pending deadline (inf if none)."""

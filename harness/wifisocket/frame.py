@@ -140,14 +140,8 @@ class Hello:
     def encode(self) -> bytes:
         """The 32-byte HELLO payload."""
         return _HELLO.pack(
-            self.version,
-            0,
-            0,
-            self.max_message,
-            self.window,
-            self.keepalive_ms,
-            self.session,
-            self.resume,
+            self.version, 0, 0, self.max_message, self.window, self.keepalive_ms,
+            self.session, self.resume,
         )
 
     @classmethod
@@ -163,8 +157,8 @@ class Hello:
             raise ProtocolError(
                 CloseCode.PROTOCOL, f"HELLO payload of {len(payload)} bytes, need {HELLO_SIZE}"
             )
-        version, r1, r2, max_message, window, keepalive_ms, session, resume = _HELLO.unpack_from(
-            payload
+        version, r1, r2, max_message, window, keepalive_ms, session, resume = (
+            _HELLO.unpack_from(payload)
         )
         # Version first: a later version may give the reserved bytes a meaning.
         if version != PROTOCOL_VERSION:
@@ -317,8 +311,7 @@ def _header_error(ftype: int, flags: int, length: int, seq: int, max_message: in
     if ftype in _DATA_TYPES:
         if length > max_message:
             return MessageTooLarge(
-                length,
-                max_message,
+                length, max_message,
                 f"{name} frame of {length} bytes exceeds max_message {max_message}",
             )
         return ProtocolError(CloseCode.PROTOCOL, f"{name} frame with seq 0")

@@ -152,11 +152,8 @@ class Link:
     def listen(self, listener: socket.socket, *, owns: bool, allow: Allow = None) -> None:
         """Serve topology: wait for the peer on ``listener`` (raises OSError)."""
         self.acceptor = Acceptor(
-            listener,
-            owns=owns,
-            transport=self.transport,
-            max_message=self.session.max_message,
-            connect_timeout=self.policy.connect_timeout,
+            listener, owns=owns, transport=self.transport,
+            max_message=self.session.max_message, connect_timeout=self.policy.connect_timeout,
             allow=allow,
         )
         self.target = self.acceptor.target
@@ -215,9 +212,8 @@ class Link:
     # returns the result (or True when done), None/False when the caller must wait and
     # try again, or raises (Timeout once ``deadline`` passed).
 
-    def sending(
-        self, msg: str | bytes | bytearray | memoryview, deadline: float, waited: float | None
-    ) -> bool:
+    def sending(self, msg: str | bytes | bytearray | memoryview, deadline: float,
+                waited: float | None) -> bool:
         """Frame and write ``msg`` if possible (see :meth:`try_send`)."""
         if self.try_send(msg):
             return True
@@ -232,7 +228,8 @@ class Link:
             return True
         if time.monotonic() >= deadline:
             raise Timeout(
-                "send: the peer is not reading; the message is queued and will go out when it does"
+                "send: the peer is not reading; the message is queued and will go out when "
+                "it does"
             )
         return False
 
@@ -284,7 +281,8 @@ class Link:
                 f"send: the peer's window stayed full for {waited} s; the message was not sent"
             )
         return Timeout(
-            f"send: the link stayed down for {waited} s ({self.outage()}); the message was not sent"
+            f"send: the link stayed down for {waited} s ({self.outage()}); "
+            "the message was not sent"
         )
 
     def receive_timeout(self, waited: float | None) -> Timeout:
@@ -341,13 +339,9 @@ class Link:
         if ready:
             sock = self.transport.sock
             self._service(ready, ack)
-            if (
-                self.connected
-                and self.transport.sock is sock
-                and self.error is None
-                and (self.acceptor is None or not self.acceptor.pending)
-                and time.monotonic() < self._due
-            ):
+            if (self.connected and self.transport.sock is sock and self.error is None
+                    and (self.acceptor is None or not self.acceptor.pending)
+                    and time.monotonic() < self._due):
                 return  # steady state and no timer due: skip the timer round
         self._timers(ack)
 
@@ -467,9 +461,9 @@ class Link:
             self._fail(error)
         elif due == "attempt_timeout":
             what = "TCP connect" if transport.connecting else "HELLO"
-            self._attempt_failed(
-                Timeout(f"no {what} from {self.target} within {self.policy.connect_timeout} s")
-            )
+            self._attempt_failed(Timeout(
+                f"no {what} from {self.target} within {self.policy.connect_timeout} s"
+            ))
         elif due == "attempt":
             self._start_attempt(now)
 
@@ -480,7 +474,7 @@ class Link:
             if type(ev) is Message:
                 self.inbox.append(ev.data)
             elif isinstance(ev, Connected):
-                self._on_connected(ev, events[i + 1 :])
+                self._on_connected(ev, events[i + 1:])
             elif isinstance(ev, SessionReset):
                 n = len(ev.unconfirmed)
                 loss = SessionLost(
@@ -505,15 +499,13 @@ class Link:
                     self._fail(ev.error)
             elif isinstance(ev, Dead):
                 if self.connected:
-                    self._drop(
-                        ConnectionLost(
-                            f"the peer was silent for {self.session.dead_after} s (dead)"
-                        )
-                    )
+                    self._drop(ConnectionLost(
+                        f"the peer was silent for {self.session.dead_after} s (dead)"
+                    ))
                 else:  # the peer never said HELLO on this connection
-                    self._drop(
-                        Timeout(f"no HELLO from {self.target} within {self.session.dead_after} s")
-                    )
+                    self._drop(Timeout(
+                        f"no HELLO from {self.target} within {self.session.dead_after} s"
+                    ))
             # Pong: the session keeps the rtt.
 
     def _on_connected(self, ev: Connected, after: list[Event]) -> None:
@@ -524,10 +516,8 @@ class Link:
         # HELLO are this connection's progress, not part of the mark.
         received = sum(1 for e in after if type(e) is Message)
         info = self.supervisor.connected(
-            time.monotonic(),
-            (session.delivered - received, session.peer_ack),
-            resumed=ev.resumed,
-            session_lost=any(isinstance(e, SessionReset) for e in after),
+            time.monotonic(), (session.delivered - received, session.peer_ack),
+            resumed=ev.resumed, session_lost=any(isinstance(e, SessionReset) for e in after),
             peer_address=tuple(self.transport.peer_address),
         )
         if info is not None and self.policy.on_reconnect is not None:

@@ -153,11 +153,8 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (_OPEN, "connection_made"): _HANDSHAKE,
     (_HANDSHAKE, "hello"): _OPEN,
     # The end of a connection, not of the session: it may resume on the next one.
-    **{
-        (s, ev): _IDLE
-        for s in (_HANDSHAKE, _OPEN)
-        for ev in ("peer_closed", "failed", "dead", "connection_lost")
-    },
+    **{(s, ev): _IDLE for s in (_HANDSHAKE, _OPEN)
+       for ev in ("peer_closed", "failed", "dead", "connection_lost")},
     (_IDLE, "connection_lost"): _IDLE,
     (_CLOSED, "connection_lost"): _CLOSED,
     # The application ends the session: final.
@@ -358,17 +355,11 @@ class Session:
         self._ping_nonce = None
         self._to("connection_made")
         known = dialer is None or dialer.session == self._known_peer
-        hello = Hello(
-            self.max_message,
-            self.window,
-            self.keepalive_ms,
-            self.session_id,
-            self._known_peer if known else 0,
-        )
+        hello = Hello(self.max_message, self.window, self.keepalive_ms, self.session_id,
+                      self._known_peer if known else 0)
         self._last_recv = now
-        return self._emit(
-            encode_frame(FrameType.HELLO, hello.encode(), ack=self._delivered if known else 0)
-        )
+        return self._emit(encode_frame(FrameType.HELLO, hello.encode(),
+                                       ack=self._delivered if known else 0))
 
     def connection_lost(self) -> None:
         """The transport is gone; keep everything needed to resume on the next one."""
@@ -604,9 +595,8 @@ class Session:
             self._pong = None
             if self.state == State.OPEN:
                 # Before a CLOSE queued by close(); it carries the latest ack.
-                self._out.insert(
-                    0, self._emit(encode_frame(FrameType.PONG, pong, ack=self._delivered))
-                )
+                self._out.insert(0, self._emit(encode_frame(FrameType.PONG, pong,
+                                                            ack=self._delivered)))
         if ack and self.state == State.OPEN and self._delivered != self._ack_sent:
             self._queue(FrameType.ACK)
         if not self._out:

@@ -116,11 +116,7 @@ class WiFiSocket(LinkView):
     """
 
     def __init__(
-        self,
-        host: str,
-        port: int = DEFAULT_PORT,
-        *,
-        timeout: float | None = DEFAULT_TIMEOUT,
+        self, host: str, port: int = DEFAULT_PORT, *, timeout: float | None = DEFAULT_TIMEOUT,
         **options: Any,
     ) -> None:
         configure(options)  # bad options fail before any socket exists
@@ -137,16 +133,14 @@ class WiFiSocket(LinkView):
             time.sleep(pause)
         start_keepalive(self)
 
-    def _dial(
-        self, host: str, port: int, timeout: float | None, deadline: float, options: dict[str, Any]
-    ) -> None:
+    def _dial(self, host: str, port: int, timeout: float | None, deadline: float,
+              options: dict[str, Any]) -> None:
         """One connection and HELLO exchange (the constructor's attempt)."""
         policy, session = configure(options)
         try:
             sock = socket.create_connection(
-                (host, port),
-                timeout=None if deadline == _FOREVER else max(0.001, deadline - time.monotonic()),
-            )
+                (host, port), timeout=None if deadline == _FOREVER else
+                max(0.001, deadline - time.monotonic()))
         except TimeoutError as exc:
             raise Timeout(f"connecting to {host}:{port} timed out after {timeout} s") from exc
         except OSError as exc:
@@ -166,13 +160,8 @@ class WiFiSocket(LinkView):
 
     @classmethod
     def serve(
-        cls,
-        port: int = DEFAULT_PORT,
-        host: str = "0.0.0.0",
-        *,
-        timeout: float | None = None,
-        allow: Allow = None,
-        **options: Any,
+        cls, port: int = DEFAULT_PORT, host: str = "0.0.0.0", *, timeout: float | None = None,
+        allow: Allow = None, **options: Any,
     ) -> WiFiSocket:
         """Listen on ``host:port`` and wait for a peer that dials in and says HELLO.
 
@@ -205,11 +194,7 @@ class WiFiSocket(LinkView):
 
     @classmethod
     def accept(
-        cls,
-        listener: socket.socket,
-        *,
-        timeout: float | None = None,
-        allow: Allow = None,
+        cls, listener: socket.socket, *, timeout: float | None = None, allow: Allow = None,
         **options: Any,
     ) -> WiFiSocket:
         """Like :meth:`serve` (``allow`` included), on a listening socket the caller owns.
@@ -222,11 +207,7 @@ class WiFiSocket(LinkView):
 
     @classmethod
     def _accepting(
-        cls,
-        listener: socket.socket,
-        timeout: float | None,
-        options: dict[str, Any],
-        owns: bool,
+        cls, listener: socket.socket, timeout: float | None, options: dict[str, Any], owns: bool,
         allow: Allow = None,
     ) -> WiFiSocket:
         policy, session = configure(options)
@@ -485,12 +466,8 @@ class WiFiSocket(LinkView):
             if link.say_goodbye():
                 # Best effort: the peer may already be gone.
                 sock = link.transport.sock
-                while (
-                    link.transport.outq
-                    and link.transport.sock is sock
-                    and link.error is None
-                    and time.monotonic() < deadline
-                ):
+                while (link.transport.outq and link.transport.sock is sock
+                       and link.error is None and time.monotonic() < deadline):
                     self._wait(deadline)
             # Wake the thread in poll and wait for it to leave before closing its fds.
             self._kick()
@@ -504,9 +481,7 @@ class WiFiSocket(LinkView):
         return self
 
     def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.close()

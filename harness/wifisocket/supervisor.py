@@ -50,12 +50,7 @@ class Supervisor:
         return self.lost_at is not None
 
     def connected(
-        self,
-        now: float,
-        progress: tuple[int, int],
-        *,
-        resumed: bool,
-        session_lost: bool,
+        self, now: float, progress: tuple[int, int], *, resumed: bool, session_lost: bool,
         peer_address: tuple[Any, ...],
     ) -> Reconnect | None:
         """The peer's HELLO arrived; ``progress``: (delivered, peer_ack) at that moment.
@@ -69,13 +64,8 @@ class Supervisor:
             return None
         self.reconnects += 1
         info = Reconnect(
-            count=self.reconnects,
-            cause=self.lost_cause,
-            attempts=max(1, self.attempts),
-            lost_at=self.lost_at,
-            connected_at=now,
-            resumed=resumed,
-            session_lost=session_lost,
+            count=self.reconnects, cause=self.lost_cause, attempts=max(1, self.attempts),
+            lost_at=self.lost_at, connected_at=now, resumed=resumed, session_lost=session_lost,
             peer_address=peer_address,
         )
         self.last_reconnect = info
@@ -166,8 +156,6 @@ class Supervisor:
             f"(reconnect_timeout={self.policy.reconnect_timeout}) and {self.attempts} "
             f"connection(s) {what}; lost because: {self.lost_cause}; last error: "
             f"{self.last_error}; {len(unconfirmed)} message(s) unconfirmed",
-            attempts=self.attempts,
-            elapsed=elapsed,
-            last_error=self.last_error,
+            attempts=self.attempts, elapsed=elapsed, last_error=self.last_error,
             unconfirmed=unconfirmed,
         )
