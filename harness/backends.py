@@ -19,6 +19,7 @@ from harness.device.errors import DeviceError
 from harness.device.flashing import build_with_platformio
 from harness.device.labgrid import LABGRID_PREFIX, place_device
 from harness.device.options import DeviceOptions
+from harness.device.ready import parse_link_key
 from harness.device.serial import SerialDevice
 from harness.project import Project, ProjectError, firmware_root
 from harness.sim.board import TwinDevice, native_image
@@ -162,6 +163,7 @@ def open_device(opts: DeviceOptions) -> Device:
         dev = backend_for(opts.spec).create(opts)
     try:
         dev.start()
+        dev.set_up_key(parse_link_key(opts.link_key))
     except BaseException:
         dev.close()
         raise

@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from harness.device.errors import DeviceError
 from harness.device.options import DeviceOptions
+from harness.device.ready import parse_link_key
 from harness.sim.defaults import DEFAULT_PASSWORD, DEFAULT_SSID
 
 
@@ -78,6 +79,18 @@ def _device_args(p: argparse.ArgumentParser, *, twins: bool = True) -> None:
         metavar="PATH",
         help="PlatformIO project to build and run (default: esp-hil's test firmware)",
     )
+    if twins:
+        p.add_argument(
+            "--link-key",
+            default=os.environ.get("ESP_HIL_LINK_KEY", "auto"),
+            type=_link_key,
+            metavar="auto|none|HEX",
+            help=_env_help(
+                "the links' pre-shared key: auto (a fresh random key for this run, when the "
+                "firmware takes keys), none (keyless), or 32..64 hex digits",
+                "ESP_HIL_LINK_KEY",
+            ),
+        )
     p.add_argument(
         "--pio-env",
         default=None,
@@ -95,7 +108,16 @@ def _options(args: argparse.Namespace) -> DeviceOptions:
         flash=args.flash,
         project=args.project,
         pio_env=args.pio_env,
+        link_key=getattr(args, "link_key", "auto"),
     )
+
+
+def _link_key(text: str) -> str:
+    try:
+        parse_link_key(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _tcp_port(text: str) -> int:

@@ -23,6 +23,7 @@ import pytest
 
 from harness.backends import BACKENDS, BOARD, DeviceOptions, is_twin_spec, open_device
 from harness.device.errors import DeviceError
+from harness.device.ready import parse_link_key
 from harness.figures import Figure, FigureRecorder, compare_figures, format_table, save_figures
 from harness.project import ProjectError
 
@@ -115,6 +116,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "fail the run naming every figure that got worse (BENCHMARKS.md)",
     )
     group.addoption(
+        "--link-key",
+        default=os.environ.get("ESP_HIL_LINK_KEY", "auto"),
+        metavar="auto|none|HEX",
+        help="the links' pre-shared key (docs/security.md): auto, a fresh random key per test "
+        "session when the firmware takes keys (device.key); none, keyless; or 32..64 hex "
+        "digits (env ESP_HIL_LINK_KEY)",
+    )
+    group.addoption(
         "--sanitize",
         action="store_true",
         help="build the twin's firmware with AddressSanitizer + UBSan",
@@ -141,6 +150,10 @@ def pytest_configure(config: pytest.Config) -> None:
             device_options(config).load_project()
         except ProjectError as exc:
             raise pytest.UsageError(f"esp-hil: {exc}") from None
+    try:
+        parse_link_key(config.getoption("--link-key"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"esp-hil: --link-key: {exc}") from None
     config.stash[_DEVICE_KEY] = None
     # pyserial's rfc2217 client still calls Thread.setDaemon/setName: not the user's concern.
     config.addinivalue_line("filterwarnings", _PYSERIAL_WARNINGS)
@@ -178,6 +191,7 @@ def device_options(config: pytest.Config, **overrides: Any) -> DeviceOptions:
         project=project_path(config),
         pio_env=config.getoption("--pio-env"),
         sanitize=config.getoption("--sanitize"),
+        link_key=config.getoption("--link-key"),
         place_timeout=config.getoption("--labgrid-timeout"),
         notify=_notifier(config),
     )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 from harness.device.console import Console
 from harness.device.errors import DeviceError, DeviceTimeout, ProvisioningError
-from harness.device.ready import READY_RE, Ready, provision
+from harness.device.ready import READY_RE, Ready, provision, provision_key
 from harness.errors import WiFiSocketError
 
 if TYPE_CHECKING:
@@ -36,6 +37,10 @@ class Device(ABC):
         self._ready: Ready | None = None
         #: Seconds from the last reset (or start) to the READY line.
         self.boot_seconds: float | None = None
+        #: The pre-shared key the sketch's links use (docs/protocol.md §6), None: keyless.
+        #: :meth:`connect` and :meth:`control` use it; pass it to ``WiFiSocket.serve(key=)``
+        #: when the sketch dials the PC.
+        self.key: bytes | None = None
 
     # -- facts from the READY line -----------------------------------------------------------
     @property
@@ -100,10 +105,35 @@ class Device(ABC):
 
     # -- talking to it ----------------------------------------------------------------------
     def connect(self, port: int | None = None, *, host: str | None = None, **options: Any) -> Any:
-        """A :class:`harness.WiFiSocket` connected to the READY port (or ``port``)."""
+        """A :class:`harness.WiFiSocket` connected to the READY port (or ``port``), keyed
+        with :attr:`key` unless ``key=`` is given."""
         from harness.wifisocket import WiFiSocket
 
+        options.setdefault("key", self.key)
         return WiFiSocket(host or self.ip, port or self.listening_port, **options)
+
+    def set_up_key(self, link_key: bytes | str) -> None:
+        """Give the sketch its link key over the console: ``"auto"`` a fresh random one when
+        the firmware takes keys (else keyless), ``"none"`` keyless, bytes that key.
+
+        A firmware that announced no key support is left alone (``auto``, ``none``); asking
+        it for a given key is a :class:`ProvisioningError`.
+        """
+        if not self.ready.accepts_key:
+            if isinstance(link_key, bytes):
+                raise ProvisioningError(
+                    f"{self.fw} takes no link key (its READY line has no auth=1: the sketch "
+                    "does not call EspHil.onKey)"
+                )
+            self.key = None
+            return
+        key: bytes | None
+        if isinstance(link_key, bytes):
+            key = link_key
+        else:
+            key = secrets.token_bytes(32) if link_key == "auto" else None
+        provision_key(self.console, key)
+        self.key = key
 
     def info(self, timeout: float = 5.0) -> dict[str, Any]:
         """``info`` (heap, uptime, reset reason, ...): from the test firmware's control

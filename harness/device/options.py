@@ -23,6 +23,10 @@ class DeviceOptions:
     #: Its environment (``--pio-env``); None: the project's ``default_envs``, else its first.
     pio_env: str | None = None
     sanitize: bool = False
+    #: The link's pre-shared key (docs/protocol.md §6): ``auto`` provisions a fresh random
+    #: key when the firmware announces key support (READY ``auth=1``), ``none`` runs
+    #: keyless (clearing a stored key), or 32..64 hex digits for that key.
+    link_key: str = "auto"
     lock_timeout: float = 60.0
     #: How long to wait for a labgrid place someone else holds (``labgrid:PLACE``).
     place_timeout: float = 600.0

@@ -38,6 +38,12 @@ class Ready:
     max_message: int
     extra: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def accepts_key(self) -> bool:
+        """Whether the sketch applies a console-provisioned key to its links (READY
+        ``auth=1``: it registered ``EspHil.onKey``)."""
+        return self.extra.get("auth") == "1"
+
     @classmethod
     def parse(cls, line: str) -> Ready:
         """Parse a READY line; raise ``ValueError`` naming what is missing or malformed."""
@@ -79,3 +85,32 @@ def provision(console: Console, ssid: str, password: str, *, timeout: float = 20
     raise ProvisioningError(
         f"the device could not join WiFi {ssid!r}: {line}", console_tail=console.tail(since=mark)
     )
+
+
+def parse_link_key(text: str) -> bytes | str:
+    """``auto`` and ``none`` as themselves, 32..64 hex digits as the key's bytes.
+
+    Raises ``ValueError`` with one line naming what is wrong (never echoing the text: it
+    may be most of a key).
+    """
+    if text in ("auto", "none"):
+        return text
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise ValueError("the link key must be auto, none or hex digits") from None
+    if not 16 <= len(key) <= 32:
+        raise ValueError(f"the link key must be 16..32 bytes (32..64 hex digits), not {len(key)}")
+    return key
+
+
+def provision_key(console: Console, key: bytes | None, *, timeout: float = 5.0) -> None:
+    """Store ``key`` (None: clear it) in the board's flash over the console (``key <hex>`` /
+    ``key off``, docs/console.md) and wait for the agent's answer."""
+    mark = console.mark()
+    console.send_line(f"key {key.hex()}" if key is not None else "key off")
+    m = console.expect(r"^ESP-HIL (OK key|ERR key.*)$", timeout, since=mark)
+    if m.group(1) != "OK key":
+        raise ProvisioningError(
+            f"the device refused its link key: {m.group(0)}", console_tail=console.tail(since=mark)
+        )

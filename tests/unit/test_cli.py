@@ -122,3 +122,10 @@ def test_size_for_an_unknown_board(capsys: pytest.CaptureFixture[str], tmp_path:
     code, line = _one_line_error(capsys, ["size", str(tmp_path), "--board", "uno"])
     assert code == 2
     assert line.startswith("esp-hil size: unknown board 'uno'")
+
+
+@pytest.mark.parametrize("key", ["short", "00" * 8, "00" * 40])
+def test_a_bad_link_key(capsys: pytest.CaptureFixture[str], key: str) -> None:
+    code, line = _one_line_error(capsys, ["info", "--link-key", key])
+    assert code == 2
+    assert "--link-key" in line and key not in line.split("--link-key", 1)[1]

@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 
 from harness.device.console import Console
 from harness.device.errors import ProvisioningError
-from harness.device.ready import Ready, parse_fields, provision, wifi_command
+from harness.device.ready import (
+    Ready,
+    parse_fields,
+    parse_link_key,
+    provision,
+    provision_key,
+    wifi_command,
+)
 
 LINE = (
     "ESP-HIL READY fw=esp-hil-testfw/0.1.0+abc ip=192.168.1.57 port=8080 ctrl=8081 "
@@ -90,3 +97,62 @@ def test_provision_names_a_wrong_password() -> None:
     console = _scripted("ESP-HIL WIFI fail status=6 reason=wrong_password ssid=net")
     with pytest.raises(ProvisioningError, match="wrong_password"):
         provision(console, "net", "bad", timeout=1)
+
+
+# -- the link key (docs/protocol.md §6, docs/console.md `key`) ------------------------------
+
+
+def _answering(answer: str, sent: list[bytes]) -> Console:
+    console: Console
+
+    def device(data: bytes) -> None:
+        sent.append(data)
+        console.feed(answer.encode() + b"\n")
+
+    console = Console(device)
+    return console
+
+
+@given(st.binary(min_size=16, max_size=32))
+def test_link_key_hex_round_trips(key: bytes) -> None:
+    assert parse_link_key(key.hex()) == key
+    assert parse_link_key(key.hex().upper()) == key
+
+
+@pytest.mark.parametrize("text", ["auto", "none"])
+def test_link_key_words(text: str) -> None:
+    assert parse_link_key(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("00" * 15, "16..32 bytes"),
+        ("00" * 33, "16..32 bytes"),
+        ("0" * 33, "hex digits"),
+        ("zz" * 16, "hex digits"),
+        ("", "16..32 bytes"),
+    ],
+)
+def test_bad_link_keys_are_named_without_echoing_them(text: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why) as info:
+        parse_link_key(text)
+    assert text == "" or text not in str(info.value)
+
+
+def test_provision_key_sends_it_and_waits_for_ok() -> None:
+    sent: list[bytes] = []
+    provision_key(_answering("ESP-HIL OK key", sent), bytes(range(16)), timeout=1)
+    assert sent == [b"key 000102030405060708090a0b0c0d0e0f\n"]
+    provision_key(_answering("ESP-HIL OK key", sent), None, timeout=1)
+    assert sent[-1] == b"key off\n"
+
+
+def test_provision_key_refused() -> None:
+    with pytest.raises(ProvisioningError, match="refused its link key"):
+        provision_key(_answering("ESP-HIL ERR key bad length", []), bytes(16), timeout=1)
+
+
+def test_ready_announces_key_support() -> None:
+    assert Ready.parse(LINE + " auth=1").accepts_key
+    assert not Ready.parse(LINE).accepts_key
