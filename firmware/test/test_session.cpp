@@ -8,24 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "check.h"
 #include "wifisocket/frame.h"
 #include "wifisocket/session.h"
 
 using namespace wsock;
 
 namespace {
-
-int g_failures = 0;
-int g_checks = 0;
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    ++g_checks;                                                                \
-    if (!(cond)) {                                                             \
-      ++g_failures;                                                            \
-      printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                   \
-    }                                                                          \
-  } while (0)
 
 struct CloseRecord {
   int slot;
@@ -746,9 +735,23 @@ void test_bad_acks_and_hellos() {
     Side dev(0xD2, 256, 1024, 1024);
     const int c = dev.ep.open(0);
     auto hp = helloPayload(0xAAAA, 0);
-    hp[0] = 2;
+    hp[0] = 3;
     feedFrame(dev, c, kHello, 0, 0, hp);
     CHECK(dev.closedWith(kVersion) && !dev.ep.connected());
+    CHECK(dev.ep.authFailures() == 0);
+  }
+  {
+    // A keyed (version 2) HELLO to a side without a key: AUTH, never answered unkeyed.
+    Side dev(0xD5, 256, 1024, 1024);
+    const int c = dev.ep.open(0, Endpoint::kAccepted);
+    auto hp = helloPayload(0xAAAA, 0);
+    hp[0] = 2;
+    hp.resize(kKeyedHelloPayloadSize, 0x11);
+    feedFrame(dev, c, kHello, 0, 0, hp);
+    CHECK(dev.closedWith(kAuthFailed) && dev.closes[0].reason == "no key on this side");
+    CHECK(dev.ep.authFailures() == 1 && !dev.ep.connected());
+    const auto out = drain(dev, c, 0);
+    CHECK(out.size() == 1 && out[0].type == kClose && out[0].payload[0] == kAuthFailed);
   }
   {
     // A data header larger than max_message fails at once, before any payload arrives.
@@ -1033,11 +1036,7 @@ void test_random_schedule_with_reboots() {
 
 int main() {
   setvbuf(stdout, nullptr, _IOLBF, 0);  // lines survive a sanitizer abort
-  struct Test {
-    const char* name;
-    void (*fn)();
-  };
-  const Test tests[] = {
+  const check::Test tests[] = {
       {"hello_exchange_and_echo", test_hello_exchange_and_echo},
       {"window_full_and_ack_frees_room", test_window_full_and_ack_frees_room},
       {"resume_after_cut_drops_duplicates", test_resume_after_cut_drops_duplicates},
@@ -1070,11 +1069,5 @@ int main() {
       {"random_schedule_exactly_once", test_random_schedule_exactly_once},
       {"random_schedule_with_reboots", test_random_schedule_with_reboots},
   };
-  for (const Test& t : tests) {
-    const int before = g_failures;
-    t.fn();
-    printf("%s %s\n", g_failures == before ? "PASS" : "FAIL", t.name);
-  }
-  printf("%d checks, %d failures\n", g_checks, g_failures);
-  return g_failures == 0 ? 0 : 1;
+  return check::runTests(tests);
 }

@@ -7,6 +7,7 @@
 //           if (soc.available() > 0) { n = soc.receive(buf, sizeof buf, &text); }
 //           char answer[64]; if (soc.receive(answer) >= 0) { ... }   // small text
 //           soc.send("Hi");          // false = no room now: call loop() and try again
+//   soc.setKey(key, 32);             // optional, before begin(): a keyed link (protocol v2)
 //
 // All memory is inside the object (sizes are template parameters); nothing is allocated
 // after begin(). The protocol logic lives in wifisocket/ (portable, no Arduino).
@@ -19,6 +20,7 @@
 #include <new>
 
 #include "wifisocket/frame.h"
+#include "wifisocket/keyed.h"
 #include "wifisocket/session.h"
 
 #ifndef WIFISOCKET_READ_CHUNK
@@ -52,6 +54,7 @@ class WiFiSocketT {
       : ep_(config(), wsock::EndpointBuffers{decoderBuf_, sizeof decoderBuf_, rxBuf_,
                                              sizeof rxBuf_, txBuf_, sizeof txBuf_}) {
     ep_.setCloseHook(&WiFiSocketT::onClose, this);
+    ep_.setRandom(&WiFiSocketT::fillRandom, nullptr);
   }
   ~WiFiSocketT() { close(); }
   WiFiSocketT(const WiFiSocketT&) = delete;
@@ -101,6 +104,7 @@ class WiFiSocketT {
     now = millis();
     ep_.tick(now);
     for (int i = 0; i < kSlots; ++i) writeSlot(i, now);
+    if (now - logWindowStart_ >= kLogWindowMs) logSummary(now);
   }
 
   bool connected() const { return ep_.connected(); }
@@ -170,8 +174,18 @@ class WiFiSocketT {
   }
   /// Arduino's name for close().
   void stop() { close(); }
-  /// Where "WS CLOSE code=<n> reason=<text>" and friends are printed.
+  /// Where "WS CLOSE code=<n> reason=<text>" and friends are printed. Lines about
+  /// connections that never completed the handshake are rate-limited (a flood must not
+  /// stall loop() on a 115200-baud console): the first kLogBurst per kLogWindowMs, then one
+  /// summary line "WS <n> more closes in the last 10 s (last: ...)" per window.
   void setLog(Print& out) { log_ = &out; }
+
+  /// The pre-shared key of a keyed link (docs/protocol.md §6, protocol version 2): 16 to 32
+  /// random bytes, the same as the host's. len 0 clears it (unkeyed, version 1); any other
+  /// length returns false and keeps the old key. Takes effect for the next connection (the
+  /// live one keeps its own). The key is copied, never printed.
+  bool setKey(const uint8_t* key, size_t len) { return ep_.setKey(key, len); }
+  bool keyed() const { return ep_.keyed(); }
 
   uint32_t maxMessage() const { return ep_.maxMessage(); }
   uint32_t messagesIn() const { return ep_.messagesIn(); }
@@ -183,6 +197,11 @@ class WiFiSocketT {
   uint32_t lastRttMs() const { return ep_.lastRttMs(); }
   /// Connections closed without HELLO to make room for a newer one (all slots were busy).
   uint32_t evictions() const { return ep_.evictions(); }
+  /// Keyed handshakes that failed: a wrong proof, a peer with no key or with a key when this
+  /// side has none, a reflected HELLO, no AUTH within the handshake bound.
+  uint32_t authFailures() const { return ep_.authFailures(); }
+  /// Frames of a keyed link with a right CRC and a wrong tag (tampering), each closed BAD_TAG.
+  uint32_t tagFailures() const { return ep_.tagFailures(); }
   /// The peer's session id (changes when a new host WiFiSocket connects); 0 if none.
   uint64_t peerSession() const { return ep_.peerSession(); }
   /// The largest message the peer accepts (0 before its HELLO): a longer one never fits.
@@ -192,9 +211,10 @@ class WiFiSocketT {
 
  private:
   enum Mode : uint8_t { kIdle, kServer, kClient };
+  // A largest frame and, on a keyed link, its tag.
   static constexpr size_t kDecoderCap =
       (MaxMessage > wsock::kCloseMaxPayload ? MaxMessage : wsock::kCloseMaxPayload) +
-      wsock::kFrameOverhead;
+      wsock::kFrameOverhead + wsock::kTagSize;
   static constexpr uint32_t kDialMinMs = 500;
   static constexpr uint32_t kDialMaxMs = 5000;
   static constexpr size_t kReadBudget = 8192;  // per connection per loop(): stay responsive
@@ -208,6 +228,17 @@ class WiFiSocketT {
   static uint64_t newSessionId() {
     uint64_t id = (static_cast<uint64_t>(ESP.random()) << 32) | ESP.random();
     return id != 0 ? id : 1;
+  }
+
+  // HELLO nonces, from the same hardware RNG as the session ids.
+  static void fillRandom(void*, uint8_t* out, size_t len) {
+    while (len > 0) {
+      const uint32_t r = ESP.random();
+      const size_t n = len < sizeof r ? len : sizeof r;
+      memcpy(out, &r, n);
+      out += n;
+      len -= n;
+    }
   }
 
   void acceptPending(uint32_t now) {
@@ -238,7 +269,7 @@ class WiFiSocketT {
         // Only when every slot is past HELLO or closing (cannot last: one is active at a
         // time). Refuse rather than leave it pending, which would keep loop() spinning.
         c.stop();
-        if (log_ != nullptr) log_->println("WS BUSY no free connection slot");
+        if (logAllowed(kLogBusy, 0)) log_->println("WS BUSY no free connection slot");
         continue;
       }
       c.setNoDelay(true);
@@ -348,11 +379,55 @@ class WiFiSocketT {
     backoffMs_ = backoffMs_ * 2 > kDialMaxMs ? kDialMaxMs : backoffMs_ * 2;
   }
 
+  // Lines about connections that completed the handshake always print (on a keyed link only
+  // a peer with the key gets there); the others -- what a flood of strangers causes -- print
+  // the first kLogBurst per window, and a summary line counts the rest.
+  static constexpr uint32_t kLogWindowMs = 10000;
+  static constexpr uint8_t kLogBurst = 8;
+  enum LogKind : uint8_t { kLogClose, kLogPeerClose, kLogLost, kLogBusy };
+
+  bool logAllowed(uint8_t kind, uint8_t code) {
+    if (log_ == nullptr) return false;
+    const uint32_t now = millis();
+    if (now - logWindowStart_ >= kLogWindowMs) logSummary(now);
+    if (logLines_ < kLogBurst) {
+      ++logLines_;
+      return true;
+    }
+    ++logSuppressed_;
+    logLastKind_ = kind;
+    logLastCode_ = code;
+    return false;
+  }
+
+  // Ends the window: "WS <n> more closes in the last 10 s (last: CLOSE code=12)".
+  void logSummary(uint32_t now) {
+    if (logSuppressed_ > 0 && log_ != nullptr) {
+      static const char* const kKinds[] = {"CLOSE code=", "PEER-CLOSE code=", "LOST", "BUSY"};
+      log_->print("WS ");
+      log_->print(static_cast<unsigned long>(logSuppressed_));
+      log_->print(" more closes in the last ");
+      log_->print(static_cast<unsigned>(kLogWindowMs / 1000));
+      log_->print(" s (last: ");
+      log_->print(kKinds[logLastKind_]);
+      if (logLastKind_ <= kLogPeerClose) log_->print(static_cast<unsigned>(logLastCode_));
+      log_->println(')');
+    }
+    logWindowStart_ = now;
+    logLines_ = 0;
+    logSuppressed_ = 0;
+  }
+
   static void onClose(void* ctx, int slot, uint8_t kind, uint8_t code, const char* reason) {
     WiFiSocketT* self = static_cast<WiFiSocketT*>(ctx);
     Print* out = self->log_;
     if (out == nullptr) return;
-    (void)slot;
+    if (!self->ep_.established(slot)) {
+      const uint8_t what = kind == wsock::kConnectionLost ? kLogLost
+                           : kind == wsock::kClosedByPeer ? kLogPeerClose
+                                                          : kLogClose;
+      if (!self->logAllowed(what, code)) return;
+    }
     // Separate print calls: Print::printf may allocate for long lines on the core.
     if (kind == wsock::kConnectionLost) {
       out->println("WS LOST connection dropped");
@@ -372,6 +447,11 @@ class WiFiSocketT {
   alignas(WiFiServer) unsigned char serverMem_[sizeof(WiFiServer)];
   WiFiServer* server_ = nullptr;
   Print* log_ = nullptr;
+  uint32_t logWindowStart_ = 0;
+  uint32_t logSuppressed_ = 0;
+  uint8_t logLines_ = 0;
+  uint8_t logLastKind_ = 0;
+  uint8_t logLastCode_ = 0;
   Mode mode_ = kIdle;
   char host_[64] = {};
   uint16_t port_ = 0;
