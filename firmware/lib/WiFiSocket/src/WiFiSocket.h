@@ -176,8 +176,8 @@ class WiFiSocketT {
   void stop() { close(); }
   /// Where "WS CLOSE code=<n> reason=<text>" and friends are printed. Lines about
   /// connections that never completed the handshake are rate-limited (a flood must not
-  /// stall loop() on a 115200-baud console): the first kLogBurst per kLogWindowMs, then one
-  /// summary line "WS <n> more closes in the last 10 s (last: ...)" per window.
+  /// stall loop() on a 115200-baud console): each distinct line once per 10 s window, then
+  /// one summary line "WS <n> more closes in the last 10 s (last: ...)" per window.
   void setLog(Print& out) { log_ = &out; }
 
   /// The pre-shared key of a keyed link (docs/protocol.md §6, protocol version 2): 16 to 32
@@ -269,7 +269,9 @@ class WiFiSocketT {
         // Only when every slot is past HELLO or closing (cannot last: one is active at a
         // time). Refuse rather than leave it pending, which would keep loop() spinning.
         c.stop();
-        if (logAllowed(kLogBusy, 0)) log_->println("WS BUSY no free connection slot");
+        if (logAllowed(static_cast<uintptr_t>(kLogBusy) << 8, kLogBusy, 0)) {
+          log_->println("WS BUSY no free connection slot");
+        }
         continue;
       }
       c.setNoDelay(true);
@@ -380,18 +382,24 @@ class WiFiSocketT {
   }
 
   // Lines about connections that completed the handshake always print (on a keyed link only
-  // a peer with the key gets there); the others -- what a flood of strangers causes -- print
-  // the first kLogBurst per window, and a summary line counts the rest.
+  // a peer with the key gets there). The others -- what a flood of strangers causes -- print
+  // once per distinct line per window (kLogKinds at most), and one summary line at the end
+  // of the window counts the repeats: a flood costs a few lines per window, not one per
+  // connection, while each different event still shows at once.
   static constexpr uint32_t kLogWindowMs = 10000;
-  static constexpr uint8_t kLogBurst = 8;
+  static constexpr uint8_t kLogKinds = 8;
   enum LogKind : uint8_t { kLogClose, kLogPeerClose, kLogLost, kLogBusy };
 
-  bool logAllowed(uint8_t kind, uint8_t code) {
+  // `key` says which line it is: the reason's address for our own closes (the core's reasons
+  // are string literals), else the kind and code.
+  bool logAllowed(uintptr_t key, uint8_t kind, uint8_t code) {
     if (log_ == nullptr) return false;
     const uint32_t now = millis();
     if (now - logWindowStart_ >= kLogWindowMs) logSummary(now);
-    if (logLines_ < kLogBurst) {
-      ++logLines_;
+    bool seen = false;
+    for (uint8_t i = 0; i < logKeyCount_; ++i) seen = seen || logKeys_[i] == key;
+    if (!seen && logKeyCount_ < kLogKinds) {
+      logKeys_[logKeyCount_++] = key;
       return true;
     }
     ++logSuppressed_;
@@ -414,7 +422,7 @@ class WiFiSocketT {
       log_->println(')');
     }
     logWindowStart_ = now;
-    logLines_ = 0;
+    logKeyCount_ = 0;
     logSuppressed_ = 0;
   }
 
@@ -426,7 +434,9 @@ class WiFiSocketT {
       const uint8_t what = kind == wsock::kConnectionLost ? kLogLost
                            : kind == wsock::kClosedByPeer ? kLogPeerClose
                                                           : kLogClose;
-      if (!self->logAllowed(what, code)) return;
+      const uintptr_t key = what == kLogClose ? reinterpret_cast<uintptr_t>(reason)
+                                              : (static_cast<uintptr_t>(what) << 8) | code;
+      if (!self->logAllowed(key, what, code)) return;
     }
     // Separate print calls: Print::printf may allocate for long lines on the core.
     if (kind == wsock::kConnectionLost) {
@@ -447,9 +457,10 @@ class WiFiSocketT {
   alignas(WiFiServer) unsigned char serverMem_[sizeof(WiFiServer)];
   WiFiServer* server_ = nullptr;
   Print* log_ = nullptr;
+  uintptr_t logKeys_[kLogKinds] = {};
   uint32_t logWindowStart_ = 0;
   uint32_t logSuppressed_ = 0;
-  uint8_t logLines_ = 0;
+  uint8_t logKeyCount_ = 0;
   uint8_t logLastKind_ = 0;
   uint8_t logLastCode_ = 0;
   Mode mode_ = kIdle;
