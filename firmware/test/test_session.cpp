@@ -1131,6 +1131,23 @@ void test_set_key_contract() {
   const int d = s.ep.open(0);
   const auto plain = output(s, d, 0);
   CHECK(plain.size() == kFrameOverhead + kHelloPayloadSize && plain[kHeaderSize] == 1);
+  {
+    // A new key ends a handshake whose AUTH went out under the old one; the live keyed
+    // connection keeps its own key and goes on.
+    KeyedPair p;
+    Side stranger(0x5A5B, 1024, 8192, 8192);
+    stranger.keyed();
+    const int sc = stranger.ep.open(0);
+    const int c2 = p.b.ep.open(0, Endpoint::kAccepted);
+    flow(stranger, sc, p.b, c2, 0);
+    CHECK(!output(p.b, c2, 0).empty());  // its HELLO and AUTH
+    CHECK(p.b.ep.setKey(kOtherKey, sizeof kOtherKey));
+    CHECK(p.b.ep.closing(c2) && p.b.closes.back().reason == "key changed");
+    CHECK(p.b.closes.back().code == kTimeout && p.b.ep.authFailures() == 0);
+    CHECK(p.a.sendText("same key"));
+    pump(p.a, p.as, p.b, p.bs, 1);
+    CHECK(p.b.take() == "same key" && p.b.ep.tagFailures() == 0);
+  }
 }
 
 void test_keyed_handshake_and_echo() {

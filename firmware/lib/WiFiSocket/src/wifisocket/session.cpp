@@ -187,6 +187,13 @@ void Endpoint::resetSend() {
 
 bool Endpoint::setKey(const uint8_t* key, size_t len) {
   if (len != 0 && (key == nullptr || len < kKeyMin || len > kKeyMax)) return false;
+  // A handshake whose AUTH went out under the old key cannot finish under the new one: it
+  // ends now (its CLOSE still tagged under the old key), and the peer comes back.
+  for (int i = 0; i < kMaxSlots; ++i) {
+    if (slots_[i].state == Slot::kHandshake && slots_[i].tagOut) {
+      closeSlot(i, kClosedLocally, kTimeout, "key changed");
+    }
+  }
   secureZero(key_, sizeof key_);
   if (len > 0) memcpy(key_, key, len);
   keyLen_ = static_cast<uint8_t>(len);
@@ -697,12 +704,15 @@ void Endpoint::onHello(int slot, const FrameView& f, uint32_t now) {
     return;
   }
   // Keyed (docs/protocol.md §6): nothing of this HELLO is acted on before its AUTH is
-  // verified; only our answer (HELLO and AUTH, or AUTH) goes out now. A key cleared since
-  // the connection opened leaves nothing to prove with.
-  if (keyLen_ == 0 || h.session == session_ ||
+  // verified; only our answer (HELLO and AUTH, or AUTH) goes out now.
+  if (keyLen_ == 0) {  // cleared since the connection opened: nothing to prove with
+    closeSlot(slot, kClosedLocally, kTimeout, "key changed");
+    return;
+  }
+  if (h.session == session_ ||
       (!s.accepted && memcmp(h.nonce, s.scratch + kHeaderSize + kHelloPayloadSize,
                              kHelloNonceSize) == 0)) {
-    authFailed(slot, keyLen_ == 0 ? "authentication failed" : "reflected HELLO");
+    authFailed(slot, "reflected HELLO");
     return;
   }
   s.helloLen = static_cast<uint8_t>(f.length);
@@ -727,10 +737,7 @@ void Endpoint::onHello(int slot, const FrameView& f, uint32_t now) {
 
 void Endpoint::onAuth(int slot, const FrameView& f, uint32_t now) {
   Slot& s = slots_[slot];
-  if (keyLen_ == 0) {
-    authFailed(slot, "authentication failed");
-    return;
-  }
+  // (The key is the one our AUTH was made with: setKey() ends such handshakes.)
   const uint8_t* own = s.scratch + kHeaderSize;
   const uint8_t* peer = s.smallBuf + kHeaderSize;
   uint8_t expect[kAuthPayload];

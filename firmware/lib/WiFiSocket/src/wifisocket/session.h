@@ -133,7 +133,8 @@ class Endpoint {
   }
   /// The pre-shared key of keyed links (docs/protocol.md §6): 16..32 bytes, or len 0 to
   /// clear it (unkeyed, protocol version 1). Anything else returns false and keeps the old
-  /// key. Takes effect for connections opened from now on; the live one keeps its own.
+  /// key. Takes effect for the next connection: the live one keeps its own; a handshake
+  /// that already sent its AUTH under the old key is closed (TIMEOUT "key changed").
   bool setKey(const uint8_t* key, size_t len);
   bool keyed() const { return keyLen_ > 0; }
   /// Starts a fresh session with this id (non-zero; new at every start). Drops all state.
