@@ -35,6 +35,20 @@ namespace wsock_arduino {
 // time, and the bytes are fed to the session before the next read), instead of one each.
 inline uint8_t readScratch[WIFISOCKET_READ_CHUNK];
 static_assert(WIFISOCKET_READ_CHUNK >= 64, "WIFISOCKET_READ_CHUNK too small");
+
+// The console lines, in WiFiSocketLog.cpp: outside the template, so that their constant text
+// is F() strings in flash once (in a template, each instantiation would get a copy in DRAM).
+enum LogKind : uint8_t { kLogClose, kLogPeerClose, kLogLost, kLogBusy };
+enum DialEvent : uint8_t { kDialConnected, kDialFailed, kDialClosed };
+// "WS CLOSE code=<n> reason=<r>", "WS PEER-CLOSE ...", "WS LOST connection dropped".
+void logClose(Print& out, uint8_t kind, uint8_t code, const char* reason);
+// "WS BUSY no free connection slot".
+void logBusy(Print& out);
+// "WS <n> more closes in the last <s> s (last: CLOSE code=<c>|PEER-CLOSE code=<c>|LOST|BUSY)".
+void logSummary(Print& out, uint32_t suppressed, uint32_t windowS, uint8_t lastKind,
+                uint8_t lastCode);
+// "WS DIAL <host>:<port> connected|failed, retry in <ms> ms|closed, redial in <ms> ms".
+void logDial(Print& out, const char* host, uint16_t port, uint8_t event, uint32_t ms);
 }  // namespace wsock_arduino
 
 template <size_t MaxMessage, size_t RxBytes, size_t TxBytes>
@@ -269,8 +283,9 @@ class WiFiSocketT {
         // Only when every slot is past HELLO or closing (cannot last: one is active at a
         // time). Refuse rather than leave it pending, which would keep loop() spinning.
         c.stop();
-        if (logAllowed(static_cast<uintptr_t>(kLogBusy) << 8, kLogBusy, 0)) {
-          log_->println("WS BUSY no free connection slot");
+        if (logAllowed(static_cast<uintptr_t>(wsock_arduino::kLogBusy) << 8,
+                       wsock_arduino::kLogBusy, 0)) {
+          wsock_arduino::logBusy(*log_);
         }
         continue;
       }
@@ -284,7 +299,7 @@ class WiFiSocketT {
     if (WiFi.status() != WL_CONNECTED) return;
     WiFiClient c;
     if (c.connect(host_, port_) != 1) {
-      logDial(" failed, retry in ", backoffMs_);
+      logDial(wsock_arduino::kDialFailed, backoffMs_);
       backOff();
       return;
     }
@@ -296,22 +311,11 @@ class WiFiSocketT {
     c.setNoDelay(true);
     clients_[slot] = c;
     dialSlot_ = slot;
-    logDial(" connected", 0);
+    logDial(wsock_arduino::kDialConnected, 0);
   }
 
-  // "WS DIAL <host>:<port><what>[<ms> ms]"; separate prints: no formatting buffer.
-  void logDial(const char* what, uint32_t ms) {
-    if (log_ == nullptr) return;
-    log_->print("WS DIAL ");
-    log_->print(host_);
-    log_->print(':');
-    log_->print(static_cast<unsigned>(port_));
-    log_->print(what);
-    if (ms > 0) {
-      log_->print(static_cast<unsigned long>(ms));
-      log_->print(" ms");
-    }
-    log_->println();
+  void logDial(uint8_t event, uint32_t ms) {
+    if (log_ != nullptr) wsock_arduino::logDial(*log_, host_, port_, event, ms);
   }
 
   void readSlot(int i, uint32_t now) {
@@ -368,7 +372,7 @@ class WiFiSocketT {
   void slotGone(int i) {
     if (mode_ == kClient && i == dialSlot_) {
       dialSlot_ = -1;
-      logDial(" closed, redial in ", backoffMs_);
+      logDial(wsock_arduino::kDialClosed, backoffMs_);
       backOff();
     }
   }
@@ -387,8 +391,7 @@ class WiFiSocketT {
   // of the window counts the repeats: a flood costs a few lines per window, not one per
   // connection, while each different event still shows at once.
   static constexpr uint32_t kLogWindowMs = 10000;
-  static constexpr uint8_t kLogKinds = 8;
-  enum LogKind : uint8_t { kLogClose, kLogPeerClose, kLogLost, kLogBusy };
+  static constexpr uint8_t kLogKinds = 6;
 
   // `key` says which line it is: the reason's address for our own closes (the core's reasons
   // are string literals), else the kind and code.
@@ -408,18 +411,11 @@ class WiFiSocketT {
     return false;
   }
 
-  // Ends the window: "WS <n> more closes in the last 10 s (last: CLOSE code=12)".
+  // Ends the window, with its summary line if lines were left out.
   void logSummary(uint32_t now) {
     if (logSuppressed_ > 0 && log_ != nullptr) {
-      static const char* const kKinds[] = {"CLOSE code=", "PEER-CLOSE code=", "LOST", "BUSY"};
-      log_->print("WS ");
-      log_->print(static_cast<unsigned long>(logSuppressed_));
-      log_->print(" more closes in the last ");
-      log_->print(static_cast<unsigned>(kLogWindowMs / 1000));
-      log_->print(" s (last: ");
-      log_->print(kKinds[logLastKind_]);
-      if (logLastKind_ <= kLogPeerClose) log_->print(static_cast<unsigned>(logLastCode_));
-      log_->println(')');
+      wsock_arduino::logSummary(*log_, logSuppressed_, kLogWindowMs / 1000, logLastKind_,
+                                logLastCode_);
     }
     logWindowStart_ = now;
     logKeyCount_ = 0;
@@ -428,9 +424,9 @@ class WiFiSocketT {
 
   static void onClose(void* ctx, int slot, uint8_t kind, uint8_t code, const char* reason) {
     WiFiSocketT* self = static_cast<WiFiSocketT*>(ctx);
-    Print* out = self->log_;
-    if (out == nullptr) return;
+    if (self->log_ == nullptr) return;
     if (!self->ep_.established(slot)) {
+      using namespace wsock_arduino;
       const uint8_t what = kind == wsock::kConnectionLost ? kLogLost
                            : kind == wsock::kClosedByPeer ? kLogPeerClose
                                                           : kLogClose;
@@ -438,15 +434,7 @@ class WiFiSocketT {
                                               : (static_cast<uintptr_t>(what) << 8) | code;
       if (!self->logAllowed(key, what, code)) return;
     }
-    // Separate print calls: Print::printf may allocate for long lines on the core.
-    if (kind == wsock::kConnectionLost) {
-      out->println("WS LOST connection dropped");
-      return;
-    }
-    out->print(kind == wsock::kClosedByPeer ? "WS PEER-CLOSE code=" : "WS CLOSE code=");
-    out->print(static_cast<unsigned>(code));
-    out->print(" reason=");
-    out->println(reason);
+    wsock_arduino::logClose(*self->log_, kind, code, reason);
   }
 
   uint8_t decoderBuf_[kDecoderCap];

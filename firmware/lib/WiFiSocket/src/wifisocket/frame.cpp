@@ -64,9 +64,9 @@ inline uint32_t loadLe32(const uint8_t* p) {
 }
 #endif
 
-struct ControlRange {
-  uint32_t min;
-  uint32_t max;
+struct ControlRange {  // bytes: every control payload is at most 124 (9 x 2 B of DRAM)
+  uint8_t min;
+  uint8_t max;
 };
 
 // Payload length range of each control type, indexed by type (data types unused).
@@ -295,7 +295,7 @@ uint8_t decodeHello(const uint8_t* payload, size_t len, Hello* out, const char**
     return kAuthFailed;
   }
   if (keyed && len < kKeyedHelloPayloadSize) {
-    *reason = "HELLO v2 without its nonce";
+    *reason = "HELLO too short";  // no nonce
     return kProtocol;
   }
   if (payload[1] != 0 || payload[2] != 0 || payload[3] != 0) {

@@ -413,7 +413,7 @@ bool Endpoint::selectOutput(int slot, uint32_t now) {
       if (aLen < covered) bLen = tx_.contiguous(txSent_ + aLen, &b);
       if (bLen > covered - aLen) bLen = covered - aLen;
       frameTag(connKey_, s.accepted ? kRoleAcceptor : kRoleDialer, txN_, a, aLen, b, bLen,
-               txTag_);
+               s.scratch);
     }
     return true;
   }
@@ -444,7 +444,7 @@ size_t Endpoint::peekOutput(int slot, const uint8_t** data, uint32_t now) {
     return s.curLen - s.curPos;
   }
   if (s.cursor == Slot::kTag) {
-    *data = txTag_ + s.curPos;
+    *data = s.scratch + s.curPos;
     return kTagSize - s.curPos;
   }
   const size_t n = tx_.contiguous(txSent_, data);
@@ -602,7 +602,7 @@ void Endpoint::onFrame(int slot, const FrameView& f, uint32_t now) {
       onAuth(slot, f, now);
     } else {
       closeSlot(slot, kClosedLocally, kProtocol,
-                s.awaitAuth ? "frame between HELLO and AUTH" : "frame before HELLO");
+                s.awaitAuth ? "frame before AUTH" : "frame before HELLO");
     }
     return;
   }

@@ -214,7 +214,8 @@ class Endpoint {
  private:
   struct Slot {
     enum State : uint8_t { kFree, kHandshake, kActive, kClosing };
-    // kTag: the tag of the ring frame just written (keyed links), from txTag_.
+    // kTag: the tag of the ring frame just written (keyed links). It waits in `scratch`,
+    // which is idle while a ring frame goes out (nothing is queued mid-frame).
     enum Cursor : uint8_t { kNone, kScratch, kRing, kTag };
     State state = kFree;
     Cursor cursor = kNone;
@@ -279,12 +280,11 @@ class Endpoint {
   void* hookCtx_ = nullptr;
   RandomHook random_ = nullptr;
   void* randomCtx_ = nullptr;
-  // Keyed links: the pre-shared key, and the connection key, tag counters and the tag of
-  // the ring frame being written, of the active connection (if it is keyed).
+  // Keyed links: the pre-shared key, and the connection key and tag counters of the active
+  // connection (if it is keyed).
   uint8_t key_[kKeyMax] = {};
   uint8_t keyLen_ = 0;
   uint8_t connKey_[kConnKeySize] = {};
-  uint8_t txTag_[kTagSize] = {};
   uint64_t txN_ = 0;  // tagged frames written completely on the active connection
   uint64_t rxN_ = 0;  // tagged frames verified on it
 
