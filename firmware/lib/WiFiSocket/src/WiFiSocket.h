@@ -20,7 +20,6 @@
 #include <new>
 
 #include "wifisocket/frame.h"
-#include "wifisocket/keyed.h"
 #include "wifisocket/session.h"
 
 #ifndef WIFISOCKET_READ_CHUNK
