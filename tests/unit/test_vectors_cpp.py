@@ -327,11 +327,15 @@ def test_cpp_session_suite() -> None:
     assert "FAIL" not in report, report
     # Guard against a runner that silently ran nothing (or lost tests on the way).
     passed = [line for line in proc.stdout.splitlines() if line.startswith("PASS ")]
-    assert len(passed) >= 26, report
+    assert len(passed) >= 37, report
     for name in (
         "restarted_peer_that_learned_our_id_does_not_get_the_old_stream",
         "random_schedule_with_reboots",
         "full_slots_evict_the_oldest_without_hello",
         "slow_senders_are_bounded_by_whole_frames",
+        "keyed_resume_across_reconnect",
+        "keyed_stranger_cannot_replay_replace_or_hold_slots",
+        "keyed_tampered_replayed_or_injected_frames_are_bad_tag",
+        "keyed_random_schedule_with_reboots",
     ):
         assert f"PASS {name}" in passed, report
