@@ -9,7 +9,8 @@
 #   tools/ci_robustness.sh size                  only the size budget
 #   FUZZ_SECONDS=3600 tools/ci_robustness.sh fuzz    a longer run
 #
-# Environment: FUZZ_SECONDS (default 30) per target; FUZZ_TARGETS (default "frame session hmac");
+# Environment: FUZZ_SECONDS (default 30) per target; FUZZ_TARGETS (default "frame session keyed
+# hmac": keyed is the session target as a keyed peer of a keyed endpoint);
 # FUZZ_JOBS (default: 2 if there are 2+ cores) targets run side by side; FUZZ_SEED (default
 # 1 under CI=true, else random). The working corpus grows in firmware/fuzz/build/corpus/
 # and is reused by the next run; findings land in firmware/fuzz/build/artifacts/.
@@ -23,7 +24,7 @@ FUZZ_DIR=$ROOT/firmware/fuzz
 BUILD=$FUZZ_DIR/build
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
-FUZZ_TARGETS=${FUZZ_TARGETS:-frame session hmac}
+FUZZ_TARGETS=${FUZZ_TARGETS:-frame session keyed hmac}
 if [[ -z ${FUZZ_JOBS:-} ]]; then
   if (( $(nproc 2>/dev/null || echo 1) >= 2 )); then FUZZ_JOBS=2; else FUZZ_JOBS=1; fi
 fi

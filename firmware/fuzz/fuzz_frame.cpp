@@ -76,7 +76,7 @@ uint8_t referenceHeaderCheck(const uint8_t* h, uint32_t maxMessage) {
   const uint8_t flags = h[3];
   const uint32_t length = fuzz::be32(h + 4);
   const uint32_t seq = fuzz::be32(h + 8);
-  if (type < 1 || type > 7) return wsock::kUnknownType;
+  if (type < 1 || type > 8) return wsock::kUnknownType;
   if (flags != 0) return wsock::kProtocol;
   const bool data = type == 2 || type == 3;
   if (data) {
@@ -87,6 +87,7 @@ uint8_t referenceHeaderCheck(const uint8_t* h, uint32_t maxMessage) {
       case 1: lo = 32; hi = 64; break;     // HELLO
       case 4: lo = 0; hi = 0; break;       // ACK
       case 5: case 6: lo = hi = 8; break;  // PING, PONG
+      case 8: lo = hi = 32; break;         // AUTH (keyed links, section 6)
       default: lo = 1; hi = kReferenceCloseMax; break;  // CLOSE
     }
     if (length < lo || length > hi) return length > 64 ? wsock::kTooLarge : wsock::kProtocol;
@@ -150,9 +151,13 @@ void fixCrcsInPlace(uint8_t* s, size_t n, uint32_t maxMessage) {
   }
 }
 
-uint8_t referenceHelloCheck(const uint8_t* p, size_t len) {
+// The HELLO checks of docs/protocol.md section 2 (and 6), in the documented order, by a side
+// with (`keyed`) or without a key.
+uint8_t referenceHelloCheck(const uint8_t* p, size_t len, bool keyed) {
   if (len < 32) return wsock::kProtocol;
-  if (p[0] != 1) return wsock::kVersion;
+  if (p[0] != 1 && p[0] != 2) return wsock::kVersion;
+  if ((p[0] == 2) != keyed) return wsock::kAuthFailed;
+  if (p[0] == 2 && len < 48) return wsock::kProtocol;
   if (p[1] != 0 || p[2] != 0 || p[3] != 0) return wsock::kProtocol;
   const uint32_t maxMessage = fuzz::be32(p + 4);
   const uint32_t window = fuzz::be32(p + 8);
@@ -165,18 +170,23 @@ uint8_t referenceHelloCheck(const uint8_t* p, size_t len) {
 }
 
 void checkHello(const uint8_t* p, size_t len) {
-  wsock::Hello h;
-  const char* reason = nullptr;
-  const uint8_t code = wsock::decodeHello(p, len, &h, &reason);
-  FUZZ_CHECK(code == referenceHelloCheck(p, len));
-  FUZZ_CHECK(reason != nullptr);
-  if (code != wsock::kNormal) {
-    FUZZ_CHECK(reason[0] != 0);
-    return;
+  for (int side = 0; side < 2; ++side) {
+    const bool keyed = side == 1;
+    wsock::Hello h;
+    const char* reason = nullptr;
+    const uint8_t code = wsock::decodeHello(p, len, &h, &reason, keyed);
+    FUZZ_CHECK(code == referenceHelloCheck(p, len, keyed));
+    FUZZ_CHECK(reason != nullptr);
+    if (code != wsock::kNormal) {
+      FUZZ_CHECK(reason[0] != 0);
+      continue;
+    }
+    // It re-encodes to the bytes it was read from (a version 2 HELLO with its nonce).
+    uint8_t again[wsock::kHelloMaxPayload];
+    const size_t n = wsock::encodeHello(h, again, sizeof again);
+    FUZZ_CHECK(n == (keyed ? wsock::kKeyedHelloPayloadSize : wsock::kHelloPayloadSize));
+    FUZZ_CHECK(memcmp(again, p, n) == 0);
   }
-  uint8_t again[wsock::kHelloPayloadSize];
-  FUZZ_CHECK(wsock::encodeHello(h, again, sizeof again) == sizeof again);
-  FUZZ_CHECK(memcmp(again, p, sizeof again) == 0);
 }
 
 // A complete frame: its fields are the bytes on the wire, and it re-encodes to them.

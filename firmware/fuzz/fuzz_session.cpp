@@ -28,6 +28,18 @@
 //    15 a frame cut short     16 evict() the oldest connection without HELLO
 //   slot = byte % 6 - 1 (-1 and 4 are out of range on purpose). The arguments of each
 //   operation are read by the op* functions below; make_corpus.py writes them.
+//
+// Built with -DFUZZ_KEYED=1 (the target fuzz_keyed) the endpoint has a pre-shared key and
+// the harness is a keyed peer (docs/protocol.md §6): its HELLOs are version 2 with a nonce
+// (op 1 reads one more byte: bits 0-1 nonce from the input / counter / the device's own /
+// zeros, bit 2 the other version), and ops are taken % 19:
+//    17 the peer's AUTH [sel]: sel % 4 the right proof / the wrong key's / the device's own
+//       role (reflected) / bytes from the input; after it the peer's frames carry tags
+//    18 setKey [sel]: sel % 4 the key / another key / clear / a length that is refused
+// Checked on top: the device writes HELLO, AUTH, CLOSE only before its AUTH, then a correct
+// tag on every frame (verified whenever the harness knows the transcript); the active
+// connection of a keyed slot is one whose peer sent the right AUTH (so nothing is ever
+// delivered from a peer that did not prove the key); authFailures()/tagFailures() only grow.
 
 #include <sanitizer/allocator_interface.h>
 #include <stdlib.h>
@@ -37,7 +49,13 @@
 
 #include "fuzz_common.h"
 #include "wifisocket/frame.h"
+#include "wifisocket/hmac.h"
+#include "wifisocket/keyed.h"
 #include "wifisocket/session.h"
+
+#ifndef FUZZ_KEYED
+#define FUZZ_KEYED 0
+#endif
 
 namespace {
 
@@ -46,6 +64,44 @@ using wsock::FrameDecoder;
 
 constexpr int kSlots = Endpoint::kMaxSlots;
 constexpr size_t kMaxOps = 4096;
+constexpr bool kKeyed = FUZZ_KEYED != 0;
+constexpr int kOps = kKeyed ? 19 : 17;
+
+// The keys of the keyed build: the shared one, and another (refused or wrong).
+const uint8_t kFuzzKey[32] = {0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2a,
+                              0x2b, 0x2c, 0x2d, 0x2e, 0x2f, 0x30, 0x31, 0x32, 0x33, 0x34, 0x35,
+                              0x36, 0x37, 0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d, 0x3e, 0x3f};
+const uint8_t kOtherKey[16] = {0xF0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+
+// The endpoint's nonces: a counter, so a run is reproducible (the harness reads them from
+// the device's HELLOs, it never predicts them).
+uint64_t g_nonceCounter = 0;
+void counterRandom(void*, uint8_t* out, size_t len) {
+  for (size_t i = 0; i < len; ++i) {
+    if (i % 8 == 0) ++g_nonceCounter;
+    out[i] = static_cast<uint8_t>(g_nonceCounter >> (8 * (i % 8)));
+  }
+}
+
+// What the harness (the peer) said on the connection in one slot, keyed build.
+struct PeerSide {
+  bool keyed = false;     // opened while the endpoint had a key: the device speaks version 2
+  bool accepted = false;  // the device accepted it: the harness is the dialer
+  uint8_t hello[wsock::kHelloMaxPayload] = {};
+  size_t helloLen = 0;    // our last HELLO payload as sent (0: none)
+  bool authSent = false;  // our AUTH is out: our frames carry tags
+  bool authOk = false;    // it was the right proof over the HELLOs as the harness knows them
+  uint8_t connKey[wsock::kConnKeySize] = {};
+  uint64_t txN = 0;
+  uint8_t role() const { return accepted ? wsock::kRoleDialer : wsock::kRoleAcceptor; }
+};
+
+// The endpoint's key as the harness set it (keyed build).
+struct KeyMirror {
+  const uint8_t* key = nullptr;
+  size_t len = 0;
+};
+KeyMirror g_key;
 
 // ---------------------------------------------------------------- allocation watch
 
@@ -88,7 +144,7 @@ constexpr uint64_t kPeerB = 0xB1B2B3B4B5B6B7B8ULL;
 
 // Everything the device writes on one connection, decoded and judged.
 struct OutputCheck {
-  static constexpr size_t kCap = wsock::kFrameOverhead + 8192;
+  static constexpr size_t kCap = wsock::kFrameOverhead + 8192 + wsock::kTagSize;
   uint8_t buf[kCap];
   FrameDecoder dec;
   uint64_t session = 0;       // this side's session id when the connection opened
@@ -102,9 +158,24 @@ struct OutputCheck {
   bool activeSeen = false;  // the slot was the active one while this frame was written
   bool accepted = false;    // Role kAccepted: the HELLO answers the dialer's
   uint64_t peerNow = 0;     // the endpoint's peer session while these bytes were written
+  // Keyed: the device's HELLO, whether its AUTH is out, and (when its proof matches the
+  // HELLOs the harness knows) the connection key its tags must verify under.
+  bool keyed = false;
+  const PeerSide* peer = nullptr;
+  uint8_t devHello[wsock::kHelloMaxPayload] = {};
+  size_t devHelloLen = 0;
+  bool devAuth = false;
+  bool known = false;
+  uint8_t connKey[wsock::kConnKeySize] = {};
+  uint64_t rxN = 0;
 
-  void open(const Endpoint& ep, size_t tx, bool acceptedRole) {
+  void open(const Endpoint& ep, size_t tx, bool acceptedRole, const PeerSide* peerSide) {
     accepted = acceptedRole;
+    keyed = ep.keyed();
+    peer = peerSide;
+    devHelloLen = 0;
+    devAuth = known = false;
+    rxN = 0;
     dec = FrameDecoder(buf, kCap, 0xFFFFFFFFU);
     session = ep.sessionId();
     maxMessage = ep.maxMessage();
@@ -123,11 +194,20 @@ struct OutputCheck {
       p += used;
       n -= used;
       if (st == FrameDecoder::kFrame) {
+        if (dec.tagged() && known) {
+          uint8_t expect[wsock::kTagSize];
+          wsock::frameTag(connKey, accepted ? wsock::kRoleAcceptor : wsock::kRoleDialer, rxN++,
+                          dec.frameBytes(), wsock::kHeaderSize + dec.frame().length, nullptr, 0,
+                          expect);
+          FUZZ_CHECK(memcmp(expect, dec.tag(), sizeof expect) == 0);  // the device's tags
+        }
         onFrame(dec.frame(), pingNonce);
         activeSeen = active;
       }
     }
   }
+
+  void checkDeviceProof(const uint8_t* proof);
 
   void onFrame(const wsock::FrameView& f, uint64_t* pingNonce) {
     if (g_trace) {
@@ -145,7 +225,12 @@ struct OutputCheck {
       FUZZ_CHECK(f.type == wsock::kHello);  // every connection starts with a HELLO
       wsock::Hello h;
       const char* reason = nullptr;
-      FUZZ_CHECK(wsock::decodeHello(f.payload, f.length, &h, &reason) == wsock::kNormal);
+      FUZZ_CHECK(wsock::decodeHello(f.payload, f.length, &h, &reason, keyed) == wsock::kNormal);
+      if (keyed) {
+        FUZZ_CHECK(f.length == wsock::kKeyedHelloPayloadSize);
+        memcpy(devHello, f.payload, f.length);
+        devHelloLen = f.length;
+      }
       FUZZ_CHECK(h.session == session);
       FUZZ_CHECK(h.maxMessage == maxMessage && h.window == window);
       // An acceptor names a remembered session only to the dialer that named itself as
@@ -155,9 +240,22 @@ struct OutputCheck {
       sawHello = true;
       return;
     }
+    if (keyed && !devAuth) {
+      // Between its HELLO and its AUTH the device says nothing else (a CLOSE ends it).
+      FUZZ_CHECK(f.type == wsock::kAuth || f.type == wsock::kClose);
+      if (f.type == wsock::kClose) {
+        sawClose = true;
+        return;
+      }
+      devAuth = true;
+      dec.setTagged(true);
+      checkDeviceProof(f.payload);
+      return;
+    }
     switch (f.type) {
       case wsock::kHello:
-        FUZZ_CHECK(false);  // one HELLO per connection
+      case wsock::kAuth:
+        FUZZ_CHECK(false);  // one HELLO (and one AUTH) per connection
         break;
       case wsock::kText:
       case wsock::kBinary:
@@ -184,6 +282,25 @@ struct OutputCheck {
   }
 };
 
+// The device's AUTH: when the harness knows both HELLOs and the key, the proof must be
+// exactly the one of docs/protocol.md §6, and then every later tag is checked too.
+void OutputCheck::checkDeviceProof(const uint8_t* proof) {
+  if (peer == nullptr || peer->helloLen == 0 || g_key.len == 0) return;
+  const uint8_t* hd = accepted ? peer->hello : devHello;
+  const size_t hdLen = accepted ? peer->helloLen : devHelloLen;
+  const uint8_t* ha = accepted ? devHello : peer->hello;
+  const size_t haLen = accepted ? devHelloLen : peer->helloLen;
+  uint8_t expect[wsock::kAuthPayload];
+  wsock::authProof(g_key.key, g_key.len, accepted ? wsock::kRoleAcceptor : wsock::kRoleDialer,
+                   hd, hdLen, ha, haLen, expect);
+  // A HELLO from raw bytes, or a key changed since: unknown transcript, tags not checked.
+  if (memcmp(expect, proof, sizeof expect) != 0) return;
+  known = true;
+  const uint8_t* nd = hd + wsock::kHelloPayloadSize;
+  const uint8_t* na = ha + wsock::kHelloPayloadSize;
+  wsock::connectionKey(g_key.key, g_key.len, nd, na, connKey);
+}
+
 // ---------------------------------------------------------------- the harness
 
 struct Harness {
@@ -196,8 +313,10 @@ struct Harness {
   uint64_t sessionCounter = 0;
   OutputCheck out[kSlots];
   bool tracked[kSlots] = {};  // out[i] describes the connection in slot i
+  PeerSide peer[kSlots];      // keyed build: what the harness said in slot i
+  uint32_t authFailures = 0, tagFailures = 0;
 
-  static uint8_t frame[wsock::kFrameOverhead + 8192];
+  static uint8_t frame[wsock::kFrameOverhead + 8192 + wsock::kTagSize];
   static uint8_t payload[8192];
   static uint8_t inbox[8192 + 16];
 
@@ -214,8 +333,14 @@ struct Harness {
 
   void feedFrame(int slot, uint8_t type, uint32_t seq, uint32_t ack, const uint8_t* body,
                  size_t len) {
-    const size_t n = wsock::encodeFrame(frame, sizeof frame, type, seq, ack, body, len);
+    size_t n = wsock::encodeFrame(frame, sizeof frame, type, seq, ack, body, len);
     FUZZ_CHECK(n == wsock::kFrameOverhead + len);
+    if (kKeyed && slot >= 0 && slot < kSlots && peer[slot].authSent) {
+      PeerSide& p = peer[slot];
+      wsock::frameTag(p.connKey, p.role(), p.txN++, frame, n - wsock::kCrcSize, nullptr, 0,
+                      frame + n);
+      n += wsock::kTagSize;
+    }
     if (g_trace) fprintf(stderr, "  peer frame type %u seq %u ack %u len %zu\n", type, seq, ack, len);
     feed(slot, frame, n);
   }
@@ -266,6 +391,14 @@ struct Harness {
 
   void checkInvariants() {
     FUZZ_CHECK(ep->unackedBytes() <= layout.txCap);
+    // Counters only grow; a keyed connection is active only after the peer's right AUTH.
+    FUZZ_CHECK(ep->authFailures() >= authFailures && ep->tagFailures() >= tagFailures);
+    authFailures = ep->authFailures();
+    tagFailures = ep->tagFailures();
+    if (kKeyed && ep->activeSlot() >= 0) {
+      const PeerSide& p = peer[ep->activeSlot()];
+      FUZZ_CHECK(!p.keyed || p.authOk);
+    }
     FUZZ_CHECK(ep->maxMessage() <= layout.maxMessage);
     FUZZ_CHECK(ep->maxMessage() + wsock::kFrameOverhead <= layout.rxCap);
     const int avail = ep->available();
@@ -281,19 +414,24 @@ struct Harness {
       const uint8_t op = in.u8();
       // Slots -1..4: the API must shrug off the two out of range as well.
       const int slot = static_cast<int>(in.u8() % (kSlots + 2)) - 1;
-      if (g_trace) fprintf(stderr, "op %zu: %u slot %d now %u\n", ops, op % 17, slot, now);
-      switch (op % 17) {
+      if (g_trace) fprintf(stderr, "op %zu: %u slot %d now %u\n", ops, op % kOps, slot, now);
+      switch (op % kOps) {
         case 0: {  // a TCP connection comes up
           const bool accepted = (op & 0x80) != 0;
           const int s = ep->open(now, accepted ? Endpoint::kAccepted : Endpoint::kDialled);
           FUZZ_CHECK(s >= -1 && s < kSlots);
           if (s >= 0) {
             FUZZ_CHECK(ep->inUse(s) && !ep->closing(s));
-            out[s].open(*ep, layout.txCap, accepted);
+            peer[s] = PeerSide();
+            peer[s].keyed = ep->keyed();
+            peer[s].accepted = accepted;
+            out[s].open(*ep, layout.txCap, accepted, &peer[s]);
             tracked[s] = true;
           }
           break;
         }
+        case 17: opAuth(slot, in); break;
+        case 18: opSetKey(in); break;
         case 1: opHello(slot, in); break;
         case 2: opData(slot, in); break;
         case 3: opControl(slot, in); break;
@@ -347,7 +485,7 @@ struct Harness {
         case 15:  // a frame cut short: the header and part of the rest
           opTruncated(slot, in);
           break;
-        default: {  // every slot busy: the Arduino class evicts one without HELLO
+        case 16: {  // every slot busy: the Arduino class evicts one without HELLO
           const int active = ep->activeSlot();
           const int v = ep->evict();
           FUZZ_CHECK(v >= -1 && v < kSlots);
@@ -410,16 +548,122 @@ struct Harness {
         h.keepaliveMs = 0;
         break;
     }
+    const bool slotKeyed = slot >= 0 && slot < kSlots && peer[slot].keyed;
+    if (kKeyed) {
+      const uint8_t ksel = in.u8();
+      const bool v2 = slotKeyed != ((ksel & 4) != 0);  // bit 2: the other side's version
+      if ((sel >> 6) != 3) h.version = v2 ? wsock::kKeyedProtocolVersion : wsock::kProtocolVersion;
+      switch (ksel & 3) {
+        case 0: {
+          size_t got = 0;
+          const uint8_t* p = in.bytes(sizeof h.nonce, &got);
+          memcpy(h.nonce, p, got);
+          break;
+        }
+        case 1: counterRandom(nullptr, h.nonce, sizeof h.nonce); break;
+        case 2:  // the device's own nonce, reflected
+          if (slot >= 0 && slot < kSlots && out[slot].devHelloLen > 0) {
+            memcpy(h.nonce, out[slot].devHello + wsock::kHelloPayloadSize, sizeof h.nonce);
+          }
+          break;
+        default: break;
+      }
+    }
     uint8_t body[wsock::kHelloMaxPayload];
-    FUZZ_CHECK(wsock::encodeHello(h, body, sizeof body) == wsock::kHelloPayloadSize);
-    size_t len = wsock::kHelloPayloadSize;
+    size_t len = wsock::encodeHello(h, body, sizeof body);
+    FUZZ_CHECK(len == wsock::kHelloPayloadSize || len == wsock::kKeyedHelloPayloadSize);
     if ((sel & 0xF0) == 0xF0) {  // a longer HELLO of a later minor version
       const size_t extra = in.u8() % (wsock::kHelloMaxPayload - len + 1);
       memset(body + len, 0xEE, extra);
       len += extra;
     }
     if (h.session != 0 && !(h.session == kPeerA || h.session == kPeerB)) peerNext = 1;
+    if (kKeyed && slot >= 0 && slot < kSlots) {
+      memcpy(peer[slot].hello, body, len);
+      peer[slot].helloLen = len;
+    }
     feedFrame(slot, wsock::kHello, 0, ack, body, len);
+  }
+
+  // Keyed build: the peer's AUTH, right or wrong; its later frames carry tags.
+  void opAuth(int slot, fuzz::Cursor& in) {
+    const uint8_t sel = in.u8();
+    uint8_t proof[wsock::kAuthPayload] = {};
+    bool right = false;
+    if (slot >= 0 && slot < kSlots) {
+      PeerSide& p = peer[slot];
+      if (tracked[slot] && out[slot].devHelloLen == 0) drain(slot, 0);  // read its HELLO
+      const OutputCheck& o = out[slot];
+      const bool transcript = p.helloLen > 0 && o.devHelloLen > 0 && g_key.len > 0;
+      const uint8_t* hd = p.accepted ? p.hello : o.devHello;
+      const size_t hdLen = p.accepted ? p.helloLen : o.devHelloLen;
+      const uint8_t* ha = p.accepted ? o.devHello : p.hello;
+      const size_t haLen = p.accepted ? o.devHelloLen : p.helloLen;
+      switch (sel & 3) {
+        case 0:
+        case 1: {
+          const bool wrong = (sel & 3) == 1;
+          const uint8_t* key = wrong ? (g_key.key == kFuzzKey ? kOtherKey : kFuzzKey) : g_key.key;
+          const size_t keyLen = wrong ? (g_key.key == kFuzzKey ? sizeof kOtherKey : sizeof kFuzzKey)
+                                      : g_key.len;
+          if (transcript) {
+            wsock::authProof(key, keyLen, p.role(), hd, hdLen, ha, haLen, proof);
+            right = !wrong;
+          }
+          break;
+        }
+        case 2:  // the device's own proof, reflected
+          if (transcript) {
+            const uint8_t dev = p.accepted ? wsock::kRoleAcceptor : wsock::kRoleDialer;
+            wsock::authProof(g_key.key, g_key.len, dev, hd, hdLen, ha, haLen, proof);
+          }
+          break;
+        default: {
+          size_t got = 0;
+          const uint8_t* b = in.bytes(sizeof proof, &got);
+          memcpy(proof, b, got);
+          break;
+        }
+      }
+      if (transcript) {
+        wsock::connectionKey(g_key.key, g_key.len, hd + wsock::kHelloPayloadSize,
+                             ha + wsock::kHelloPayloadSize, p.connKey);
+      }
+      if (g_trace) fprintf(stderr, "  peer AUTH variant %u right %d\n", sel & 3, right);
+      feedFrame(slot, wsock::kAuth, 0, 0, proof, sizeof proof);
+      p.authSent = true;
+      p.txN = 0;
+      p.authOk = p.authOk || right;
+      return;
+    }
+    feedFrame(slot, wsock::kAuth, 0, 0, proof, sizeof proof);
+  }
+
+  // Keyed build: the key changes (or a bad one is refused) while connections are up.
+  void opSetKey(fuzz::Cursor& in) {
+    const uint8_t sel = in.u8();
+    const bool before = ep->keyed();
+    switch (sel & 3) {
+      case 0:
+        FUZZ_CHECK(ep->setKey(kFuzzKey, sizeof kFuzzKey));
+        g_key = KeyMirror{kFuzzKey, sizeof kFuzzKey};
+        break;
+      case 1:
+        FUZZ_CHECK(ep->setKey(kOtherKey, sizeof kOtherKey));
+        g_key = KeyMirror{kOtherKey, sizeof kOtherKey};
+        break;
+      case 2:
+        FUZZ_CHECK(ep->setKey(nullptr, 0) && !ep->keyed());
+        g_key = KeyMirror{};
+        break;
+      default: {
+        static constexpr size_t kBad[4] = {1, 15, 33, 64};
+        FUZZ_CHECK(!ep->setKey(kFuzzKey, kBad[(sel >> 2) & 3]));
+        FUZZ_CHECK(ep->keyed() == before);
+        break;
+      }
+    }
+    settle();
   }
 
   void opData(int slot, fuzz::Cursor& in) {
@@ -534,7 +778,7 @@ struct Harness {
   }
 };
 
-uint8_t Harness::frame[wsock::kFrameOverhead + 8192];
+uint8_t Harness::frame[wsock::kFrameOverhead + 8192 + wsock::kTagSize];
 uint8_t Harness::payload[8192];
 uint8_t Harness::inbox[8192 + 16];
 
@@ -545,7 +789,7 @@ void closeHook(void* ctx, int slot, uint8_t kind, uint8_t code, const char* reas
   FUZZ_CHECK(kind <= wsock::kConnectionLost);
   FUZZ_CHECK(reason != nullptr && strlen(reason) <= wsock::kCloseMaxReason);
   if (kind == wsock::kClosedLocally) {
-    FUZZ_CHECK(code <= wsock::kBusy);
+    FUZZ_CHECK(code <= wsock::kBadTag);
     FUZZ_CHECK(reason[0] != 0);
   }
 }
@@ -592,6 +836,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   h.sessionCounter = 0;
   for (bool& t : h.tracked) t = false;
   h.ep->setCloseHook(closeHook, &h);
+  h.authFailures = h.tagFailures = 0;
+  g_key = KeyMirror{};
+  g_nonceCounter = 0;
+  if (kKeyed) {
+    h.ep->setRandom(counterRandom, nullptr);
+    FUZZ_CHECK(h.ep->setKey(kFuzzKey, sizeof kFuzzKey));
+    g_key = KeyMirror{kFuzzKey, sizeof kFuzzKey};
+  }
 
   g_allocations = 0;
   g_watching = true;

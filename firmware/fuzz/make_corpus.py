@@ -1,9 +1,10 @@
 """Write the seed corpora of the libFuzzer targets from ``tests/vectors/frames.json``.
 
 Usage: ``python3 firmware/fuzz/make_corpus.py OUT_DIR`` writes ``OUT_DIR/frame/*`` (inputs
-of ``fuzz_frame``) and ``OUT_DIR/session/*`` (inputs of ``fuzz_session``). The output is a
-pure function of the vectors: file names are the content's SHA-1, so re-running changes
-nothing and stale seeds are removed.
+of ``fuzz_frame``), ``OUT_DIR/session/*`` (inputs of ``fuzz_session``) and ``OUT_DIR/keyed/*``
+(inputs of ``fuzz_keyed``, also from ``tests/vectors/keyed.json``). The output is a pure
+function of the vectors: file names are the content's SHA-1, so re-running changes nothing
+and stale seeds are removed.
 
 The byte layouts written here are the ones documented at the top of ``fuzz_frame.cpp`` and
 ``fuzz_session.cpp``; keep them in step.
@@ -22,6 +23,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "tests" / "vectors" / "frames.json"
+KEYED_VECTORS = ROOT / "tests" / "vectors" / "keyed.json"
 
 # fuzz_frame.cpp: byte 0 selects max_message from this table (bits 0-2) and the buffer.
 FRAME_MAX_MESSAGES = [0, 1, 8, 64, 124, 300, 1024, 4096]
@@ -197,6 +199,78 @@ def session_seeds(vectors: dict[str, Any]) -> list[bytes]:
     return seeds
 
 
+class KeyedProgram(SessionProgram):
+    """An input of fuzz_keyed (fuzz_session.cpp built with FUZZ_KEYED): ops are taken % 19,
+    a HELLO reads one more byte (its nonce and version), 17 is the peer's AUTH, 18 setKey."""
+
+    ACCEPTED_OPEN = 152  # % 19 == 0 with bit 7 set: the device accepts the connection
+
+    def open_accepted(self) -> KeyedProgram:
+        self._op(self.ACCEPTED_OPEN, 0)
+        return self
+
+    def hello(self, slot: int, peer: int = 0, resume: int = 0, ack: int = 0,
+              nonce: int = 1) -> KeyedProgram:
+        """``nonce``: 1 = a counter, 2 = the device's own (reflected), 3 = zeros; +4 = the
+        other version (a keyed HELLO to an unkeyed side or the reverse)."""
+        self._op(1, slot, peer | resume << 2 | ack << 4, nonce)
+        return self
+
+    def auth(self, slot: int, variant: int = 0) -> KeyedProgram:
+        """0 = the right proof, 1 = the wrong key's, 2 = the device's own, reflected."""
+        self._op(17, slot, variant)
+        return self
+
+    def set_key(self, variant: int) -> KeyedProgram:
+        """0 = the key, 1 = another, 2 = clear, 3 = a refused length."""
+        self._op(18, 0, variant)
+        return self
+
+
+def keyed_seeds(vectors: dict[str, Any], keyed: dict[str, Any]) -> list[bytes]:
+    """Keyed handshakes both ways, right and wrong, then data, tampering, key changes."""
+    seeds = []
+
+    def accepted(layout: int = 0) -> KeyedProgram:
+        return KeyedProgram(layout=layout).open_accepted().hello(0).auth(0).drain_all()
+
+    def dialled(layout: int = 0) -> KeyedProgram:
+        prog = KeyedProgram(layout=layout).open().drain_all()
+        prog.hello(0).auth(0).drain_all()
+        return prog
+
+    for make in (accepted, dialled):
+        for layout in range(4):
+            echo = make(layout)
+            for i in range(4):
+                echo.data_frame(0, 10 + i).receive().send(10 + i, text=True).drain(0, 1)
+            seeds.append(echo.drain_all().tick(4).drain_all().pong_last(0).bytes())
+    # Every rejected frame of keyed.json, and the frame vectors, raw after a handshake.
+    for vec in keyed["rejected"] + vectors["frames"]:
+        seeds.append(accepted().raw(0, bytes.fromhex(vec["bytes"])).drain_all().bytes())
+    for vec in keyed["invalid_hellos_keyed_side"]:
+        payload = bytes.fromhex(vec["payload"])
+        seeds.append(KeyedProgram().open_accepted().raw(0, frame_bytes(HELLO, payload))
+                     .drain_all().bytes())
+    # Wrong proofs, reflection, the other version, no AUTH within the bound.
+    for variant in (1, 2, 3):
+        seeds.append(KeyedProgram().open_accepted().hello(0).auth(0, variant).drain_all()
+                     .bytes())
+    seeds.append(KeyedProgram().open().drain_all().hello(0, nonce=2).drain_all().bytes())
+    seeds.append(KeyedProgram().open_accepted().hello(0, nonce=5).drain_all().bytes())
+    seeds.append(KeyedProgram().open_accepted().hello(0).drain_all().tick(6).drain_all()
+                 .bytes())
+    # A stranger's handshakes while the owner is connected; eviction; resume after a drop.
+    owner = accepted().send(30).drain(0, 2)
+    owner.open_accepted().hello(1, peer=1).auth(1, 1).open_accepted().hello(2).evict()
+    seeds.append(owner.lost(0).open_accepted().hello(0, resume=1).auth(0).drain_all().bytes())
+    # Key changes mid-handshake and mid-session; refused lengths.
+    keys = KeyedProgram().open_accepted().hello(0).drain_all().set_key(1).auth(0)
+    keys.set_key(3).set_key(2).open().hello(1, nonce=4).drain_all().set_key(0).open_accepted()
+    seeds.append(keys.hello(2).auth(2).data_frame(2, 5).receive().drain_all().bytes())
+    return seeds
+
+
 def write(out: Path, name: str, seeds: list[bytes]) -> int:
     """Write ``seeds`` into ``out/name`` (content-named), removing files no longer wanted."""
     target = out / name
@@ -215,13 +289,17 @@ def write(out: Path, name: str, seeds: list[bytes]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", type=Path, help="directory to write frame/ and session/ into")
+    parser.add_argument("out", type=Path,
+                        help="directory to write frame/, session/ and keyed/ into")
     parser.add_argument("--vectors", type=Path, default=VECTORS)
+    parser.add_argument("--keyed-vectors", type=Path, default=KEYED_VECTORS)
     args = parser.parse_args(argv)
     vectors = json.loads(args.vectors.read_text())
+    keyed = json.loads(args.keyed_vectors.read_text())
     n_frame = write(args.out, "frame", frame_seeds(vectors))
     n_session = write(args.out, "session", session_seeds(vectors))
-    print(f"seeds: {n_frame} frame, {n_session} session in {args.out}")
+    n_keyed = write(args.out, "keyed", keyed_seeds(vectors, keyed))
+    print(f"seeds: {n_frame} frame, {n_session} session, {n_keyed} keyed in {args.out}")
     return 0
 
 

@@ -106,7 +106,21 @@ const char* dialEcho(const char* host, uint16_t port) {
 void infoFields(esphil::Text& j) {
   j.add(", \"echo_port\": ").num(static_cast<unsigned>(kEchoPort));
   j.add(", \"raw_port\": ").num(static_cast<unsigned>(kRawPort));
+  // Keyed links (docs/protocol.md §6), both services together.
+  j.add(", \"auth_failures\": ")
+      .num(static_cast<unsigned long>(echo.authFailures() + control.authFailures()));
+  j.add(", \"tag_failures\": ")
+      .num(static_cast<unsigned long>(echo.tagFailures() + control.tagFailures()));
 }
+
+#if defined(ESPHIL_HAS_KEY_HOOK)
+// The console's `key` command (stored in flash like the WiFi credentials): both services
+// speak the keyed protocol from their next connection on; len 0 = back to unkeyed.
+void applyKey(const uint8_t* key, size_t len) {
+  echo.setKey(key, len);
+  control.setKey(key, len);
+}
+#endif
 
 // An echo the host cannot take (it announced a smaller max_message): close its connection
 // with the reason instead of keeping, or silently dropping, what can never be sent.
@@ -586,6 +600,9 @@ void setup() {
   EspHil.begin(ESP_HIL_FW_VERSION);
   EspHil.onDial(dialEcho);
   EspHil.onInfo(infoFields);
+#if defined(ESPHIL_HAS_KEY_HOOK)
+  EspHil.onKey(applyKey);
+#endif
   echo.setLog(Serial);
   control.setLog(Serial);
 }

@@ -8,24 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "check.h"
 #include "wifisocket/frame.h"
 #include "wifisocket/session.h"
 
 using namespace wsock;
 
 namespace {
-
-int g_failures = 0;
-int g_checks = 0;
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    ++g_checks;                                                                \
-    if (!(cond)) {                                                             \
-      ++g_failures;                                                            \
-      printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                   \
-    }                                                                          \
-  } while (0)
 
 struct CloseRecord {
   int slot;
@@ -34,11 +23,29 @@ struct CloseRecord {
   std::string reason;
 };
 
+// Keys of keyed links (docs/protocol.md §6): keyed.json's, and another.
+const uint8_t kKey[32] = {0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2a,
+                          0x2b, 0x2c, 0x2d, 0x2e, 0x2f, 0x30, 0x31, 0x32, 0x33, 0x34, 0x35,
+                          0x36, 0x37, 0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d, 0x3e, 0x3f};
+const uint8_t kOtherKey[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+
+// The tests' nonce source: deterministic per side (xorshift), never the same twice.
+void testRandom(void* ctx, uint8_t* out, size_t len) {
+  uint64_t& st = *static_cast<uint64_t*>(ctx);
+  for (size_t i = 0; i < len; ++i) {
+    st ^= st << 13;
+    st ^= st >> 7;
+    st ^= st << 17;
+    out[i] = static_cast<uint8_t>(st >> 56);
+  }
+}
+
 // One endpoint with its memory and a log of its closes.
 struct Side {
   std::vector<uint8_t> dec, rx, tx;
   Endpoint ep;
   std::vector<CloseRecord> closes;
+  uint64_t rng;
 
   Side(uint64_t id, uint32_t maxMessage, size_t rxCap, size_t txCap, uint32_t keepalive = 1000)
       : dec(maxMessage + kMaxControlFrame), rx(rxCap), tx(txCap),
@@ -46,6 +53,18 @@ struct Side {
            EndpointBuffers{dec.data(), dec.size(), rx.data(), rx.size(), tx.data(), tx.size()}) {
     ep.setCloseHook(&Side::hook, this);
     ep.start(id);
+    rng = 0x9E3779B97F4A7C15ULL ^ id;
+  }
+  // A keyed endpoint (with its nonce source); returns itself for chaining.
+  Side& keyed(const uint8_t* key = kKey, size_t len = sizeof kKey) {
+    ep.setRandom(testRandom, &rng);
+    CHECK(ep.setKey(key, len));
+    return *this;
+  }
+  size_t closesWith(uint8_t kind, uint8_t code) const {
+    size_t n = 0;
+    for (const auto& c : closes) n += c.kind == kind && c.code == code;
+    return n;
   }
   static EndpointConfig makeConfig(uint32_t maxMessage, uint32_t keepalive) {
     EndpointConfig c;
@@ -746,9 +765,23 @@ void test_bad_acks_and_hellos() {
     Side dev(0xD2, 256, 1024, 1024);
     const int c = dev.ep.open(0);
     auto hp = helloPayload(0xAAAA, 0);
-    hp[0] = 2;
+    hp[0] = 3;
     feedFrame(dev, c, kHello, 0, 0, hp);
     CHECK(dev.closedWith(kVersion) && !dev.ep.connected());
+    CHECK(dev.ep.authFailures() == 0);
+  }
+  {
+    // A keyed (version 2) HELLO to a side without a key: AUTH, never answered unkeyed.
+    Side dev(0xD5, 256, 1024, 1024);
+    const int c = dev.ep.open(0, Endpoint::kAccepted);
+    auto hp = helloPayload(0xAAAA, 0);
+    hp[0] = 2;
+    hp.resize(kKeyedHelloPayloadSize, 0x11);
+    feedFrame(dev, c, kHello, 0, 0, hp);
+    CHECK(dev.closedWith(kAuthFailed) && dev.closes[0].reason == "no key on this side");
+    CHECK(dev.ep.authFailures() == 1 && !dev.ep.connected());
+    const auto out = drain(dev, c, 0);
+    CHECK(out.size() == 1 && out[0].type == kClose && out[0].payload[0] == kAuthFailed);
   }
   {
     // A data header larger than max_message fails at once, before any payload arrives.
@@ -809,7 +842,7 @@ void test_partial_writes_interleave_safely() {
 
 // Deterministic random schedule: sends, takes, partial flows and cuts; every message must
 // arrive exactly once and in order in both directions.
-void test_random_schedule_exactly_once() {
+void randomScheduleExactlyOnce(bool keyed) {
   uint64_t state = 0x9E3779B97F4A7C15ULL;
   auto rnd = [&state](uint32_t n) {
     state ^= state << 13;
@@ -818,7 +851,13 @@ void test_random_schedule_exactly_once() {
     return static_cast<uint32_t>(state % n);
   };
   Side a(0xAC, 512, 2048, 1500), b(0xBC, 300, 1200, 2048);
-  int as = a.ep.open(0), bs = b.ep.open(0);
+  // Keyed: b accepts (a keyed link has a dialer and an acceptor; unkeyed, both dial).
+  const Endpoint::Role roleB = keyed ? Endpoint::kAccepted : Endpoint::kDialled;
+  if (keyed) {
+    a.keyed();
+    b.keyed();
+  }
+  int as = a.ep.open(0), bs = b.ep.open(0, roleB);
   int sentA = 0, sentB = 0, gotA = 0, gotB = 0, cuts = 0;
   for (uint32_t t = 1; t < 4000; ++t) {
     switch (rnd(10)) {
@@ -865,7 +904,7 @@ void test_random_schedule_exactly_once() {
       default:
         if (as < 0) {
           as = a.ep.open(t);
-          bs = b.ep.open(t);
+          bs = b.ep.open(t, roleB);
         }
         break;
     }
@@ -874,7 +913,7 @@ void test_random_schedule_exactly_once() {
   // Drain: reconnect and deliver everything.
   if (as < 0) {
     as = a.ep.open(5000);
-    bs = b.ep.open(5000);
+    bs = b.ep.open(5000, roleB);
   }
   for (int i = 0; i < 500; ++i) {
     pump(a, as, b, bs, 5000);
@@ -889,9 +928,12 @@ void test_random_schedule_exactly_once() {
   CHECK(sentA > 50 && sentB > 50);
   CHECK(gotB == sentA && gotA == sentB);
   CHECK(a.ep.unackedBytes() == 0 && b.ep.unackedBytes() == 0);
-  printf("INFO random schedule: %d/%d messages, %d cuts, %u+%u duplicates dropped\n", sentA,
-         sentB, cuts, a.ep.duplicatesDropped(), b.ep.duplicatesDropped());
+  printf("INFO random schedule%s: %d/%d messages, %d cuts, %u+%u duplicates dropped\n",
+         keyed ? " (keyed)" : "", sentA, sentB, cuts, a.ep.duplicatesDropped(),
+         b.ep.duplicatesDropped());
 }
+
+void test_random_schedule_exactly_once() { randomScheduleExactlyOnce(false); }
 
 // Deterministic random schedules with reboots of either side (a new session id, no
 // memory), partial flows and cuts. For every sender incarnation, what any receiver took is
@@ -903,7 +945,7 @@ struct Incarnation {
   uint32_t sent = 0;
 };
 
-void test_random_schedule_with_reboots() {
+void randomScheduleWithReboots(bool keyed) {
   uint64_t state = 0xC0FFEE1234567ULL;
   auto rnd = [&state](uint32_t n) {
     state ^= state << 13;
@@ -934,12 +976,14 @@ void test_random_schedule_with_reboots() {
     delete side[k].side;
     side[k].side = new Side(nextId++, k == 0 ? 512 : 300, k == 0 ? 2048 : 1200,
                             k == 0 ? 1500 : 2048);
+    if (keyed) side[k].side->keyed();
     side[k].sent = 0;
   };
   boot(0);
   boot(1);
   int slot[2] = {-1, -1};
-  int reboots = 0, cuts = 0, takes = 0, protocolErrors = 0;
+  const Endpoint::Role role1 = keyed ? Endpoint::kAccepted : Endpoint::kDialled;
+  int reboots = 0, cuts = 0, takes = 0, protocolErrors = 0, busy = 0;
   auto takeAll = [&](int k) {
     Side& r = *side[k].side;
     std::string m;
@@ -980,7 +1024,16 @@ void test_random_schedule_with_reboots() {
         for (int k = 0; k < 2; ++k) {
           // A side that closed the connection (it found an error) ends it for both.
           if (side[k].side->ep.closing(slot[k])) {
-            ++protocolErrors;
+            // An acceptor holds its session for the owner: a rebooted dialer is refused
+            // with BUSY until the dead bound passes (docs/protocol.md §2). Anything else is
+            // a protocol error.
+            if (side[k].side->closes.back().code == kBusy) {
+              ++busy;
+            } else {
+              ++protocolErrors;
+              printf("  protocol error: side %d code %u %s\n", k,
+                     side[k].side->closes.back().code, side[k].side->closes.back().reason.c_str());
+            }
             side[k].side->ep.release(slot[k]);
             side[1 - k].side->ep.transportLost(slot[1 - k]);
             slot[0] = slot[1] = -1;
@@ -994,7 +1047,7 @@ void test_random_schedule_with_reboots() {
         ++cuts;
       } else if (slot[0] < 0) {
         slot[0] = side[0].side->ep.open(t);
-        slot[1] = side[1].side->ep.open(t);
+        slot[1] = side[1].side->ep.open(t, role1);
       }
     } else if (rnd(10) == 0) {
       cutNow();
@@ -1005,7 +1058,7 @@ void test_random_schedule_with_reboots() {
   // Drain: connect and deliver everything still queued.
   cutNow();
   slot[0] = side[0].side->ep.open(40000);
-  slot[1] = side[1].side->ep.open(40000);
+  slot[1] = side[1].side->ep.open(40000, role1);
   for (int i = 0; i < 200; ++i) {
     pump(*side[0].side, slot[0], *side[1].side, slot[1], 40000);
     takeAll(0);
@@ -1019,25 +1072,384 @@ void test_random_schedule_with_reboots() {
     CHECK(s.ep.unackedBytes() == 0);
     CHECK(got <= side[k].sent);
     CHECK(side[k].sent - got <= s.ep.lostMessages());
-    for (const auto& c : s.closes) CHECK(c.kind != kClosedLocally);
+    for (const auto& c : s.closes) CHECK(c.kind != kClosedLocally || c.code == kBusy);
   }
   CHECK(protocolErrors == 0);
+  CHECK(keyed || busy == 0);
   CHECK(reboots >= 5 && cuts >= 5 && takes > 200);
-  printf("INFO reboots schedule: %d takes, %d reboots, %d cuts, lost %u+%u\n", takes, reboots,
-         cuts, side[0].side->ep.lostMessages(), side[1].side->ep.lostMessages());
+  printf("INFO reboots schedule%s: %d takes, %d reboots, %d cuts, lost %u+%u\n",
+         keyed ? " (keyed)" : "", takes, reboots, cuts, side[0].side->ep.lostMessages(),
+         side[1].side->ep.lostMessages());
   delete side[0].side;
   delete side[1].side;
 }
+
+void test_random_schedule_with_reboots() { randomScheduleWithReboots(false); }
+
+// --------------------------------------------------------------------------- keyed links
+
+// Everything the endpoint offers on a slot, as bytes (a keyed stream: frames and tags).
+std::vector<uint8_t> output(Side& s, int slot, uint32_t now) {
+  std::vector<uint8_t> bytes;
+  const uint8_t* p = nullptr;
+  size_t n;
+  while ((n = s.ep.peekOutput(slot, &p, now)) > 0) {
+    bytes.insert(bytes.end(), p, p + n);
+    s.ep.consumeOutput(slot, n, now);
+  }
+  return bytes;
+}
+
+// A keyed dialer a and acceptor b with a completed handshake on (as, bs).
+struct KeyedPair {
+  Side a, b;
+  int as, bs;
+  KeyedPair() : a(0xA11, 1024, 8192, 8192), b(0xB11, 1024, 8192, 8192) {
+    a.keyed();
+    b.keyed();
+    as = a.ep.open(0);
+    bs = b.ep.open(0, Endpoint::kAccepted);
+    pump(a, as, b, bs, 0);
+  }
+};
+
+void test_set_key_contract() {
+  Side s(0x5E7, 256, 1024, 1024);
+  CHECK(!s.ep.keyed());
+  CHECK(!s.ep.setKey(kKey, 15) && !s.ep.setKey(kKey, 33) && !s.ep.setKey(nullptr, 16));
+  CHECK(!s.ep.keyed());
+  CHECK(s.ep.setKey(kKey, 16) && s.ep.keyed());
+  CHECK(!s.ep.setKey(kKey, 8) && s.ep.keyed());  // refused: the old key stays
+  CHECK(s.ep.open(0) == -1);  // keyed without a nonce source: no connection
+  s.ep.setRandom(testRandom, &s.rng);
+  const int c = s.ep.open(0);
+  CHECK(c >= 0);
+  const auto hello = output(s, c, 0);
+  CHECK(hello.size() == kFrameOverhead + kKeyedHelloPayloadSize && hello[kHeaderSize] == 2);
+  // Cleared: the next connection is unkeyed (version 1); the open one keeps speaking v2.
+  CHECK(s.ep.setKey(nullptr, 0) && !s.ep.keyed());
+  const int d = s.ep.open(0);
+  const auto plain = output(s, d, 0);
+  CHECK(plain.size() == kFrameOverhead + kHelloPayloadSize && plain[kHeaderSize] == 1);
+  {
+    // A new key ends a handshake whose AUTH went out under the old one; the live keyed
+    // connection keeps its own key and goes on.
+    KeyedPair p;
+    Side stranger(0x5A5B, 1024, 8192, 8192);
+    stranger.keyed();
+    const int sc = stranger.ep.open(0);
+    const int c2 = p.b.ep.open(0, Endpoint::kAccepted);
+    flow(stranger, sc, p.b, c2, 0);
+    CHECK(!output(p.b, c2, 0).empty());  // its HELLO and AUTH
+    CHECK(p.b.ep.setKey(kOtherKey, sizeof kOtherKey));
+    CHECK(p.b.ep.closing(c2) && p.b.closes.back().reason == "key changed");
+    CHECK(p.b.closes.back().code == kTimeout && p.b.ep.authFailures() == 0);
+    CHECK(p.a.sendText("same key"));
+    pump(p.a, p.as, p.b, p.bs, 1);
+    CHECK(p.b.take() == "same key" && p.b.ep.tagFailures() == 0);
+  }
+}
+
+void test_keyed_handshake_and_echo() {
+  Side a(0xA10, 1024, 8192, 8192), b(0xB10, 1024, 8192, 8192);
+  a.keyed();
+  b.keyed();
+  const int as = a.ep.open(0), bs = b.ep.open(0, Endpoint::kAccepted);
+  // The dialer's HELLO v2; the acceptor answers with HELLO and AUTH, the dialer with AUTH.
+  const auto helloD = output(a, as, 0);
+  CHECK(helloD.size() == 68 && helloD[2] == kHello && helloD[kHeaderSize] == 2);
+  b.ep.feed(bs, helloD.data(), helloD.size(), 0);
+  CHECK(!b.ep.connected());
+  const auto answer = output(b, bs, 0);
+  CHECK(answer.size() == 68 + 52 && answer[2] == kHello && answer[68 + 2] == kAuth);
+  a.ep.feed(as, answer.data(), answer.size(), 0);
+  CHECK(a.ep.connected() && !b.ep.connected());  // a verified b's AUTH; b waits for a's
+  CHECK(a.sendText("x"));  // queued: it goes out after a's AUTH, tagged
+  const auto authD = output(a, as, 0);
+  CHECK(authD.size() >= 52 && authD[2] == kAuth);
+  b.ep.feed(bs, authD.data(), authD.size(), 0);
+  CHECK(b.ep.connected() && b.ep.peerSession() == 0xA10 && a.ep.peerSession() == 0xB10);
+  pump(a, as, b, bs, 1);
+  CHECK(b.take() == "x");
+  pump(a, as, b, bs, 1);
+  CHECK(a.ep.unackedBytes() == 0);
+  // A data frame is 20 + L + 16 bytes on the wire; flow control counts 20 + L.
+  CHECK(a.sendText("Hi"));
+  CHECK(a.ep.unackedBytes() == kFrameOverhead + 2);
+  const auto frame = output(a, as, 2);
+  CHECK(frame.size() == kFrameOverhead + 2 + kTagSize);
+  b.ep.feed(bs, frame.data(), frame.size(), 2);
+  CHECK(b.take() == "Hi");
+  const uint8_t bin[3] = {0, 0xFF, 7};
+  CHECK(b.ep.send(bin, 3, false) == Endpoint::kSent);
+  pump(a, as, b, bs, 3);
+  uint8_t got[8];
+  bool isText = true;
+  CHECK(a.ep.receive(got, sizeof got, &isText) == 3 && !isText && memcmp(got, bin, 3) == 0);
+  pump(a, as, b, bs, 4);
+  CHECK(a.ep.unackedBytes() == 0 && b.ep.unackedBytes() == 0);
+  CHECK(a.closes.empty() && b.closes.empty());
+  CHECK(a.ep.authFailures() == 0 && b.ep.tagFailures() == 0);
+  // Keepalive frames are tagged too: a PING and its PONG pass the tag checks.
+  a.ep.tick(2000);
+  pump(a, as, b, bs, 2000);
+  CHECK(a.closes.empty() && b.closes.empty() && a.ep.lastRttMs() == 0);
+  // An orderly close is a tagged CLOSE the peer verifies and reports as NORMAL.
+  a.ep.close();
+  flow(a, as, b, bs, 2001);
+  CHECK(b.closesWith(kClosedByPeer, kNormal) == 1 && b.ep.tagFailures() == 0);
+}
+
+void test_keyed_resume_across_reconnect() {
+  KeyedPair p;
+  Side& a = p.a;
+  Side& b = p.b;
+  CHECK(a.ep.connected() && b.ep.connected());
+  for (int i = 1; i <= 4; ++i) CHECK(a.sendText("msg" + std::to_string(i)));
+  CHECK(b.sendText("back1"));
+  // Part of the stream gets through, then the connection drops mid-frame.
+  flow(a, p.as, b, p.bs, 1, 100);
+  flow(b, p.bs, a, p.as, 1, 10);
+  cut(a, p.as, b, p.bs);
+  CHECK(a.sendText("msg5"));
+  const int as = a.ep.open(10), bs = b.ep.open(10, Endpoint::kAccepted);
+  pump(a, as, b, bs, 10);
+  CHECK(a.ep.connected() && b.ep.connected());
+  for (int i = 1; i <= 5; ++i) CHECK(b.take() == "msg" + std::to_string(i));
+  CHECK(b.take() == "<none>" && a.take() == "back1" && a.take() == "<none>");
+  pump(a, as, b, bs, 11);
+  CHECK(a.ep.unackedBytes() == 0 && b.ep.unackedBytes() == 0);
+  CHECK(a.ep.lostMessages() == 0 && b.ep.lostMessages() == 0);
+  CHECK(a.ep.tagFailures() == 0 && b.ep.tagFailures() == 0);
+  for (const auto& c : a.closes) CHECK(c.kind != kClosedLocally);
+  for (const auto& c : b.closes) CHECK(c.kind != kClosedLocally);
+}
+
+void test_keyed_wrong_key() {
+  {
+    // The dialer finds the acceptor's proof wrong first: AUTH, before its own AUTH goes out.
+    Side a(0xA12, 1024, 8192, 8192), b(0xB12, 1024, 8192, 8192);
+    a.keyed();
+    b.keyed(kOtherKey, sizeof kOtherKey);
+    const int as = a.ep.open(0), bs = b.ep.open(0, Endpoint::kAccepted);
+    pump(a, as, b, bs, 0);
+    CHECK(a.closesWith(kClosedLocally, kAuthFailed) == 1);
+    CHECK(a.closes[0].reason == "authentication failed");
+    CHECK(b.closesWith(kClosedByPeer, kAuthFailed) == 1);
+    CHECK(a.ep.authFailures() == 1 && b.ep.authFailures() == 0);
+    CHECK(!a.ep.connected() && !b.ep.connected());
+    CHECK(a.ep.peerSession() == 0 && b.ep.peerSession() == 0);  // nothing acted on
+  }
+  {
+    // The acceptor finds the dialer's proof wrong (the dialer's AUTH arrived first).
+    Side a(0xA13, 1024, 8192, 8192), b(0xB13, 1024, 8192, 8192);
+    a.keyed(kOtherKey, sizeof kOtherKey);
+    b.keyed();
+    const int as = a.ep.open(0), bs = b.ep.open(0, Endpoint::kAccepted);
+    flow(a, as, b, bs, 0);
+    flow(b, bs, a, as, 0, 68);  // only b's HELLO: a answers with its AUTH, unverified yet
+    flow(a, as, b, bs, 0);
+    CHECK(b.closesWith(kClosedLocally, kAuthFailed) == 1 && b.ep.authFailures() == 1);
+    flow(b, bs, a, as, 0);
+    CHECK(a.closesWith(kClosedByPeer, kAuthFailed) == 1 && a.ep.tagFailures() == 0);
+    CHECK(b.ep.peerSession() == 0 && !b.ep.connected());
+  }
+}
+
+void test_keyed_meets_unkeyed() {
+  {
+    Side a(0xA14, 1024, 8192, 8192), b(0xB14, 1024, 8192, 8192);
+    a.keyed();
+    const int as = a.ep.open(0), bs = b.ep.open(0, Endpoint::kAccepted);
+    pump(a, as, b, bs, 0);
+    CHECK(b.closesWith(kClosedLocally, kAuthFailed) == 1);
+    CHECK(b.closes[0].reason == "no key on this side" && b.ep.authFailures() == 1);
+    CHECK(a.closesWith(kClosedByPeer, kAuthFailed) == 1);
+  }
+  {
+    Side a(0xA15, 1024, 8192, 8192), b(0xB15, 1024, 8192, 8192);
+    b.keyed();
+    const int as = a.ep.open(0), bs = b.ep.open(0, Endpoint::kAccepted);
+    pump(a, as, b, bs, 0);
+    CHECK(b.closesWith(kClosedLocally, kAuthFailed) == 1);
+    CHECK(b.closes[0].reason == "peer has no key" && b.ep.authFailures() == 1);
+    CHECK(a.closesWith(kClosedByPeer, kAuthFailed) == 1 && !a.ep.connected());
+  }
+}
+
+void test_keyed_reflection_is_refused() {
+  {
+    // A dialer's own HELLO sent back to it.
+    Side a(0xA16, 1024, 8192, 8192);
+    a.keyed();
+    const int as = a.ep.open(0);
+    const auto hello = output(a, as, 0);
+    a.ep.feed(as, hello.data(), hello.size(), 0);
+    CHECK(a.closesWith(kClosedLocally, kAuthFailed) == 1);
+    CHECK(a.closes[0].reason == "reflected HELLO" && a.ep.authFailures() == 1);
+  }
+  {
+    // Another session, but the dialer's own nonce: reflected as well.
+    Side a(0xA17, 1024, 8192, 8192);
+    a.keyed();
+    const int as = a.ep.open(0);
+    auto hello = output(a, as, 0);
+    putU64(hello.data() + kHeaderSize + 16, 0x0BADULL);
+    putU32(hello.data() + hello.size() - kCrcSize, crc32(hello.data(), hello.size() - kCrcSize));
+    a.ep.feed(as, hello.data(), hello.size(), 0);
+    CHECK(a.closesWith(kClosedLocally, kAuthFailed) == 1 && a.closes[0].reason == "reflected HELLO");
+  }
+  {
+    // An acceptor's own AUTH (proof A) sent back as the dialer's: the role is in the proof.
+    Side a(0xA18, 1024, 8192, 8192), b(0xB18, 1024, 8192, 8192);
+    a.keyed();
+    b.keyed();
+    const int as = a.ep.open(0), bs = b.ep.open(0, Endpoint::kAccepted);
+    const auto hello = output(a, as, 0);
+    b.ep.feed(bs, hello.data(), hello.size(), 0);
+    const auto answer = output(b, bs, 0);
+    b.ep.feed(bs, answer.data() + 68, 52, 0);  // b's AUTH, reflected
+    CHECK(b.closesWith(kClosedLocally, kAuthFailed) == 1);
+    CHECK(b.closes[0].reason == "authentication failed" && !b.ep.connected());
+  }
+}
+
+void test_keyed_stranger_cannot_replay_replace_or_hold_slots() {
+  Side a(0xA19, 1024, 8192, 8192), b(0xB19, 1024, 8192, 8192);
+  a.keyed();
+  b.keyed();
+  int as = a.ep.open(0), bs = b.ep.open(0, Endpoint::kAccepted);
+  // The owner's handshake, recorded by an observer.
+  std::vector<uint8_t> recorded;
+  flow(a, as, b, bs, 0, SIZE_MAX, &recorded);
+  flow(b, bs, a, as, 0);
+  flow(a, as, b, bs, 0, SIZE_MAX, &recorded);
+  pump(a, as, b, bs, 0);
+  CHECK(b.ep.connected() && b.ep.activeSlot() == bs && recorded.size() >= 68 + 52);
+  // Replayed on new connections (the owner's session id, so "known"): new nonces, so the
+  // old AUTH is wrong. The owner's connection is neither replaced nor disturbed.
+  for (uint32_t t = 1; t <= 3; ++t) {
+    const int c = b.ep.open(t, Endpoint::kAccepted);
+    CHECK(c >= 0 && c != bs);
+    b.ep.feed(c, recorded.data(), 68 + 52, t);
+    CHECK(b.ep.closing(c) && b.closes.back().code == kAuthFailed);
+    output(b, c, t);
+    b.ep.release(c);
+  }
+  CHECK(b.ep.authFailures() == 3 && b.closesWith(kClosedLocally, kReplaced) == 0);
+  CHECK(b.ep.activeSlot() == bs && b.ep.peerSession() == 0xA19);
+  // Strangers that send a HELLO and never an AUTH fill the other slots: they count as not
+  // past HELLO, so eviction takes them (oldest first), never the owner ...
+  Side s(0x5A5A, 1024, 8192, 8192);
+  s.keyed();
+  std::vector<int> strangers;
+  for (uint32_t t = 10;; ++t) {
+    const int c = b.ep.open(t, Endpoint::kAccepted);
+    if (c < 0) break;
+    const int sc = s.ep.open(t);
+    const auto hello = output(s, sc, t);
+    s.ep.release(sc);
+    s.ep.transportLost(sc);
+    b.ep.feed(c, hello.data(), hello.size(), t);
+    CHECK(b.ep.inUse(c) && !b.ep.closing(c));
+    output(b, c, t);  // its HELLO and AUTH
+    strangers.push_back(c);
+  }
+  CHECK(strangers.size() == Endpoint::kMaxSlots - 1);
+  const int victim = b.ep.evict();
+  CHECK(victim == strangers[0] && victim != bs && b.ep.evictions() == 1);
+  output(b, victim, 20);
+  b.ep.release(victim);
+  // ... and the handshake bound closes the rest: "no AUTH within the handshake bound".
+  b.ep.tick(10 + 2000 + 5);
+  for (size_t i = 1; i < strangers.size(); ++i) CHECK(b.ep.closing(strangers[i]));
+  CHECK(b.ep.authFailures() == 3 + strangers.size() - 1);
+  CHECK(b.closes.back().reason == "no AUTH within the handshake bound");
+  for (size_t i = 1; i < strangers.size(); ++i) {
+    // Its CLOSE is tagged (its AUTH went out): header, 1 + reason, CRC, tag.
+    const auto close = output(b, strangers[i], 2020);
+    CHECK(close.size() == kFrameOverhead + 1 + strlen("no AUTH within the handshake bound") +
+                              kTagSize);
+    b.ep.release(strangers[i]);
+  }
+  // The owner was never touched and still delivers exactly once.
+  CHECK(b.ep.connected() && b.ep.activeSlot() == bs);
+  CHECK(a.sendText("still mine"));
+  pump(a, as, b, bs, 30);
+  CHECK(b.take() == "still mine" && b.take() == "<none>");
+  CHECK(a.closes.empty());
+}
+
+// Rewrites the CRC of the frame at the start of `f` after an edit (the tag stays).
+void fixCrc(std::vector<uint8_t>& f) {
+  const size_t len = kHeaderSize + getU32(f.data() + 4);
+  putU32(f.data() + len, crc32(f.data(), len));
+}
+
+void test_keyed_tampered_replayed_or_injected_frames_are_bad_tag() {
+  // Altered payload (CRC fixed up): BAD_TAG, nothing delivered, then a resume delivers the
+  // real message exactly once.
+  {
+    KeyedPair p;
+    CHECK(p.a.sendText("one"));
+    auto f = output(p.a, p.as, 1);
+    CHECK(f.size() == kFrameOverhead + 3 + kTagSize);
+    f[kHeaderSize] ^= 0x20;  // "One"
+    fixCrc(f);
+    p.b.ep.feed(p.bs, f.data(), f.size(), 1);
+    CHECK(p.b.closesWith(kClosedLocally, kBadTag) == 1 && p.b.ep.tagFailures() == 1);
+    CHECK(p.b.closes.back().reason == "tag mismatch" && p.b.take() == "<none>");
+    p.b.ep.release(p.bs);
+    p.a.ep.transportLost(p.as);
+    const int as = p.a.ep.open(2), bs = p.b.ep.open(2, Endpoint::kAccepted);
+    pump(p.a, as, p.b, bs, 2);
+    CHECK(p.b.take() == "one" && p.b.take() == "<none>");
+  }
+  // A recorded frame replayed on the same connection: its counter has passed.
+  {
+    KeyedPair p;
+    CHECK(p.a.sendText("two"));
+    const auto f = output(p.a, p.as, 1);
+    p.b.ep.feed(p.bs, f.data(), f.size(), 1);
+    CHECK(p.b.take() == "two");
+    p.b.ep.feed(p.bs, f.data(), f.size(), 1);
+    CHECK(p.b.closesWith(kClosedLocally, kBadTag) == 1 && p.b.take() == "<none>");
+  }
+  // Injected: a frame made up by a stranger (right CRC, made-up tag), and a frame without a
+  // tag at all (the next frame's header is read as its tag).
+  {
+    KeyedPair p;
+    auto forged = frameBytes(kText, 1, 0, bytesOf("evil"));
+    forged.insert(forged.end(), kTagSize, 0xEE);
+    p.b.ep.feed(p.bs, forged.data(), forged.size(), 1);
+    CHECK(p.b.closesWith(kClosedLocally, kBadTag) == 1 && p.b.take() == "<none>");
+  }
+  {
+    KeyedPair p;
+    auto bare = frameBytes(kText, 1, 0, bytesOf("bare"));
+    const auto ack = frameBytes(kAck, 0, 0, {});
+    bare.insert(bare.end(), ack.begin(), ack.end());
+    p.b.ep.feed(p.bs, bare.data(), bare.size(), 1);
+    CHECK(p.b.closesWith(kClosedLocally, kBadTag) == 1 && p.b.take() == "<none>");
+  }
+  // A tag from the other direction (a frame reflected back to its sender).
+  {
+    KeyedPair p;
+    CHECK(p.a.sendText("mirror"));
+    const auto f = output(p.a, p.as, 1);
+    p.a.ep.feed(p.as, f.data(), f.size(), 1);
+    CHECK(p.a.closesWith(kClosedLocally, kBadTag) == 1 && p.a.ep.tagFailures() == 1);
+  }
+}
+
+void test_keyed_random_schedule_exactly_once() { randomScheduleExactlyOnce(true); }
+void test_keyed_random_schedule_with_reboots() { randomScheduleWithReboots(true); }
 
 }  // namespace
 
 int main() {
   setvbuf(stdout, nullptr, _IOLBF, 0);  // lines survive a sanitizer abort
-  struct Test {
-    const char* name;
-    void (*fn)();
-  };
-  const Test tests[] = {
+  const check::Test tests[] = {
       {"hello_exchange_and_echo", test_hello_exchange_and_echo},
       {"window_full_and_ack_frees_room", test_window_full_and_ack_frees_room},
       {"resume_after_cut_drops_duplicates", test_resume_after_cut_drops_duplicates},
@@ -1069,12 +1481,18 @@ int main() {
       {"partial_writes_interleave_safely", test_partial_writes_interleave_safely},
       {"random_schedule_exactly_once", test_random_schedule_exactly_once},
       {"random_schedule_with_reboots", test_random_schedule_with_reboots},
+      {"set_key_contract", test_set_key_contract},
+      {"keyed_handshake_and_echo", test_keyed_handshake_and_echo},
+      {"keyed_resume_across_reconnect", test_keyed_resume_across_reconnect},
+      {"keyed_wrong_key", test_keyed_wrong_key},
+      {"keyed_meets_unkeyed", test_keyed_meets_unkeyed},
+      {"keyed_reflection_is_refused", test_keyed_reflection_is_refused},
+      {"keyed_stranger_cannot_replay_replace_or_hold_slots",
+       test_keyed_stranger_cannot_replay_replace_or_hold_slots},
+      {"keyed_tampered_replayed_or_injected_frames_are_bad_tag",
+       test_keyed_tampered_replayed_or_injected_frames_are_bad_tag},
+      {"keyed_random_schedule_exactly_once", test_keyed_random_schedule_exactly_once},
+      {"keyed_random_schedule_with_reboots", test_keyed_random_schedule_with_reboots},
   };
-  for (const Test& t : tests) {
-    const int before = g_failures;
-    t.fn();
-    printf("%s %s\n", g_failures == before ? "PASS" : "FAIL", t.name);
-  }
-  printf("%d checks, %d failures\n", g_checks, g_failures);
-  return g_failures == 0 ? 0 : 1;
+  return check::runTests(tests);
 }

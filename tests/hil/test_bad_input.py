@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 
@@ -61,11 +62,18 @@ def test_bad_input_instead_of_hello(device: Device, name: str) -> None:
 
 def test_wrong_version_is_refused(device: Device) -> None:
     hello = bytearray(Hello(max_message=1024, window=4096, keepalive_ms=0, session=7).encode())
-    hello[0] = 2
+    hello[0] = 3
     with RawPeer(device.ip, device.port) as peer:
         peer.send(encode_frame(FrameType.HELLO, bytes(hello)))
         frames = peer.until_closed()
     assert close_code(frames) == CloseCode.VERSION
+    # A keyed (version 2) HELLO to a device without a key: AUTH (12), never answered unkeyed
+    # (docs/protocol.md §6).
+    hello[0] = 2
+    with RawPeer(device.ip, device.port) as peer:
+        peer.send(encode_frame(FrameType.HELLO, bytes(hello) + os.urandom(16)))
+        frames = peer.until_closed()
+    assert close_code(frames) == 12
     _device_still_serves(device)
 
 

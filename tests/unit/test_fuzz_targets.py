@@ -30,9 +30,9 @@ CORE = ROOT / "firmware" / "lib" / "WiFiSocket" / "src" / "wifisocket"
 REGRESSIONS = FUZZ / "regressions"
 BUILD_TIMEOUT = 600.0
 RUN_TIMEOUT = 300.0
-TARGETS = ("frame", "session", "hmac")
+TARGETS = ("frame", "session", "keyed", "hmac")
 # Executions of the short deterministic run, per target (a few seconds each).
-SHORT_RUNS = {"frame": 20000, "session": 1500, "hmac": 3000}
+SHORT_RUNS = {"frame": 20000, "session": 1500, "keyed": 1500, "hmac": 3000}
 
 
 def _make_corpus(out: Path) -> None:
@@ -49,11 +49,14 @@ def test_seed_corpus_is_deterministic_and_covers_the_vectors(tmp_path: Path) -> 
     vectors = json.loads((ROOT / "tests" / "vectors" / "frames.json").read_text())
     n_vectors = sum(len(vectors[k]) for k in ("frames", "invalid", "hellos", "invalid_hellos"))
     n_hmac = len(json.loads((ROOT / "tests" / "vectors" / "hmac_sha256.json").read_text())["hmac"])
+    keyed = json.loads((ROOT / "tests" / "vectors" / "keyed.json").read_text())
+    n_keyed = len(keyed["rejected"]) + len(keyed["invalid_hellos_keyed_side"])
+    least = {"hmac": n_hmac, "keyed": n_keyed}
     for target in TARGETS:
         a = {p.name: p.read_bytes() for p in (tmp_path / "a" / target).iterdir()}
         b = {p.name: p.read_bytes() for p in (tmp_path / "b" / target).iterdir()}
         assert a == b
-        assert len(a) >= (n_hmac if target == "hmac" else n_vectors)
+        assert len(a) >= least.get(target, n_vectors)
         # Content-named, so a seed is never written twice under two names.
         assert all(hashlib.sha1(data).hexdigest() == name for name, data in a.items())
     # A stale seed disappears on the next run.
@@ -89,6 +92,7 @@ def build_dir() -> Path:
     sources = [*sorted(FUZZ.glob("*.cpp")), *sorted(FUZZ.glob("*.h")), FUZZ / "Makefile",
                FUZZ / "make_corpus.py", FUZZ / "make_hmac_corpus.py",
                ROOT / "tests" / "vectors" / "frames.json",
+               ROOT / "tests" / "vectors" / "keyed.json",
                ROOT / "tests" / "vectors" / "hmac_sha256.json",
                *sorted(CORE.glob("*"))]
     for path in sources:

@@ -5,6 +5,8 @@ the portable core of ``firmware/lib/WiFiSocket`` using g++ with ASan/UBSan, then
 
 - runs every vector of ``tests/vectors/frames.json`` through the C++ decoder, whole and in
   chunks, and compares with the expected frames, bytes and close codes;
+- checks ``tests/vectors/keyed.json`` byte for byte (proofs, K_conn, every tagged frame, every
+  rejected frame with its code) against the C++ primitives and the device session core;
 - drives the C++ decoder with hypothesis-generated streams and compares it with the Python
   codec (``harness.wifisocket.frame``), so both implementations agree beyond the vectors;
 - runs the C++ session tests (two device sessions over an in-memory wire).
@@ -29,13 +31,17 @@ from hypothesis import strategies as st
 from tests.helpers.cpp import CORE, FW, ROOT, Tool, build
 
 VECTORS = json.loads((ROOT / "tests" / "vectors" / "frames.json").read_text())
+KEYED = json.loads((ROOT / "tests" / "vectors" / "keyed.json").read_text())
+# The portable core: codec, session, keyed-link crypto.
+CORE_SOURCES = [
+    CORE / "wifisocket" / name
+    for name in ("frame.cpp", "session.cpp", "keyed.cpp", "hmac.cpp", "sha256.cpp")
+]
 
 
 @pytest.fixture(scope="module")
 def tool() -> Iterator[Tool]:
-    exe = build(
-        "vector_tool", [FW / "test" / "vector_tool.cpp", CORE / "wifisocket" / "frame.cpp"]
-    )
+    exe = build("vector_tool", [FW / "test" / "vector_tool.cpp", *CORE_SOURCES])
     t = Tool(exe)
     yield t
     t.close()
@@ -81,8 +87,19 @@ def test_frame_vector_incomplete_waits(tool: Tool, vec: dict[str, Any]) -> None:
     assert _decode(tool, 4096, 2, data[:-1]) == [f"END:{len(data) - 1}"]
 
 
+def _stale(vec: dict[str, Any]) -> Any:
+    # frames.json still calls a header of type 8 an unknown type, but docs/protocol.md §1 made
+    # type 8 AUTH (a 32-byte control frame; "type not in 1..8 -> UNKNOWN_TYPE"): a length-0
+    # AUTH header is PROTOCOL. Reported to the lead; strict, so a fixed vector shows up here.
+    if vec["name"] == "unknown_type_8" and vec["code"] == 4:
+        return pytest.param(vec, marks=pytest.mark.xfail(strict=True, reason="stale vector"))
+    return vec
+
+
 @pytest.mark.parametrize("chunk", [0, 1])
-@pytest.mark.parametrize("vec", VECTORS["invalid"], ids=_ids(VECTORS["invalid"]))
+@pytest.mark.parametrize(
+    "vec", [_stale(v) for v in VECTORS["invalid"]], ids=_ids(VECTORS["invalid"])
+)
 def test_invalid_vector(tool: Tool, vec: dict[str, Any], chunk: int) -> None:
     tokens = _decode(tool, vec["max_message"], chunk, bytes.fromhex(vec["bytes"]))
     assert tokens[-1] == f"ERR:{vec['code']}", vec["error"]
@@ -105,6 +122,115 @@ def test_hello_vector(tool: Tool, vec: dict[str, Any]) -> None:
 @pytest.mark.parametrize("vec", VECTORS["invalid_hellos"], ids=_ids(VECTORS["invalid_hellos"]))
 def test_invalid_hello_vector(tool: Tool, vec: dict[str, Any]) -> None:
     assert tool.ask(f"hello {vec['payload']}") == f"ERR:{vec['code']}", vec["error"]
+
+
+# --- keyed links (tests/vectors/keyed.json) --------------------------------------------------
+
+_KEY = KEYED["key"]
+_D, _A = KEYED["dialer"], KEYED["acceptor"]
+# The two sides of keyed.json: session, max_message, window, keepalive as in their HELLOs.
+_SIDES = {
+    "D": ("1111222233334444", 1 << 20, 2 << 20, 1000),
+    "A": ("5555666677778888", 1024, 3200, 1000),
+}
+
+
+def _endpoint(tool: Tool, role: str, data: bytes | str, key: str = _KEY) -> str:
+    session, max_message, window, keepalive = _SIDES[role]
+    nonce = (_D if role == "D" else _A)["nonce"]
+    payload = data.hex() if isinstance(data, bytes) else data
+    return tool.ask(
+        f"endpoint {key} {role} {session} {max_message} {window} {keepalive} {nonce} {payload}"
+    )
+
+
+def test_keyed_proofs_and_connection_key(tool: Tool) -> None:
+    assert tool.ask(f"proof {_KEY} D {_D['hello']} {_A['hello']}") == _D["proof"]
+    assert tool.ask(f"proof {_KEY} A {_D['hello']} {_A['hello']}") == _A["proof"]
+    wrong = KEYED["wrong_key_proofs"]
+    assert tool.ask(f"proof {wrong['key']} D {_D['hello']} {_A['hello']}") == wrong["dialer"]
+    assert tool.ask(f"proof {wrong['key']} A {_D['hello']} {_A['hello']}") == wrong["acceptor"]
+    assert tool.ask(f"kconn {_KEY} {_D['nonce']} {_A['nonce']}") == KEYED["k_conn"]
+    # The HELLOs as vectors, and their frames.
+    for side in (_D, _A):
+        assert tool.ask(f"hello_keyed {side['hello']}").startswith("H:2:")
+        assert tool.ask(f"encode 1 0 0 {side['hello']}") == side["hello_frame"]
+        assert tool.ask(f"encode 8 0 0 {side['proof']}") == side["auth_frame"]
+
+
+@pytest.mark.parametrize("direction", ["d_to_a", "a_to_d"])
+def test_keyed_tagged_frames(tool: Tool, direction: str) -> None:
+    dir_ = "D" if direction == "d_to_a" else "A"
+    frames = KEYED[direction]
+    for f in frames:
+        answer = tool.ask(
+            f"tag_frame {KEYED['k_conn']} {dir_} {f['n']} {f['type']} {f['seq']} {f['ack']} "
+            f"{f['payload']}"
+        )
+        assert answer == f["bytes"], f
+    stream = "".join(f["bytes"] for f in frames)
+    expected = [_frame_token({**f, "flags": 0}) for f in frames] + ["END:0"]
+    for chunk in (0, 1, 7):
+        assert (
+            tool.ask(f"decode_keyed {KEYED['k_conn']} {dir_} 0 4096 {chunk} {stream}").split()
+            == expected
+        )
+    # The other direction's key stream never verifies: the direction is in every tag.
+    other = "A" if dir_ == "D" else "D"
+    assert tool.ask(f"decode_keyed {KEYED['k_conn']} {other} 0 4096 0 {stream}") == "ERR:13"
+
+
+@pytest.mark.parametrize("chunk", [0, 1])
+@pytest.mark.parametrize("vec", KEYED["rejected"], ids=_ids(KEYED["rejected"]))
+def test_keyed_rejected_frame_decoder(tool: Tool, vec: dict[str, Any], chunk: int) -> None:
+    answer = tool.ask(
+        f"decode_keyed {KEYED['k_conn']} {vec['dir']} {vec['n']} 4096 {chunk} {vec['bytes']}"
+    )
+    assert answer == f"ERR:{vec['code']}", vec["error"]
+
+
+def test_keyed_handshake_acceptor_byte_for_byte(tool: Tool) -> None:
+    # The device as acceptor answers the dialer's HELLO with exactly its HELLO and AUTH ...
+    answer = _endpoint(tool, "A", _D["hello_frame"])
+    assert answer == f"OUT:{_A['hello_frame']}{_A['auth_frame']}"
+    # ... and only after the dialer's AUTH is it connected and takes tagged data.
+    first = KEYED["d_to_a"][0]
+    answer = _endpoint(tool, "A", _D["hello_frame"] + _D["auth_frame"] + first["bytes"])
+    assert answer == (f"OUT:{_A['hello_frame']}{_A['auth_frame']} MSG:{first['payload']} ACTIVE")
+
+
+def test_keyed_handshake_dialer_byte_for_byte(tool: Tool) -> None:
+    answer = _endpoint(tool, "D", _A["hello_frame"] + _A["auth_frame"])
+    assert answer == f"OUT:{_D['hello_frame']}{_D['auth_frame']} ACTIVE"
+
+
+@pytest.mark.parametrize("vec", KEYED["rejected"], ids=_ids(KEYED["rejected"]))
+def test_keyed_rejected_frame_closes_the_device_connection(tool: Tool, vec: dict[str, Any]) -> None:
+    before = KEYED["d_to_a"][0]["bytes"] if vec["n"] == 1 else ""
+    assert vec["dir"] == "D" and vec["n"] in (0, 1)
+    answer = _endpoint(tool, "A", _D["hello_frame"] + _D["auth_frame"] + before + vec["bytes"])
+    assert answer.endswith(f" CLOSE:{vec['code']}"), answer
+    assert " ACTIVE" not in answer
+    # Nothing of the rejected frame is delivered (the one before it, once).
+    assert answer.count("MSG:") == (1 if before else 0)
+
+
+def test_keyed_wrong_key_is_auth(tool: Tool) -> None:
+    wrong = KEYED["wrong_key_proofs"]["key"]
+    answer = _endpoint(tool, "A", _D["hello_frame"] + _D["auth_frame"], key=wrong)
+    assert answer.endswith(" CLOSE:12") and "MSG:" not in answer
+    answer = _endpoint(tool, "D", _A["hello_frame"] + _A["auth_frame"], key=wrong)
+    assert answer.endswith(" CLOSE:12")
+
+
+@pytest.mark.parametrize(
+    "vec", KEYED["invalid_hellos_keyed_side"], ids=_ids(KEYED["invalid_hellos_keyed_side"])
+)
+def test_keyed_invalid_hello_vector(tool: Tool, vec: dict[str, Any]) -> None:
+    assert tool.ask(f"hello_keyed {vec['payload']}") == f"ERR:{vec['code']}", vec["error"]
+    # And the device session core closes with that code.
+    answer = _endpoint(tool, "A", _py_frame(1, bytes.fromhex(vec["payload"]), 0, 0))
+    assert answer.endswith(f" CLOSE:{vec['code']}"), answer
 
 
 def test_tool_reports_bad_commands(tool: Tool) -> None:
@@ -194,25 +320,22 @@ def test_property_agrees_with_python_codec(
 
 
 def test_cpp_session_suite() -> None:
-    exe = build(
-        "test_session",
-        [
-            FW / "test" / "test_session.cpp",
-            CORE / "wifisocket" / "frame.cpp",
-            CORE / "wifisocket" / "session.cpp",
-        ],
-    )
+    exe = build("test_session", [FW / "test" / "test_session.cpp", *CORE_SOURCES])
     proc = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
     report = proc.stdout + proc.stderr
     assert proc.returncode == 0, report
     assert "FAIL" not in report, report
     # Guard against a runner that silently ran nothing (or lost tests on the way).
     passed = [line for line in proc.stdout.splitlines() if line.startswith("PASS ")]
-    assert len(passed) >= 26, report
+    assert len(passed) >= 37, report
     for name in (
         "restarted_peer_that_learned_our_id_does_not_get_the_old_stream",
         "random_schedule_with_reboots",
         "full_slots_evict_the_oldest_without_hello",
         "slow_senders_are_bounded_by_whole_frames",
+        "keyed_resume_across_reconnect",
+        "keyed_stranger_cannot_replay_replace_or_hold_slots",
+        "keyed_tampered_replayed_or_injected_frames_are_bad_tag",
+        "keyed_random_schedule_with_reboots",
     ):
         assert f"PASS {name}" in passed, report

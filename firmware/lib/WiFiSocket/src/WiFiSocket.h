@@ -7,6 +7,7 @@
 //           if (soc.available() > 0) { n = soc.receive(buf, sizeof buf, &text); }
 //           char answer[64]; if (soc.receive(answer) >= 0) { ... }   // small text
 //           soc.send("Hi");          // false = no room now: call loop() and try again
+//   soc.setKey(key, 32);             // optional, before begin(): a keyed link (protocol v2)
 //
 // All memory is inside the object (sizes are template parameters); nothing is allocated
 // after begin(). The protocol logic lives in wifisocket/ (portable, no Arduino).
@@ -33,6 +34,20 @@ namespace wsock_arduino {
 // time, and the bytes are fed to the session before the next read), instead of one each.
 inline uint8_t readScratch[WIFISOCKET_READ_CHUNK];
 static_assert(WIFISOCKET_READ_CHUNK >= 64, "WIFISOCKET_READ_CHUNK too small");
+
+// The console lines, in WiFiSocketLog.cpp: outside the template, so that their constant text
+// is F() strings in flash once (in a template, each instantiation would get a copy in DRAM).
+enum LogKind : uint8_t { kLogClose, kLogPeerClose, kLogLost, kLogBusy };
+enum DialEvent : uint8_t { kDialConnected, kDialFailed, kDialClosed };
+// "WS CLOSE code=<n> reason=<r>", "WS PEER-CLOSE ...", "WS LOST connection dropped".
+void logClose(Print& out, uint8_t kind, uint8_t code, const char* reason);
+// "WS BUSY no free connection slot".
+void logBusy(Print& out);
+// "WS <n> more closes in the last <s> s (last: CLOSE code=<c>|PEER-CLOSE code=<c>|LOST|BUSY)".
+void logSummary(Print& out, uint32_t suppressed, uint32_t windowS, uint8_t lastKind,
+                uint8_t lastCode);
+// "WS DIAL <host>:<port> connected|failed, retry in <ms> ms|closed, redial in <ms> ms".
+void logDial(Print& out, const char* host, uint16_t port, uint8_t event, uint32_t ms);
 }  // namespace wsock_arduino
 
 template <size_t MaxMessage, size_t RxBytes, size_t TxBytes>
@@ -52,6 +67,7 @@ class WiFiSocketT {
       : ep_(config(), wsock::EndpointBuffers{decoderBuf_, sizeof decoderBuf_, rxBuf_,
                                              sizeof rxBuf_, txBuf_, sizeof txBuf_}) {
     ep_.setCloseHook(&WiFiSocketT::onClose, this);
+    ep_.setRandom(&WiFiSocketT::fillRandom, nullptr);
   }
   ~WiFiSocketT() { close(); }
   WiFiSocketT(const WiFiSocketT&) = delete;
@@ -101,6 +117,7 @@ class WiFiSocketT {
     now = millis();
     ep_.tick(now);
     for (int i = 0; i < kSlots; ++i) writeSlot(i, now);
+    if (now - logWindowStart_ >= kLogWindowMs) logSummary(now);
   }
 
   bool connected() const { return ep_.connected(); }
@@ -170,8 +187,18 @@ class WiFiSocketT {
   }
   /// Arduino's name for close().
   void stop() { close(); }
-  /// Where "WS CLOSE code=<n> reason=<text>" and friends are printed.
+  /// Where "WS CLOSE code=<n> reason=<text>" and friends are printed. Lines about
+  /// connections that never completed the handshake are rate-limited (a flood must not
+  /// stall loop() on a 115200-baud console): each distinct line once per 10 s window, then
+  /// one summary line "WS <n> more closes in the last 10 s (last: ...)" per window.
   void setLog(Print& out) { log_ = &out; }
+
+  /// The pre-shared key of a keyed link (docs/protocol.md §6, protocol version 2): 16 to 32
+  /// random bytes, the same as the host's. len 0 clears it (unkeyed, version 1); any other
+  /// length returns false and keeps the old key. Takes effect for the next connection (the
+  /// live one keeps its own). The key is copied, never printed.
+  bool setKey(const uint8_t* key, size_t len) { return ep_.setKey(key, len); }
+  bool keyed() const { return ep_.keyed(); }
 
   uint32_t maxMessage() const { return ep_.maxMessage(); }
   uint32_t messagesIn() const { return ep_.messagesIn(); }
@@ -183,6 +210,11 @@ class WiFiSocketT {
   uint32_t lastRttMs() const { return ep_.lastRttMs(); }
   /// Connections closed without HELLO to make room for a newer one (all slots were busy).
   uint32_t evictions() const { return ep_.evictions(); }
+  /// Keyed handshakes that failed: a wrong proof, a peer with no key or with a key when this
+  /// side has none, a reflected HELLO, no AUTH within the handshake bound.
+  uint32_t authFailures() const { return ep_.authFailures(); }
+  /// Frames of a keyed link with a right CRC and a wrong tag (tampering), each closed BAD_TAG.
+  uint32_t tagFailures() const { return ep_.tagFailures(); }
   /// The peer's session id (changes when a new host WiFiSocket connects); 0 if none.
   uint64_t peerSession() const { return ep_.peerSession(); }
   /// The largest message the peer accepts (0 before its HELLO): a longer one never fits.
@@ -192,9 +224,10 @@ class WiFiSocketT {
 
  private:
   enum Mode : uint8_t { kIdle, kServer, kClient };
+  // A largest frame and, on a keyed link, its tag.
   static constexpr size_t kDecoderCap =
       (MaxMessage > wsock::kCloseMaxPayload ? MaxMessage : wsock::kCloseMaxPayload) +
-      wsock::kFrameOverhead;
+      wsock::kFrameOverhead + wsock::kTagSize;
   static constexpr uint32_t kDialMinMs = 500;
   static constexpr uint32_t kDialMaxMs = 5000;
   static constexpr size_t kReadBudget = 8192;  // per connection per loop(): stay responsive
@@ -208,6 +241,17 @@ class WiFiSocketT {
   static uint64_t newSessionId() {
     uint64_t id = (static_cast<uint64_t>(ESP.random()) << 32) | ESP.random();
     return id != 0 ? id : 1;
+  }
+
+  // HELLO nonces, from the same hardware RNG as the session ids.
+  static void fillRandom(void*, uint8_t* out, size_t len) {
+    while (len > 0) {
+      const uint32_t r = ESP.random();
+      const size_t n = len < sizeof r ? len : sizeof r;
+      memcpy(out, &r, n);
+      out += n;
+      len -= n;
+    }
   }
 
   void acceptPending(uint32_t now) {
@@ -238,7 +282,10 @@ class WiFiSocketT {
         // Only when every slot is past HELLO or closing (cannot last: one is active at a
         // time). Refuse rather than leave it pending, which would keep loop() spinning.
         c.stop();
-        if (log_ != nullptr) log_->println("WS BUSY no free connection slot");
+        if (logAllowed(static_cast<uintptr_t>(wsock_arduino::kLogBusy) << 8,
+                       wsock_arduino::kLogBusy, 0)) {
+          wsock_arduino::logBusy(*log_);
+        }
         continue;
       }
       c.setNoDelay(true);
@@ -251,7 +298,7 @@ class WiFiSocketT {
     if (WiFi.status() != WL_CONNECTED) return;
     WiFiClient c;
     if (c.connect(host_, port_) != 1) {
-      logDial(" failed, retry in ", backoffMs_);
+      logDial(wsock_arduino::kDialFailed, backoffMs_);
       backOff();
       return;
     }
@@ -263,22 +310,11 @@ class WiFiSocketT {
     c.setNoDelay(true);
     clients_[slot] = c;
     dialSlot_ = slot;
-    logDial(" connected", 0);
+    logDial(wsock_arduino::kDialConnected, 0);
   }
 
-  // "WS DIAL <host>:<port><what>[<ms> ms]"; separate prints: no formatting buffer.
-  void logDial(const char* what, uint32_t ms) {
-    if (log_ == nullptr) return;
-    log_->print("WS DIAL ");
-    log_->print(host_);
-    log_->print(':');
-    log_->print(static_cast<unsigned>(port_));
-    log_->print(what);
-    if (ms > 0) {
-      log_->print(static_cast<unsigned long>(ms));
-      log_->print(" ms");
-    }
-    log_->println();
+  void logDial(uint8_t event, uint32_t ms) {
+    if (log_ != nullptr) wsock_arduino::logDial(*log_, host_, port_, event, ms);
   }
 
   void readSlot(int i, uint32_t now) {
@@ -335,7 +371,7 @@ class WiFiSocketT {
   void slotGone(int i) {
     if (mode_ == kClient && i == dialSlot_) {
       dialSlot_ = -1;
-      logDial(" closed, redial in ", backoffMs_);
+      logDial(wsock_arduino::kDialClosed, backoffMs_);
       backOff();
     }
   }
@@ -348,20 +384,56 @@ class WiFiSocketT {
     backoffMs_ = backoffMs_ * 2 > kDialMaxMs ? kDialMaxMs : backoffMs_ * 2;
   }
 
+  // Lines about connections that completed the handshake always print (on a keyed link only
+  // a peer with the key gets there). The others -- what a flood of strangers causes -- print
+  // once per distinct line per window (kLogKinds at most), and one summary line at the end
+  // of the window counts the repeats: a flood costs a few lines per window, not one per
+  // connection, while each different event still shows at once.
+  static constexpr uint32_t kLogWindowMs = 10000;
+  static constexpr uint8_t kLogKinds = 6;
+
+  // `key` says which line it is: the reason's address for our own closes (the core's reasons
+  // are string literals), else the kind and code.
+  bool logAllowed(uintptr_t key, uint8_t kind, uint8_t code) {
+    if (log_ == nullptr) return false;
+    const uint32_t now = millis();
+    if (now - logWindowStart_ >= kLogWindowMs) logSummary(now);
+    bool seen = false;
+    for (uint8_t i = 0; i < logKeyCount_; ++i) seen = seen || logKeys_[i] == key;
+    if (!seen && logKeyCount_ < kLogKinds) {
+      logKeys_[logKeyCount_++] = key;
+      return true;
+    }
+    ++logSuppressed_;
+    logLastKind_ = kind;
+    logLastCode_ = code;
+    return false;
+  }
+
+  // Ends the window, with its summary line if lines were left out.
+  void logSummary(uint32_t now) {
+    if (logSuppressed_ > 0 && log_ != nullptr) {
+      wsock_arduino::logSummary(*log_, logSuppressed_, kLogWindowMs / 1000, logLastKind_,
+                                logLastCode_);
+    }
+    logWindowStart_ = now;
+    logKeyCount_ = 0;
+    logSuppressed_ = 0;
+  }
+
   static void onClose(void* ctx, int slot, uint8_t kind, uint8_t code, const char* reason) {
     WiFiSocketT* self = static_cast<WiFiSocketT*>(ctx);
-    Print* out = self->log_;
-    if (out == nullptr) return;
-    (void)slot;
-    // Separate print calls: Print::printf may allocate for long lines on the core.
-    if (kind == wsock::kConnectionLost) {
-      out->println("WS LOST connection dropped");
-      return;
+    if (self->log_ == nullptr) return;
+    if (!self->ep_.established(slot)) {
+      using namespace wsock_arduino;
+      const uint8_t what = kind == wsock::kConnectionLost ? kLogLost
+                           : kind == wsock::kClosedByPeer ? kLogPeerClose
+                                                          : kLogClose;
+      const uintptr_t key = what == kLogClose ? reinterpret_cast<uintptr_t>(reason)
+                                              : (static_cast<uintptr_t>(what) << 8) | code;
+      if (!self->logAllowed(key, what, code)) return;
     }
-    out->print(kind == wsock::kClosedByPeer ? "WS PEER-CLOSE code=" : "WS CLOSE code=");
-    out->print(static_cast<unsigned>(code));
-    out->print(" reason=");
-    out->println(reason);
+    wsock_arduino::logClose(*self->log_, kind, code, reason);
   }
 
   uint8_t decoderBuf_[kDecoderCap];
@@ -372,6 +444,12 @@ class WiFiSocketT {
   alignas(WiFiServer) unsigned char serverMem_[sizeof(WiFiServer)];
   WiFiServer* server_ = nullptr;
   Print* log_ = nullptr;
+  uintptr_t logKeys_[kLogKinds] = {};
+  uint32_t logWindowStart_ = 0;
+  uint32_t logSuppressed_ = 0;
+  uint8_t logKeyCount_ = 0;
+  uint8_t logLastKind_ = 0;
+  uint8_t logLastCode_ = 0;
   Mode mode_ = kIdle;
   char host_[64] = {};
   uint16_t port_ = 0;

@@ -21,6 +21,10 @@ void setup() {
   Serial.print(WiFi.localIP());
   Serial.println(":8080");
   soc.setLog(Serial);
+  // Optional: a keyed link (docs/protocol.md §6). Only a PC with the same 16..32 random bytes
+  // (WiFiSocket(..., key=...) there) gets a session, and every frame is authenticated.
+  // static const uint8_t kKey[32] = {/* your key */};
+  // soc.setKey(kKey, sizeof kKey);
   soc.begin(8080);
 }
 

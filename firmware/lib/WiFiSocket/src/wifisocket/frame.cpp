@@ -1,4 +1,4 @@
-// Frame and HELLO codec of WiFiSocket protocol v1. See frame.h.
+// Frame and HELLO codec of the WiFiSocket protocol. See frame.h.
 #include "frame.h"
 
 #include <string.h>
@@ -64,13 +64,13 @@ inline uint32_t loadLe32(const uint8_t* p) {
 }
 #endif
 
-struct ControlRange {
-  uint32_t min;
-  uint32_t max;
+struct ControlRange {  // bytes: every control payload is at most 124 (9 x 2 B of DRAM)
+  uint8_t min;
+  uint8_t max;
 };
 
 // Payload length range of each control type, indexed by type (data types unused).
-const ControlRange kControlRange[8] = {
+const ControlRange kControlRange[9] = {
     {0, 0},                                  // 0: not a type
     {kHelloMinPayload, kHelloMaxPayload},    // HELLO
     {0, 0},                                  // TEXT (data)
@@ -79,6 +79,7 @@ const ControlRange kControlRange[8] = {
     {kNoncePayload, kNoncePayload},          // PING
     {kNoncePayload, kNoncePayload},          // PONG
     {1, kCloseMaxPayload},                   // CLOSE
+    {kAuthPayload, kAuthPayload},            // AUTH
 };
 
 }  // namespace
@@ -87,6 +88,7 @@ const char* closeCodeName(uint8_t code) {
   static const char* const kNames[] = {
       "NORMAL",  "PROTOCOL", "BAD_CRC",  "TOO_LARGE", "UNKNOWN_TYPE", "VERSION",
       "TIMEOUT", "REPLACED", "SEQUENCE", "WINDOW",    "INVALID_TEXT", "BUSY",
+      "AUTH",    "BAD_TAG",
   };
   return code < sizeof(kNames) / sizeof(kNames[0]) ? kNames[code] : "UNKNOWN";
 }
@@ -144,6 +146,7 @@ void FrameDecoder::reset() {
   fill_ = 0;
   need_ = 0;
   discard_ = false;
+  tagged_ = false;  // a fresh connection: untagged until the peer's AUTH (§6)
   frameDone_ = false;
   error_ = 0xFF;
   reason_ = "";
@@ -168,7 +171,7 @@ FrameDecoder::Status FrameDecoder::checkHeader() {
   frame_.payload = nullptr;
   const uint8_t type = frame_.type;
   const uint32_t length = frame_.length;
-  if (type < kHello || type > kClose) return fail(kUnknownType, "unknown frame type");
+  if (type < kHello || type > kAuth) return fail(kUnknownType, "unknown frame type");
   if (frame_.flags != 0) return fail(kProtocol, "reserved flags set");
   const bool data = isDataType(type);
   if (data) {
@@ -182,7 +185,7 @@ FrameDecoder::Status FrameDecoder::checkHeader() {
   }
   if (data && frame_.seq == 0) return fail(kProtocol, "data frame with seq 0");
   if (!data && frame_.seq != 0) return fail(kProtocol, "control frame with seq");
-  need_ = kFrameOverhead + static_cast<size_t>(length);
+  need_ = kFrameOverhead + static_cast<size_t>(length) + (tagged_ ? kTagSize : 0);
   crc_ = crc32(buf_, kHeaderSize);
   return kHeader;
 }
@@ -213,13 +216,15 @@ FrameDecoder::Status FrameDecoder::feed(const uint8_t* data, size_t len, size_t*
       }
       continue;
     }
-    const size_t payloadEnd = need_ - kCrcSize;
+    const size_t payloadEnd = kHeaderSize + frame_.length;
+    const size_t crcEnd = payloadEnd + kCrcSize;
+    // Protocol-legal but beyond the memory this decoder was given (unless discarded): checked
+    // before the first byte is stored (the payload's or, for an empty tagged frame, the tag's).
+    if (!discard_ && need_ > cap_ && (fill_ < payloadEnd || fill_ >= crcEnd)) {
+      *consumed = i;
+      return fail(kTooLarge, "frame larger than receive buffer");
+    }
     if (fill_ < payloadEnd) {
-      // Protocol-legal but beyond the memory this decoder was given (unless discarded).
-      if (!discard_ && need_ > cap_) {
-        *consumed = i;
-        return fail(kTooLarge, "frame larger than receive buffer");
-      }
       size_t take = payloadEnd - fill_;
       if (take > len - i) take = len - i;
       if (!discard_) memcpy(buf_ + fill_, data + i, take);
@@ -228,10 +233,20 @@ FrameDecoder::Status FrameDecoder::feed(const uint8_t* data, size_t len, size_t*
       i += take;
       continue;
     }
-    crcBytes_[fill_ - payloadEnd] = data[i++];
-    if (++fill_ == need_) {
+    if (fill_ < crcEnd) {
+      crcBytes_[fill_ - payloadEnd] = data[i++];
+      if (++fill_ == crcEnd && crc_ != getU32(crcBytes_)) {
+        *consumed = i;
+        return fail(kBadCrc, "CRC mismatch");  // noise, found before the tag (§6)
+      }
+    } else {
+      // The tag goes where the CRC would be in the buffer (the CRC is kept apart).
+      const uint8_t b = data[i++];
+      if (!discard_) buf_[payloadEnd + (fill_ - crcEnd)] = b;
+      ++fill_;
+    }
+    if (fill_ == need_) {
       *consumed = i;
-      if (crc_ != getU32(crcBytes_)) return fail(kBadCrc, "CRC mismatch");
       frame_.payload = discard_ ? nullptr : buf_ + kHeaderSize;
       frameDone_ = true;
       return kFrame;
@@ -242,7 +257,9 @@ FrameDecoder::Status FrameDecoder::feed(const uint8_t* data, size_t len, size_t*
 }
 
 size_t encodeHello(const Hello& hello, uint8_t* out, size_t cap) {
-  if (cap < kHelloPayloadSize) return 0;
+  const bool keyed = hello.version == kKeyedProtocolVersion;
+  const size_t size = keyed ? kKeyedHelloPayloadSize : kHelloPayloadSize;
+  if (cap < size) return 0;
   out[0] = hello.version;
   out[1] = 0;
   out[2] = 0;
@@ -252,30 +269,47 @@ size_t encodeHello(const Hello& hello, uint8_t* out, size_t cap) {
   putU32(out + 12, hello.keepaliveMs);
   putU64(out + 16, hello.session);
   putU64(out + 24, hello.resume);
-  return kHelloPayloadSize;
+  if (keyed) memcpy(out + kHelloPayloadSize, hello.nonce, kHelloNonceSize);
+  return size;
 }
 
-uint8_t decodeHello(const uint8_t* payload, size_t len, Hello* out, const char** reason) {
+uint8_t decodeHello(const uint8_t* payload, size_t len, Hello* out, const char** reason,
+                    bool keyed) {
   if (len < kHelloPayloadSize) {
     *reason = "HELLO too short";
     return kProtocol;
   }
   // Version first: a later major version may give the reserved bytes a meaning.
-  if (payload[0] != kProtocolVersion) {
+  const uint8_t version = payload[0];
+  if (version != kProtocolVersion && version != kKeyedProtocolVersion) {
     *reason = "unsupported protocol version";
     return kVersion;
+  }
+  // Keyed-ness is configuration on both sides, never negotiated (docs/protocol.md §6).
+  if (version == kKeyedProtocolVersion && !keyed) {
+    *reason = "no key on this side";
+    return kAuthFailed;
+  }
+  if (version == kProtocolVersion && keyed) {
+    *reason = "peer has no key";
+    return kAuthFailed;
+  }
+  if (keyed && len < kKeyedHelloPayloadSize) {
+    *reason = "HELLO too short";  // no nonce
+    return kProtocol;
   }
   if (payload[1] != 0 || payload[2] != 0 || payload[3] != 0) {
     *reason = "HELLO reserved bytes set";
     return kProtocol;
   }
   Hello h;
-  h.version = payload[0];
+  h.version = version;
   h.maxMessage = getU32(payload + 4);
   h.window = getU32(payload + 8);
   h.keepaliveMs = getU32(payload + 12);
   h.session = getU64(payload + 16);
   h.resume = getU64(payload + 24);
+  if (keyed) memcpy(h.nonce, payload + kHelloPayloadSize, kHelloNonceSize);
   if (h.maxMessage < 1) {
     *reason = "HELLO max_message is 0";
     return kProtocol;

@@ -1,4 +1,4 @@
-// WiFiSocket wire protocol v1: frame and HELLO codec (docs/protocol.md sections 1 and 2).
+// WiFiSocket wire protocol: frame and HELLO codec (docs/protocol.md sections 1, 2 and 6).
 //
 // Portable core: no Arduino headers, no heap, no exceptions. Used by the device library,
 // the host-compiled tests and fuzzers. Every length read from the wire is checked before
@@ -12,7 +12,8 @@ namespace wsock {
 
 constexpr uint8_t kMagic0 = 0x57;  // 'W'
 constexpr uint8_t kMagic1 = 0x53;  // 'S'
-constexpr uint8_t kProtocolVersion = 1;
+constexpr uint8_t kProtocolVersion = 1;       // unkeyed links
+constexpr uint8_t kKeyedProtocolVersion = 2;  // keyed links (docs/protocol.md §6)
 
 constexpr size_t kHeaderSize = 16;
 constexpr size_t kCrcSize = 4;
@@ -20,7 +21,10 @@ constexpr size_t kFrameOverhead = kHeaderSize + kCrcSize;  // a frame is 20 + L 
 
 constexpr size_t kHelloMinPayload = 32;
 constexpr size_t kHelloMaxPayload = 64;
-constexpr size_t kNoncePayload = 8;
+constexpr size_t kNoncePayload = 8;      // PING/PONG
+constexpr size_t kHelloNonceSize = 16;   // HELLO v2 bytes 32..47
+constexpr size_t kAuthPayload = 32;      // AUTH: an HMAC-SHA256 proof
+constexpr size_t kTagSize = 16;          // after the CRC of every frame of a keyed link
 constexpr size_t kCloseMaxPayload = 124;  // code + reason of up to 123 bytes
 constexpr size_t kCloseMaxReason = kCloseMaxPayload - 1;
 // A control frame longer than its type allows is TOO_LARGE (not PROTOCOL) above this.
@@ -36,6 +40,7 @@ enum FrameType : uint8_t {
   kPing = 5,
   kPong = 6,
   kClose = 7,
+  kAuth = 8,
 };
 
 enum CloseCode : uint8_t {
@@ -51,6 +56,8 @@ enum CloseCode : uint8_t {
   kWindow = 9,
   kInvalidText = 10,
   kBusy = 11,
+  kAuthFailed = 12,  // AUTH on the wire
+  kBadTag = 13,
 };
 
 /// Upper-case protocol name of a close code ("PROTOCOL", ...), "UNKNOWN" outside the table.
@@ -114,7 +121,7 @@ class FrameDecoder {
   enum Status : uint8_t {
     kNeedMore,  // all given bytes consumed, no complete frame yet
     kHeader,    // a header passed all checks; frame() has the fields, payload still null
-    kFrame,     // a whole frame with a good CRC is available in frame()
+    kFrame,     // a whole frame with a good CRC (and its tag, if tagged) is in frame()
     kError,     // the decoder is dead; errorCode()/errorReason() say why
   };
 
@@ -139,6 +146,18 @@ class FrameDecoder {
   /// After kHeader: do not store this frame's payload, only check its CRC (the caller
   /// will refuse the frame anyway and needs no memory for it). frame().payload stays null.
   void discardPayload() { discard_ = true; }
+  /// Keyed link (docs/protocol.md §6): from the next frame on, every frame is followed by a
+  /// 16-byte tag, read after the CRC is checked. The tag is stored after the payload, so
+  /// the buffer needs 20 + L + 16 bytes; the caller verifies it (frameTag(), tag()).
+  void setTagged(bool tagged) { tagged_ = tagged; }
+  bool tagged() const { return tagged_; }
+  /// After kFrame: header and payload as received (16 + length bytes), the bytes a tag
+  /// covers; null if the payload was discarded.
+  const uint8_t* frameBytes() const { return frame_.payload != nullptr ? buf_ : nullptr; }
+  /// After kFrame on a tagged decoder: the frame's 16 tag bytes; null otherwise.
+  const uint8_t* tag() const {
+    return tagged_ && frame_.payload != nullptr ? buf_ + kHeaderSize + frame_.length : nullptr;
+  }
 
  private:
   Status fail(uint8_t code, const char* reason);
@@ -152,13 +171,14 @@ class FrameDecoder {
   uint32_t crc_ = 0; // running CRC over header and payload
   uint8_t crcBytes_[kCrcSize] = {};
   bool discard_ = false;
+  bool tagged_ = false;
   bool frameDone_ = false;
   uint8_t error_ = 0xFF;
   const char* reason_ = "";
   FrameView frame_;
 };
 
-/// The HELLO payload (docs/protocol.md §2).
+/// The HELLO payload (docs/protocol.md §2; the nonce only in version 2, §6).
 struct Hello {
   uint8_t version = kProtocolVersion;
   uint32_t maxMessage = 0;
@@ -166,16 +186,22 @@ struct Hello {
   uint32_t keepaliveMs = 0;
   uint64_t session = 0;
   uint64_t resume = 0;
+  uint8_t nonce[kHelloNonceSize] = {};
 };
 
-constexpr size_t kHelloPayloadSize = 32;
+constexpr size_t kHelloPayloadSize = 32;       // version 1
+constexpr size_t kKeyedHelloPayloadSize = 48;  // version 2: + the nonce
 
-/// Writes the 32-byte payload; returns 32, or 0 if `cap` is too small.
+/// Writes the payload of the hello's version (32 bytes for 1, 48 with the nonce for 2);
+/// returns its size, or 0 if `cap` is too small.
 size_t encodeHello(const Hello& hello, uint8_t* out, size_t cap);
 
-/// Parses and validates a HELLO payload. Returns kNormal (0) on success, else the close
-/// code, with `*reason` set to a static string. Checks: length >= 32, version (VERSION),
-/// reserved bytes, max_message >= 1, window >= max_message + 20, session != 0 (PROTOCOL).
-uint8_t decodeHello(const uint8_t* payload, size_t len, Hello* out, const char** reason);
+/// Parses and validates a HELLO payload received by a side with (`keyed`) or without a key.
+/// Returns kNormal (0) on success, else the close code, with `*reason` set to a static
+/// string. In the order of docs/protocol.md §2: length >= 32 (PROTOCOL), version 1 or 2
+/// (VERSION), the version this side speaks (AUTH), 48 bytes for version 2, reserved bytes,
+/// max_message >= 1, window >= max_message + 20, session != 0 (PROTOCOL).
+uint8_t decodeHello(const uint8_t* payload, size_t len, Hello* out, const char** reason,
+                    bool keyed = false);
 
 }  // namespace wsock

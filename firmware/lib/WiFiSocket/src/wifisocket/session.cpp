@@ -1,7 +1,9 @@
-// Device-side session core of WiFiSocket protocol v1. See session.h.
+// Device-side session core of the WiFiSocket protocol. See session.h.
 #include "session.h"
 
 #include <string.h>
+
+#include "hmac.h"
 
 namespace wsock {
 
@@ -19,6 +21,14 @@ size_t ringWrite(uint8_t* buf, size_t cap, size_t head, const uint8_t* p, size_t
   }
   return head;
 }
+
+// Where the parts of a keyed handshake sit in a slot's scratch buffer: our HELLO frame
+// (version 2), then our AUTH frame.
+constexpr size_t kKeyedHelloFrame = kFrameOverhead + kKeyedHelloPayloadSize;
+constexpr size_t kAuthFrame = kFrameOverhead + kAuthPayload;
+static_assert(kKeyedHelloFrame + kAuthFrame <= kMaxControlFrame, "HELLO and AUTH share scratch");
+// A tagged CLOSE must fit the scratch buffer too: its reason is cut 16 bytes shorter.
+constexpr size_t kTaggedCloseMaxReason = kCloseMaxReason - kTagSize;
 
 }  // namespace
 
@@ -175,7 +185,24 @@ void Endpoint::resetSend() {
   peerAcked_ = 0;
 }
 
+bool Endpoint::setKey(const uint8_t* key, size_t len) {
+  if (len != 0 && (key == nullptr || len < kKeyMin || len > kKeyMax)) return false;
+  // A handshake whose AUTH went out under the old key cannot finish under the new one: it
+  // ends now (its CLOSE still tagged under the old key), and the peer comes back.
+  for (int i = 0; i < kMaxSlots; ++i) {
+    if (slots_[i].state == Slot::kHandshake && slots_[i].tagOut) {
+      closeSlot(i, kClosedLocally, kTimeout, "key changed");
+    }
+  }
+  secureZero(key_, sizeof key_);
+  if (len > 0) memcpy(key_, key, len);
+  keyLen_ = static_cast<uint8_t>(len);
+  return true;
+}
+
 int Endpoint::open(uint32_t now, Role role) {
+  // Without fresh nonces a keyed handshake would be replayable: refuse rather than guess.
+  if (keyLen_ > 0 && random_ == nullptr) return -1;
   for (int i = 0; i < kMaxSlots; ++i) {
     Slot& s = slots_[i];
     if (s.state != Slot::kFree) continue;
@@ -185,7 +212,11 @@ int Endpoint::open(uint32_t now, Role role) {
     s.accepted = role == kAccepted;
     s.openedAt = s.lastRx = s.lastTx = now;
     s.openOrder = ++opens_;
-    s.small.reset();
+    // The whole buffer again: a keyed handshake moved the decoder past the peer's HELLO.
+    s.small = FrameDecoder(s.smallBuf, sizeof s.smallBuf, config_.maxMessage);
+    s.keyed = keyLen_ > 0;
+    s.awaitAuth = s.tagOut = s.scratchTagged = s.established = false;
+    s.helloLen = 0;
     s.helloAck = 0;
     // A dialler names the session it resumes at once (it chose whom to dial).
     if (!s.accepted) queueHello(s, peerSession_, peerSession_ != 0 ? taken_ : 0);
@@ -196,17 +227,48 @@ int Endpoint::open(uint32_t now, Role role) {
 
 void Endpoint::queueHello(Slot& s, uint64_t resume, uint32_t ack) {
   Hello h;
+  if (s.keyed) {
+    h.version = kKeyedProtocolVersion;
+    random_(randomCtx_, h.nonce, sizeof h.nonce);
+  }
   h.maxMessage = config_.maxMessage;
   h.window = window();
   h.keepaliveMs = config_.keepaliveMs;
   h.session = session_;
   h.resume = resume;
-  uint8_t payload[kHelloPayloadSize];
-  encodeHello(h, payload, sizeof payload);
+  uint8_t payload[kKeyedHelloPayloadSize];
+  const size_t n = encodeHello(h, payload, sizeof payload);
   s.helloAck = ack;
-  s.curLen = encodeFrame(s.scratch, sizeof s.scratch, kHello, 0, ack, payload, sizeof payload);
+  s.curLen = encodeFrame(s.scratch, sizeof s.scratch, kHello, 0, ack, payload, n);
   s.curPos = 0;
   s.cursor = Slot::kScratch;
+  s.scratchTagged = false;
+}
+
+// Our AUTH right after our HELLO in the scratch buffer (the dialer's HELLO may be written
+// already, in part or whole): proof(our role) over both HELLOs (docs/protocol.md §6).
+void Endpoint::appendAuth(Slot& s) {
+  const uint8_t* own = s.scratch + kHeaderSize;
+  const uint8_t* peer = s.smallBuf + kHeaderSize;
+  uint8_t proof[kAuthPayload];
+  if (s.accepted) {
+    authProof(key_, keyLen_, kRoleAcceptor, peer, s.helloLen, own, kKeyedHelloPayloadSize, proof);
+  } else {
+    authProof(key_, keyLen_, kRoleDialer, own, kKeyedHelloPayloadSize, peer, s.helloLen, proof);
+  }
+  if (s.cursor == Slot::kNone) s.curPos = kKeyedHelloFrame;  // the HELLO is out
+  encodeFrame(s.scratch + kKeyedHelloFrame, sizeof s.scratch - kKeyedHelloFrame, kAuth, 0,
+              s.helloAck, proof, sizeof proof);
+  s.curLen = kKeyedHelloFrame + kAuthFrame;
+  s.cursor = Slot::kScratch;
+  s.tagOut = true;
+}
+
+// K_conn of a slot whose two HELLOs are in place (awaiting or just verified the AUTH).
+void Endpoint::slotConnKey(const Slot& s, uint8_t out[kConnKeySize]) const {
+  const uint8_t* own = s.scratch + kHeaderSize + kHelloPayloadSize;
+  const uint8_t* peer = s.smallBuf + kHeaderSize + kHelloPayloadSize;
+  connectionKey(key_, keyLen_, s.accepted ? peer : own, s.accepted ? own : peer, out);
 }
 
 bool Endpoint::sessionHeld(uint32_t now) const {
@@ -230,27 +292,35 @@ int Endpoint::evict() {
 void Endpoint::closeSlot(int slot, uint8_t kind, uint8_t code, const char* reason) {
   Slot& s = slots_[slot];
   if (s.state == Slot::kFree || s.state == Slot::kClosing) return;
+  const bool wasActive = active_ == slot;
+  // A keyed handshake's HELLO is out but its AUTH not yet (nothing of it): a frame boundary.
+  const bool authUnsent = s.state == Slot::kHandshake && s.tagOut &&
+                          s.cursor == Slot::kScratch && s.curPos == kKeyedHelloFrame;
   s.state = Slot::kClosing;
-  if (active_ == slot) {
+  if (wasActive) {
     active_ = -1;
     // A close after which the owner does not come back (NORMAL, a protocol error either
     // way: every code but the recoverable ones) ends the hold; a lost connection, a dead
     // bound, a corrupt frame or its own newer connection does not (docs/protocol.md §2).
     const bool comesBack = kind == kConnectionLost || code == kTimeout || code == kBadCrc ||
-                           code == kReplaced || code == kBusy;
+                           code == kBadTag || code == kReplaced || code == kBusy;
     if (!comesBack) held_ = false;
   }
   if (kind == kClosedLocally) {
     // Best effort CLOSE, only at a frame boundary: half a frame cannot be taken back.
     const bool midFrame = s.cursor != Slot::kNone &&
-                          (s.cursor == Slot::kRing || s.curPos > 0);
+                          (s.cursor != Slot::kScratch || s.curPos > 0) && !authUnsent;
     if (!midFrame) {
+      // A handshake whose AUTH is still unwritten: the CLOSE takes its place, so the peer
+      // never gets our AUTH and expects no tag.
+      if (!wasActive && s.cursor == Slot::kScratch) s.tagOut = false;
       uint8_t payload[kCloseMaxPayload];
       payload[0] = code;
       size_t n = strlen(reason);
-      if (n > kCloseMaxReason) n = kCloseMaxReason;
+      const size_t max = s.tagOut ? kTaggedCloseMaxReason : kCloseMaxReason;
+      if (n > max) n = max;
       memcpy(payload + 1, reason, n);
-      queueScratch(s, kClose, payload, n + 1);
+      queueScratch(slot, wasActive, kClose, payload, n + 1);
     } else {
       s.cursor = Slot::kNone;
     }
@@ -284,12 +354,29 @@ void Endpoint::drop(uint8_t code, const char* reason) {
   if (active_ >= 0) closeSlot(active_, kClosedLocally, code, reason);
 }
 
-void Endpoint::queueScratch(Slot& s, uint8_t type, const uint8_t* payload, size_t len) {
+void Endpoint::queueScratch(int slot, bool active, uint8_t type, const uint8_t* payload,
+                            size_t len) {
+  Slot& s = slots_[slot];
+  // On a keyed link after our AUTH the frame gets its tag: under the active connection's
+  // key and counter, or, on a handshake that never became active (only its CLOSE is
+  // tagged, as frame 0), under the key of its two HELLOs, taken before the scratch that
+  // holds ours is overwritten.
+  uint8_t handshakeKey[kConnKeySize];
+  if (s.tagOut && !active) slotConnKey(s, handshakeKey);
   // Control frames carry the current cumulative ack like every frame.
   const uint32_t ack = taken_;
-  s.curLen = encodeFrame(s.scratch, sizeof s.scratch, type, 0, ack, payload, len);
+  s.curLen = encodeFrame(s.scratch, sizeof s.scratch - (s.tagOut ? kTagSize : 0), type, 0, ack,
+                         payload, len);
   s.curPos = 0;
   s.cursor = s.curLen > 0 ? Slot::kScratch : Slot::kNone;
+  s.scratchTagged = s.tagOut && s.curLen > 0;
+  if (s.scratchTagged) {
+    frameTag(active ? connKey_ : handshakeKey, s.accepted ? kRoleAcceptor : kRoleDialer,
+             active ? txN_ : 0, s.scratch, s.curLen - kCrcSize, nullptr, 0,
+             s.scratch + s.curLen);
+    s.curLen += kTagSize;
+  }
+  if (s.tagOut && !active) secureZero(handshakeKey, sizeof handshakeKey);
   if (s.cursor == Slot::kScratch && s.state == Slot::kActive) noteAckSent(ack);
 }
 
@@ -302,21 +389,36 @@ void Endpoint::noteAckSent(uint32_t ack) {
   }
 }
 
-bool Endpoint::selectOutput(Slot& s, uint32_t now) {
+bool Endpoint::selectOutput(int slot, uint32_t now) {
+  Slot& s = slots_[slot];
   if (s.state != Slot::kActive) return false;
   if (s.pongDue) {
     s.pongDue = false;
-    queueScratch(s, kPong, s.pongNonce, kNoncePayload);
+    queueScratch(slot, true, kPong, s.pongNonce, kNoncePayload);
     return true;
   }
   if (txSent_ < tx_.used()) {
     s.cursor = Slot::kRing;
     s.curLen = tx_.frameSizeAt(txSent_);
     noteAckSent(tx_.u32At(txSent_ + 12));
+    if (s.tagOut) {
+      // Tagged as it is about to go out on this connection, header and payload in up to
+      // two pieces (the ring may wrap inside the frame).
+      const uint8_t* a = nullptr;
+      const uint8_t* b = nullptr;
+      const size_t covered = s.curLen - kCrcSize;
+      size_t aLen = tx_.contiguous(txSent_, &a);
+      if (aLen > covered) aLen = covered;
+      size_t bLen = 0;
+      if (aLen < covered) bLen = tx_.contiguous(txSent_ + aLen, &b);
+      if (bLen > covered - aLen) bLen = covered - aLen;
+      frameTag(connKey_, s.accepted ? kRoleAcceptor : kRoleDialer, txN_, a, aLen, b, bLen,
+               s.scratch);
+    }
     return true;
   }
   if (taken_ > ackSent_) {
-    queueScratch(s, kAck, nullptr, 0);
+    queueScratch(slot, true, kAck, nullptr, 0);
     return true;
   }
   if (s.pingDue) {
@@ -326,7 +428,7 @@ bool Endpoint::selectOutput(Slot& s, uint32_t now) {
     putU64(nonce, pingNonce_);
     pingSentAt_ = now;
     pingOutstanding_ = true;
-    queueScratch(s, kPing, nonce, sizeof nonce);
+    queueScratch(slot, true, kPing, nonce, sizeof nonce);
     return true;
   }
   return false;
@@ -336,10 +438,14 @@ size_t Endpoint::peekOutput(int slot, const uint8_t** data, uint32_t now) {
   *data = nullptr;
   if (!inUse(slot)) return 0;
   Slot& s = slots_[slot];
-  if (s.cursor == Slot::kNone && !selectOutput(s, now)) return 0;
+  if (s.cursor == Slot::kNone && !selectOutput(slot, now)) return 0;
   if (s.cursor == Slot::kScratch) {
     *data = s.scratch + s.curPos;
     return s.curLen - s.curPos;
+  }
+  if (s.cursor == Slot::kTag) {
+    *data = s.scratch + s.curPos;
+    return kTagSize - s.curPos;
   }
   const size_t n = tx_.contiguous(txSent_, data);
   return n < s.curLen ? n : s.curLen;
@@ -351,13 +457,26 @@ void Endpoint::consumeOutput(int slot, size_t n, uint32_t now) {
   s.lastTx = now;
   if (s.cursor == Slot::kScratch) {
     s.curPos += n;
-    if (s.curPos >= s.curLen) s.cursor = Slot::kNone;
+    if (s.curPos >= s.curLen) {
+      s.cursor = Slot::kNone;
+      if (s.scratchTagged && slot == active_) ++txN_;
+    }
   } else if (s.cursor == Slot::kRing) {
     txSent_ += n;
     s.curLen -= n;
     if (s.curLen == 0) {
       s.cursor = Slot::kNone;
+      if (s.tagOut) {  // the frame's tag follows
+        s.cursor = Slot::kTag;
+        s.curPos = 0;
+      }
       dropAcked();  // an ack may have arrived while this frame was half written
+    }
+  } else if (s.cursor == Slot::kTag) {
+    s.curPos += n;
+    if (s.curPos >= kTagSize) {
+      s.cursor = Slot::kNone;
+      ++txN_;
     }
   }
 }
@@ -379,9 +498,11 @@ void Endpoint::tick(uint32_t now) {
     // Both bounds count whole frames, not bytes: a peer trickling a frame byte by byte is
     // as dead as a silent one, so a slow sender cannot hold a slot (docs/protocol.md §4).
     if (s.state == Slot::kHandshake && now - s.openedAt >= config_.handshakeMs) {
+      if (s.awaitAuth) ++authFailures_;  // §6: the bound runs until the AUTH is verified
       closeSlot(i, kClosedLocally, kTimeout,
-                s.small.buffered() > 0 ? "HELLO incomplete within the handshake bound"
-                                       : "no HELLO within the handshake bound");
+                s.awaitAuth               ? "no AUTH within the handshake bound"
+                : s.small.buffered() > 0 ? "HELLO incomplete within the handshake bound"
+                                         : "no HELLO within the handshake bound");
     } else if (s.state == Slot::kActive) {
       if (now - s.lastRx >= deadBoundMs()) {
         closeSlot(i, kClosedLocally, kTimeout,
@@ -411,6 +532,7 @@ void Endpoint::feed(int slot, const uint8_t* data, size_t len, uint32_t now) {
         onHeader(slot, dec);
         break;
       case FrameDecoder::kFrame:
+        if (dec.tagged() && !checkTag(slot, dec)) return;
         onFrame(slot, dec.frame(), now);
         break;
       case FrameDecoder::kError:
@@ -424,10 +546,37 @@ void Endpoint::onHeader(int slot, FrameDecoder& dec) {
   // Before HELLO only HELLO (or a CLOSE) is legal. Anything else is refused once its CRC is
   // checked (a corrupt frame is BAD_CRC, not out of order), without storing its payload:
   // the handshake decoder has room for control frames only.
+  // While a keyed handshake awaits the AUTH, the decoder has the room after the peer's
+  // HELLO: enough for an AUTH (or a CLOSE of up to 60 bytes of reason; a longer one fails
+  // as TOO_LARGE, the peer is closing anyway). A second HELLO is refused likewise.
+  const Slot& s = slots_[slot];
   const uint8_t type = dec.frame().type;
-  if (slots_[slot].state == Slot::kHandshake && type != kHello && type != kClose) {
+  if (s.state == Slot::kHandshake && type != kClose &&
+      !(type == kHello && !s.awaitAuth) && !(type == kAuth && s.awaitAuth)) {
     dec.discardPayload();
   }
+}
+
+bool Endpoint::checkTag(int slot, const FrameDecoder& dec) {
+  const Slot& s = slots_[slot];
+  const uint8_t* bytes = dec.frameBytes();
+  const uint8_t* tag = dec.tag();
+  bool ok = false;
+  if (bytes != nullptr && tag != nullptr) {
+    uint8_t expect[kTagSize];
+    frameTag(connKey_, s.accepted ? kRoleDialer : kRoleAcceptor, rxN_, bytes,
+             kHeaderSize + dec.frame().length, nullptr, 0, expect);
+    ok = constantTimeEqual(expect, tag, kTagSize);
+  }
+  if (!ok) {
+    // Tampering (an injected, altered, replayed or reordered frame): dropped like a corrupt
+    // one, and the session resumes on a new connection (docs/protocol.md §6).
+    ++tagFailures_;
+    closeSlot(slot, kClosedLocally, kBadTag, "tag mismatch");
+    return false;
+  }
+  ++rxN_;
+  return true;
 }
 
 void Endpoint::onFrame(int slot, const FrameView& f, uint32_t now) {
@@ -447,10 +596,13 @@ void Endpoint::onFrame(int slot, const FrameView& f, uint32_t now) {
     return;
   }
   if (s.state == Slot::kHandshake) {
-    if (f.type == kHello) {
+    if (f.type == kHello && !s.awaitAuth) {
       onHello(slot, f, now);
+    } else if (f.type == kAuth && s.awaitAuth) {
+      onAuth(slot, f, now);
     } else {
-      closeSlot(slot, kClosedLocally, kProtocol, "frame before HELLO");
+      closeSlot(slot, kClosedLocally, kProtocol,
+                s.awaitAuth ? "frame before AUTH" : "frame before HELLO");
     }
     return;
   }
@@ -458,6 +610,9 @@ void Endpoint::onFrame(int slot, const FrameView& f, uint32_t now) {
   switch (f.type) {
     case kHello:
       closeSlot(slot, kClosedLocally, kProtocol, "second HELLO");
+      return;
+    case kAuth:  // on a v1 link, or a second one on a keyed link
+      closeSlot(slot, kClosedLocally, kProtocol, "AUTH out of place");
       return;
     case kText:
     case kBinary:
@@ -526,15 +681,86 @@ void Endpoint::onData(int slot, const FrameView& f) {
   delivered_ = f.seq;
 }
 
+void Endpoint::authFailed(int slot, const char* reason) {
+  ++authFailures_;
+  closeSlot(slot, kClosedLocally, kAuthFailed, reason);
+}
+
 void Endpoint::onHello(int slot, const FrameView& f, uint32_t now) {
   Slot& s = slots_[slot];
   Hello h;
   const char* reason = "";
-  const uint8_t code = decodeHello(f.payload, f.length, &h, &reason);
+  const uint8_t code = decodeHello(f.payload, f.length, &h, &reason, s.keyed);
+  if (code == kAuthFailed) {
+    authFailed(slot, reason);
+    return;
+  }
   if (code != kNormal) {
     closeSlot(slot, kClosedLocally, code, reason);
     return;
   }
+  if (!s.keyed) {
+    establish(slot, h, f.ack, now);
+    return;
+  }
+  // Keyed (docs/protocol.md §6): nothing of this HELLO is acted on before its AUTH is
+  // verified; only our answer (HELLO and AUTH, or AUTH) goes out now.
+  if (keyLen_ == 0) {  // cleared since the connection opened: nothing to prove with
+    closeSlot(slot, kClosedLocally, kTimeout, "key changed");
+    return;
+  }
+  if (h.session == session_ ||
+      (!s.accepted && memcmp(h.nonce, s.scratch + kHeaderSize + kHelloPayloadSize,
+                             kHelloNonceSize) == 0)) {
+    authFailed(slot, "reflected HELLO");
+    return;
+  }
+  s.helloLen = static_cast<uint8_t>(f.length);
+  if (s.accepted) {
+    // What we kept of the peer's stream, only for the peer that named itself (§2).
+    const bool known = peerSession_ != 0 && h.session == peerSession_;
+    s.helloKnown = known;
+    queueHello(s, known ? h.session : 0, known ? taken_ : 0);
+    if (memcmp(h.nonce, s.scratch + kHeaderSize + kHelloPayloadSize, kHelloNonceSize) == 0) {
+      s.cursor = Slot::kNone;  // our HELLO never goes out: the CLOSE takes its place
+      authFailed(slot, "reflected HELLO");
+      return;
+    }
+  }
+  appendAuth(s);
+  s.awaitAuth = true;
+  // The peer's HELLO (payload and header, for its ack) stays in smallBuf: the decoder goes on
+  // after it.
+  const size_t keep = kHeaderSize + f.length;
+  s.small = FrameDecoder(s.smallBuf + keep, sizeof s.smallBuf - keep, config_.maxMessage);
+}
+
+void Endpoint::onAuth(int slot, const FrameView& f, uint32_t now) {
+  Slot& s = slots_[slot];
+  // (The key is the one our AUTH was made with: setKey() ends such handshakes.)
+  const uint8_t* own = s.scratch + kHeaderSize;
+  const uint8_t* peer = s.smallBuf + kHeaderSize;
+  uint8_t expect[kAuthPayload];
+  if (s.accepted) {
+    authProof(key_, keyLen_, kRoleDialer, peer, s.helloLen, own, kKeyedHelloPayloadSize, expect);
+  } else {
+    authProof(key_, keyLen_, kRoleAcceptor, own, kKeyedHelloPayloadSize, peer, s.helloLen, expect);
+  }
+  const bool ok = constantTimeEqual(expect, f.payload, kAuthPayload);
+  secureZero(expect, sizeof expect);
+  if (!ok) {
+    authFailed(slot, "authentication failed");
+    return;
+  }
+  Hello h;
+  const char* reason = nullptr;
+  decodeHello(peer, s.helloLen, &h, &reason, true);  // valid: it passed in onHello
+  establish(slot, h, getU32(s.smallBuf + 12), now);
+}
+
+// The peer's HELLO takes effect: unkeyed at once, keyed once its AUTH is verified (§6).
+void Endpoint::establish(int slot, const Hello& h, uint32_t helloAck, uint32_t now) {
+  Slot& s = slots_[slot];
   // Our stream belongs to the peer session it was sent to. A new peer session that names
   // us merely learned our id (from our HELLO on a connection that then dropped): it never
   // had our stream, whose frames carry acks of its predecessor's seq space, so for it the
@@ -550,11 +776,13 @@ void Endpoint::onHello(int slot, const FrameView& f, uint32_t now) {
   // is still held for its owner: without a key, naming the owner's session id (never
   // revealed to anyone else) is the proof of being it (docs/protocol.md §2, Strangers).
   const bool known = peerSession_ != 0 && h.session == peerSession_;
-  if (s.accepted && !known && sessionHeld(now)) {
+  // (Keyed: our HELLO went out before the AUTH; if another peer took the session meanwhile,
+  // what it said of the session no longer holds: refuse, the peer comes back.)
+  if (s.accepted && ((!known && sessionHeld(now)) || (s.keyed && s.helloKnown != known))) {
     closeSlot(slot, kClosedLocally, kBusy, "another peer's session is live");
     return;
   }
-  if (resumesUs && f.ack >= nextSeq_) {
+  if (resumesUs && helloAck >= nextSeq_) {
     closeSlot(slot, kClosedLocally, kProtocol, "HELLO acks a seq never sent");
     return;
   }
@@ -566,7 +794,7 @@ void Endpoint::onHello(int slot, const FrameView& f, uint32_t now) {
   }
   // Our HELLO on an accepted connection: what we kept of the peer's stream only for the
   // peer that named itself; a new peer learns nothing of its predecessor.
-  if (s.accepted) queueHello(s, known ? h.session : 0, known ? taken_ : 0);
+  if (s.accepted && !s.keyed) queueHello(s, known ? h.session : 0, known ? taken_ : 0);
   peerMax_ = h.maxMessage;
   peerWindow_ = h.window;
   peerKeepalive_ = h.keepaliveMs;
@@ -577,14 +805,21 @@ void Endpoint::onHello(int slot, const FrameView& f, uint32_t now) {
   held_ = true;
   ownerRx_ = now;
   s.state = Slot::kActive;
+  s.established = true;
+  s.awaitAuth = false;
   s.lastRx = now;
   big_.reset();
+  if (s.keyed) {
+    slotConnKey(s, connKey_);
+    txN_ = rxN_ = 0;
+    big_.setTagged(true);  // from the frame after the peer's AUTH on
+  }
   ackSent_ = 0;
   noteAckSent(s.helloAck);
   // Send direction: resend what the peer has not acknowledged, or start over if it lost us.
   txSent_ = 0;
   if (resumesUs) {
-    if (f.ack > peerAcked_) peerAcked_ = f.ack;
+    if (helloAck > peerAcked_) peerAcked_ = helloAck;
     dropAcked();
   } else if (neverHeardUs) {
     // Resend everything from the start of the ring; A names no stream of ours.

@@ -1,4 +1,4 @@
-// WiFiSocket protocol v1 session core for the device (docs/protocol.md sections 2-4).
+// WiFiSocket session core for the device (docs/protocol.md sections 2-4; keyed links, §6).
 //
 // Sans-IO, like h11: the caller owns the sockets and the clock. It opens a slot per TCP
 // connection, feeds the bytes it reads, writes what peekOutput() offers (as much as the
@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "frame.h"
+#include "keyed.h"
 
 namespace wsock {
 
@@ -88,7 +89,8 @@ struct EndpointConfig {
 };
 
 /// Memory of an Endpoint. The decoder buffer must hold maxMessage + 20 bytes (and at
-/// least a largest control frame); the receive ring's size is the announced window.
+/// least a largest control frame), 16 more for the tag of keyed links (a frame that does
+/// not fit is TOO_LARGE); the receive ring's size is the announced window.
 struct EndpointBuffers {
   uint8_t* decoder;
   size_t decoderCap;
@@ -105,6 +107,8 @@ enum CloseKind : uint8_t {
   kConnectionLost = 2, // the transport went away without a CLOSE
 };
 using CloseHook = void (*)(void* ctx, int slot, uint8_t kind, uint8_t code, const char* reason);
+/// Fills `out` with `len` bytes from the platform's CSPRNG (the nonces of keyed HELLOs).
+using RandomHook = void (*)(void* ctx, uint8_t* out, size_t len);
 
 /// One device-side WiFiSocket session served over up to kMaxSlots connections.
 class Endpoint {
@@ -122,6 +126,17 @@ class Endpoint {
     hook_ = hook;
     hookCtx_ = ctx;
   }
+  /// Where HELLO nonces come from; a keyed endpoint without one opens no connection.
+  void setRandom(RandomHook hook, void* ctx) {
+    random_ = hook;
+    randomCtx_ = ctx;
+  }
+  /// The pre-shared key of keyed links (docs/protocol.md §6): 16..32 bytes, or len 0 to
+  /// clear it (unkeyed, protocol version 1). Anything else returns false and keeps the old
+  /// key. Takes effect for the next connection: the live one keeps its own; a handshake
+  /// that already sent its AUTH under the old key is closed (TIMEOUT "key changed").
+  bool setKey(const uint8_t* key, size_t len);
+  bool keyed() const { return keyLen_ > 0; }
   /// Starts a fresh session with this id (non-zero; new at every start). Drops all state.
   void start(uint64_t sessionId);
   uint64_t sessionId() const { return session_; }
@@ -148,6 +163,9 @@ class Endpoint {
   bool closing(int slot) const { return valid(slot) && slots_[slot].state == Slot::kClosing; }
   void release(int slot);
   bool inUse(int slot) const { return valid(slot) && slots_[slot].state != Slot::kFree; }
+  /// The slot's connection completed the handshake (HELLO, and AUTH on a keyed link) at
+  /// some point; also true in the close hook of a connection that did.
+  bool established(int slot) const { return valid(slot) && slots_[slot].established; }
   int activeSlot() const { return active_; }
   /// Closes every connection with NORMAL and forgets the session (start() begins anew).
   void close();
@@ -175,6 +193,11 @@ class Endpoint {
   uint32_t deadBoundMs() const;
   uint32_t handshakeBoundMs() const { return config_.handshakeMs; }
   uint32_t evictions() const { return evictions_; }
+  /// Keyed handshakes that failed: a wrong proof, a keyed side met an unkeyed one (either
+  /// way), a reflected HELLO, no AUTH within the handshake bound.
+  uint32_t authFailures() const { return authFailures_; }
+  /// Frames of a keyed link whose CRC was right but whose tag was not (BAD_TAG).
+  uint32_t tagFailures() const { return tagFailures_; }
   uint32_t window() const { return static_cast<uint32_t>(rx_.capacity()); }
   uint32_t messagesIn() const { return messagesIn_; }
   uint32_t messagesOut() const { return messagesOut_; }
@@ -191,12 +214,26 @@ class Endpoint {
  private:
   struct Slot {
     enum State : uint8_t { kFree, kHandshake, kActive, kClosing };
-    enum Cursor : uint8_t { kNone, kScratch, kRing };
+    // kTag: the tag of the ring frame just written (keyed links). It waits in `scratch`,
+    // which is idle while a ring frame goes out (nothing is queued mid-frame).
+    enum Cursor : uint8_t { kNone, kScratch, kRing, kTag };
     State state = kFree;
     Cursor cursor = kNone;
     bool pingDue = false;
     bool pongDue = false;
     bool accepted = false;  // Role kAccepted: our HELLO waits for the peer's
+    bool established = false;  // was the active connection
+    // Keyed links (docs/protocol.md §6). While the peer's AUTH is awaited (still kHandshake:
+    // not past HELLO for eviction and the handshake bound), both HELLO payloads stay where
+    // they are, ours in `scratch` (with our AUTH after it) and the peer's in `smallBuf`,
+    // whose decoder then continues after it: the transcript and the connection key are
+    // computed from them, and no other memory per slot is needed.
+    bool keyed = false;          // opened while the endpoint had a key: speaks version 2
+    bool awaitAuth = false;      // the peer's HELLO is in, our AUTH queued
+    bool tagOut = false;         // our AUTH is queued: every later frame gets a tag
+    bool scratchTagged = false;  // the frame in `scratch` ends with a tag (counts when done)
+    bool helloKnown = false;     // accepted: our HELLO named the dialer as the session's peer
+    uint8_t helloLen = 0;        // the peer's HELLO payload in smallBuf (awaitAuth)
     size_t curPos = 0;  // scratch: bytes already written
     size_t curLen = 0;  // scratch: frame size; ring: bytes left of the current frame
     uint32_t openedAt = 0;
@@ -212,10 +249,16 @@ class Endpoint {
 
   bool valid(int slot) const { return slot >= 0 && slot < kMaxSlots; }
   void closeSlot(int slot, uint8_t kind, uint8_t code, const char* reason);
-  void queueScratch(Slot& s, uint8_t type, const uint8_t* payload, size_t len);
+  void queueScratch(int slot, bool active, uint8_t type, const uint8_t* payload, size_t len);
   void queueHello(Slot& s, uint64_t resume, uint32_t ack);
+  void appendAuth(Slot& s);
+  void slotConnKey(const Slot& s, uint8_t out[kConnKeySize]) const;
+  void onAuth(int slot, const FrameView& f, uint32_t now);
+  bool checkTag(int slot, const FrameDecoder& dec);
+  void establish(int slot, const Hello& h, uint32_t helloAck, uint32_t now);
+  void authFailed(int slot, const char* reason);
   bool sessionHeld(uint32_t now) const;
-  bool selectOutput(Slot& s, uint32_t now);
+  bool selectOutput(int slot, uint32_t now);
   void onHeader(int slot, FrameDecoder& dec);
   void onFrame(int slot, const FrameView& f, uint32_t now);
   void onHello(int slot, const FrameView& f, uint32_t now);
@@ -235,6 +278,15 @@ class Endpoint {
   uint32_t opens_ = 0;  // connections opened so far (wraps; only differences matter)
   CloseHook hook_ = nullptr;
   void* hookCtx_ = nullptr;
+  RandomHook random_ = nullptr;
+  void* randomCtx_ = nullptr;
+  // Keyed links: the pre-shared key, and the connection key and tag counters of the active
+  // connection (if it is keyed).
+  uint8_t key_[kKeyMax] = {};
+  uint8_t keyLen_ = 0;
+  uint8_t connKey_[kConnKeySize] = {};
+  uint64_t txN_ = 0;  // tagged frames written completely on the active connection
+  uint64_t rxN_ = 0;  // tagged frames verified on it
 
   uint64_t session_ = 0;
   uint64_t peerSession_ = 0;  // 0: no peer yet in this session
@@ -261,6 +313,7 @@ class Endpoint {
   // Figures.
   uint32_t messagesIn_ = 0, messagesOut_ = 0, bytesIn_ = 0, bytesOut_ = 0;
   uint32_t lost_ = 0, duplicates_ = 0, rttMs_ = 0, evictions_ = 0;
+  uint32_t authFailures_ = 0, tagFailures_ = 0;
 };
 
 }  // namespace wsock
