@@ -113,14 +113,12 @@ void infoFields(esphil::Text& j) {
       .num(static_cast<unsigned long>(echo.tagFailures() + control.tagFailures()));
 }
 
-#if defined(ESPHIL_HAS_KEY_HOOK)
 // The console's `key` command (stored in flash like the WiFi credentials): both services
 // speak the keyed protocol from their next connection on; len 0 = back to unkeyed.
 void applyKey(const uint8_t* key, size_t len) {
   echo.setKey(key, len);
   control.setKey(key, len);
 }
-#endif
 
 // An echo the host cannot take (it announced a smaller max_message): close its connection
 // with the reason instead of keeping, or silently dropping, what can never be sent.
@@ -600,9 +598,7 @@ void setup() {
   EspHil.begin(ESP_HIL_FW_VERSION);
   EspHil.onDial(dialEcho);
   EspHil.onInfo(infoFields);
-#if defined(ESPHIL_HAS_KEY_HOOK)
   EspHil.onKey(applyKey);
-#endif
   echo.setLog(Serial);
   control.setLog(Serial);
 }

@@ -87,19 +87,8 @@ def test_frame_vector_incomplete_waits(tool: Tool, vec: dict[str, Any]) -> None:
     assert _decode(tool, 4096, 2, data[:-1]) == [f"END:{len(data) - 1}"]
 
 
-def _stale(vec: dict[str, Any]) -> Any:
-    # frames.json still calls a header of type 8 an unknown type, but docs/protocol.md §1 made
-    # type 8 AUTH (a 32-byte control frame; "type not in 1..8 -> UNKNOWN_TYPE"): a length-0
-    # AUTH header is PROTOCOL. Reported to the lead; strict, so a fixed vector shows up here.
-    if vec["name"] == "unknown_type_8" and vec["code"] == 4:
-        return pytest.param(vec, marks=pytest.mark.xfail(strict=True, reason="stale vector"))
-    return vec
-
-
 @pytest.mark.parametrize("chunk", [0, 1])
-@pytest.mark.parametrize(
-    "vec", [_stale(v) for v in VECTORS["invalid"]], ids=_ids(VECTORS["invalid"])
-)
+@pytest.mark.parametrize("vec", VECTORS["invalid"], ids=_ids(VECTORS["invalid"]))
 def test_invalid_vector(tool: Tool, vec: dict[str, Any], chunk: int) -> None:
     tokens = _decode(tool, vec["max_message"], chunk, bytes.fromhex(vec["bytes"]))
     assert tokens[-1] == f"ERR:{vec['code']}", vec["error"]
