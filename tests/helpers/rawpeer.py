@@ -1,18 +1,22 @@
 """A hand-driven protocol peer over a plain TCP socket.
 
 For contract tests that must put on the wire what :class:`harness.WiFiSocket` never would:
-split frames, garbage, lies about lengths, bad CRCs.
+split frames, garbage, lies about lengths, bad CRCs. Given the device's key it speaks the
+keyed protocol (docs/protocol.md §6) through the library's own crypto: HELLO v2, AUTH, and
+:meth:`RawPeer.seal` to tag what it sends.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import socket
 import time
 
 from harness.errors import ProtocolError
 from harness.wifisocket.frame import (
+    KEYED_VERSION,
     CloseCode,
     Frame,
     FrameDecoder,
@@ -20,14 +24,19 @@ from harness.wifisocket.frame import (
     Hello,
     encode_frame,
 )
+from harness.wifisocket.keyed import DIALER, Key, KeyedConnection, Sealer
 
 
 class RawPeer:
     """One TCP connection to a device service, frames encoded and decoded by hand."""
 
-    def __init__(self, host: str, port: int, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self, host: str, port: int, *, key: bytes | None = None, timeout: float = 5.0
+    ) -> None:
         self.address = (host, port)
         self.timeout = timeout
+        self.key = Key(key) if key is not None else None
+        self._sealer: Sealer | None = None
         self.sock = self._dial()
         self.decoder = FrameDecoder(1 << 20)
         self.frames: list[Frame] = []
@@ -43,7 +52,9 @@ class RawPeer:
         session for us and serves the next peer at once (docs/protocol.md §2, Strangers)."""
         if self.peer_hello is not None:
             with contextlib.suppress(OSError):
-                self.sock.sendall(encode_frame(FrameType.CLOSE, bytes([CloseCode.NORMAL])))
+                self.sock.sendall(
+                    self.seal(encode_frame(FrameType.CLOSE, bytes([CloseCode.NORMAL])))
+                )
         self.sock.close()
 
     def __enter__(self) -> RawPeer:
@@ -54,6 +65,11 @@ class RawPeer:
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
+
+    def seal(self, frame: bytes) -> bytes:
+        """``frame`` as this connection must send it: with its tag once a keyed handshake is
+        done (tags count frames in the order they are sealed), else as it is."""
+        return self._sealer.seal(frame) if self._sealer is not None else frame
 
     def hello(self, *, max_message: int = 1 << 20, keepalive_ms: int = 0) -> Hello:
         """Send our HELLO and wait for the device's.
@@ -69,7 +85,12 @@ class RawPeer:
         )
         deadline = time.monotonic() + self.timeout
         while True:
-            self.send(encode_frame(FrameType.HELLO, ours.encode()))
+            keyed = KeyedConnection(self.key, DIALER) if self.key is not None else None
+            if keyed is not None:
+                ours = dataclasses.replace(ours, version=KEYED_VERSION, nonce=keyed.nonce)
+                keyed.sent_hello(ours.encode())
+            payload = ours.encode()
+            self.send(encode_frame(FrameType.HELLO, payload))
             frame = self.next_frame()
             busy = frame.type == FrameType.CLOSE and frame.payload[:1] == bytes([CloseCode.BUSY])
             if not busy or time.monotonic() >= deadline:
@@ -80,7 +101,15 @@ class RawPeer:
             self.decoder = FrameDecoder(1 << 20)
             self.frames.clear()
         assert frame.type == FrameType.HELLO, frame
-        self.peer_hello = Hello.decode(frame.payload)
+        self.peer_hello = Hello.decode(frame.payload, keyed=keyed is not None)
+        if keyed is not None:
+            keyed.peer_hello(frame.payload, self.peer_hello.session, ours.session)
+            auth = self.next_frame()
+            assert auth.type == FrameType.AUTH, auth
+            keyed.verify(auth.payload)
+            self.decoder.expect_tags(keyed.tag_check())
+            self.send(encode_frame(FrameType.AUTH, keyed.proof))
+            self._sealer = keyed.sealer()
         return self.peer_hello
 
     def next_frame(self, timeout: float | None = None) -> Frame:

@@ -35,11 +35,11 @@ CASES = {
 def test_bad_input_after_hello_closes_with_reason(device: Device, name: str) -> None:
     data, code = CASES[name]
     mark = device.console.mark()
-    with RawPeer(device.ip, device.port) as peer:
+    with RawPeer(device.ip, device.port, key=device.key) as peer:
         # A short keepalive: after a recoverable close (BAD_CRC) the device holds this
         # session for its dead bound (docs/protocol.md §2), 1.5 s instead of 10.
         peer.hello(keepalive_ms=500)
-        peer.send(data)
+        peer.send(peer.seal(data))
         frames = peer.until_closed()
     assert close_code(frames) == code
     line = device.console.expect(rf"^WS CLOSE code={int(code)} reason=\S", timeout=5, since=mark)
@@ -51,7 +51,7 @@ def test_bad_input_after_hello_closes_with_reason(device: Device, name: str) -> 
 def test_bad_input_instead_of_hello(device: Device, name: str) -> None:
     data, code = CASES[name]
     mark = device.console.mark()
-    with RawPeer(device.ip, device.port) as peer:
+    with RawPeer(device.ip, device.port, key=device.key) as peer:
         peer.send(data)
         frames = peer.until_closed()
     # The device sends no HELLO before the dialer's (docs/protocol.md §2): only its CLOSE.
@@ -64,21 +64,21 @@ def test_wrong_version_is_refused(device: Device) -> None:
     hello = bytearray(Hello(max_message=1024, window=4096, keepalive_ms=0, session=7).encode())
     hello[0] = 3
     with RawPeer(device.ip, device.port) as peer:
-        peer.send(encode_frame(FrameType.HELLO, bytes(hello)))
+        peer.send(encode_frame(FrameType.HELLO, bytes(hello) + os.urandom(16)))
         frames = peer.until_closed()
     assert close_code(frames) == CloseCode.VERSION
-    # A keyed (version 2) HELLO to a device without a key: AUTH (12), never answered unkeyed
-    # (docs/protocol.md §6).
-    hello[0] = 2
+    # The other version than the device's configuration: AUTH, never answered in it
+    # (docs/protocol.md §6): a v1 HELLO to a keyed device, a v2 one to an unkeyed device.
+    hello[0] = 1 if device.key is not None else 2
     with RawPeer(device.ip, device.port) as peer:
         peer.send(encode_frame(FrameType.HELLO, bytes(hello) + os.urandom(16)))
         frames = peer.until_closed()
-    assert close_code(frames) == 12
+    assert close_code(frames) == CloseCode.AUTH
     _device_still_serves(device)
 
 
 def test_data_before_hello_is_refused(device: Device) -> None:
-    with RawPeer(device.ip, device.port) as peer:
+    with RawPeer(device.ip, device.port, key=device.key) as peer:
         peer.send(encode_frame(FrameType.TEXT, b"too early", seq=1))
         frames = peer.until_closed()
     assert close_code(frames) == CloseCode.PROTOCOL
@@ -87,7 +87,7 @@ def test_data_before_hello_is_refused(device: Device) -> None:
 
 def test_device_serves_while_a_bad_peer_lingers(device: Device) -> None:
     # A connection that never says HELLO must not block a legitimate one meanwhile.
-    with RawPeer(device.ip, device.port) as idle, device.connect() as good:
+    with RawPeer(device.ip, device.port, key=device.key) as idle, device.connect() as good:
         good.send("served")
         assert good.receive(timeout=5) == "served"
         assert idle.sock.fileno() >= 0

@@ -24,10 +24,10 @@ from tests.helpers.rawpeer import RawPeer
 def test_frames_split_at_random_points(
     device: Device, payloads: list[bytes], cuts: list[int], pause_ms: int
 ) -> None:
-    with RawPeer(device.ip, device.port) as peer:
+    with RawPeer(device.ip, device.port, key=device.key) as peer:
         peer.hello()
         stream = b"".join(
-            encode_frame(FrameType.BINARY, p, seq=i + 1) for i, p in enumerate(payloads)
+            peer.seal(encode_frame(FrameType.BINARY, p, seq=i + 1)) for i, p in enumerate(payloads)
         )
         points = sorted({c % len(stream) for c in cuts} | {0, len(stream)})
         for a, b in itertools.pairwise(points):
@@ -39,9 +39,9 @@ def test_frames_split_at_random_points(
 
 
 def test_byte_at_a_time(device: Device) -> None:
-    with RawPeer(device.ip, device.port) as peer:
+    with RawPeer(device.ip, device.port, key=device.key) as peer:
         peer.hello()
-        for byte in encode_frame(FrameType.TEXT, b"slow but whole", seq=1):
+        for byte in peer.seal(encode_frame(FrameType.TEXT, b"slow but whole", seq=1)):
             peer.send(bytes([byte]))
         frame = peer.next_data()
         assert frame.type == FrameType.TEXT and frame.payload == b"slow but whole"

@@ -201,7 +201,7 @@ def test_malformed_control_commands_are_refused(device: Device, command: str) ->
 
 def test_source_needs_a_host_on_the_echo_service(device: Device) -> None:
     # Connect and close a link: an orderly close leaves nobody on the echo service.
-    WiFiSocket(device.ip, device.port).close()
+    device.connect().close()
     try:
         deadline = time.monotonic() + 10
         while True:
