@@ -104,12 +104,12 @@ class RawPeer:
         self.peer_hello = Hello.decode(frame.payload, keyed=keyed is not None)
         if keyed is not None:
             keyed.peer_hello(frame.payload, self.peer_hello.session, ours.session)
+            self.send(encode_frame(FrameType.AUTH, keyed.proof))
+            self._sealer = keyed.sealer()
             auth = self.next_frame()
             assert auth.type == FrameType.AUTH, auth
             keyed.verify(auth.payload)
             self.decoder.expect_tags(keyed.tag_check())
-            self.send(encode_frame(FrameType.AUTH, keyed.proof))
-            self._sealer = keyed.sealer()
         return self.peer_hello
 
     def next_frame(self, timeout: float | None = None) -> Frame:
