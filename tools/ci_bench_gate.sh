@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec timeout 150 python -m harness.cli bench --device sim-direct \
-  --compare benchmarks/baseline/ci.json --tolerance 0.4 "$@"
+  --compare benchmarks/baseline/ci.json --tolerance 0.4 --link-key none "$@"

@@ -357,7 +357,7 @@ def open_bench(dev: Any, raw_port: int, link: str, seed: int | None = None) -> I
     """A :class:`Bench` on ``dev``; for a ``link`` other than ``direct``, the echo service
     and the raw port are each reached through a netem proxy shaped by that profile."""
     if link == "direct":
-        with Bench(dev.ip, dev.port, dev.ctrl_port, raw_port) as bench:
+        with Bench(dev.ip, dev.port, dev.ctrl_port, raw_port, key=dev.key) as bench:
             yield bench
         return
     from harness.netem import Proxy
@@ -368,7 +368,7 @@ def open_bench(dev: Any, raw_port: int, link: str, seed: int | None = None) -> I
         raw = stack.enter_context(Proxy((dev.ip, raw_port), seed=seed))
         for proxy in (echo, raw):
             apply_profile(proxy, link)
-        yield stack.enter_context(Bench(dev.ip, dev.port, dev.ctrl_port, raw_port,
+        yield stack.enter_context(Bench(dev.ip, dev.port, dev.ctrl_port, raw_port, key=dev.key,
                                         echo_address=echo.address, raw_address=raw.address))
 
 
@@ -391,6 +391,11 @@ def bench_device(dev: Any, args: argparse.Namespace, *, out: IO[str] | None = No
     if baseline is not None and args.link and args.link != stored.get("link", "direct"):
         print(f"esp-hil bench: the baseline was measured with --link "
               f"{stored.get('link', 'direct')}, not {args.link}", file=err)
+        return 2
+    if baseline is not None and stored.get("keyed", False) != (dev.key is not None):
+        said = "keyed" if stored.get("keyed", False) else "keyless"
+        print(f"esp-hil bench: the baseline was measured on {said} links; give the same "
+              f"--link-key ({'auto' if said == 'keyed' else 'none'})", file=err)
         return 2
     if args.save or args.compare:
         return _gate(dev, args, link, baseline, out=out, err=err, spec=spec)
@@ -433,7 +438,8 @@ def _gate(dev: Any, args: argparse.Namespace, link: str, baseline: dict[str, Any
     if args.save:
         doc = gate.document(
             figures, machine=machine_info(), device=device_info,
-            settings={"duration_s": duration, "repeat": repeat, "link": link},
+            settings={"duration_s": duration, "repeat": repeat, "link": link,
+                      "keyed": dev.key is not None},
             saved=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         try:
             with open(args.save, "w", encoding="utf-8") as f:
@@ -502,7 +508,8 @@ def _sweep(dev: Any, args: argparse.Namespace, link: str, *, out: IO[str], err: 
         print(line, file=out)
     print(file=out)
     doc = to_json(results, device=device_info,
-                  settings={"sizes": sizes, "duration_s": duration, "link": link},
+                  settings={"sizes": sizes, "duration_s": duration, "link": link,
+                            "keyed": dev.key is not None},
                   started=started, elapsed=elapsed)
     for line in format_summary(doc["summary"]):
         print(line, file=out)

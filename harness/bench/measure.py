@@ -163,9 +163,11 @@ class Echo:
 class Control:
     """A persistent link to the control service (one TEXT request, one JSON reply)."""
 
-    def __init__(self, host: str, port: int, *, timeout: float = IO_TIMEOUT) -> None:
+    def __init__(
+        self, host: str, port: int, *, timeout: float = IO_TIMEOUT, key: bytes | None = None
+    ) -> None:
         self.timeout = timeout
-        self._sock = WiFiSocket(host, port, timeout=timeout)
+        self._sock = WiFiSocket(host, port, timeout=timeout, key=key)
 
     def command(self, cmd: str) -> dict[str, Any]:
         """Send ``cmd``; return the JSON reply. Raises :class:`BenchError` on an error reply."""
@@ -223,6 +225,7 @@ class Bench:
         link: an already connected WiFiSocket to the echo service (the bench opens one if
             None, and then closes it).
         timeout: bound on every single wait for the device.
+        key: the device's link key (``device.key``), None for keyless links.
     """
 
     def __init__(
@@ -236,17 +239,18 @@ class Bench:
         timeout: float = IO_TIMEOUT,
         echo_address: tuple[str, int] | None = None,
         raw_address: tuple[str, int] | None = None,
+        key: bytes | None = None,
     ) -> None:
         self.host = host
         self.timeout = timeout
-        self.control = Control(host, ctrl_port, timeout=timeout)
+        self.control = Control(host, ctrl_port, timeout=timeout, key=key)
         self._own_link = link is None
         self.link: WiFiSocket | None = None
         self.raw: socket.socket | None = None
         try:
             echo_host, echo_at = echo_address or (host, echo_port)
             self.link = link if link is not None else WiFiSocket(echo_host, echo_at,
-                                                                 timeout=timeout)
+                                                                 timeout=timeout, key=key)
             self.raw = socket.create_connection(raw_address or (host, raw_port),
                                                 timeout=timeout)
             self.raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
