@@ -7,6 +7,11 @@ after: the free heap the device reports (``info["heap"]``) and, on the twin, the
 count of allocations (``info["allocs"]``, when the test firmware reports it) must be
 identical, and the device must still answer and must not have rebooted.
 
+On a keyed device (the plugin provisions a key by default) the strangers have no key: a
+version 1 HELLO, or a version 2 HELLO followed by a forged AUTH, each refused with `AUTH`,
+while the harness's authenticated link stays up through the whole flood, is never evicted
+or replaced, and the console stays at a few lines per 10 s (docs/console.md).
+
 On the twin ``heap`` is the simulated heap (52 KiB minus what operator new holds), so the
 two figures say the same thing on a desk board and in CI.
 """
@@ -29,6 +34,8 @@ from harness.errors import ProtocolError
 from harness.wifisocket.frame import (
     FRAME_OVERHEAD,
     HELLO_SIZE,
+    HELLO_V2_SIZE,
+    KEYED_VERSION,
     CloseCode,
     FrameDecoder,
     FrameType,
@@ -49,7 +56,8 @@ def _hello(version: int = 1) -> bytes:
     hello = bytearray(Hello(max_message=1024, window=4096, keepalive_ms=0,
                             session=int.from_bytes(os.urandom(8), "big") | 1).encode())
     hello[0] = version
-    return encode_frame(FrameType.HELLO, bytes(hello))
+    nonce = os.urandom(16) if version == KEYED_VERSION else b""
+    return encode_frame(FrameType.HELLO, bytes(hello) + nonce)
 
 
 def _header(ftype: int, length: int, seq: int = 1) -> bytes:
@@ -69,9 +77,13 @@ class Kind:
     payload: bytes
     code: int | None
     reset: bool = False
+    #: Sent once the device's HELLO is in (a forged AUTH).
+    answer: bytes = b""
 
 
-def _kinds() -> list[Kind]:
+def _kinds(keyed: bool = False) -> list[Kind]:
+    if keyed:
+        return _strangers()
     return [
         Kind("garbage", b"GET / HTTP/1.1\r\n\r\n", CloseCode.PROTOCOL),
         Kind("bad-crc", _bad_crc(_hello()), CloseCode.BAD_CRC),
@@ -86,6 +98,25 @@ def _kinds() -> list[Kind]:
         Kind("half-header", b"WS\x01\x00\x00", None),
         Kind("silent", b"", None),
         Kind("half-hello-reset", _hello()[:30], None, reset=True),
+    ]
+
+
+def _strangers() -> list[Kind]:
+    """What a keyed device meets from peers without its key (docs/protocol.md §6)."""
+    forged = encode_frame(FrameType.AUTH, os.urandom(32))
+    return [
+        Kind("no-key", _hello(), CloseCode.AUTH),
+        Kind("wrong-key", _hello(KEYED_VERSION), CloseCode.AUTH, answer=forged),
+        Kind("data-instead-of-auth",
+             _hello(KEYED_VERSION), CloseCode.PROTOCOL,
+             answer=encode_frame(FrameType.TEXT, b"no proof", seq=1)),
+        Kind("garbage", b"GET / HTTP/1.1\r\n\r\n", CloseCode.PROTOCOL),
+        Kind("bad-crc", _bad_crc(_hello(KEYED_VERSION)), CloseCode.BAD_CRC),
+        Kind("huge-length", _header(FrameType.BINARY, 0x7FFFFFF0), CloseCode.TOO_LARGE),
+        Kind("data-first", encode_frame(FrameType.TEXT, b"early", seq=1), CloseCode.PROTOCOL),
+        Kind("version-9", _hello(version=9), CloseCode.VERSION),
+        Kind("half-header", b"WS\x01\x00\x00", None),
+        Kind("hello-then-reset", _hello(KEYED_VERSION), None, reset=True),
     ]
 
 
@@ -113,8 +144,15 @@ def _one(host: str, port: int, kind: Kind) -> str:
         try:
             if kind.payload:
                 sock.sendall(kind.payload)
+            if kind.answer:
+                sock.settimeout(CLOSE_TIMEOUT)
+                if not sock.recv(FRAME_OVERHEAD + HELLO_V2_SIZE, socket.MSG_WAITALL):
+                    return "refused"
+                sock.sendall(kind.answer)
         except (BrokenPipeError, ConnectionResetError):
             return "refused"
+        except TimeoutError:
+            return f"wrong:{kind.name}: no HELLO within {CLOSE_TIMEOUT} s"
         if kind.code is None:
             return "hung-up"
         got = bytearray()
@@ -152,7 +190,7 @@ def _still_serves(device: Device) -> None:
 
 
 def _hammer(device: Device, count: int) -> Counter[str]:
-    kinds = _kinds()
+    kinds = _kinds(device.key is not None)
     with ThreadPoolExecutor(max_workers=IN_FLIGHT) as pool:
         results = pool.map(lambda i: _one(device.ip, device.port, kinds[i % len(kinds)]),
                            range(count))
@@ -163,25 +201,40 @@ def test_heap_and_allocations_unchanged_after_10000_malformed_connections(
     device: Device,
 ) -> None:
     # One round first: anything the firmware sets up lazily happens before the baseline.
-    warmup = _hammer(device, 3 * len(_kinds()))
+    kinds = _kinds(device.key is not None)
+    warmup = _hammer(device, 3 * len(kinds))
     assert not [r for r in warmup if r.startswith("wrong:")], warmup
     _still_serves(device)
     before = device.info()
 
+    # On a keyed device the harness's own authenticated link lives through the flood.
+    owner = device.connect() if device.key is not None else None
+    mark = device.console.mark()
     t0 = time.monotonic()
     outcome = _hammer(device, CONNECTIONS)
     elapsed = time.monotonic() - t0
+    lines = [ln for ln in device.console.since(mark) if ln.text.startswith("WS ")]
+    if owner is not None:
+        with owner:
+            for i in range(3):
+                owner.send(f"still mine {i}")
+            assert [owner.receive(timeout=5) for _ in range(3)] == [
+                f"still mine {i}" for i in range(3)]
+            assert owner.reconnects == 0
+        # Rate-limited: at most 6 distinct lines and one summary per 10 s window.
+        assert len(lines) <= 7 * (int(elapsed // 10) + 2), [ln.text for ln in lines]
 
     wrong = {r: n for r, n in outcome.items() if r.startswith("wrong:")}
     assert not wrong, wrong
     assert sum(outcome.values()) == CONNECTIONS
     # Most connections were really parsed, not just refused for want of a slot.
-    waiting = sum(1 for i in range(CONNECTIONS) if _kinds()[i % len(_kinds())].code is not None)
+    waiting = sum(1 for i in range(CONNECTIONS) if kinds[i % len(kinds)].code is not None)
     assert outcome["served"] >= waiting // 2, outcome
 
     _still_serves(device)
     after = device.info()
     print(f"\n{CONNECTIONS} malformed connections in {elapsed:.1f} s: {dict(outcome)}; "
+          f"{len(lines)} console lines; "
           f"heap {before['heap']} -> {after['heap']}, "
           f"allocs {before.get('allocs')} -> {after.get('allocs')}")
     assert after["reset_reason"] == before["reset_reason"]
