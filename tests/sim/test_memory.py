@@ -282,10 +282,14 @@ def test_no_allocation_after_setup(device: Device) -> None:
 
 # One host session redialling: the device answers its HELLO every time (a stranger's would
 # be refused while the session is held, docs/protocol.md §2).
-_STORM_HELLO = encode_frame(FrameType.HELLO, Hello(1024, 4096, 0, 0x5707).encode())
+def _storm_hello(keyed: bool) -> bytes:
+    if keyed:  # a fresh nonce each time: an unproven v2 HELLO is still answered with HELLO
+        hello = Hello(1024, 4096, 0, 0x5707, version=KEYED_VERSION, nonce=os.urandom(16))
+        return encode_frame(FrameType.HELLO, hello.encode())
+    return encode_frame(FrameType.HELLO, Hello(1024, 4096, 0, 0x5707).encode())
 
 
-def _reset_after_device_hello(host: str, port: int) -> str:
+def _reset_after_device_hello(host: str, port: int, keyed: bool) -> str:
     """HELLO and half a frame, wait for the device's HELLO (so it has taken the connection),
     then RST."""
     try:
@@ -294,9 +298,9 @@ def _reset_after_device_hello(host: str, port: int) -> str:
         return f"wrong:connect failed: {exc}"
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        sock.sendall(_STORM_HELLO + encode_frame(FrameType.BINARY, b"x" * 32, seq=1)[:10])
+        sock.sendall(_storm_hello(keyed) + encode_frame(FrameType.BINARY, b"x" * 32, seq=1)[:10])
         got = b""
-        while len(got) < FRAME_OVERHEAD + HELLO_SIZE:
+        while len(got) < FRAME_OVERHEAD + (HELLO_V2_SIZE if keyed else HELLO_SIZE):
             chunk = sock.recv(4096)  # the socket's timeout bounds the wait
             if not chunk:
                 return "refused" if not got else "evicted"
@@ -315,14 +319,15 @@ def test_reset_storm_is_logged_and_leaks_nothing(device: Device) -> None:
     before = device.info()
     mark = device.console.mark()
     with ThreadPoolExecutor(max_workers=IN_FLIGHT) as pool:
-        results = Counter(pool.map(lambda _: _reset_after_device_hello(device.ip, device.port),
-                                   range(500)))
+        keyed = device.key is not None
+        results = Counter(pool.map(
+            lambda _: _reset_after_device_hello(device.ip, device.port, keyed), range(500)))
     assert set(results) <= {"reset", "refused", "evicted"}, results
     assert results["reset"] >= 250, results
     # The storm's session ends with a CLOSE NORMAL, so the next host need not wait for it.
     with socket.create_connection((device.ip, device.port), timeout=CONNECT_TIMEOUT) as sock:
-        sock.sendall(_STORM_HELLO)
-        assert FrameDecoder(1 << 16).feed(sock.recv(FRAME_OVERHEAD + HELLO_SIZE))
+        sock.sendall(_storm_hello(keyed))
+        assert FrameDecoder(1 << 16).feed(sock.recv(FRAME_OVERHEAD + HELLO_V2_SIZE))
         sock.sendall(encode_frame(FrameType.CLOSE, bytes([CloseCode.NORMAL])))
     _still_serves(device)
     after = device.info()
