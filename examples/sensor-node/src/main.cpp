@@ -59,6 +59,10 @@ void handle(const char* request) {
   }
 }
 
+// The key the harness provisions over the console (`key <hex>`, kept in flash): the link
+// then accepts only a PC that proves it (docs/security.md).
+void useKey(const uint8_t* key, size_t len) { pc.setKey(key, len); }
+
 // Console `sensor`: the same facts for a human at the serial monitor.
 bool consoleCommand(const char* name, char* args) {
   if (strcmp(name, "sensor") != 0) return false;
@@ -74,6 +78,7 @@ void setup() {
   setLed(false);
   EspHil.begin("sensor-node/0.1.0");
   EspHil.onCommand(consoleCommand);
+  EspHil.onKey(useKey);
   pc.setLog(Serial);
 #ifdef SENSOR_DIAL_HOST
   EspHil.onDial(dialPc);

@@ -114,7 +114,7 @@ def test_dial_env_reports_to_a_serving_pc(dialer) -> None:
     dialer.console.expect(r"^ESP-HIL OK dial", timeout=ANSWER, since=mark)
     dialer.analog = 42
     # The node redials by itself until the PC listens.
-    with WiFiSocket.serve(port=port, host="127.0.0.1", timeout=15.0) as pc:
+    with WiFiSocket.serve(port=port, host="127.0.0.1", timeout=15.0, key=dialer.key) as pc:
         assert ask(pc, "a0") == "a0=42"
         assert ask(pc, "led on") == "led=on"
         assert dialer.pins[LED] == 0
