@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
+
 from harness.device.base import Device
+from harness.errors import AuthenticationFailed
 
 
 def test_ready_line_facts(device: Device) -> None:
@@ -42,3 +45,24 @@ def test_unknown_control_command(device: Device) -> None:
     reply = device.control("no-such-command")
     assert reply["error"] == "unknown command"
     assert reply["command"] == "no-such-command"
+
+
+def test_links_are_authenticated_with_the_sessions_key(device: Device) -> None:
+    # The test firmware takes a key (READY auth=1): the plugin gave it a fresh one, and a
+    # peer without it, or with another, is refused at once (docs/security.md).
+    if not device.ready.accepts_key:
+        pytest.skip(f"{device.fw} takes no link key (no auth=1 in READY)")
+    if device.key is None:
+        pytest.skip("run keyless (--link-key none)")
+    info = device.info()
+    assert info["key"] is True
+    assert device.key.hex() not in device.console.tail(1000)
+    failures = info["auth_failures"]
+    with pytest.raises(AuthenticationFailed, match="no key"):
+        device.connect(key=None, timeout=5)
+    with pytest.raises(AuthenticationFailed, match="authentication failed"):
+        device.connect(key=bytes(b ^ 0xFF for b in device.key), timeout=5)
+    with device.connect() as sock:
+        sock.send("keyed")
+        assert sock.receive(timeout=5) == "keyed"
+    assert device.info()["auth_failures"] >= failures + 2
