@@ -1,8 +1,10 @@
 // Global operator new/delete, replaced so the simulated heap behaves like the core's:
 // a fixed arena with the board's ceiling, carved in umm_malloc's 8-byte blocks by best fit,
 // so it runs out and fragments as the chip's heap does. Only operator new / new[] goes
-// through it (also String, which uses new[]); plain malloc (libc internals, getaddrinfo,
-// printf temporaries) does not.
+// through it (also String, which uses new (std::nothrow)[]); plain malloc (libc internals,
+// getaddrinfo, printf temporaries) does not. A plain new the arena cannot hold resets the
+// chip with the core's "Unhandled C++ exception: OOM" report (abi.cpp); a nothrow new
+// returns nullptr.
 //
 // The arena is bookkeeping only: each allocation is placed in it (which blocks it takes is
 // what getFreeHeap, getMaxFreeBlockSize and getHeapFragmentation report), while its bytes
@@ -123,7 +125,18 @@ uint32_t g_live_count = 0;
 uint32_t g_used_blocks = 0;
 uint32_t g_system_blocks = 0;  // held by the emulated lwIP (heap_take), not by operator new
 
-void* counted_alloc(size_t size, size_t align) {
+// What a failed allocation does: the core's abi.cpp (built without exceptions) calls
+// __unhandled_exception("OOM") for a plain new, which resets the chip; a nothrow new
+// returns nullptr.
+enum class OnFail { kReset, kNull };
+
+void* failed(size_t size, OnFail on_fail) {
+  if (on_fail == OnFail::kNull) return nullptr;
+  esp_hil_sim::unhandled_exception("OOM", size);
+}
+
+void* counted_alloc(size_t size, size_t align, OnFail on_fail) {
+  const size_t asked = size;
   if (size == 0) size = 1;
   const uint32_t n = blocks_for(size);
   const int start = n <= kMaxBlocks ? arena_take(n) : -1;
@@ -131,14 +144,14 @@ void* counted_alloc(size_t size, size_t align) {
     // The real heap fails when no free block is large enough; so does the simulated one.
     esp_hil_sim::log("operator new(%zu) fails: no free block of %u bytes in the simulated heap (%u free)", size,
                      n * kBlock, (heap_total() / kBlock - g_used_blocks - g_system_blocks) * kBlock);
-    return nullptr;
+    return failed(asked, on_fail);
   }
   const size_t lead = align > sizeof(Header) ? align : sizeof(Header);
   void* base = align > alignof(max_align_t) ? aligned_alloc(align, (lead + size + align - 1) / align * align)
                                             : malloc(lead + size);
   if (!base) {
     arena_give(static_cast<uint32_t>(start), n);
-    return nullptr;
+    return failed(asked, on_fail);
   }
   char* p = static_cast<char*>(base) + lead;
   Header* h = reinterpret_cast<Header*>(p) - 1;
@@ -227,20 +240,23 @@ uint8_t heap_fragmentation() {
 
 }  // namespace esp_hil_sim
 
-// Built without exceptions: like the ESP8266 core, a failed new returns nullptr.
-void* operator new(size_t size) { return counted_alloc(size, 0); }
-void* operator new[](size_t size) { return counted_alloc(size, 0); }
-void* operator new(size_t size, const std::nothrow_t&) noexcept { return counted_alloc(size, 0); }
-void* operator new[](size_t size, const std::nothrow_t&) noexcept { return counted_alloc(size, 0); }
-void* operator new(size_t size, std::align_val_t al) { return counted_alloc(size, static_cast<size_t>(al)); }
+// abi.cpp replaces only the four unaligned forms; an over-aligned plain new is treated like
+// a plain one.
+void* operator new(size_t size) { return counted_alloc(size, 0, OnFail::kReset); }
+void* operator new[](size_t size) { return counted_alloc(size, 0, OnFail::kReset); }
+void* operator new(size_t size, const std::nothrow_t&) noexcept { return counted_alloc(size, 0, OnFail::kNull); }
+void* operator new[](size_t size, const std::nothrow_t&) noexcept { return counted_alloc(size, 0, OnFail::kNull); }
+void* operator new(size_t size, std::align_val_t al) {
+  return counted_alloc(size, static_cast<size_t>(al), OnFail::kReset);
+}
 void* operator new[](size_t size, std::align_val_t al) {
-  return counted_alloc(size, static_cast<size_t>(al));
+  return counted_alloc(size, static_cast<size_t>(al), OnFail::kReset);
 }
 void* operator new(size_t size, std::align_val_t al, const std::nothrow_t&) noexcept {
-  return counted_alloc(size, static_cast<size_t>(al));
+  return counted_alloc(size, static_cast<size_t>(al), OnFail::kNull);
 }
 void* operator new[](size_t size, std::align_val_t al, const std::nothrow_t&) noexcept {
-  return counted_alloc(size, static_cast<size_t>(al));
+  return counted_alloc(size, static_cast<size_t>(al), OnFail::kNull);
 }
 
 void operator delete(void* p) noexcept { counted_free(p); }

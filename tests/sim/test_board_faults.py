@@ -22,6 +22,7 @@ from harness.sim.defaults import (
     EXIT_CONFIG_ERROR,
     EXIT_RESET_BASE,
     REASON_EXCEPTION_RST,
+    REASON_SOFT_RESTART,
     REASON_SOFT_WDT_RST,
     REASON_WDT_RST,
     RESET_REASONS,
@@ -388,6 +389,37 @@ def test_heap_in_crumbs_refuses_all_but_small_blocks(sketch: Path, tmp_path: Pat
         assert crumbs["frag"] == _umm_fragmentation([2] * 32) == 83
         assert con.fields(con.command("alloc 13", "alloc "))["ok"] == "0"  # 3 blocks: no room
         assert con.fields(con.command("alloc 12", "alloc "))["ok"] == "1"
+
+
+def test_plain_new_past_the_heap_resets_with_the_cores_oom_report(sketch: Path, tmp_path: Path) -> None:
+    """abi.cpp: a failed plain new is __unhandled_exception("OOM"), not a nullptr."""
+    with booted_console(sketch, tmp_path / "flash.bin", env={"ESP_HIL_HEAP": "4096"}) as con:
+        assert con.fields(con.command("oom 1000", "oom ")) == {"ok": "1"}  # fits: no reset
+        con.proc.write(b"oom 5000\n")
+        assert con.exited.get(timeout=10) == EXIT_RESET_BASE + REASON_SOFT_RESTART
+        out = _output(con)
+    assert "oom ok=" not in out  # the new never returned to the sketch
+    report = out[out.index("User exception (panic/abort/assert)"):]
+    assert report.count("CUT HERE FOR EXCEPTION DECODER") == 2
+    assert "\nUnhandled C++ exception: OOM\n" in report
+    assert "\nlast failed alloc call: 00000000(5000)\n" in report
+    assert report.index("<<<stack<<<") < report.index("last failed alloc call")
+    assert "last failed alloc caller: 0x00000000" in report
+    # The SDK's restart: ROM cause 2, the reason ESP.restart() leaves; getResetInfo() is that
+    # reason alone (only 1..3 get the fatal-exception line).
+    assert RESET_REASONS[REASON_SOFT_RESTART] == ("Software/System restart", 2)
+    info = _restart_with(sketch, tmp_path / "flash.bin", "Software/System restart")
+    assert info == "Software/System restart"
+
+
+def test_nothrow_new_past_the_heap_returns_null_and_the_sketch_goes_on(
+    sketch: Path, tmp_path: Path,
+) -> None:
+    with booted_console(sketch, tmp_path / "flash.bin", env={"ESP_HIL_HEAP": "4096"}) as con:
+        failed = con.fields(con.command("alloc 5000", "alloc "))
+        assert failed["ok"] == "0" and failed["after"] == failed["before"] == "4096"
+        assert con.fields(con.command("alloc 1000", "alloc "))["ok"] == "1"  # still serving
+        assert con.exited.empty()
 
 
 # -- exceptions and what the next boot says about the reset ----------------------------------

@@ -46,8 +46,9 @@ void cmd_info() {
 void cmd_alloc(long n) {
   uint32_t before = ESP.getFreeHeap();
   uint32_t count = esp_hil_sim_alloc_count();
-  // Through a volatile pointer so the compiler cannot elide the new/delete pair.
-  g_block = new uint8_t[static_cast<size_t>(n)];
+  // Through a volatile pointer so the compiler cannot elide the new/delete pair. Nothrow:
+  // the figures of a failed new are the point (a plain one resets the chip, see `oom`).
+  g_block = new (std::nothrow) uint8_t[static_cast<size_t>(n)];
   uint32_t during = ESP.getFreeHeap();
   uint32_t counted = esp_hil_sim_alloc_count() - count;
   bool got = g_block != nullptr;
@@ -283,6 +284,12 @@ void handle_line(char* line) {
     cmd_unfragment();
   } else if (!strcmp(cmd, "alloc")) {
     cmd_alloc(atol(next_word(&rest)));
+  } else if (!strcmp(cmd, "oom")) {
+    // oom <size>: a plain new[], as most sketch code does; past the heap the chip resets.
+    g_block = new uint8_t[static_cast<size_t>(atol(next_word(&rest)))];
+    Serial.printf("oom ok=%d\n", g_block != nullptr ? 1 : 0);
+    delete[] g_block;
+    g_block = nullptr;
   } else if (!strcmp(cmd, "num")) {
     cmd_num(next_word(&rest));
   } else if (!strcmp(cmd, "ip")) {
