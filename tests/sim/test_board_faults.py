@@ -422,6 +422,27 @@ def test_nothrow_new_past_the_heap_returns_null_and_the_sketch_goes_on(
         assert con.exited.empty()
 
 
+def test_sketch_malloc_takes_from_the_same_heap(sketch: Path, tmp_path: Path) -> None:
+    """The sketch's malloc/calloc/realloc come from the heap new uses; NULL past it."""
+    with booted_console(sketch, tmp_path / "flash.bin", env={"ESP_HIL_HEAP": "4096"}) as con:
+        for how in ("malloc", "calloc"):
+            got = {k: int(v) for k, v in con.fields(con.command(f"{how} 1000", f"{how} ")).items()}
+            assert got["ok"] == 1 and got["count"] == 1
+            assert got["before"] - got["during"] == _umm_blocks(1000) * 8
+            assert got["after"] == got["before"] == 4096
+            refused = con.fields(con.command(f"{how} 5000", f"{how} "))
+            assert (refused["ok"], refused["count"], refused["after"]) == ("0", "0", "4096")
+        grown = {k: int(v) for k, v in con.fields(con.command("realloc 2000", "realloc ")).items()}
+        assert grown["ok"] == 1 and grown["count"] == 2  # the 16-byte block, then its move
+        assert grown["before"] - grown["during"] == _umm_blocks(2000) * 8
+        kept = con.fields(con.command("realloc 5000", "realloc "))
+        assert (kept["ok"], kept["after"]) == ("0", "4096")
+        # libc's own allocation (strdup's copy) is not the heap's, even freed by the sketch.
+        dup = con.fields(con.command("strdup 1500", "strdup "))
+        assert (dup["ok"], dup["count"], dup["during"], dup["after"]) == ("1", "0", "4096", "4096")
+        assert con.exited.empty()
+
+
 # -- exceptions and what the next boot says about the reset ----------------------------------
 
 
