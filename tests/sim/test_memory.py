@@ -7,8 +7,11 @@ after: the free heap the device reports (``info["heap"]``) and, on the twin, the
 count of allocations (``info["allocs"]``, when the test firmware reports it) must be
 identical, and the device must still answer and must not have rebooted.
 
-On the twin ``heap`` is the simulated heap (52 KiB minus what operator new holds), so the
-two figures say the same thing on a desk board and in CI.
+On the twin ``heap`` is the simulated heap (``firmware/sim/sim_alloc.cpp``): 52 KiB minus
+what the firmware's operator new and malloc/calloc/realloc hold and lwIP's PCBs of its open
+connections, in umm_malloc's 8-byte blocks, so the two figures say the same thing on a desk
+board and in CI. What the host's libc allocates for itself is not in it (docs/twin.md,
+"heap ceiling").
 """
 
 from __future__ import annotations
@@ -207,7 +210,8 @@ def _no_sanitizer_report(device: Device) -> None:
 
 
 def test_no_allocation_after_setup(device: Device) -> None:
-    """The shim counts every operator new; the test firmware reports the count in info."""
+    """The shim counts every operator new and malloc/calloc/realloc of the firmware; the test
+    firmware reports the count in info."""
     first = device.info()
     if "allocs" not in first:
         pytest.skip("the test firmware's info has no 'allocs' field (the shim's "
