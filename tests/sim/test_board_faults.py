@@ -391,7 +391,9 @@ def test_heap_in_crumbs_refuses_all_but_small_blocks(sketch: Path, tmp_path: Pat
         assert con.fields(con.command("alloc 12", "alloc "))["ok"] == "1"
 
 
-def test_plain_new_past_the_heap_resets_with_the_cores_oom_report(sketch: Path, tmp_path: Path) -> None:
+def test_plain_new_past_the_heap_resets_with_the_cores_oom_report(
+    sketch: Path, tmp_path: Path,
+) -> None:
     """abi.cpp: a failed plain new is __unhandled_exception("OOM"), not a nullptr."""
     with booted_console(sketch, tmp_path / "flash.bin", env={"ESP_HIL_HEAP": "4096"}) as con:
         assert con.fields(con.command("oom 1000", "oom ")) == {"ok": "1"}  # fits: no reset
