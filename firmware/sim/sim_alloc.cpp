@@ -17,14 +17,14 @@
 
 #include <new>
 
+#include "esp_hil_sim.h"
+#include "sim_internal.h"
+
 // The host's allocator, behind the link's --wrap (harness/sim/build.py SHIM_LINK_FLAGS).
 extern "C" void* __real_malloc(size_t size);
 extern "C" void* __real_calloc(size_t n, size_t size);
 extern "C" void* __real_realloc(void* p, size_t size);
 extern "C" void __real_free(void* p);
-
-#include "esp_hil_sim.h"
-#include "sim_internal.h"
 
 namespace {
 
