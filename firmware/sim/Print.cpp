@@ -17,8 +17,8 @@ size_t Print::vprintf(const char* fmt, va_list args) {
   va_end(copy);
   if (len < 0) return 0;
   if (static_cast<size_t>(len) < sizeof local) return write(reinterpret_cast<uint8_t*>(local), len);
-  // Long output: a temporary from malloc, which the simulated heap does not count
-  // (the real core allocates here too, and frees before returning).
+  // Long output: a temporary from the heap (the real core's Print allocates here too, and
+  // frees before returning).
   char* big = static_cast<char*>(malloc(static_cast<size_t>(len) + 1));
   if (!big) return 0;
   vsnprintf(big, static_cast<size_t>(len) + 1, fmt, args);

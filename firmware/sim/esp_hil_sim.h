@@ -4,11 +4,12 @@
 #include <stdint.h>
 
 extern "C" {
-// Allocations made through operator new / new[] since the process started
-// (a monotonic count: equal before and after a stretch of code = it did not allocate).
+// Allocations made through operator new / new[] and the firmware's malloc / calloc /
+// realloc since the process started (a monotonic count: equal before and after a stretch
+// of code = it did not allocate).
 uint32_t esp_hil_sim_alloc_count(void);
-// Allocations through operator new / new[] that are live now, and the simulated heap's
-// bytes they take (its 8-byte blocks, headers included).
+// Those allocations that are live now, and the simulated heap's bytes they take (its
+// 8-byte blocks, headers included).
 uint32_t esp_hil_sim_alloc_live_count(void);
 uint32_t esp_hil_sim_alloc_live_bytes(void);
 // The simulated heap's total: getFreeHeap() = total - live bytes.

@@ -1,8 +1,12 @@
-// Global operator new/delete, replaced so the simulated heap behaves like the core's:
-// a fixed arena with the board's ceiling, carved in umm_malloc's 8-byte blocks by best fit,
-// so it runs out and fragments as the chip's heap does. Only operator new / new[] goes
-// through it (also String, which uses new[]); plain malloc (libc internals, getaddrinfo,
-// printf temporaries) does not.
+// The simulated heap: a fixed arena with the board's ceiling, carved in umm_malloc's 8-byte
+// blocks by best fit, so it runs out and fragments as the chip's heap does. Two ways in:
+// - global operator new/delete (replaced here): a plain new the arena cannot hold resets
+//   the chip with the core's "Unhandled C++ exception: OOM" report (abi.cpp), a nothrow new
+//   returns nullptr;
+// - malloc/calloc/realloc/free called from code compiled into the firmware (the sketch, its
+//   libraries, the shim): the build links with -Wl,--wrap=malloc,... so only those calls
+//   reach __wrap_malloc & co.; libc's and libstdc++'s own calls (stdio buffers, getaddrinfo)
+//   and the sanitizers' stay with the host's allocator. They return NULL past the heap.
 //
 // The arena is bookkeeping only: each allocation is placed in it (which blocks it takes is
 // what getFreeHeap, getMaxFreeBlockSize and getHeapFragmentation report), while its bytes
@@ -15,6 +19,12 @@
 
 #include "esp_hil_sim.h"
 #include "sim_internal.h"
+
+// The host's allocator, behind the link's --wrap (harness/sim/build.py SHIM_LINK_FLAGS).
+extern "C" void* __real_malloc(size_t size);
+extern "C" void* __real_calloc(size_t n, size_t size);
+extern "C" void* __real_realloc(void* p, size_t size);
+extern "C" void __real_free(void* p);
 
 namespace {
 
@@ -123,7 +133,18 @@ uint32_t g_live_count = 0;
 uint32_t g_used_blocks = 0;
 uint32_t g_system_blocks = 0;  // held by the emulated lwIP (heap_take), not by operator new
 
-void* counted_alloc(size_t size, size_t align) {
+// What a failed allocation does: the core's abi.cpp (built without exceptions) calls
+// __unhandled_exception("OOM") for a plain new, which resets the chip; a nothrow new
+// returns nullptr.
+enum class OnFail { kReset, kNull };
+
+void* failed(size_t size, OnFail on_fail) {
+  if (on_fail == OnFail::kNull) return nullptr;
+  esp_hil_sim::unhandled_exception("OOM", size);
+}
+
+void* counted_alloc(size_t size, size_t align, OnFail on_fail) {
+  const size_t asked = size;
   if (size == 0) size = 1;
   const uint32_t n = blocks_for(size);
   const int start = n <= kMaxBlocks ? arena_take(n) : -1;
@@ -131,14 +152,14 @@ void* counted_alloc(size_t size, size_t align) {
     // The real heap fails when no free block is large enough; so does the simulated one.
     esp_hil_sim::log("operator new(%zu) fails: no free block of %u bytes in the simulated heap (%u free)", size,
                      n * kBlock, (heap_total() / kBlock - g_used_blocks - g_system_blocks) * kBlock);
-    return nullptr;
+    return failed(asked, on_fail);
   }
   const size_t lead = align > sizeof(Header) ? align : sizeof(Header);
   void* base = align > alignof(max_align_t) ? aligned_alloc(align, (lead + size + align - 1) / align * align)
-                                            : malloc(lead + size);
+                                            : __real_malloc(lead + size);
   if (!base) {
     arena_give(static_cast<uint32_t>(start), n);
-    return nullptr;
+    return failed(asked, on_fail);
   }
   char* p = static_cast<char*>(base) + lead;
   Header* h = reinterpret_cast<Header*>(p) - 1;
@@ -160,7 +181,78 @@ void counted_free(void* p) {
   arena_give(h->start, h->blocks);
   g_live_count--;
   g_used_blocks -= h->blocks;
-  free(static_cast<char*>(p) - h->offset);
+  __real_free(static_cast<char*>(p) - h->offset);
+}
+
+// malloc'ed blocks carry no header in front (libc may free or realloc a block the sketch
+// malloc'ed, e.g. getline's buffer, and must see the host's own pointer): a table maps each
+// live one to its arena blocks. At most one entry per arena block; open addressing with
+// linear probing, deletion by backward shift.
+struct Placed {
+  void* p;
+  uint16_t start, blocks;
+};
+constexpr size_t kSlots = 16384;  // a power of two above kMaxBlocks
+static_assert(kSlots > kMaxBlocks, "every arena block may be a malloc of its own");
+Placed g_placed[kSlots];
+
+size_t slot_of(const void* p) {
+  return (reinterpret_cast<uintptr_t>(p) >> 4) * 0x9E3779B97F4A7C15ull >> 50 & (kSlots - 1);
+}
+
+Placed* placed_find(const void* p) {
+  for (size_t i = slot_of(p);; i = (i + 1) & (kSlots - 1)) {
+    if (g_placed[i].p == p) return &g_placed[i];
+    if (g_placed[i].p == nullptr) return nullptr;
+  }
+}
+
+void placed_add(void* p, uint16_t start, uint16_t blocks) {
+  size_t i = slot_of(p);
+  while (g_placed[i].p != nullptr) i = (i + 1) & (kSlots - 1);
+  g_placed[i] = {p, start, blocks};
+}
+
+void placed_remove(Placed* e) {
+  size_t hole = static_cast<size_t>(e - g_placed);
+  g_placed[hole].p = nullptr;
+  for (size_t i = (hole + 1) & (kSlots - 1); g_placed[i].p != nullptr; i = (i + 1) & (kSlots - 1)) {
+    const size_t home = slot_of(g_placed[i].p);
+    // Move the entry into the hole unless its home lies cyclically in (hole, i].
+    const bool stays = hole <= i ? (home > hole && home <= i) : (home > hole || home <= i);
+    if (stays) continue;
+    g_placed[hole] = g_placed[i];
+    g_placed[i].p = nullptr;
+    hole = i;
+  }
+}
+
+// umm_malloc: malloc(0) returns NULL; a block no free run holds, NULL.
+void* placed_alloc(size_t size, bool zero) {
+  if (size == 0) return nullptr;
+  const uint32_t n = blocks_for(size);
+  const int start = n <= kMaxBlocks ? arena_take(n) : -1;
+  if (start < 0) {
+    esp_hil_sim::log("malloc(%zu) fails: no free block of %u bytes in the simulated heap", size, n * kBlock);
+    return nullptr;
+  }
+  void* p = zero ? __real_calloc(1, size) : __real_malloc(size);
+  if (!p) {
+    arena_give(static_cast<uint32_t>(start), n);
+    return nullptr;
+  }
+  placed_add(p, static_cast<uint16_t>(start), static_cast<uint16_t>(n));
+  g_alloc_count++;
+  g_live_count++;
+  g_used_blocks += n;
+  return p;
+}
+
+void placed_release(Placed* e) {
+  arena_give(e->start, e->blocks);
+  g_live_count--;
+  g_used_blocks -= e->blocks;
+  placed_remove(e);
 }
 
 // umm_info.c sqrt32: the integer square root, rounded down.
@@ -178,6 +270,52 @@ uint32_t isqrt(uint64_t v) {
 }
 
 }  // namespace
+
+extern "C" void* __wrap_malloc(size_t size) { return placed_alloc(size, false); }
+
+extern "C" void* __wrap_calloc(size_t n, size_t size) {
+  size_t total = 0;
+  if (__builtin_mul_overflow(n, size, &total)) return nullptr;
+  return placed_alloc(total, true);
+}
+
+extern "C" void __wrap_free(void* p) {
+  if (!p) return;
+  if (Placed* e = placed_find(p)) placed_release(e);
+  __real_free(p);  // a block libc made (strdup, getline) goes back to libc as it came
+}
+
+// umm_realloc may grow a block in place; the twin always moves it (new blocks first, so a
+// failure leaves the old block as it was, as umm's does), so its layout after a realloc can
+// differ from a board's.
+extern "C" void* __wrap_realloc(void* p, size_t size) {
+  if (!p) return placed_alloc(size, false);
+  Placed* e = placed_find(p);
+  if (!e) return __real_realloc(p, size);
+  if (size == 0) {
+    __wrap_free(p);
+    return nullptr;
+  }
+  const uint32_t n = blocks_for(size);
+  const int start = n <= kMaxBlocks ? arena_take(n) : -1;
+  if (start < 0) {
+    esp_hil_sim::log("realloc(%zu) fails: no free block of %u bytes in the simulated heap", size, n * kBlock);
+    return nullptr;
+  }
+  void* q = __real_realloc(p, size);
+  if (!q) {
+    arena_give(static_cast<uint32_t>(start), n);
+    return nullptr;
+  }
+  const uint16_t old_start = e->start;
+  const uint16_t old_blocks = e->blocks;
+  placed_remove(e);
+  arena_give(old_start, old_blocks);
+  g_used_blocks = g_used_blocks - old_blocks + n;
+  g_alloc_count++;
+  placed_add(q, static_cast<uint16_t>(start), static_cast<uint16_t>(n));
+  return q;
+}
 
 extern "C" uint32_t esp_hil_sim_alloc_count(void) { return g_alloc_count; }
 extern "C" uint32_t esp_hil_sim_alloc_live_count(void) { return g_live_count; }
@@ -227,20 +365,23 @@ uint8_t heap_fragmentation() {
 
 }  // namespace esp_hil_sim
 
-// Built without exceptions: like the ESP8266 core, a failed new returns nullptr.
-void* operator new(size_t size) { return counted_alloc(size, 0); }
-void* operator new[](size_t size) { return counted_alloc(size, 0); }
-void* operator new(size_t size, const std::nothrow_t&) noexcept { return counted_alloc(size, 0); }
-void* operator new[](size_t size, const std::nothrow_t&) noexcept { return counted_alloc(size, 0); }
-void* operator new(size_t size, std::align_val_t al) { return counted_alloc(size, static_cast<size_t>(al)); }
+// abi.cpp replaces only the four unaligned forms; an over-aligned plain new is treated like
+// a plain one.
+void* operator new(size_t size) { return counted_alloc(size, 0, OnFail::kReset); }
+void* operator new[](size_t size) { return counted_alloc(size, 0, OnFail::kReset); }
+void* operator new(size_t size, const std::nothrow_t&) noexcept { return counted_alloc(size, 0, OnFail::kNull); }
+void* operator new[](size_t size, const std::nothrow_t&) noexcept { return counted_alloc(size, 0, OnFail::kNull); }
+void* operator new(size_t size, std::align_val_t al) {
+  return counted_alloc(size, static_cast<size_t>(al), OnFail::kReset);
+}
 void* operator new[](size_t size, std::align_val_t al) {
-  return counted_alloc(size, static_cast<size_t>(al));
+  return counted_alloc(size, static_cast<size_t>(al), OnFail::kReset);
 }
 void* operator new(size_t size, std::align_val_t al, const std::nothrow_t&) noexcept {
-  return counted_alloc(size, static_cast<size_t>(al));
+  return counted_alloc(size, static_cast<size_t>(al), OnFail::kNull);
 }
 void* operator new[](size_t size, std::align_val_t al, const std::nothrow_t&) noexcept {
-  return counted_alloc(size, static_cast<size_t>(al));
+  return counted_alloc(size, static_cast<size_t>(al), OnFail::kNull);
 }
 
 void operator delete(void* p) noexcept { counted_free(p); }

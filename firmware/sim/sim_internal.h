@@ -21,6 +21,7 @@ constexpr int kExitResetBase = 16;
 constexpr int kReasonHardWdt = 1;
 constexpr int kReasonException = 2;
 constexpr int kReasonSoftWdt = 3;
+constexpr int kReasonSoftRestart = 4;  // REASON_SOFT_RESTART: what abort()/panic leave
 constexpr int kReasonDeepSleep = 5;
 
 // Watchdog periods of the chip: the SDK's soft WDT bites after two unfed 1.6 s ticks, the
@@ -109,6 +110,9 @@ void wdt_soft_enable(bool on);  // ESP.wdtEnable() / ESP.wdtDisable()
 void wdt_park();  // deep sleep: neither dog runs until the process ends
 // Writes `report` to the console, then ends the process with kExitResetBase + reason.
 [[noreturn]] void reset_chip(int reason, const char* report, size_t len);
+// The core's __unhandled_exception(what) after a failed plain new of `size` bytes
+// (abi.cpp): its "User exception" report, then the SDK's restart, exit 16 + 4.
+[[noreturn]] void unhandled_exception(const char* what, size_t size);
 // SIGSEGV/SIGBUS/SIGILL/SIGFPE: the core's exception report, then exit 16 + 2 (not in a
 // sanitizer build, whose own report says more).
 void crash_handlers_install();

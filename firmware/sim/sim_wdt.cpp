@@ -213,6 +213,26 @@ void wdt_park() {
   pthread_mutex_unlock(&g_mutex);
 }
 
+// core_esp8266_postmortem.cpp raise_exception() -> postmortem_report(): "User exception",
+// cut_here(), the C++ exception's name, the stack frame bounds (offset 16 for a user
+// exception), the failed allocation umm recorded, cut_here() again and its caller, then
+// __real_system_restart_local(). The twin has no Xtensa addresses: the caller is 0, the
+// size is the sketch's.
+void unhandled_exception(const char* what, size_t size) {
+  char buf[1024];
+  size_t len = static_cast<size_t>(snprintf(buf, sizeof buf, "\nUser exception (panic/abort/assert)"));
+  write_cut_here(buf, sizeof buf, &len);
+  len += static_cast<size_t>(snprintf(buf + len, sizeof buf - len,
+                                      "\nUnhandled C++ exception: %s\n"
+                                      "\n>>>stack>>>\n\nctx: cont\nsp: 3ffffe00 end: 3fffffd0 offset: 0010\n"
+                                      "<<<stack<<<\n"
+                                      "\nlast failed alloc call: 00000000(%d)\n",
+                                      what, static_cast<int>(size)));
+  write_cut_here(buf, sizeof buf, &len);
+  len += static_cast<size_t>(snprintf(buf + len, sizeof buf - len, "\nlast failed alloc caller: 0x00000000\n"));
+  reset_chip(kReasonSoftRestart, buf, len);
+}
+
 void reset_chip(int reason, const char* report, size_t len) {
   if (report != nullptr && len > 0) serial_tx_write(reinterpret_cast<const uint8_t*>(report), len);
   log("reset: rst_info.reason %d; exiting with code %d", reason, kExitResetBase + reason);

@@ -48,6 +48,9 @@ SANITIZE_FLAGS = (
     "-fno-sanitize-recover=undefined",
     "-fno-omit-frame-pointer",
 )
+# The sketch's malloc/calloc/realloc/free go to the shim's simulated heap (sim_alloc.cpp);
+# libc's own calls and the sanitizers' do not pass through the wrap.
+SHIM_LINK_FLAGS = tuple(f"-Wl,--wrap={f}" for f in ("malloc", "calloc", "realloc", "free"))
 _SOURCE_SUFFIXES = (".cpp", ".cc", ".c", ".h", ".hpp", ".hh", ".inc", ".ipp")
 _HEADER_SUFFIXES = (".h", ".hpp", ".hh", ".inc", ".ipp")
 # A whole-firmware build takes seconds; a lock held this long means a stuck builder.
@@ -111,7 +114,10 @@ def build_firmware_info(
     include_flags = [f"-I{d}" for d in include_dirs]
 
     key = _build_key(
-        compiler=compiler, version=version, files=[*units, *headers], flags=[*flags, *include_flags]
+        compiler=compiler,
+        version=version,
+        files=[*units, *headers],
+        flags=[*flags, *include_flags, *SHIM_LINK_FLAGS],
     )
     build_id = key[:12]
 
@@ -120,7 +126,7 @@ def build_firmware_info(
         objects = _compile_all(
             compiler, compile_flags, units, headers, build_id=build_id, force=force
         )
-        _link(compiler, [*flags], objects, binary)
+        _link(compiler, [*flags, *SHIM_LINK_FLAGS], objects, binary)
         log.info("built native firmware %s (%d units)", binary, len(units))
 
     return cached_build(cache_root() / "build" / key, build_id, make, force=force)

@@ -22,6 +22,7 @@ from harness.sim.defaults import (
     EXIT_CONFIG_ERROR,
     EXIT_RESET_BASE,
     REASON_EXCEPTION_RST,
+    REASON_SOFT_RESTART,
     REASON_SOFT_WDT_RST,
     REASON_WDT_RST,
     RESET_REASONS,
@@ -388,6 +389,63 @@ def test_heap_in_crumbs_refuses_all_but_small_blocks(sketch: Path, tmp_path: Pat
         assert crumbs["frag"] == _umm_fragmentation([2] * 32) == 83
         assert con.fields(con.command("alloc 13", "alloc "))["ok"] == "0"  # 3 blocks: no room
         assert con.fields(con.command("alloc 12", "alloc "))["ok"] == "1"
+
+
+def test_plain_new_past_the_heap_resets_with_the_cores_oom_report(
+    sketch: Path, tmp_path: Path,
+) -> None:
+    """abi.cpp: a failed plain new is __unhandled_exception("OOM"), not a nullptr."""
+    with booted_console(sketch, tmp_path / "flash.bin", env={"ESP_HIL_HEAP": "4096"}) as con:
+        assert con.fields(con.command("oom 1000", "oom ")) == {"ok": "1"}  # fits: no reset
+        con.proc.write(b"oom 5000\n")
+        code = con.exited.get(timeout=10)
+        out = _output(con)
+    # A reset the supervisors reboot (not a death that halts the twin).
+    assert code == EXIT_RESET_BASE + REASON_SOFT_RESTART
+    assert reset_of_exit(code) == REASON_SOFT_RESTART
+    assert "oom ok=" not in out  # the new never returned to the sketch
+    report = out[out.index("User exception (panic/abort/assert)"):]
+    assert report.count("CUT HERE FOR EXCEPTION DECODER") == 2
+    assert "\nUnhandled C++ exception: OOM\n" in report
+    assert "\nlast failed alloc call: 00000000(5000)\n" in report
+    assert report.index("<<<stack<<<") < report.index("last failed alloc call")
+    assert "last failed alloc caller: 0x00000000" in report
+    # The SDK's restart: ROM cause 2, the reason ESP.restart() leaves; getResetInfo() is that
+    # reason alone (only 1..3 get the fatal-exception line).
+    assert RESET_REASONS[REASON_SOFT_RESTART] == ("Software/System restart", 2)
+    info = _restart_with(sketch, tmp_path / "flash.bin", "Software/System restart")
+    assert info == "Software/System restart"
+
+
+def test_nothrow_new_past_the_heap_returns_null_and_the_sketch_goes_on(
+    sketch: Path, tmp_path: Path,
+) -> None:
+    with booted_console(sketch, tmp_path / "flash.bin", env={"ESP_HIL_HEAP": "4096"}) as con:
+        failed = con.fields(con.command("alloc 5000", "alloc "))
+        assert failed["ok"] == "0" and failed["after"] == failed["before"] == "4096"
+        assert con.fields(con.command("alloc 1000", "alloc "))["ok"] == "1"  # still serving
+        assert con.exited.empty()
+
+
+def test_sketch_malloc_takes_from_the_same_heap(sketch: Path, tmp_path: Path) -> None:
+    """The sketch's malloc/calloc/realloc come from the heap new uses; NULL past it."""
+    with booted_console(sketch, tmp_path / "flash.bin", env={"ESP_HIL_HEAP": "4096"}) as con:
+        for how in ("malloc", "calloc"):
+            got = {k: int(v) for k, v in con.fields(con.command(f"{how} 1000", f"{how} ")).items()}
+            assert got["ok"] == 1 and got["count"] == 1
+            assert got["before"] - got["during"] == _umm_blocks(1000) * 8
+            assert got["after"] == got["before"] == 4096
+            refused = con.fields(con.command(f"{how} 5000", f"{how} "))
+            assert (refused["ok"], refused["count"], refused["after"]) == ("0", "0", "4096")
+        grown = {k: int(v) for k, v in con.fields(con.command("realloc 2000", "realloc ")).items()}
+        assert grown["ok"] == 1 and grown["count"] == 2  # the 16-byte block, then its move
+        assert grown["before"] - grown["during"] == _umm_blocks(2000) * 8
+        kept = con.fields(con.command("realloc 5000", "realloc "))
+        assert (kept["ok"], kept["after"]) == ("0", "4096")
+        # libc's own allocation (strdup's copy) is not the heap's, even freed by the sketch.
+        dup = con.fields(con.command("strdup 1500", "strdup "))
+        assert (dup["ok"], dup["count"], dup["during"], dup["after"]) == ("1", "0", "4096", "4096")
+        assert con.exited.empty()
 
 
 # -- exceptions and what the next boot says about the reset ----------------------------------

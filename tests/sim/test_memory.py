@@ -12,8 +12,11 @@ version 1 HELLO, or a version 2 HELLO followed by a forged AUTH, each refused wi
 while the harness's authenticated link stays up through the whole flood, is never evicted
 or replaced, and the console stays at a few lines per 10 s (docs/console.md).
 
-On the twin ``heap`` is the simulated heap (52 KiB minus what operator new holds), so the
-two figures say the same thing on a desk board and in CI.
+On the twin ``heap`` is the simulated heap (``firmware/sim/sim_alloc.cpp``): 52 KiB minus
+what the firmware's operator new and malloc/calloc/realloc hold and lwIP's PCBs of its open
+connections, in umm_malloc's 8-byte blocks, so the two figures say the same thing on a desk
+board and in CI. What the host's libc allocates for itself is not in it (docs/twin.md,
+"heap ceiling").
 """
 
 from __future__ import annotations
@@ -260,7 +263,8 @@ def _no_sanitizer_report(device: Device) -> None:
 
 
 def test_no_allocation_after_setup(device: Device) -> None:
-    """The shim counts every operator new; the test firmware reports the count in info."""
+    """The shim counts every operator new and malloc/calloc/realloc of the firmware; the test
+    firmware reports the count in info."""
     first = device.info()
     if "allocs" not in first:
         pytest.skip("the test firmware's info has no 'allocs' field (the shim's "

@@ -526,6 +526,10 @@ def test_shim_under_address_and_ub_sanitizers(address: str, tmp_path: Path) -> N
         assert con.command("echo sanitized", "echo ") == "echo sanitized"
         assert con.fields(con.command("alloc 5000", "alloc "))["ok"] == "1"
         assert con.fields(con.command("alloc 100000", "alloc "))["ok"] == "0"
+        # The wrapped C allocator hands the sanitizer's blocks through (strdup's is libc's).
+        for how in ("malloc", "calloc", "realloc", "strdup"):
+            assert con.fields(con.command(f"{how} 3000", f"{how} "))["ok"] == "1"
+        assert con.fields(con.command("malloc 100000", "malloc "))["ok"] == "0"
         assert con.command("eeput under asan", "eeput ") == "eeput ok=1"
         assert con.command("eeget", "eeget ") == "eeget under asan"
         assert con.join_wifi()["status"] == "3"

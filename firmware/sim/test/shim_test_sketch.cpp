@@ -46,8 +46,9 @@ void cmd_info() {
 void cmd_alloc(long n) {
   uint32_t before = ESP.getFreeHeap();
   uint32_t count = esp_hil_sim_alloc_count();
-  // Through a volatile pointer so the compiler cannot elide the new/delete pair.
-  g_block = new uint8_t[static_cast<size_t>(n)];
+  // Through a volatile pointer so the compiler cannot elide the new/delete pair. Nothrow:
+  // the figures of a failed new are the point (a plain one resets the chip, see `oom`).
+  g_block = new (std::nothrow) uint8_t[static_cast<size_t>(n)];
   uint32_t during = ESP.getFreeHeap();
   uint32_t counted = esp_hil_sim_alloc_count() - count;
   bool got = g_block != nullptr;
@@ -55,6 +56,39 @@ void cmd_alloc(long n) {
   g_block = nullptr;
   Serial.printf("alloc ok=%d before=%u during=%u after=%u count=%u\n", got ? 1 : 0, static_cast<unsigned>(before),
                 static_cast<unsigned>(during), static_cast<unsigned>(ESP.getFreeHeap()), static_cast<unsigned>(counted));
+}
+
+// malloc <n> / calloc <n> / realloc <n> (from a 16-byte block) / strdup <n>: the C
+// allocator from the sketch, with the heap's figures around it. strdup's copy is libc's own
+// allocation, which the sketch then frees: the twin must count neither.
+void cmd_c_alloc(const char* how, size_t n) {
+  const uint32_t before = ESP.getFreeHeap();
+  const uint32_t count = esp_hil_sim_alloc_count();
+  void* p = nullptr;
+  char text[2048];
+  if (!strcmp(how, "malloc")) {
+    p = malloc(n);
+  } else if (!strcmp(how, "calloc")) {
+    p = calloc(n, 1);
+    if (p && n > 0 && static_cast<uint8_t*>(p)[n - 1] != 0) Serial.println("calloc not zeroed");
+  } else if (!strcmp(how, "realloc")) {
+    void* small = malloc(16);
+    if (small) memcpy(small, "0123456789abcde", 16);
+    p = realloc(small, n);
+    if (!p) free(small);  // a failed realloc leaves the old block
+    if (p && memcmp(p, "0123456789abcde", n < 16 ? n : 16) != 0) Serial.println("realloc lost bytes");
+  } else {
+    n = n < sizeof text ? n : sizeof text - 1;
+    memset(text, 'x', n);
+    text[n] = '\0';
+    p = strdup(text);
+  }
+  const uint32_t during = ESP.getFreeHeap();
+  const uint32_t counted = esp_hil_sim_alloc_count() - count;
+  free(p);
+  Serial.printf("%s ok=%d before=%u during=%u after=%u count=%u\n", how, p ? 1 : 0, static_cast<unsigned>(before),
+                static_cast<unsigned>(during), static_cast<unsigned>(ESP.getFreeHeap()),
+                static_cast<unsigned>(counted));
 }
 
 void print_heap(const char* tag) {
@@ -283,6 +317,15 @@ void handle_line(char* line) {
     cmd_unfragment();
   } else if (!strcmp(cmd, "alloc")) {
     cmd_alloc(atol(next_word(&rest)));
+  } else if (!strcmp(cmd, "malloc") || !strcmp(cmd, "calloc") || !strcmp(cmd, "realloc") ||
+             !strcmp(cmd, "strdup")) {
+    cmd_c_alloc(cmd, strtoul(next_word(&rest), nullptr, 10));
+  } else if (!strcmp(cmd, "oom")) {
+    // oom <size>: a plain new[], as most sketch code does; past the heap the chip resets.
+    g_block = new uint8_t[static_cast<size_t>(atol(next_word(&rest)))];
+    Serial.printf("oom ok=%d\n", g_block != nullptr ? 1 : 0);
+    delete[] g_block;
+    g_block = nullptr;
   } else if (!strcmp(cmd, "num")) {
     cmd_num(next_word(&rest));
   } else if (!strcmp(cmd, "ip")) {
