@@ -104,12 +104,12 @@ const char* dialEcho(const char* host, uint16_t port) {
 }
 
 void infoFields(esphil::Text& j) {
-  j.add(", \"echo_port\": ").num(static_cast<unsigned>(kEchoPort));
-  j.add(", \"raw_port\": ").num(static_cast<unsigned>(kRawPort));
+  j.add(F(", \"echo_port\": ")).num(static_cast<unsigned>(kEchoPort));
+  j.add(F(", \"raw_port\": ")).num(static_cast<unsigned>(kRawPort));
   // Keyed links (docs/protocol.md §6), both services together.
-  j.add(", \"auth_failures\": ")
+  j.add(F(", \"auth_failures\": "))
       .num(static_cast<unsigned long>(echo.authFailures() + control.authFailures()));
-  j.add(", \"tag_failures\": ")
+  j.add(F(", \"tag_failures\": "))
       .num(static_cast<unsigned long>(echo.tagFailures() + control.tagFailures()));
 }
 
@@ -282,22 +282,26 @@ void rawLoop() {
 
 // ----------------------------------------------------------------------- control service
 
-const char* modeName(Mode m) {
+const __FlashStringHelper* modeName(Mode m) {
   switch (m) {
     case Mode::kSink:
-      return "sink";
+      return F("sink");
     case Mode::kSource:
-      return "source";
+      return F("source");
     default:
-      return "echo";
+      return F("echo");
   }
 }
 
 // A word of a control request: a view into ctrlIn (which stays whole for error replies).
+// The words it is compared with are F() strings: on the chip, literals not in flash take RAM.
 struct Word {
   const char* p = nullptr;
   size_t n = 0;
-  bool is(const char* s) const { return p != nullptr && strlen(s) == n && memcmp(p, s, n) == 0; }
+  bool is(const __FlashStringHelper* f) const {
+    const char* s = reinterpret_cast<const char*>(f);
+    return p != nullptr && strlen_P(s) == n && memcmp_P(p, s, n) == 0;
+  }
 };
 
 // Splits `text` at spaces into at most `max` words; returns how many there are (up to
@@ -333,29 +337,37 @@ bool parseUnsigned(const Word& w, uint64_t max, uint64_t* out) {
   return true;
 }
 
-void appendCounters(esphil::Text& j, const Counters& c, const char* unit) {
-  j.add('"').add(unit).add("\": ").num(static_cast<unsigned long>(c.messages));
-  j.add(", \"bytes\": ").num(static_cast<unsigned long long>(c.bytes));
-  j.add(", \"elapsed_us\": ").num(c.started ? static_cast<unsigned long>(c.lastUs - c.firstUs) : 0UL);
-  j.add(", \"elapsed_ms\": ").num(c.started ? static_cast<unsigned long>(c.lastMs - c.firstMs) : 0UL);
+void appendCounters(esphil::Text& j, const Counters& c, const __FlashStringHelper* unit) {
+  j.add('"').add(unit).add(F("\": ")).num(static_cast<unsigned long>(c.messages));
+  j.add(F(", \"bytes\": ")).num(static_cast<unsigned long long>(c.bytes));
+  j.add(F(", \"elapsed_us\": "))
+      .num(c.started ? static_cast<unsigned long>(c.lastUs - c.firstUs) : 0UL);
+  j.add(F(", \"elapsed_ms\": "))
+      .num(c.started ? static_cast<unsigned long>(c.lastMs - c.firstMs) : 0UL);
 }
 
 void buildStats(char* buf, size_t cap) {
   esphil::Text j(buf, cap);
-  j.add("{\"mode\": \"").add(modeName(linkMode)).add("\", ");
-  appendCounters(j, linkCount, "messages");
-  j.add(", \"source_left\": ").num(static_cast<unsigned long>(sourceLeft));
-  j.add(", \"ignored\": ").num(static_cast<unsigned long>(linkIgnored));
-  j.add(", \"raw\": {\"mode\": \"").add(modeName(rawMode)).add("\", ");
-  appendCounters(j, rawCount, "chunks");
-  j.add(", \"source_left\": ").num(static_cast<unsigned long long>(rawSourceLeft));
-  j.add(", \"connected\": ").add(rawClient.connected() ? "true" : "false");
-  j.add(", \"connections\": ").num(static_cast<unsigned long>(rawConnections));
-  j.add(", \"buffer\": ").num(static_cast<unsigned long>(kRawBuf));
-  j.add("}}");
+  j.add(F("{\"mode\": \"")).add(modeName(linkMode)).add(F("\", "));
+  appendCounters(j, linkCount, F("messages"));
+  j.add(F(", \"source_left\": ")).num(static_cast<unsigned long>(sourceLeft));
+  j.add(F(", \"ignored\": ")).num(static_cast<unsigned long>(linkIgnored));
+  j.add(F(", \"raw\": {\"mode\": \"")).add(modeName(rawMode)).add(F("\", "));
+  appendCounters(j, rawCount, F("chunks"));
+  j.add(F(", \"source_left\": ")).num(static_cast<unsigned long long>(rawSourceLeft));
+  j.add(F(", \"connected\": ")).add(rawClient.connected() ? F("true") : F("false"));
+  j.add(F(", \"connections\": ")).num(static_cast<unsigned long>(rawConnections));
+  j.add(F(", \"buffer\": ")).num(static_cast<unsigned long>(kRawBuf));
+  j.add(F("}}"));
 }
 
-void replyError(const char* why, const char* command, int len) {
+// Named PROGMEM, not F(): a PSTR inside a template is not placed in flash.
+const char kErrorHead[] PROGMEM = "{\"error\": ";
+const char kErrorCommand[] PROGMEM = ", \"command\": ";
+
+// `why`: a reason from the console core or dialEcho() (RAM), or an F() string (flash).
+template <typename Reason>
+void replyError(Reason why, const char* command, int len) {
   // Bytes that are not valid UTF-8 would make the reply invalid: show them as '?'.
   char shown[200];
   int i = 0;
@@ -365,13 +377,13 @@ void replyError(const char* why, const char* command, int len) {
   }
   shown[i] = 0;
   esphil::Text j(ctrlOut, sizeof ctrlOut);
-  j.add("{\"error\": ").json(why).add(", \"command\": ").json(shown).add('}');
+  j.add(FPSTR(kErrorHead)).json(why).add(FPSTR(kErrorCommand)).json(shown).add('}');
 }
 
-void replyMode(const char* service, Mode m) {
+void replyMode(const __FlashStringHelper* service, Mode m) {
   esphil::Text j(ctrlOut, sizeof ctrlOut);
-  j.add("{\"ok\": true, \"service\": \"").add(service);
-  j.add("\", \"mode\": \"").add(modeName(m)).add("\"}");
+  j.add(F("{\"ok\": true, \"service\": \"")).add(service);
+  j.add(F("\", \"mode\": \"")).add(modeName(m)).add(F("\"}"));
 }
 
 void setLinkMode(Mode m) {
@@ -409,32 +421,32 @@ void handleChipControl(const Word& verb, const Word* arg, size_t words, int len)
   (void)verb;
   (void)arg;
   (void)words;
-  replyError("not available on the core's host emulation", ctrlIn, len);
+  replyError(F("not available on the core's host emulation"), ctrlIn, len);
 #else
   esphil::Text j(ctrlOut, sizeof ctrlOut);
-  if (verb.is("sleep")) {
+  if (verb.is(F("sleep"))) {
     uint64_t ms = 0;
     if (words != 2 || !parseUnsigned(arg[1], kSleepMaxMs, &ms) || ms == 0) {
-      replyError("usage: sleep <ms 1..3600000>", ctrlIn, len);
+      replyError(F("usage: sleep <ms 1..3600000>"), ctrlIn, len);
       return;
     }
     sleepMs = static_cast<uint32_t>(ms);
-    j.add("{\"ok\": true, \"sleep_ms\": ").num(static_cast<unsigned long>(ms)).add('}');
-  } else if (verb.is("rtc")) {
+    j.add(F("{\"ok\": true, \"sleep_ms\": ")).num(static_cast<unsigned long>(ms)).add('}');
+  } else if (verb.is(F("rtc"))) {
     uint64_t v = 0;
     if (words > 2 || (words == 2 && !parseUnsigned(arg[1], 0xFFFFFFFFULL, &v))) {
-      replyError("usage: rtc [<u32>]", ctrlIn, len);
+      replyError(F("usage: rtc [<u32>]"), ctrlIn, len);
       return;
     }
     uint32_t word = static_cast<uint32_t>(v);
     if (words == 2) ESP.rtcUserMemoryWrite(0, &word, sizeof word);
     ESP.rtcUserMemoryRead(0, &word, sizeof word);
-    j.add("{\"ok\": true, \"rtc\": ").num(static_cast<unsigned long>(word)).add('}');
+    j.add(F("{\"ok\": true, \"rtc\": ")).num(static_cast<unsigned long>(word)).add('}');
   } else if (words == 1) {
     crashPending = true;
-    j.add("{\"ok\": true, \"crash\": \"null store\"}");
+    j.add(F("{\"ok\": true, \"crash\": \"null store\"}"));
   } else {
-    replyError("usage: crash", ctrlIn, len);
+    replyError(F("usage: crash"), ctrlIn, len);
   }
 #endif
 }
@@ -443,18 +455,18 @@ void handleChipControl(const Word& verb, const Word* arg, size_t words, int len)
 void handleControl(int len) {
   Word w[4];
   const size_t count = splitWords(ctrlIn, static_cast<size_t>(len), w, 4);
-  const bool raw = count > 0 && w[0].is("raw");
+  const bool raw = count > 0 && w[0].is(F("raw"));
   // The verb and its arguments, after an optional "raw"; `words` counts them.
   const Word* arg = raw ? w + 1 : w;
   const size_t words = raw ? count - 1 : count;
   const Word& verb = arg[0];
   if (count == 0 || count > 4 || words == 0) {
-    replyError("unknown command", ctrlIn, len);
-  } else if (!raw && verb.is("info") && words == 1) {
+    replyError(F("unknown command"), ctrlIn, len);
+  } else if (!raw && verb.is(F("info")) && words == 1) {
     EspHil.info(ctrlOut, sizeof ctrlOut);
-  } else if (!raw && verb.is("stats") && words == 1) {
+  } else if (!raw && verb.is(F("stats")) && words == 1) {
     buildStats(ctrlOut, sizeof ctrlOut);
-  } else if (!raw && verb.is("dial")) {
+  } else if (!raw && verb.is(F("dial"))) {
     // The console's `dial` (docs/console.md), parsed the same way.
     char args[esphil::kHostMax + 16];
     esphil::Text a(args, sizeof args);
@@ -476,67 +488,67 @@ void handleControl(int len) {
       return;
     }
     esphil::Text j(ctrlOut, sizeof ctrlOut);
-    j.add("{\"ok\": true, \"service\": \"link\", \"dial\": \"");
+    j.add(F("{\"ok\": true, \"service\": \"link\", \"dial\": \""));
     if (off) {
-      j.add("off");
+      j.add(F("off"));
     } else {
       j.add(host).add(':').num(static_cast<unsigned>(port));  // checked: no JSON escapes
     }
-    j.add("\"}");
-  } else if ((verb.is("echo") || verb.is("sink")) && words == 1) {
-    const Mode m = verb.is("echo") ? Mode::kEcho : Mode::kSink;
+    j.add(F("\"}"));
+  } else if ((verb.is(F("echo")) || verb.is(F("sink"))) && words == 1) {
+    const Mode m = verb.is(F("echo")) ? Mode::kEcho : Mode::kSink;
     if (raw) {
       setRawMode(m);
     } else {
       setLinkMode(m);
     }
-    replyMode(raw ? "raw" : "link", m);
-  } else if (raw && verb.is("source")) {
+    replyMode(raw ? F("raw") : F("link"), m);
+  } else if (raw && verb.is(F("source"))) {
     // Up to 2^48 bytes (days at any speed), written `chunk` (1..kRawBuf) bytes at a time.
     uint64_t bytes = 0;
     uint64_t chunk = kRawBuf;
     if (words < 2 || words > 3 || !parseUnsigned(arg[1], 1ULL << 48, &bytes) ||
         (words == 3 && (!parseUnsigned(arg[2], kRawBuf, &chunk) || chunk == 0))) {
-      replyError("usage: raw source <bytes> [<chunk 1..536>]", ctrlIn, len);
+      replyError(F("usage: raw source <bytes> [<chunk 1..536>]"), ctrlIn, len);
       return;
     }
     setRawMode(Mode::kSource);
     rawSourceLeft = bytes;
     rawChunk = static_cast<size_t>(chunk);
-    replyMode("raw", Mode::kSource);
-  } else if (!raw && verb.is("source")) {
+    replyMode(F("raw"), Mode::kSource);
+  } else if (!raw && verb.is(F("source"))) {
     uint64_t n = 0;
     uint64_t size = 0;
     if (words != 3 || !parseUnsigned(arg[1], 0xFFFFFFFFULL, &n) ||
         !parseUnsigned(arg[2], 0xFFFFFFFFULL, &size)) {
-      replyError("usage: source <count> <size>", ctrlIn, len);
+      replyError(F("usage: source <count> <size>"), ctrlIn, len);
     } else if (size > echo.maxMessage() || size > sizeof echoBuf) {
-      replyError("size exceeds the echo service's max_message", ctrlIn, len);
+      replyError(F("size exceeds the echo service's max_message"), ctrlIn, len);
     } else if (!echo.connected()) {
-      replyError("no host on the echo service: connect to it first", ctrlIn, len);
+      replyError(F("no host on the echo service: connect to it first"), ctrlIn, len);
     } else {
       setLinkMode(Mode::kSource);
       sourceLeft = static_cast<uint32_t>(n);
       sourceSize = static_cast<uint32_t>(size);
-      replyMode("link", Mode::kSource);
+      replyMode(F("link"), Mode::kSource);
     }
-  } else if (!raw && verb.is("block")) {
+  } else if (!raw && verb.is(F("block"))) {
     // block <ms> [hw]: see blockLoop(). "hw" disables the soft watchdog first.
     uint64_t ms = 0;
     if (words < 2 || words > 3 || !parseUnsigned(arg[1], kBlockMaxMs, &ms) || ms == 0 ||
-        (words == 3 && !arg[2].is("hw"))) {
-      replyError("usage: block <ms 1..60000> [hw]", ctrlIn, len);
+        (words == 3 && !arg[2].is(F("hw")))) {
+      replyError(F("usage: block <ms 1..60000> [hw]"), ctrlIn, len);
       return;
     }
     blockMs = static_cast<uint32_t>(ms);
     blockHw = words == 3;
     esphil::Text j(ctrlOut, sizeof ctrlOut);
-    j.add("{\"ok\": true, \"block_ms\": ").num(static_cast<unsigned long>(ms));
-    j.add(", \"watchdog\": \"").add(blockHw ? "hardware" : "software").add("\"}");
-  } else if (!raw && (verb.is("sleep") || verb.is("rtc") || verb.is("crash"))) {
+    j.add(F("{\"ok\": true, \"block_ms\": ")).num(static_cast<unsigned long>(ms));
+    j.add(F(", \"watchdog\": \"")).add(blockHw ? F("hardware") : F("software")).add(F("\"}"));
+  } else if (!raw && (verb.is(F("sleep")) || verb.is(F("rtc")) || verb.is(F("crash")))) {
     handleChipControl(verb, arg, words, len);
   } else {
-    replyError("unknown command", ctrlIn, len);
+    replyError(F("unknown command"), ctrlIn, len);
   }
 }
 

@@ -8,6 +8,7 @@
 //   wifi <args>            -> OK <ssid hex> <password hex> | ERR <why>
 //   dial <args>            -> OK <host> <port> | OFF | ERR <why>
 //   json <cap> <hex>       -> <0|1 truncated> <Text::json of the bytes with that cap>
+//                             (MISMATCH when its F() overload writes anything else)
 //   lines <hex>            -> L:<hex> per line, T per too-long line, in order ("-" if none)
 //   key <args>             -> OK <key hex> <record hex> | OFF | ERR <why>
 //   rec <hex>              -> OK <key hex> | NONE        (decodeKeyRecord of those bytes)
@@ -176,6 +177,11 @@ void test_text_appender() {
   Text m(min, sizeof min);
   m.num(static_cast<long long>(-9223372036854775807LL - 1));
   CHECK(strcmp(min, "-9223372036854775808") == 0);
+  // The F() overloads read the same bytes the same way (here flash is ordinary memory).
+  const auto* f = reinterpret_cast<const __FlashStringHelper*>("a\"b\n");
+  Text fj(buf, 8);
+  fj.add(f).json(f);
+  CHECK(strcmp(buf, "a\"b\n\"a\"") == 0 && fj.truncated());
 }
 
 // --- tool mode -----------------------------------------------------------------------
@@ -273,6 +279,13 @@ void answer(char* line) {
     std::string buf(static_cast<size_t>(cap), '\0');
     Text t(&buf[0], buf.size());
     t.json(bytes.c_str());
+    std::string flashBuf(buf.size(), '\0');
+    Text f(&flashBuf[0], flashBuf.size());
+    f.json(reinterpret_cast<const __FlashStringHelper*>(bytes.c_str()));
+    if (flashBuf != buf || f.truncated() != t.truncated()) {
+      printf("MISMATCH json F()\n");
+      return;
+    }
     printf("%d %s\n", t.truncated() ? 1 : 0, t.c_str());
   } else if (strcmp(c.name, "lines") == 0 && fromHex(c.args, &bytes)) {
     LineReader r;

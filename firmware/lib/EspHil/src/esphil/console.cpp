@@ -2,6 +2,15 @@
 
 #include <string.h>
 
+// On the chip a F() string is in flash, which only takes aligned 32-bit reads:
+// pgm_read_byte does that. Hosts without the core's pgmspace.h (the unit tests) have one
+// address space.
+#if __has_include(<pgmspace.h>)
+#include <pgmspace.h>
+#else
+#define pgm_read_byte(p) (*reinterpret_cast<const uint8_t*>(p))
+#endif
+
 namespace esphil {
 
 const char kDialUsage[] = "usage: dial <host> <port> | dial off";
@@ -49,6 +58,10 @@ int hexValue(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
+}
+
+unsigned char byteAt(const char* p, bool inFlash) {
+  return inFlash ? pgm_read_byte(p) : static_cast<unsigned char>(*p);
 }
 
 bool unreserved(unsigned char c) {
@@ -235,14 +248,14 @@ void Text::put(const char* s, size_t n) {
   buf_[len_] = 0;
 }
 
-Text& Text::add(const char* s) {
+Text& Text::addFrom(const char* s, bool inFlash) {
   // Whole characters as long as they fit: plain text may be cut, but never mid-escape.
-  for (; *s != 0; ++s) {
+  for (char c; (c = static_cast<char>(byteAt(s, inFlash))) != 0; ++s) {
     if (!fits(1)) {
       truncated_ = true;
       break;
     }
-    put(s, 1);
+    put(&c, 1);
   }
   return *this;
 }
@@ -252,26 +265,26 @@ Text& Text::add(char c) {
   return *this;
 }
 
-Text& Text::json(const char* s) {
+Text& Text::jsonFrom(const char* s, bool inFlash) {
   if (!fits(2)) {
     truncated_ = true;
     return *this;
   }
   put("\"", 1);
-  for (const unsigned char* p = reinterpret_cast<const unsigned char*>(s); *p != 0; ++p) {
+  for (unsigned char c; (c = byteAt(s, inFlash)) != 0; ++s) {
     char esc[7];
     size_t n = 0;
-    if (*p == '"' || *p == '\\') {
+    if (c == '"' || c == '\\') {
       esc[n++] = '\\';
-      esc[n++] = static_cast<char>(*p);
-    } else if (*p < 0x20) {
+      esc[n++] = static_cast<char>(c);
+    } else if (c < 0x20) {
       static const char kHex[] = "0123456789abcdef";
       memcpy(esc, "\\u00", 4);
       n = 4;
-      esc[n++] = kHex[*p >> 4];
-      esc[n++] = kHex[*p & 0x0F];
+      esc[n++] = kHex[c >> 4];
+      esc[n++] = kHex[c & 0x0F];
     } else {
-      esc[n++] = static_cast<char>(*p);
+      esc[n++] = static_cast<char>(c);
     }
     if (!fits(n + 1)) {  // keep room for the closing quote
       truncated_ = true;

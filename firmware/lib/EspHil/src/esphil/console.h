@@ -7,6 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// The core's tag for a string in flash (F(), FPSTR()): Text reads one through pgmspace.
+class __FlashStringHelper;
+
 namespace esphil {
 
 constexpr size_t kSsidMax = 32;   // 802.11 SSID bytes
@@ -86,10 +89,12 @@ void wipe(void* p, size_t len);
 class Text {
  public:
   Text(char* buf, size_t cap);
-  Text& add(const char* s);
+  Text& add(const char* s) { return addFrom(s, false); }
+  Text& add(const __FlashStringHelper* s) { return addFrom(flash(s), true); }
   Text& add(char c);
   /// A JSON string: quoted, '"' '\\' and control characters escaped.
-  Text& json(const char* s);
+  Text& json(const char* s) { return jsonFrom(s, false); }
+  Text& json(const __FlashStringHelper* s) { return jsonFrom(flash(s), true); }
   Text& num(unsigned long long v);
   Text& num(long long v);
   Text& num(unsigned long v) { return num(static_cast<unsigned long long>(v)); }
@@ -101,6 +106,11 @@ class Text {
   const char* c_str() const { return buf_; }
 
  private:
+  static const char* flash(const __FlashStringHelper* s) {
+    return reinterpret_cast<const char*>(s);
+  }
+  Text& addFrom(const char* s, bool inFlash);
+  Text& jsonFrom(const char* s, bool inFlash);
   bool fits(size_t n) const { return len_ + n < cap_; }
   void put(const char* s, size_t n);
   char* buf_;
