@@ -462,6 +462,29 @@ def test_asyncio_keyed_link(pool: ThreadPoolExecutor) -> None:
     assert got == MSGS
 
 
+def test_asyncio_keyed_serve_refuses_a_wrong_key_and_serves_the_right_one(
+        pool: ThreadPoolExecutor) -> None:
+    port = free_port()
+
+    def clients() -> None:
+        with pytest.raises(AuthenticationFailed, match="authentication failed"):
+            _dial_when_listening(port, key=bytes(16))
+        with _dial_when_listening(port, key=KEY) as ws:
+            _talk(ws, MSGS)
+            assert ws.reconnects == 0
+
+    async def main() -> None:
+        dialling = asyncio.get_running_loop().run_in_executor(pool, clients)
+        async with await aio.WiFiSocket.serve(port, LOCAL, timeout=WAIT, key=KEY,
+                                              **FAST) as s:
+            for _ in MSGS:
+                await s.send(await s.receive(WAIT))
+            await asyncio.wait_for(dialling, WAIT)
+            assert s.stats.auth_failures == 1
+
+    asyncio.run(main())
+
+
 def test_a_refused_key_during_an_outage_ends_the_link_without_redialling(
         pool: ThreadPoolExecutor) -> None:
     """The address now answers with another key: one attempt, AuthenticationFailed, stop."""
