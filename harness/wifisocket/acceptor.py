@@ -24,7 +24,7 @@ from typing import Any
 
 from harness.errors import ProtocolError
 from harness.wifisocket.frame import CloseCode, Hello
-from harness.wifisocket.session import Handshake, Session
+from harness.wifisocket.session import Handshake, Session, close_frame
 from harness.wifisocket.transport import POLLIN, Transport
 
 __all__ = ["MAX_PENDING", "Acceptor", "Allow", "Pending"]
@@ -65,7 +65,7 @@ class Acceptor:
         owns: close the listener on :meth:`close`.
         transport: whose poll set the listener and pending connections join.
         session: the session the connections are for (its limits for the HELLO check;
-            keyed, our HELLO and AUTH for the dialer).
+            keyed, our HELLO for the dialer).
         connect_timeout: how long a connection may take to say HELLO.
         allow: who may dial in (:data:`Allow`).
     """
@@ -164,7 +164,7 @@ class Acceptor:
             self._refuse(p, ProtocolError(CloseCode.PROTOCOL, "not allowed to dial in"))
             return None
         if hs.reply:
-            # Keyed: our HELLO and AUTH (~120 bytes: a fresh socket's buffer takes them).
+            # Keyed: our HELLO (68 bytes: a fresh socket's buffer takes it).
             reply, hs.reply = hs.reply, b""
             try:
                 sent = p.sock.send(reply)
@@ -179,7 +179,8 @@ class Acceptor:
             return None
         if hs.keyed is not None and hs.known_peer != self._session.peer_session_id:
             # Another peer took the session while this one proved the key: what our HELLO
-            # said (resume, ack) is stale. A recoverable refusal: it dials again.
+            # said (resume, ack) is stale. Refused before our AUTH (§6), recoverably: it
+            # dials again.
             self._refuse(p, ProtocolError(
                 CloseCode.TIMEOUT, "the session changed during the handshake; dial again"))
             return None
@@ -240,7 +241,8 @@ class Acceptor:
         if error is not None:
             self.refused = f"{p.address}: {error}"
             with contextlib.suppress(OSError):
-                p.sock.send(p.handshake.refusal(error))
+                # Untagged: a refused dialer never got our AUTH (§6).
+                p.sock.send(close_frame(error.code, error.reason))
         elif why:
             self.refused = f"{p.address}: {why}"
         p.sock.close()

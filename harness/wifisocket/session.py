@@ -202,9 +202,11 @@ class Handshake:
     The acceptor keeps one per connection that has not said HELLO yet; only a connection
     that passes becomes the session's transport (so a stray client cannot disturb it).
     On a keyed link (``session`` has a key) it goes on until the dialer's AUTH is verified:
-    after the dialer's HELLO, :attr:`reply` holds our HELLO and AUTH for the acceptor to
-    send, and only a dialer that proves the key is handed to the session (§6: nothing of
-    an unverified HELLO is acted on, the current connection is never replaced for it).
+    after the dialer's HELLO, :attr:`reply` holds our HELLO (only: our AUTH goes out once
+    the dialer proved the key and the acceptor took it, §6), and only a dialer that proves
+    the key is handed to the session (nothing of an unverified HELLO is acted on, the
+    current connection is never replaced for it). A dialer refused at any point gets an
+    untagged CLOSE (:func:`close_frame`): it has no AUTH of ours.
     """
 
     def __init__(self, max_message: int, session: Session | None = None) -> None:
@@ -214,7 +216,7 @@ class Handshake:
         self.data = bytearray()
         #: The dialer's HELLO, once valid.
         self.hello: Hello | None = None
-        #: Keyed: this connection's handshake state, and the bytes to send now.
+        #: Keyed: this connection's handshake state, and the bytes to send now (our HELLO).
         self.keyed: KeyedConnection | None = None
         self.reply = b""
         #: Keyed: the ack our HELLO carried, and the peer session we knew when we sent it.
@@ -259,14 +261,6 @@ class Handshake:
         if self.hello is None and len(self.data) >= _HELLO_FRAME_MAX:
             raise ProtocolError(CloseCode.PROTOCOL, "first frame is not a HELLO")
         return False
-
-    def refusal(self, error: ProtocolError) -> bytes:
-        """The CLOSE that refuses this connection (tagged once our AUTH went out, §6)."""
-        raw = close_frame(error.code, error.reason)
-        keyed = self.keyed
-        if keyed is None or self.reply or not keyed.proof:
-            return raw
-        return keyed.sealer().seal(raw)
 
 
 def _peer_close_error(frame: Frame) -> ProtocolError:
@@ -422,8 +416,9 @@ class Session:
         ``dialer``: we accepted the connection and this is its handshake, or its HELLO (the
         dialer spoke first; feed what it sent next). What we remember of a peer's session
         (its id as ``resume``, our ack) goes only to a dialer that named itself as that
-        peer (docs/protocol.md §2, Strangers). Keyed, the handshake already sent our HELLO
-        and AUTH: nothing is returned, and what follows is tagged.
+        peer (docs/protocol.md §2, Strangers). Keyed, the handshake already sent our HELLO:
+        nothing is returned; feed the handshake's :attr:`~Handshake.data` next, and our AUTH
+        goes out (first, then everything tagged) once the dialer's AUTH in it is verified.
         """
         if self.state == State.CLOSED:
             raise ConnectionLost("session closed")
@@ -441,7 +436,6 @@ class Session:
         if isinstance(dialer, Handshake):
             if dialer.keyed is not None:
                 self._keyed = dialer.keyed
-                self._sealer = dialer.keyed.sealer()
                 self._last_sent = now
                 self._ack_sent = dialer.ack
                 self._rx_unacked = 0
@@ -455,8 +449,9 @@ class Session:
 
     def accepting(self, dialer: Hello, payload: bytes) -> tuple[KeyedConnection, bytes, int]:
         """Keyed serve side, for a :class:`Handshake`: a (valid v2) dialer HELLO arrived on
-        a connection that is not ours yet. Returns its handshake state, our HELLO and AUTH
-        to send, and the ack our HELLO carries. Changes nothing here.
+        a connection that is not ours yet. Returns its handshake state, our HELLO to send
+        (our AUTH waits for the dialer's, §6), and the ack our HELLO carries. Changes
+        nothing here.
 
         Raises:
             AuthenticationFailed: a reflected HELLO.
@@ -465,7 +460,7 @@ class Session:
         keyed = KeyedConnection(self._key, ACCEPTOR)
         raw, ack = self._hello(dialer, keyed)
         keyed.peer_hello(payload, dialer.session, self.session_id)
-        return keyed, raw + encode_frame(FrameType.AUTH, keyed.proof), ack
+        return keyed, raw, ack
 
     def _hello(self, dialer: Hello | None, keyed: KeyedConnection | None) -> tuple[bytes, int]:
         """Our HELLO frame for a connection (``dialer``: the HELLO of who dialled us), and
@@ -610,8 +605,8 @@ class Session:
             self._apply_hello(hello, frame.ack, events)
             return
         keyed.peer_hello(frame.payload, hello.session, self.session_id)
-        if self._sealer is None:
-            # Our AUTH goes out next (after our HELLO); the serve side's Handshake sent it.
+        if keyed.role == DIALER:
+            # The dialer proves the key first, right on the acceptor's HELLO (§6).
             self._auth_out = encode_frame(FrameType.AUTH, keyed.proof)
         self._unverified = (hello, frame.ack)
         self._to("keyed_hello")
@@ -625,6 +620,10 @@ class Session:
         self._unverified = None
         self._to("auth")
         self._apply_hello(hello, ack, events)
+        if keyed.role == ACCEPTOR:
+            # The dialer proved the key and was taken: only now do we prove ours (§6), in
+            # front of whatever the HELLO queued (resends).
+            self._auth_out = encode_frame(FrameType.AUTH, keyed.proof)
 
     def _apply_hello(self, hello: Hello, ack: int, events: list[Event]) -> None:
         """Act on the peer's HELLO (§2 Resume); ``ack``: its header's ack."""

@@ -91,7 +91,14 @@ class RawPeer:
                 keyed.sent_hello(ours.encode())
             payload = ours.encode()
             self.send(encode_frame(FrameType.HELLO, payload))
-            frame = self.next_frame()
+            hello = frame = self.next_frame()
+            if keyed is not None and hello.type == FrameType.HELLO:
+                # Keyed (§6): we prove the key first; the device answers with its AUTH, or
+                # refuses us (BUSY included) with an untagged CLOSE before it.
+                peer = Hello.decode(hello.payload, keyed=True)
+                keyed.peer_hello(hello.payload, peer.session, ours.session)
+                self.send(encode_frame(FrameType.AUTH, keyed.proof))
+                frame = self.next_frame()
             busy = frame.type == FrameType.CLOSE and frame.payload[:1] == bytes([CloseCode.BUSY])
             if not busy or time.monotonic() >= deadline:
                 break
@@ -100,16 +107,14 @@ class RawPeer:
             self.sock = self._dial()
             self.decoder = FrameDecoder(1 << 20)
             self.frames.clear()
-        assert frame.type == FrameType.HELLO, frame
-        self.peer_hello = Hello.decode(frame.payload, keyed=keyed is not None)
+        assert hello.type == FrameType.HELLO, hello
         if keyed is not None:
-            keyed.peer_hello(frame.payload, self.peer_hello.session, ours.session)
-            self.send(encode_frame(FrameType.AUTH, keyed.proof))
+            assert frame.type == FrameType.AUTH, frame
+            keyed.verify(frame.payload)
             self._sealer = keyed.sealer()
-            auth = self.next_frame()
-            assert auth.type == FrameType.AUTH, auth
-            keyed.verify(auth.payload)
             self.decoder.expect_tags(keyed.tag_check())
+            self.frames.extend(self.decoder.feed(b""))  # what came with the AUTH, tagged
+        self.peer_hello = Hello.decode(hello.payload, keyed=keyed is not None)
         return self.peer_hello
 
     def next_frame(self, timeout: float | None = None) -> Frame:

@@ -25,7 +25,15 @@ from harness.wifisocket.frame import (
     encode_frame,
 )
 from harness.wifisocket.keyed import ACCEPTOR, DIALER, Key, KeyedConnection, Sealer, TagCheck
-from harness.wifisocket.session import Connected, Failed, Message, Session, State
+from harness.wifisocket.session import (
+    Connected,
+    Failed,
+    Message,
+    PeerClosed,
+    Session,
+    State,
+    close_frame,
+)
 
 V: dict[str, Any] = json.loads(
     (Path(__file__).parents[1] / "vectors" / "keyed.json").read_text()
@@ -282,14 +290,57 @@ class _Skip:
 
 
 def connect(d: Session, a: Session, now: float = 0.0) -> tuple[list, list]:
-    """``d`` dials ``a``; everything exchanged until both are open."""
+    """``d`` dials ``a``; everything exchanged until both are open (§6's order: HELLO d,
+    HELLO a, AUTH d, AUTH a)."""
     hello_d = d.connection_made(now)
     (f,) = frames_of(hello_d)
     hello_a = a.connection_made(now, dialer=Hello.decode(f.payload, keyed=True))
     ev_a = a.receive_data(hello_d, now)
-    ev_d = d.receive_data(hello_a + a.data_to_send(), now)
+    assert a.data_to_send() == b""  # no AUTH of the acceptor's before the dialer's
+    ev_d = d.receive_data(hello_a, now)
     ev_a += a.receive_data(d.data_to_send(), now)
+    ev_d += d.receive_data(a.data_to_send(), now)
     return ev_d, ev_a
+
+
+def test_the_handshake_goes_hello_hello_auth_auth() -> None:
+    """The acceptor answers the dialer's HELLO with its HELLO alone, and proves the key
+    only after it verified the dialer's proof; the dialer proves it on the acceptor's
+    HELLO and is connected only on the acceptor's AUTH."""
+    d, a = mk(), mk()
+    hello_d = d.connection_made(0.0)
+    (f,) = frames_of(hello_d)
+    hello_a = a.connection_made(0.0, dialer=Hello.decode(f.payload, keyed=True))
+    assert [fr.type for fr in frames_of(hello_a)] == [FrameType.HELLO]
+    assert a.receive_data(hello_d, 0.0) == [] and a.data_to_send() == b""
+    assert d.receive_data(hello_a, 0.0) == [] and d.state == State.PROVING
+    auth_d = d.data_to_send()
+    assert [fr.type for fr in frames_of(auth_d)] == [FrameType.AUTH]
+    assert [type(e) for e in a.receive_data(auth_d, 0.0)] == [Connected]
+    auth_a = a.data_to_send()
+    assert [fr.type for fr in frames_of(auth_a)] == [FrameType.AUTH]
+    assert [type(e) for e in d.receive_data(auth_a, 0.0)] == [Connected]
+
+
+def test_a_dialer_refused_before_the_acceptors_auth_is_not_connected() -> None:
+    """A CLOSE (untagged: the acceptor sent no AUTH) instead of the acceptor's AUTH ends
+    the attempt as a CLOSE instead of a HELLO does on an unkeyed link: the dialer never
+    counted itself connected, and the CLOSE's ack is not acted on."""
+    d, a = mk(), mk()
+    connect(d, a)
+    d.send_message("unconfirmed", 0.0)
+    d.connection_lost()
+    a.connection_lost()
+    hello_d = d.connection_made(1.0)
+    (f,) = frames_of(hello_d)
+    hello_a = a.connection_made(1.0, dialer=Hello.decode(f.payload, keyed=True))
+    assert d.receive_data(hello_a, 1.0) == []
+    assert [fr.type for fr in frames_of(d.data_to_send())] == [FrameType.AUTH]
+    busy = close_frame(CloseCode.BUSY, "another peer's session is live", ack=1)
+    assert d.receive_data(busy, 1.0) == [PeerClosed(CloseCode.BUSY,
+                                                    "another peer's session is live")]
+    assert d.state == State.IDLE and not d.is_open
+    assert d.unacked_messages == ["unconfirmed"] and d.peer_ack == 0
 
 
 def test_keyed_handshake_opens_both_sides() -> None:
@@ -315,7 +366,7 @@ def test_nothing_of_the_hello_acts_before_the_auth() -> None:
     hello_d = d.connection_made(1.0)
     (f,) = frames_of(hello_d)
     hello_a = a.connection_made(1.0, dialer=Hello.decode(f.payload, keyed=True))
-    # The acceptor's HELLO (acking seq 1) reaches the dialer; its AUTH does not.
+    # The acceptor's HELLO (acking seq 1) reaches the dialer; its AUTH has not come.
     assert d.receive_data(hello_a, 1.0) == []
     assert d.state == State.PROVING
     assert d.unacked_messages == ["unconfirmed"] and d.peer_ack == 0
@@ -342,11 +393,21 @@ def test_a_reflected_hello_is_refused(mutate: str) -> None:
     assert close.type == FrameType.CLOSE and close.payload[0] == CloseCode.AUTH
 
 
-def test_wrong_key_fails_on_both_sides_with_auth() -> None:
+def test_wrong_key_fails_on_both_sides_with_auth_and_the_acceptor_proves_nothing() -> None:
     d, a = mk(), mk(key=bytes(16))
-    ev_d, ev_a = connect(d, a)
-    assert isinstance(ev_d[-1], Failed) and ev_d[-1].error.code == CloseCode.AUTH
+    hello_d = d.connection_made(0.0)
+    (f,) = frames_of(hello_d)
+    hello_a = a.connection_made(0.0, dialer=Hello.decode(f.payload, keyed=True))
+    a.receive_data(hello_d, 0.0)
+    d.receive_data(hello_a, 0.0)
+    ev_a = a.receive_data(d.data_to_send(), 0.0)
     assert isinstance(ev_a[-1], Failed) and ev_a[-1].error.reason == "authentication failed"
+    # The dialer gets an untagged CLOSE AUTH and no proof it could learn from.
+    refusal = a.data_to_send()
+    (close,) = frames_of(refusal)
+    assert close.type == FrameType.CLOSE and len(refusal) == 20 + len(close.payload)
+    assert d.receive_data(refusal, 0.0) == [PeerClosed(CloseCode.AUTH,
+                                                       "authentication failed")]
 
 
 @pytest.mark.parametrize("keyed_side", ["dialer", "acceptor"])
@@ -388,7 +449,7 @@ def test_replayed_transcript_fails_on_a_new_connection() -> None:
     (f,) = frames_of(hello_d)
     hello_a = a.connection_made(0.0, dialer=Hello.decode(f.payload, keyed=True))
     a.receive_data(hello_d, 0.0)
-    d.receive_data(hello_a + a.data_to_send(), 0.0)
+    d.receive_data(hello_a, 0.0)
     auth_d = d.data_to_send()
     assert isinstance(a.receive_data(auth_d, 0.0)[-1], Connected)
     recorded = hello_d + auth_d

@@ -27,6 +27,7 @@ from harness.errors import (
     ProtocolError,
 )
 from harness.wifisocket.frame import CloseCode, FrameType, encode_frame
+from harness.wifisocket.session import Handshake, Message, Session, close_frame
 from tests.helpers.net import free_port
 
 LOCAL = "127.0.0.1"
@@ -151,6 +152,104 @@ def test_a_reflected_hello_is_refused() -> None:
         with pytest.raises(AuthenticationFailed, match="reflected HELLO"):
             WiFiSocket(LOCAL, port, timeout=3, key=KEY)
         t.join(WAIT)
+
+
+class BusyDevice:
+    """A keyed acceptor that holds its session for another host, as the device does
+    (docs/protocol.md §2 Strangers, §6): it verifies each dialer's AUTH and refuses it with
+    an untagged CLOSE BUSY, ``busy`` times; then it takes the next dialer (sends its AUTH)
+    and echoes. Built on the serve side's own sans-IO steps (Handshake, then the Session)."""
+
+    def __init__(self, busy: int) -> None:
+        self.busy = busy
+        self.refused = 0  # dialers that proved the key and got BUSY
+        self.listener = socket.create_server((LOCAL, 0))
+        self.listener.settimeout(WAIT)
+        self.port = self.listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        session = Session(key=KEY, keepalive_ms=0, dead_after=0)
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(WAIT)
+                try:
+                    if self._serve(conn, session):
+                        return
+                except (OSError, ProtocolError):
+                    pass  # the dialer gave up on this connection
+
+    def _serve(self, conn: socket.socket, session: Session) -> bool:
+        hs = Handshake(session.max_message, session)
+        done = False
+        while not done:
+            data = conn.recv(4096)
+            if not data:
+                return False
+            done = hs.feed(data)
+            conn.sendall(hs.reply)  # our HELLO, once
+            hs.reply = b""
+        if self.refused < self.busy:
+            self.refused += 1
+            conn.sendall(close_frame(CloseCode.BUSY, "another peer's session is live"))
+            return False
+        now = 0.0  # no timers here: keepalive and dead bound are off
+        conn.sendall(session.connection_made(now, hs))
+        events = session.receive_data(bytes(hs.data), now)
+        while True:
+            for ev in events:
+                if isinstance(ev, Message):
+                    conn.sendall(session.send_message(ev.data, now))
+            conn.sendall(session.data_to_send())
+            if not session.is_open:
+                return True
+            data = conn.recv(65536)
+            if not data:
+                return True
+            events = session.receive_data(data, now)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (Linux)
+        self.listener.close()
+        self._thread.join(WAIT)
+        assert not self._thread.is_alive()
+
+
+@pytest.mark.parametrize("facade", ["blocking", "asyncio"])
+def test_a_device_holding_its_session_refuses_a_keyed_dialer_with_busy(facade: str) -> None:
+    """BUSY comes after the dialer's AUTH and before the device's: the constructor never
+    counts itself connected, tries again within its timeout and raises ProtocolError BUSY
+    (not AuthenticationFailed), as on an unkeyed link."""
+    device = BusyDevice(busy=1 << 30)
+    try:
+        with pytest.raises(ProtocolError) as info:
+            if facade == "blocking":
+                WiFiSocket(LOCAL, device.port, timeout=1.0, key=KEY)
+            else:
+                asyncio.run(aio.WiFiSocket.connect(LOCAL, device.port, timeout=1.0, key=KEY))
+        assert info.value.code == CloseCode.BUSY
+        assert not isinstance(info.value, AuthenticationFailed)
+        assert "another peer's session is live" in str(info.value)
+        assert device.refused >= 2  # it dialled again (and proved the key each time)
+    finally:
+        device.close()
+
+
+def test_a_keyed_constructor_gets_the_device_once_it_stops_answering_busy() -> None:
+    device = BusyDevice(busy=2)
+    try:
+        with WiFiSocket(LOCAL, device.port, timeout=WAIT, key=KEY) as ws:
+            _talk(ws, MSGS)
+            assert ws.reconnects == 0
+        assert device.refused == 2
+    finally:
+        device.close()
 
 
 # --- the on-path attacker --------------------------------------------------------------------
@@ -316,19 +415,19 @@ def test_a_replayed_handshake_does_not_touch_the_session(pool: ThreadPoolExecuto
         with _dial_when_listening(proxy.port, key=KEY) as ws:
             _talk(ws, MSGS[:2])
             with socket.create_connection((LOCAL, port), timeout=WAIT) as replay:
-                # As the dialer would: HELLO, the server's HELLO and AUTH, then AUTH.
+                # As the dialer would: HELLO, the server's HELLO (alone), then AUTH.
                 replay.sendall(recorded[0])
                 answer = b""
-                while len(answer) < 68 + 52:
+                while len(answer) < 68:
                     answer += replay.recv(4096)
-                assert answer[2] == FrameType.HELLO and answer[68 + 2] == FrameType.AUTH
+                assert answer[2] == FrameType.HELLO
                 replay.sendall(recorded[1])
                 while chunk := replay.recv(4096):
                     answer += chunk
-            # Then CLOSE AUTH, tagged (the server's AUTH went out): 20 + 1 + reason + 16.
-            close = answer[68 + 52:]
+            # Then CLOSE AUTH, untagged (20 + 1 + reason): the server proved nothing.
+            close = answer[68:]
             assert close[2] == FrameType.CLOSE and close[16] == CloseCode.AUTH
-            assert len(close) == 20 + struct.unpack_from(">I", close, 4)[0] + 16
+            assert len(close) == 20 + struct.unpack_from(">I", close, 4)[0]
             _talk(ws, MSGS[2:])
             assert ws.reconnects == 0
         got, server = fut.result(WAIT)
@@ -361,6 +460,29 @@ def test_asyncio_keyed_link(pool: ThreadPoolExecutor) -> None:
     asyncio.run(main())
     got, _ = fut.result(WAIT)
     assert got == MSGS
+
+
+def test_asyncio_keyed_serve_refuses_a_wrong_key_and_serves_the_right_one(
+        pool: ThreadPoolExecutor) -> None:
+    port = free_port()
+
+    def clients() -> None:
+        with pytest.raises(AuthenticationFailed, match="authentication failed"):
+            _dial_when_listening(port, key=bytes(16))
+        with _dial_when_listening(port, key=KEY) as ws:
+            _talk(ws, MSGS)
+            assert ws.reconnects == 0
+
+    async def main() -> None:
+        dialling = asyncio.get_running_loop().run_in_executor(pool, clients)
+        async with await aio.WiFiSocket.serve(port, LOCAL, timeout=WAIT, key=KEY,
+                                              **FAST) as s:
+            for _ in MSGS:
+                await s.send(await s.receive(WAIT))
+            await asyncio.wait_for(dialling, WAIT)
+            assert s.stats.auth_failures == 1
+
+    asyncio.run(main())
 
 
 def test_a_refused_key_during_an_outage_ends_the_link_without_redialling(

@@ -216,6 +216,9 @@ def tagged(k_conn: bytes, direction: bytes, n: int, raw: bytes) -> bytes:
 def keyed() -> dict[str, Any]:
     """One keyed connection, host dialing the device (docs/protocol.md §6), byte for byte.
 
+    On the wire the handshake goes: the dialer's HELLO, the acceptor's HELLO, the dialer's
+    AUTH, then (once the acceptor verified it and took the dialer) the acceptor's AUTH; no
+    byte here depends on that order, since both proofs cover the same two HELLOs.
     ``dialer``/``acceptor`` hold each side's HELLO payload and AUTH; ``d_to_a``/``a_to_d``
     the tagged frames each side sends after its AUTH, in order (``n`` is the counter);
     ``rejected`` are single frames that a receiver which verified the peer's AUTH must
