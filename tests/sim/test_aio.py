@@ -45,7 +45,7 @@ async def _pipeline(ws: aio.WiFiSocket, count: int) -> list[str | bytes]:
 
 
 async def test_echo_text_and_binary(device: Device) -> None:
-    async with await aio.WiFiSocket.connect(device.ip, device.port, **OPTS) as ws:
+    async with await aio.WiFiSocket.connect(device.ip, device.port, key=device.key, **OPTS) as ws:
         assert ws.connected and ws.max_message == device.max_message
         await ws.send("hello")
         await ws.send(b"\x00\xff")
@@ -75,7 +75,7 @@ def three_twins() -> Iterator[list[Device]]:
 
 async def test_one_coroutine_drives_three_twins_at_once(three_twins: list[Device]) -> None:
     socks = await asyncio.gather(
-        *(aio.WiFiSocket.connect(d.ip, d.port, **OPTS) for d in three_twins)
+        *(aio.WiFiSocket.connect(d.ip, d.port, key=d.key, **OPTS) for d in three_twins)
     )
     try:
         assert len({s.peer_address for s in socks}) == 3
@@ -103,7 +103,7 @@ async def test_a_pipelined_stream_survives_cuts(device: Device, netem: Proxy) ->
             for at in rng.sample(range(20, count - 20), 6)}
     injector = Injector(netem)
     try:
-        async with await aio.WiFiSocket.connect(*netem.address, **OPTS) as ws:
+        async with await aio.WiFiSocket.connect(*netem.address, key=device.key, **OPTS) as ws:
 
             async def reader() -> list[str | bytes]:
                 return [await ws.receive() for _ in range(count)]
@@ -126,7 +126,7 @@ async def test_a_pipelined_stream_survives_cuts(device: Device, netem: Proxy) ->
 
 
 async def test_close_wakes_a_waiting_receive_and_send(device: Device, netem: Proxy) -> None:
-    ws = await aio.WiFiSocket.connect(*netem.address, **OPTS)
+    ws = await aio.WiFiSocket.connect(*netem.address, key=device.key, **OPTS)
     netem.add(Blackhole(), direction="upstream")
 
     async def send_until_blocked() -> None:
@@ -148,7 +148,7 @@ async def test_serve_accepts_the_device_dialling_in(device: Device) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     serving = asyncio.create_task(
-        aio.WiFiSocket.serve(port, host="127.0.0.1", **OPTS)
+        aio.WiFiSocket.serve(port, host="127.0.0.1", key=device.key, **OPTS)
     )
     await asyncio.sleep(0.05)
     dial = DialControl(device)
@@ -165,7 +165,7 @@ async def test_serve_accepts_the_device_dialling_in(device: Device) -> None:
 
 
 async def test_a_device_reset_raises_session_lost_once_then_goes_on(device: Device) -> None:
-    async with await aio.WiFiSocket.connect(device.ip, device.port, **OPTS) as ws:
+    async with await aio.WiFiSocket.connect(device.ip, device.port, key=device.key, **OPTS) as ws:
         await ws.send("before")
         assert await ws.receive() == "before"
         await ws.flush()

@@ -76,7 +76,7 @@ def _pipeline(ws: WiFiSocket, count: int, cuts: dict[int, Fault], injector: Inje
 
 
 def test_send_does_not_wait_for_a_blocked_receive(device: Device) -> None:
-    with WiFiSocket(device.ip, device.port, **OPTS) as ws:
+    with WiFiSocket(device.ip, device.port, key=device.key, **OPTS) as ws:
         reader = _Reader(ws, 1)
         reader.start()
         time.sleep(0.2)  # the reader is blocked in receive (nothing was sent yet)
@@ -97,7 +97,7 @@ def test_3000_pipelined_messages_through_random_cuts(device: Device, netem: Prox
         cuts[at] = Fault(at, kind, rng.choice(["upstream", "downstream"]), value)
     injector = Injector(netem)
     try:
-        with WiFiSocket(*netem.address, **OPTS) as ws:
+        with WiFiSocket(*netem.address, key=device.key, **OPTS) as ws:
             _pipeline(ws, count, cuts, injector)
             assert ws.reconnects >= 1
     finally:
@@ -119,7 +119,7 @@ def test_duplex_survives_any_cut_schedule(device: Device, cuts: list[Fault]) -> 
     with Proxy(upstream=(device.ip, device.port), seed=0) as proxy:
         injector = Injector(proxy)
         try:
-            with WiFiSocket(*proxy.address, **OPTS) as ws:
+            with WiFiSocket(*proxy.address, key=device.key, **OPTS) as ws:
                 # reset_peer's value is ms: keep it short so the cut lands mid-stream.
                 schedule = {
                     f.at: f if f.kind == "limit_data" else Fault(f.at, f.kind, f.direction,
@@ -133,7 +133,7 @@ def test_duplex_survives_any_cut_schedule(device: Device, cuts: list[Fault]) -> 
 
 def test_several_writers_interleave_whole_messages(device: Device) -> None:
     writers, each = 4, 300
-    with WiFiSocket(device.ip, device.port, **OPTS) as ws:
+    with WiFiSocket(device.ip, device.port, key=device.key, **OPTS) as ws:
         reader = _Reader(ws, writers * each)
         reader.start()
         errors: list[BaseException] = []
@@ -162,7 +162,7 @@ def test_several_writers_interleave_whole_messages(device: Device) -> None:
 def test_close_from_a_third_thread_wakes_receive_and_send(
     device: Device, netem: Proxy
 ) -> None:
-    with WiFiSocket(*netem.address, **OPTS) as ws:
+    with WiFiSocket(*netem.address, key=device.key, **OPTS) as ws:
         ws.send("hello")
         assert ws.receive() == "hello"
         netem.add(Blackhole(), direction="upstream")  # nothing gets through: the window fills

@@ -58,6 +58,8 @@ def _hello(session: int, resume: int = 0, ack: int = 0) -> bytes:
 
 def test_a_stranger_learns_nothing_and_cannot_continue_the_hosts_session(
         device: Device) -> None:
+    # A keyed device refuses the key-less stranger's HELLO with AUTH before anything else.
+    refusal = CloseCode.AUTH if device.key is not None else CloseCode.BUSY
     with device.connect(timeout=TIMEOUT) as host:
         for i in range(3):
             host.send(f"host {i}")
@@ -74,7 +76,7 @@ def test_a_stranger_learns_nothing_and_cannot_continue_the_hosts_session(
             s.sendall(_hello(int.from_bytes(os.urandom(8), "big") | 1))
             got = _frames_within(s, decoder, TIMEOUT)
         assert [f.type for f in got] == [FrameType.CLOSE], got
-        assert got[0].payload[0] == CloseCode.BUSY
+        assert got[0].payload[0] == refusal
         assert secret not in _u64s(before + got)
 
         # 3. The replay of the issue with everything a stranger could know (the device's
@@ -86,7 +88,7 @@ def test_a_stranger_learns_nothing_and_cannot_continue_the_hosts_session(
                                      ack=ack))
             got = _frames_within(s, decoder, TIMEOUT)
         assert [f.type for f in got] == [FrameType.CLOSE], got
-        assert got[0].payload[0] == CloseCode.BUSY
+        assert got[0].payload[0] == refusal
         assert secret not in _u64s(got)
 
         # The host's session went on untouched: same connection, nothing injected.
@@ -141,7 +143,8 @@ def test_serve_refuses_an_impostor_and_serves_the_device(device: Device) -> None
             impostor.sendall(_hello(int.from_bytes(os.urandom(8), "big") | 1))
             device.console.send_line(f"dial 127.0.0.1 {port}")
             try:
-                with WiFiSocket.accept(listener, timeout=10.0, allow=[device.ip]) as host:
+                with WiFiSocket.accept(listener, timeout=10.0, allow=[device.ip],
+                                       key=device.key) as host:
                     host.send("secret-for-device")
                     assert host.receive(timeout=TIMEOUT) == "secret-for-device"
                     host.flush(timeout=TIMEOUT)
