@@ -1323,6 +1323,22 @@ void test_keyed_busy_before_the_dialer_counts_itself_connected() {
   pump(p.a, as, p.b, bs, 2);
   CHECK(p.b.closesWith(kClosedLocally, kReplaced) == 1 && p.b.ep.activeSlot() == bs);
   CHECK(p.a.ep.connected() && p.b.take() == "again" && p.b.take() == "<none>");
+  // Dropped after it verified the dialer's AUTH but before its own AUTH is written: the
+  // CLOSE takes the AUTH's place, untagged, and the dialer never counts itself connected.
+  Side d(0xD2A, 1024, 8192, 8192), acc(0xACD, 1024, 8192, 8192);
+  d.keyed();
+  acc.keyed();
+  const int dc = d.ep.open(3), ac = acc.ep.open(3, Endpoint::kAccepted);
+  flow(d, dc, acc, ac, 3);
+  flow(acc, ac, d, dc, 3);
+  flow(d, dc, acc, ac, 3);
+  CHECK(acc.ep.connected());
+  acc.ep.drop(kBusy, "not now");
+  const auto refused = output(acc, ac, 3);
+  CHECK(refused.size() == kFrameOverhead + 1 + strlen("not now") && refused[2] == kClose);
+  d.ep.feed(dc, refused.data(), refused.size(), 3);
+  CHECK(d.closesWith(kClosedByPeer, kBusy) == 1 && !d.ep.connected());
+  CHECK(d.ep.tagFailures() == 0 && d.ep.peerSession() == 0);
 }
 
 void test_keyed_meets_unkeyed() {

@@ -227,8 +227,8 @@ class Endpoint {
     bool established = false;  // was the active connection
     // Keyed links (docs/protocol.md §6). While the peer's AUTH is awaited (still kHandshake:
     // not past HELLO for eviction and the handshake bound), both HELLO payloads stay where
-    // they are, ours in `scratch` (with our AUTH after it once we send it: a dialer on the
-    // acceptor's HELLO, an acceptor once the dialer's AUTH is verified) and the peer's in `smallBuf`,
+    // they are, ours in `scratch` (our AUTH goes after it: a dialer's on the acceptor's
+    // HELLO, an acceptor's once the dialer's AUTH is verified) and the peer's in `smallBuf`,
     // whose decoder then continues after it: the transcript and the connection key are
     // computed from them, and no other memory per slot is needed.
     bool keyed = false;          // opened while the endpoint had a key: speaks version 2
