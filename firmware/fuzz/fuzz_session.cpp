@@ -34,10 +34,13 @@
 // (op 1 reads one more byte: bits 0-1 nonce from the input / counter / the device's own /
 // zeros, bit 2 the other version), and ops are taken % 19:
 //    17 the peer's AUTH [sel]: sel % 4 the right proof / the wrong key's / the device's own
-//       role (reflected) / bytes from the input; after it the peer's frames carry tags
+//       role (reflected) / bytes from the input; after it the peer's frames carry tags. A
+//       peer that is the acceptor first reads what the device wrote (its AUTH comes after
+//       the dialer's, docs/protocol.md §6) unless bit 2 of sel says it answers out of turn
 //    18 setKey [sel]: sel % 4 the key / another key / clear / a length that is refused
 // Checked on top: the device writes HELLO, AUTH, CLOSE only before its AUTH, then a correct
-// tag on every frame (verified whenever the harness knows the transcript); the active
+// tag on every frame (verified whenever the harness knows the transcript); as the acceptor
+// it writes its AUTH only after the peer's right AUTH (a refusal is an untagged CLOSE); the active
 // connection of a keyed slot is one whose peer sent the right AUTH (so nothing is ever
 // delivered from a peer that did not prove the key); authFailures()/tagFailures() only grow.
 
@@ -158,6 +161,31 @@ struct OutputCheck {
   bool activeSeen = false;  // the slot was the active one while this frame was written
   bool accepted = false;    // Role kAccepted: the HELLO answers the dialer's
   uint64_t peerNow = 0;     // the endpoint's peer session while these bytes were written
+  // The endpoint's peer sessions around each feed of this connection before the device's
+  // HELLO was written: an acceptor's HELLO names the one it had when the dialer's HELLO came
+  // in, and (keyed) another connection may take the session before the HELLO is written.
+  uint64_t peersFed[8] = {};
+  size_t peersFedCount = 0;
+  bool peersFedFull = false;
+
+  void notePeer(uint64_t p) {
+    if (sawHello) return;
+    for (size_t i = 0; i < peersFedCount; ++i) {
+      if (peersFed[i] == p) return;
+    }
+    if (peersFedCount < 8) {
+      peersFed[peersFedCount++] = p;
+    } else {
+      peersFedFull = true;  // too many to tell: that HELLO's resume is not checked
+    }
+  }
+  bool named(uint64_t resume) const {
+    if (resume == 0 || resume == peerNow || peersFedFull) return true;
+    for (size_t i = 0; i < peersFedCount; ++i) {
+      if (peersFed[i] == resume) return true;
+    }
+    return false;
+  }
   // Keyed: the device's HELLO, whether its AUTH is out, and (when its proof matches the
   // HELLOs the harness knows) the connection key its tags must verify under.
   bool keyed = false;
@@ -176,6 +204,8 @@ struct OutputCheck {
     devHelloLen = 0;
     devAuth = known = false;
     rxN = 0;
+    peersFedCount = 0;
+    peersFedFull = false;
     dec = FrameDecoder(buf, kCap, 0xFFFFFFFFU);
     session = ep.sessionId();
     maxMessage = ep.maxMessage();
@@ -235,7 +265,7 @@ struct OutputCheck {
       FUZZ_CHECK(h.maxMessage == maxMessage && h.window == window);
       // An acceptor names a remembered session only to the dialer that named itself as
       // its peer, so never another peer session (docs/protocol.md section 2, Strangers).
-      if (accepted) FUZZ_CHECK(h.resume == 0 || h.resume == peerNow);
+      if (accepted) FUZZ_CHECK(named(h.resume));
       if (accepted && h.resume == 0) FUZZ_CHECK(f.ack == 0);
       sawHello = true;
       return;
@@ -247,6 +277,8 @@ struct OutputCheck {
         sawClose = true;
         return;
       }
+      // An acceptor proves nothing to a dialer that has not proven the key (§6).
+      if (accepted) FUZZ_CHECK(peer != nullptr && peer->authOk);
       devAuth = true;
       dec.setTagged(true);
       checkDeviceProof(f.payload);
@@ -322,13 +354,20 @@ struct Harness {
 
   void feed(int slot, const uint8_t* p, size_t n) {
     if (fragment == 0) {
-      ep->feed(slot, p, n, now);
+      feedPiece(slot, p, n);
       return;
     }
     for (size_t off = 0; off < n; off += fragment) {
       const size_t k = n - off < fragment ? n - off : fragment;
-      ep->feed(slot, p + off, k, now);
+      feedPiece(slot, p + off, k);
     }
+  }
+
+  void feedPiece(int slot, const uint8_t* p, size_t n) {
+    const bool note = slot >= 0 && slot < kSlots && tracked[slot];
+    if (note) out[slot].notePeer(ep->peerSession());
+    ep->feed(slot, p, n, now);
+    if (note) out[slot].notePeer(ep->peerSession());
   }
 
   void feedFrame(int slot, uint8_t type, uint32_t seq, uint32_t ack, const uint8_t* body,
@@ -592,7 +631,10 @@ struct Harness {
     bool right = false;
     if (slot >= 0 && slot < kSlots) {
       PeerSide& p = peer[slot];
-      if (tracked[slot] && out[slot].devHelloLen == 0) drain(slot, 0);  // read its HELLO
+      // Read its HELLO, and as the acceptor (the device dialled) its AUTH too, in turn.
+      if (tracked[slot] && (out[slot].devHelloLen == 0 || (!p.accepted && !(sel & 4)))) {
+        drain(slot, 0);
+      }
       const OutputCheck& o = out[slot];
       const bool transcript = p.helloLen > 0 && o.devHelloLen > 0 && g_key.len > 0;
       const uint8_t* hd = p.accepted ? p.hello : o.devHello;

@@ -217,7 +217,8 @@ class KeyedProgram(SessionProgram):
         return self
 
     def auth(self, slot: int, variant: int = 0) -> KeyedProgram:
-        """0 = the right proof, 1 = the wrong key's, 2 = the device's own, reflected."""
+        """0 = the right proof, 1 = the wrong key's, 2 = the device's own, reflected; +4 =
+        an acceptor answering before it read the device's AUTH."""
         self._op(17, slot, variant)
         return self
 
@@ -235,8 +236,9 @@ def keyed_seeds(vectors: dict[str, Any], keyed: dict[str, Any]) -> list[bytes]:
         return KeyedProgram(layout=layout).open_accepted().hello(0).auth(0).drain_all()
 
     def dialled(layout: int = 0) -> KeyedProgram:
+        # The device's HELLO, ours, its AUTH, ours (docs/protocol.md §6).
         prog = KeyedProgram(layout=layout).open().drain_all()
-        prog.hello(0).auth(0).drain_all()
+        prog.hello(0).drain_all().auth(0).drain_all()
         return prog
 
     for make in (accepted, dialled):
@@ -264,6 +266,14 @@ def keyed_seeds(vectors: dict[str, Any], keyed: dict[str, Any]) -> list[bytes]:
     owner = accepted().send(30).drain(0, 2)
     owner.open_accepted().hello(1, peer=1).auth(1, 1).open_accepted().hello(2).evict()
     seeds.append(owner.lost(0).open_accepted().hello(0, resume=1).auth(0).drain_all().bytes())
+    # A stranger with the key while the owner is live: BUSY after its AUTH, no device AUTH.
+    seeds.append(accepted().open_accepted().hello(1, peer=1).auth(1).drain_all().bytes())
+    # The device dialled and is refused (BUSY, untagged: the acceptor sent no AUTH), or the
+    # acceptor answers out of turn.
+    busy = frame_bytes(CLOSE, bytes([11]) + b"busy")
+    seeds.append(KeyedProgram().open().drain_all().hello(0).drain_all().raw(0, busy)
+                 .drain_all().bytes())
+    seeds.append(KeyedProgram().open().drain_all().hello(0).auth(0, 4).drain_all().bytes())
     # Key changes mid-handshake and mid-session; refused lengths.
     keys = KeyedProgram().open_accepted().hello(0).drain_all().set_key(1).auth(0)
     keys.set_key(3).set_key(2).open().hello(1, nonce=4).drain_all().set_key(0).open_accepted()

@@ -1132,21 +1132,49 @@ void test_set_key_contract() {
   const auto plain = output(s, d, 0);
   CHECK(plain.size() == kFrameOverhead + kHelloPayloadSize && plain[kHeaderSize] == 1);
   {
-    // A new key ends a handshake whose AUTH went out under the old one; the live keyed
-    // connection keeps its own key and goes on.
+    // An acceptor awaiting the dialer's AUTH has proven nothing yet: it checks the AUTH under
+    // the new key (and then decides: BUSY, the session is held for its live owner). The live
+    // keyed connection keeps its own key and goes on.
     KeyedPair p;
-    Side stranger(0x5A5B, 1024, 8192, 8192);
-    stranger.keyed();
-    const int sc = stranger.ep.open(0);
+    Side other(0x5A5B, 1024, 8192, 8192);
+    other.keyed(kOtherKey, sizeof kOtherKey);
+    const int oc = other.ep.open(0);
     const int c2 = p.b.ep.open(0, Endpoint::kAccepted);
-    flow(stranger, sc, p.b, c2, 0);
-    CHECK(!output(p.b, c2, 0).empty());  // its HELLO and AUTH
-    CHECK(p.b.ep.setKey(kOtherKey, sizeof kOtherKey));
-    CHECK(p.b.ep.closing(c2) && p.b.closes.back().reason == "key changed");
-    CHECK(p.b.closes.back().code == kTimeout && p.b.ep.authFailures() == 0);
+    flow(other, oc, p.b, c2, 0);
+    flow(p.b, c2, other, oc, 0);  // only its HELLO
+    CHECK(p.b.ep.setKey(kOtherKey, sizeof kOtherKey) && !p.b.ep.closing(c2));
+    flow(other, oc, p.b, c2, 0);  // the AUTH, right under the new key
+    CHECK(p.b.ep.closing(c2) && p.b.closes.back().code == kBusy && p.b.ep.authFailures() == 0);
     CHECK(p.a.sendText("same key"));
     pump(p.a, p.as, p.b, p.bs, 1);
     CHECK(p.b.take() == "same key" && p.b.ep.tagFailures() == 0);
+    // Cleared, it has nothing to check an AUTH with: the handshake ends.
+    const int oc2 = other.ep.open(2);
+    const int c3 = p.b.ep.open(2, Endpoint::kAccepted);
+    flow(other, oc2, p.b, c3, 2);
+    CHECK(p.b.ep.setKey(nullptr, 0));
+    CHECK(p.b.ep.closing(c3) && p.b.closes.back().reason == "key changed");
+    CHECK(p.b.closes.back().code == kTimeout && p.b.ep.authFailures() == 0);
+  }
+  {
+    // A new key ends a dialled handshake whose AUTH went out under the old one; its CLOSE
+    // is tagged under the old key, and the acceptor verifies it.
+    Side d(0xD1A, 1024, 8192, 8192), acc(0xACC, 1024, 8192, 8192);
+    d.keyed();
+    acc.keyed();
+    const int dc = d.ep.open(0), ac = acc.ep.open(0, Endpoint::kAccepted);
+    flow(d, dc, acc, ac, 0);
+    flow(acc, ac, d, dc, 0);
+    const auto auth = output(d, dc, 0);
+    CHECK(auth.size() == kFrameOverhead + kAuthPayload && auth[2] == kAuth);
+    CHECK(d.ep.setKey(kOtherKey, sizeof kOtherKey));
+    CHECK(d.ep.closing(dc) && d.closes.back().reason == "key changed");
+    CHECK(d.closes.back().code == kTimeout && d.ep.authFailures() == 0);
+    const auto close = output(d, dc, 0);
+    CHECK(close.size() == kFrameOverhead + 1 + strlen("key changed") + kTagSize);
+    acc.ep.feed(ac, auth.data(), auth.size(), 0);
+    acc.ep.feed(ac, close.data(), close.size(), 0);
+    CHECK(acc.closesWith(kClosedByPeer, kTimeout) == 1 && acc.ep.tagFailures() == 0);
   }
 }
 
@@ -1155,24 +1183,28 @@ void test_keyed_handshake_and_echo() {
   a.keyed();
   b.keyed();
   const int as = a.ep.open(0), bs = b.ep.open(0, Endpoint::kAccepted);
-  // The dialer's HELLO v2; the acceptor answers with HELLO and AUTH, the dialer with AUTH.
+  // The dialer's HELLO v2; the acceptor answers with its HELLO only, the dialer with its
+  // AUTH; the acceptor verifies it and only then sends its own AUTH (docs/protocol.md §6).
   const auto helloD = output(a, as, 0);
   CHECK(helloD.size() == 68 && helloD[2] == kHello && helloD[kHeaderSize] == 2);
   b.ep.feed(bs, helloD.data(), helloD.size(), 0);
   CHECK(!b.ep.connected());
-  const auto answer = output(b, bs, 0);
-  CHECK(answer.size() == 68 + 52 && answer[2] == kHello && answer[68 + 2] == kAuth);
-  a.ep.feed(as, answer.data(), answer.size(), 0);
-  CHECK(a.ep.connected() && !b.ep.connected());  // a verified b's AUTH; b waits for a's
-  CHECK(a.sendText("x"));  // queued: it goes out after a's AUTH, tagged
+  const auto helloA = output(b, bs, 0);
+  CHECK(helloA.size() == 68 && helloA[2] == kHello && helloA[kHeaderSize] == 2);
+  a.ep.feed(as, helloA.data(), helloA.size(), 0);
+  CHECK(!a.ep.connected() && a.ep.peerSession() == 0);
   const auto authD = output(a, as, 0);
-  CHECK(authD.size() >= 52 && authD[2] == kAuth);
+  CHECK(authD.size() == 52 && authD[2] == kAuth);
   b.ep.feed(bs, authD.data(), authD.size(), 0);
-  CHECK(b.ep.connected() && b.ep.peerSession() == 0xA10 && a.ep.peerSession() == 0xB10);
+  CHECK(b.ep.connected() && b.ep.peerSession() == 0xA10 && !a.ep.connected());
+  CHECK(b.sendText("x"));  // queued: it goes out after b's AUTH, tagged
+  const auto authA = output(b, bs, 0);
+  CHECK(authA.size() == 52 + kFrameOverhead + 1 + kTagSize && authA[2] == kAuth);
+  CHECK(authA[52 + 2] == kText);
+  a.ep.feed(as, authA.data(), authA.size(), 0);
+  CHECK(a.ep.connected() && a.ep.peerSession() == 0xB10 && a.take() == "x");
   pump(a, as, b, bs, 1);
-  CHECK(b.take() == "x");
-  pump(a, as, b, bs, 1);
-  CHECK(a.ep.unackedBytes() == 0);
+  CHECK(b.ep.unackedBytes() == 0 && a.closes.empty() && b.closes.empty());
   // A data frame is 20 + L + 16 bytes on the wire; flow control counts 20 + L.
   CHECK(a.sendText("Hi"));
   CHECK(a.ep.unackedBytes() == kFrameOverhead + 2);
@@ -1226,34 +1258,87 @@ void test_keyed_resume_across_reconnect() {
 }
 
 void test_keyed_wrong_key() {
-  {
-    // The dialer finds the acceptor's proof wrong first: AUTH, before its own AUTH goes out.
+  for (const bool dialerWrong : {false, true}) {
+    // The acceptor checks the dialer's proof first, whichever side has the other key: it
+    // refuses with an untagged CLOSE AUTH and never sends a proof of its own.
     Side a(0xA12, 1024, 8192, 8192), b(0xB12, 1024, 8192, 8192);
-    a.keyed();
-    b.keyed(kOtherKey, sizeof kOtherKey);
+    a.keyed(dialerWrong ? kOtherKey : kKey, dialerWrong ? sizeof kOtherKey : sizeof kKey);
+    b.keyed(dialerWrong ? kKey : kOtherKey, dialerWrong ? sizeof kKey : sizeof kOtherKey);
     const int as = a.ep.open(0), bs = b.ep.open(0, Endpoint::kAccepted);
-    pump(a, as, b, bs, 0);
-    CHECK(a.closesWith(kClosedLocally, kAuthFailed) == 1);
-    CHECK(a.closes[0].reason == "authentication failed");
-    CHECK(b.closesWith(kClosedByPeer, kAuthFailed) == 1);
-    CHECK(a.ep.authFailures() == 1 && b.ep.authFailures() == 0);
+    flow(a, as, b, bs, 0);
+    flow(b, bs, a, as, 0);
+    flow(a, as, b, bs, 0);
+    CHECK(b.closesWith(kClosedLocally, kAuthFailed) == 1);
+    CHECK(b.closes[0].reason == "authentication failed" && b.ep.authFailures() == 1);
+    const auto close = output(b, bs, 0);
+    CHECK(close.size() == kFrameOverhead + 1 + strlen("authentication failed") &&
+          close[2] == kClose);
+    a.ep.feed(as, close.data(), close.size(), 0);
+    CHECK(a.closesWith(kClosedByPeer, kAuthFailed) == 1 && a.ep.authFailures() == 0);
     CHECK(!a.ep.connected() && !b.ep.connected());
     CHECK(a.ep.peerSession() == 0 && b.ep.peerSession() == 0);  // nothing acted on
   }
   {
-    // The acceptor finds the dialer's proof wrong (the dialer's AUTH arrived first).
+    // A dialer finds the acceptor's proof wrong (a forged AUTH): AUTH, its CLOSE tagged (its
+    // own AUTH went out), nothing acted on.
     Side a(0xA13, 1024, 8192, 8192), b(0xB13, 1024, 8192, 8192);
-    a.keyed(kOtherKey, sizeof kOtherKey);
+    a.keyed();
     b.keyed();
     const int as = a.ep.open(0), bs = b.ep.open(0, Endpoint::kAccepted);
     flow(a, as, b, bs, 0);
-    flow(b, bs, a, as, 0, 68);  // only b's HELLO: a answers with its AUTH, unverified yet
-    flow(a, as, b, bs, 0);
-    CHECK(b.closesWith(kClosedLocally, kAuthFailed) == 1 && b.ep.authFailures() == 1);
     flow(b, bs, a, as, 0);
-    CHECK(a.closesWith(kClosedByPeer, kAuthFailed) == 1 && a.ep.tagFailures() == 0);
-    CHECK(b.ep.peerSession() == 0 && !b.ep.connected());
+    CHECK(output(a, as, 0).size() == 52);  // its AUTH
+    const auto forged = frameBytes(kAuth, 0, 0, std::vector<uint8_t>(kAuthPayload, 0x5F));
+    a.ep.feed(as, forged.data(), forged.size(), 0);
+    CHECK(a.closesWith(kClosedLocally, kAuthFailed) == 1 && a.ep.authFailures() == 1);
+    CHECK(a.closes[0].reason == "authentication failed" && !a.ep.connected());
+    CHECK(a.ep.peerSession() == 0);
+    CHECK(output(a, as, 0).size() == kFrameOverhead + 1 + strlen("authentication failed") +
+                                         kTagSize);
   }
+}
+
+void test_keyed_busy_before_the_dialer_counts_itself_connected() {
+  // The session is held for its live owner: a second keyed host proves the key, is refused
+  // with an untagged CLOSE BUSY and never gets the device's AUTH, so it never counted itself
+  // connected (docs/protocol.md §6). The owner's own newer connection replaces the old one.
+  KeyedPair p;
+  Side other(0x0711, 1024, 8192, 8192);
+  other.keyed();
+  const int oc = other.ep.open(1), bc = p.b.ep.open(1, Endpoint::kAccepted);
+  flow(other, oc, p.b, bc, 1);
+  flow(p.b, bc, other, oc, 1);
+  flow(other, oc, p.b, bc, 1);  // its AUTH, verified
+  CHECK(p.b.closesWith(kClosedLocally, kBusy) == 1 && p.b.ep.authFailures() == 0);
+  const auto busy = output(p.b, bc, 1);
+  CHECK(busy[2] == kClose && busy[kHeaderSize] == kBusy);
+  CHECK(busy.size() == kFrameOverhead + 1 + strlen("another peer's session is live"));
+  other.ep.feed(oc, busy.data(), busy.size(), 1);
+  CHECK(other.closesWith(kClosedByPeer, kBusy) == 1 && !other.ep.connected());
+  CHECK(other.ep.peerSession() == 0 && other.ep.tagFailures() == 0);
+  p.b.ep.release(bc);
+  // The owner, redialling while its old connection still looks live: REPLACED, resumed.
+  CHECK(p.a.sendText("again"));
+  const int as = p.a.ep.open(2), bs = p.b.ep.open(2, Endpoint::kAccepted);
+  pump(p.a, as, p.b, bs, 2);
+  CHECK(p.b.closesWith(kClosedLocally, kReplaced) == 1 && p.b.ep.activeSlot() == bs);
+  CHECK(p.a.ep.connected() && p.b.take() == "again" && p.b.take() == "<none>");
+  // Dropped after it verified the dialer's AUTH but before its own AUTH is written: the
+  // CLOSE takes the AUTH's place, untagged, and the dialer never counts itself connected.
+  Side d(0xD2A, 1024, 8192, 8192), acc(0xACD, 1024, 8192, 8192);
+  d.keyed();
+  acc.keyed();
+  const int dc = d.ep.open(3), ac = acc.ep.open(3, Endpoint::kAccepted);
+  flow(d, dc, acc, ac, 3);
+  flow(acc, ac, d, dc, 3);
+  flow(d, dc, acc, ac, 3);
+  CHECK(acc.ep.connected());
+  acc.ep.drop(kBusy, "not now");
+  const auto refused = output(acc, ac, 3);
+  CHECK(refused.size() == kFrameOverhead + 1 + strlen("not now") && refused[2] == kClose);
+  d.ep.feed(dc, refused.data(), refused.size(), 3);
+  CHECK(d.closesWith(kClosedByPeer, kBusy) == 1 && !d.ep.connected());
+  CHECK(d.ep.tagFailures() == 0 && d.ep.peerSession() == 0);
 }
 
 void test_keyed_meets_unkeyed() {
@@ -1300,17 +1385,17 @@ void test_keyed_reflection_is_refused() {
     CHECK(a.closesWith(kClosedLocally, kAuthFailed) == 1 && a.closes[0].reason == "reflected HELLO");
   }
   {
-    // An acceptor's own AUTH (proof A) sent back as the dialer's: the role is in the proof.
+    // A dialer's own AUTH (proof D) sent back as the acceptor's: the role is in the proof.
     Side a(0xA18, 1024, 8192, 8192), b(0xB18, 1024, 8192, 8192);
     a.keyed();
     b.keyed();
     const int as = a.ep.open(0), bs = b.ep.open(0, Endpoint::kAccepted);
-    const auto hello = output(a, as, 0);
-    b.ep.feed(bs, hello.data(), hello.size(), 0);
-    const auto answer = output(b, bs, 0);
-    b.ep.feed(bs, answer.data() + 68, 52, 0);  // b's AUTH, reflected
-    CHECK(b.closesWith(kClosedLocally, kAuthFailed) == 1);
-    CHECK(b.closes[0].reason == "authentication failed" && !b.ep.connected());
+    flow(a, as, b, bs, 0);
+    flow(b, bs, a, as, 0);
+    const auto auth = output(a, as, 0);
+    a.ep.feed(as, auth.data(), auth.size(), 0);  // a's AUTH, reflected
+    CHECK(a.closesWith(kClosedLocally, kAuthFailed) == 1);
+    CHECK(a.closes[0].reason == "authentication failed" && !a.ep.connected());
   }
 }
 
@@ -1352,7 +1437,7 @@ void test_keyed_stranger_cannot_replay_replace_or_hold_slots() {
     s.ep.transportLost(sc);
     b.ep.feed(c, hello.data(), hello.size(), t);
     CHECK(b.ep.inUse(c) && !b.ep.closing(c));
-    output(b, c, t);  // its HELLO and AUTH
+    CHECK(output(b, c, t).size() == 68);  // its HELLO: no AUTH before the stranger's
     strangers.push_back(c);
   }
   CHECK(strangers.size() == Endpoint::kMaxSlots - 1);
@@ -1366,10 +1451,9 @@ void test_keyed_stranger_cannot_replay_replace_or_hold_slots() {
   CHECK(b.ep.authFailures() == 3 + strangers.size() - 1);
   CHECK(b.closes.back().reason == "no AUTH within the handshake bound");
   for (size_t i = 1; i < strangers.size(); ++i) {
-    // Its CLOSE is tagged (its AUTH went out): header, 1 + reason, CRC, tag.
+    // Its CLOSE is untagged (it sent no AUTH): header, 1 + reason, CRC.
     const auto close = output(b, strangers[i], 2020);
-    CHECK(close.size() == kFrameOverhead + 1 + strlen("no AUTH within the handshake bound") +
-                              kTagSize);
+    CHECK(close.size() == kFrameOverhead + 1 + strlen("no AUTH within the handshake bound"));
     b.ep.release(strangers[i]);
   }
   // The owner was never touched and still delivers exactly once.
@@ -1485,6 +1569,8 @@ int main() {
       {"keyed_handshake_and_echo", test_keyed_handshake_and_echo},
       {"keyed_resume_across_reconnect", test_keyed_resume_across_reconnect},
       {"keyed_wrong_key", test_keyed_wrong_key},
+      {"keyed_busy_before_the_dialer_counts_itself_connected",
+       test_keyed_busy_before_the_dialer_counts_itself_connected},
       {"keyed_meets_unkeyed", test_keyed_meets_unkeyed},
       {"keyed_reflection_is_refused", test_keyed_reflection_is_refused},
       {"keyed_stranger_cannot_replay_replace_or_hold_slots",

@@ -179,10 +179,11 @@ def test_keyed_rejected_frame_decoder(tool: Tool, vec: dict[str, Any], chunk: in
 
 
 def test_keyed_handshake_acceptor_byte_for_byte(tool: Tool) -> None:
-    # The device as acceptor answers the dialer's HELLO with exactly its HELLO and AUTH ...
+    # The device as acceptor answers the dialer's HELLO with exactly its HELLO (no proof to
+    # a dialer that has not proven the key) ...
     answer = _endpoint(tool, "A", _D["hello_frame"])
-    assert answer == f"OUT:{_A['hello_frame']}{_A['auth_frame']}"
-    # ... and only after the dialer's AUTH is it connected and takes tagged data.
+    assert answer == f"OUT:{_A['hello_frame']}"
+    # ... and only after the dialer's AUTH sends its own, is connected and takes tagged data.
     first = KEYED["d_to_a"][0]
     answer = _endpoint(tool, "A", _D["hello_frame"] + _D["auth_frame"] + first["bytes"])
     assert answer == (f"OUT:{_A['hello_frame']}{_A['auth_frame']} MSG:{first['payload']} ACTIVE")
@@ -208,6 +209,11 @@ def test_keyed_wrong_key_is_auth(tool: Tool) -> None:
     wrong = KEYED["wrong_key_proofs"]["key"]
     answer = _endpoint(tool, "A", _D["hello_frame"] + _D["auth_frame"], key=wrong)
     assert answer.endswith(" CLOSE:12") and "MSG:" not in answer
+    # The acceptor refused before proving anything: one untagged CLOSE (fed at once, before
+    # its HELLO was written, the CLOSE takes the HELLO's place), no AUTH of its own.
+    written = bytes.fromhex(answer.split()[0].removeprefix("OUT:"))
+    (length,) = struct.unpack(">I", written[4:8])
+    assert written[2] == 7 and len(written) == 20 + length and written[16] == 12
     answer = _endpoint(tool, "D", _A["hello_frame"] + _A["auth_frame"], key=wrong)
     assert answer.endswith(" CLOSE:12")
 

@@ -187,10 +187,14 @@ void Endpoint::resetSend() {
 
 bool Endpoint::setKey(const uint8_t* key, size_t len) {
   if (len != 0 && (key == nullptr || len < kKeyMin || len > kKeyMax)) return false;
-  // A handshake whose AUTH went out under the old key cannot finish under the new one: it
-  // ends now (its CLOSE still tagged under the old key), and the peer comes back.
+  // A dialled handshake whose AUTH went out under the old key cannot finish under the new
+  // one, nor an accepted one awaiting an AUTH once there is no key to check it with: it ends
+  // now (a dialer's CLOSE still tagged under the old key), and the peer comes back. An
+  // acceptor has sent nothing made with the key before it verified the AUTH: it checks it,
+  // and proves itself, under the new key (docs/protocol.md §6).
   for (int i = 0; i < kMaxSlots; ++i) {
-    if (slots_[i].state == Slot::kHandshake && slots_[i].tagOut) {
+    const Slot& s = slots_[i];
+    if (s.state == Slot::kHandshake && (s.tagOut || (len == 0 && s.awaitAuth))) {
       closeSlot(i, kClosedLocally, kTimeout, "key changed");
     }
   }
@@ -245,8 +249,9 @@ void Endpoint::queueHello(Slot& s, uint64_t resume, uint32_t ack) {
   s.scratchTagged = false;
 }
 
-// Our AUTH right after our HELLO in the scratch buffer (the dialer's HELLO may be written
-// already, in part or whole): proof(our role) over both HELLOs (docs/protocol.md §6).
+// Our AUTH right after our HELLO in the scratch buffer (the HELLO may be written already,
+// in part or whole): proof(our role) over both HELLOs (docs/protocol.md §6). A dialer sends
+// it on the acceptor's HELLO, an acceptor once it verified the dialer's AUTH.
 void Endpoint::appendAuth(Slot& s) {
   const uint8_t* own = s.scratch + kHeaderSize;
   const uint8_t* peer = s.smallBuf + kHeaderSize;
@@ -293,9 +298,10 @@ void Endpoint::closeSlot(int slot, uint8_t kind, uint8_t code, const char* reaso
   Slot& s = slots_[slot];
   if (s.state == Slot::kFree || s.state == Slot::kClosing) return;
   const bool wasActive = active_ == slot;
-  // A keyed handshake's HELLO is out but its AUTH not yet (nothing of it): a frame boundary.
-  const bool authUnsent = s.state == Slot::kHandshake && s.tagOut &&
-                          s.cursor == Slot::kScratch && s.curPos == kKeyedHelloFrame;
+  // Our HELLO and AUTH wait in scratch (the only untagged frames after tagOut) and nothing
+  // of the AUTH is written: a frame boundary, and the CLOSE takes the AUTH's place.
+  const bool authUnsent = s.tagOut && s.cursor == Slot::kScratch && !s.scratchTagged &&
+                          (s.curPos == 0 || s.curPos == kKeyedHelloFrame);
   s.state = Slot::kClosing;
   if (wasActive) {
     active_ = -1;
@@ -311,9 +317,8 @@ void Endpoint::closeSlot(int slot, uint8_t kind, uint8_t code, const char* reaso
     const bool midFrame = s.cursor != Slot::kNone &&
                           (s.cursor != Slot::kScratch || s.curPos > 0) && !authUnsent;
     if (!midFrame) {
-      // A handshake whose AUTH is still unwritten: the CLOSE takes its place, so the peer
-      // never gets our AUTH and expects no tag.
-      if (!wasActive && s.cursor == Slot::kScratch) s.tagOut = false;
+      // The peer never gets our AUTH, so it expects no tag.
+      if (authUnsent) s.tagOut = false;
       uint8_t payload[kCloseMaxPayload];
       payload[0] = code;
       size_t n = strlen(reason);
@@ -704,7 +709,8 @@ void Endpoint::onHello(int slot, const FrameView& f, uint32_t now) {
     return;
   }
   // Keyed (docs/protocol.md §6): nothing of this HELLO is acted on before its AUTH is
-  // verified; only our answer (HELLO and AUTH, or AUTH) goes out now.
+  // verified; only our answer goes out now: an acceptor's HELLO (its AUTH waits for the
+  // dialer's), a dialer's AUTH.
   if (keyLen_ == 0) {  // cleared since the connection opened: nothing to prove with
     closeSlot(slot, kClosedLocally, kTimeout, "key changed");
     return;
@@ -726,8 +732,9 @@ void Endpoint::onHello(int slot, const FrameView& f, uint32_t now) {
       authFailed(slot, "reflected HELLO");
       return;
     }
+  } else {
+    appendAuth(s);
   }
-  appendAuth(s);
   s.awaitAuth = true;
   // The peer's HELLO (payload and header, for its ack) stays in smallBuf: the decoder goes on
   // after it.
@@ -737,7 +744,7 @@ void Endpoint::onHello(int slot, const FrameView& f, uint32_t now) {
 
 void Endpoint::onAuth(int slot, const FrameView& f, uint32_t now) {
   Slot& s = slots_[slot];
-  // (The key is the one our AUTH was made with: setKey() ends such handshakes.)
+  // (A dialer's key is the one its AUTH was made with: setKey() ends such handshakes.)
   const uint8_t* own = s.scratch + kHeaderSize;
   const uint8_t* peer = s.smallBuf + kHeaderSize;
   uint8_t expect[kAuthPayload];
@@ -793,8 +800,10 @@ void Endpoint::establish(int slot, const Hello& h, uint32_t helloAck, uint32_t n
     s.helloAck = 0;
   }
   // Our HELLO on an accepted connection: what we kept of the peer's stream only for the
-  // peer that named itself; a new peer learns nothing of its predecessor.
+  // peer that named itself; a new peer learns nothing of its predecessor. Keyed, it went
+  // out already and our AUTH follows it now that the dialer's is verified and not refused.
   if (s.accepted && !s.keyed) queueHello(s, known ? h.session : 0, known ? taken_ : 0);
+  if (s.accepted && s.keyed) appendAuth(s);
   peerMax_ = h.maxMessage;
   peerWindow_ = h.window;
   peerKeepalive_ = h.keepaliveMs;

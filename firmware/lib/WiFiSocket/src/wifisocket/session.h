@@ -134,7 +134,9 @@ class Endpoint {
   /// The pre-shared key of keyed links (docs/protocol.md §6): 16..32 bytes, or len 0 to
   /// clear it (unkeyed, protocol version 1). Anything else returns false and keeps the old
   /// key. Takes effect for the next connection: the live one keeps its own; a handshake
-  /// that already sent its AUTH under the old key is closed (TIMEOUT "key changed").
+  /// that already sent its AUTH under the old key (a dialer's), or that awaits an AUTH when
+  /// the key is cleared, is closed (TIMEOUT "key changed"). An acceptor awaiting the
+  /// dialer's AUTH has proven nothing yet: it goes on under the new key.
   bool setKey(const uint8_t* key, size_t len);
   bool keyed() const { return keyLen_ > 0; }
   /// Starts a fresh session with this id (non-zero; new at every start). Drops all state.
@@ -225,11 +227,12 @@ class Endpoint {
     bool established = false;  // was the active connection
     // Keyed links (docs/protocol.md §6). While the peer's AUTH is awaited (still kHandshake:
     // not past HELLO for eviction and the handshake bound), both HELLO payloads stay where
-    // they are, ours in `scratch` (with our AUTH after it) and the peer's in `smallBuf`,
+    // they are, ours in `scratch` (our AUTH goes after it: a dialer's on the acceptor's
+    // HELLO, an acceptor's once the dialer's AUTH is verified) and the peer's in `smallBuf`,
     // whose decoder then continues after it: the transcript and the connection key are
     // computed from them, and no other memory per slot is needed.
     bool keyed = false;          // opened while the endpoint had a key: speaks version 2
-    bool awaitAuth = false;      // the peer's HELLO is in, our AUTH queued
+    bool awaitAuth = false;      // the peer's HELLO is in, its AUTH is not
     bool tagOut = false;         // our AUTH is queued: every later frame gets a tag
     bool scratchTagged = false;  // the frame in `scratch` ends with a tag (counts when done)
     bool helloKnown = false;     // accepted: our HELLO named the dialer as the session's peer
