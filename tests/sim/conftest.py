@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.device.base import Device
 from harness.sim.build import build_firmware
 from harness.sim.chip import Twin
 from tests.helpers.chip import standin_twin
@@ -34,3 +35,18 @@ def console(sketch: Path, tmp_path: Path) -> Iterator[Console]:
     """The test sketch booted on a flash file of its own, its console."""
     with booted_console(sketch, tmp_path / "flash.bin") as con:
         yield con
+
+
+@pytest.fixture
+def keyless(device: Device) -> Iterator[Device]:
+    """The session's device with its link key cleared for one test (protocol version 1 on
+    the wire), then given back."""
+    key = device.key
+    if key is None:
+        yield device
+        return
+    device.set_up_key("none")
+    try:
+        yield device
+    finally:
+        device.set_up_key(key)

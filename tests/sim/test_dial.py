@@ -67,7 +67,7 @@ def test_device_dials_a_serving_host(device: Device, dial: DialControl) -> None:
 
     def serve() -> None:
         try:
-            served.append(WiFiSocket.serve(port=port, host=HOST, timeout=TIMEOUT))
+            served.append(WiFiSocket.serve(port=port, host=HOST, timeout=TIMEOUT, key=device.key))
         except BaseException as exc:  # reported below
             failed.append(exc)
 
@@ -101,7 +101,7 @@ def test_dial_off_listens_again_and_the_dialled_host_is_let_go(
 ) -> None:
     with _listener() as listener:
         dial.to(HOST, listener.getsockname()[1])
-        host = WiFiSocket.accept(listener, timeout=TIMEOUT, reconnect=False)
+        host = WiFiSocket.accept(listener, timeout=TIMEOUT, reconnect=False, key=device.key)
         with host:
             host.send("x")
             assert host.receive(timeout=ANSWER) == "x"
@@ -129,7 +129,7 @@ def test_device_dials_back_after_a_cut_and_nothing_is_lost(
         with proxy:
             mark = device.console.mark()
             dial.to(*proxy.address)
-            host = WiFiSocket.accept(listener, timeout=TIMEOUT)
+            host = WiFiSocket.accept(listener, timeout=TIMEOUT, key=device.key)
             with host:
                 device_session = host.peer_session_id
                 # One thread, pipelined: a
@@ -169,7 +169,7 @@ def test_device_dials_until_the_host_listens(device: Device, dial: DialControl) 
     _wait_lines(device, mark, lambda t: t.startswith(failed), 2)
     with (
         socket.create_server((HOST, port)) as listener,
-        WiFiSocket.accept(listener, timeout=TIMEOUT, reconnect=False) as host,
+        WiFiSocket.accept(listener, timeout=TIMEOUT, reconnect=False, key=device.key) as host,
     ):
         host.send("late")
         assert host.receive(timeout=ANSWER) == "late"
@@ -195,7 +195,7 @@ def test_redial_backs_off_until_a_session_is_up(device: Device, dial: DialContro
             conn.close()
         closed = f"WS DIAL {HOST}:{port} closed, redial in "
         _wait_lines(device, mark, lambda t: t.startswith(closed), 3)
-        with WiFiSocket.accept(listener, timeout=TIMEOUT, reconnect=False) as host:
+        with WiFiSocket.accept(listener, timeout=TIMEOUT, reconnect=False, key=device.key) as host:
             host.send("up")
             assert host.receive(timeout=ANSWER) == "up"
         _wait_lines(device, mark, lambda t: t.startswith(closed), 4)
@@ -209,6 +209,9 @@ def test_redial_backs_off_until_a_session_is_up(device: Device, dial: DialContro
 
 
 # --- the resume at the protocol level, with a hand-driven host ------------------------------
+# These read and write version 1 frames byte for byte, so the device runs keyless for them
+# (the keyed handshake and tags have their own tests: tests/unit/test_keyed*.py, the C++
+# test_session.cpp, and the keyed contract suite).
 
 
 class RawHost:
@@ -253,7 +256,7 @@ def _hello(session: int, resume: int, ack: int = 0) -> bytes:
     return encode_frame(FrameType.HELLO, hello.encode(), ack=ack)
 
 
-def test_dialled_session_resumes_byte_for_byte(device: Device, dial: DialControl) -> None:
+def test_dialled_session_resumes_byte_for_byte(keyless: Device, dial: DialControl) -> None:
     """Cut after the device's echo left it but before we acknowledged it: the device dials
     back, names our session, resends that echo byte-for-byte and drops our duplicate."""
     ours = int.from_bytes(os.urandom(8), "big") | 1
@@ -297,7 +300,7 @@ def test_dialled_session_resumes_byte_for_byte(device: Device, dial: DialControl
         second.sock.close()
 
 
-def test_a_new_host_session_gets_a_fresh_stream(device: Device, dial: DialControl) -> None:
+def test_a_new_host_session_gets_a_fresh_stream(keyless: Device, dial: DialControl) -> None:
     """The host program restarted (a new session) while the device had unconfirmed echoes:
     the device starts its stream over at seq 1 for the new host (nothing old is resent)."""
     with _listener() as listener:
@@ -345,7 +348,7 @@ def test_dial_over_the_control_service(device: Device, dial: DialControl) -> Non
             "service": "link",
             "dial": f"{HOST}:{port}",
         }
-        with WiFiSocket.accept(listener, timeout=TIMEOUT, reconnect=False) as host:
+        with WiFiSocket.accept(listener, timeout=TIMEOUT, reconnect=False, key=device.key) as host:
             host.send("via control")
             assert host.receive(timeout=ANSWER) == "via control"
             assert device.control("dial off") == {"ok": True, "service": "link", "dial": "off"}
