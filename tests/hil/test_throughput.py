@@ -28,13 +28,14 @@ from harness.figures import FigureRecorder
 @pytest.fixture
 def bench(device: Device, link: WiFiSocket) -> Iterator[Bench]:
     """Control link + raw connection beside ``link``; both services back to echo after."""
-    with Bench(device.ip, device.port, device.ctrl_port, raw_port_of(device), link=link) as b:
+    with Bench(device.ip, device.port, device.ctrl_port, raw_port_of(device), link=link,
+               key=device.key) as b:
         yield b
 
 
 @pytest.fixture
 def control(device: Device) -> Iterator[Control]:
-    ctrl = Control(device.ip, device.ctrl_port)
+    ctrl = Control(device.ip, device.ctrl_port, key=device.key)
     try:
         yield ctrl
     finally:
@@ -218,7 +219,8 @@ def test_size_over_max_message_is_refused(device: Device, link: WiFiSocket) -> N
     reply = device.control(f"source 1 {device.max_message + 1}")
     assert "max_message" in reply["error"]
     with (
-        Bench(device.ip, device.port, device.ctrl_port, raw_port_of(device), link=link) as b,
+        Bench(device.ip, device.port, device.ctrl_port, raw_port_of(device), link=link,
+              key=device.key) as b,
         pytest.raises(BenchError, match="outside"),
     ):
         b.up(OURS, device.max_message + 1, count=1)

@@ -216,7 +216,9 @@ def test_heap_and_allocations_unchanged_after_10000_malformed_connections(
     t0 = time.monotonic()
     outcome = _hammer(device, CONNECTIONS)
     elapsed = time.monotonic() - t0
-    lines = [ln for ln in device.console.since(mark) if ln.text.startswith("WS ")]
+    # What the strangers caused (none of them closes NORMAL; the harness's own links do).
+    lines = [ln for ln in device.console.since(mark)
+             if ln.text.startswith("WS ") and not ln.text.startswith("WS PEER-CLOSE code=0 ")]
     if owner is not None:
         with owner:
             for i in range(3):
@@ -225,7 +227,7 @@ def test_heap_and_allocations_unchanged_after_10000_malformed_connections(
                 f"still mine {i}" for i in range(3)]
             assert owner.reconnects == 0
         # Rate-limited: at most 6 distinct lines and one summary per 10 s window.
-        assert len(lines) <= 7 * (int(elapsed // 10) + 2), [ln.text for ln in lines]
+        assert len(lines) <= 7 * (int(elapsed // 10) + 2), "\n".join(ln.text for ln in lines)
 
     wrong = {r: n for r, n in outcome.items() if r.startswith("wrong:")}
     assert not wrong, wrong
@@ -340,7 +342,11 @@ def test_reset_storm_is_logged_and_leaks_nothing(device: Device) -> None:
         assert after["allocs"] == before["allocs"]
     # The device saw the resets: its console (the console of the device we talk to) says
     # so, and it kept serving. Console lines may lag a little on a busy machine.
-    assert device.console.expect(r"^WS LOST", timeout=CONSOLE_TIMEOUT, since=mark)
+    # Lines about connections that never completed a handshake are rate-limited (one per
+    # distinct line per 10 s window, docs/console.md): after an earlier flood in the same
+    # window the storm shows as the window's summary line instead.
+    assert device.console.expect(r"^WS (LOST|\d+ more closes)", timeout=CONSOLE_TIMEOUT + 10,
+                                 since=mark)
 
 
 def test_decoder_of_this_test_reads_device_closes() -> None:
