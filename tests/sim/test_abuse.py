@@ -49,9 +49,12 @@ def _echo(device: Device, payload: str = "legit") -> None:
         assert sock.receive(timeout=TIMEOUT) == payload
 
 
-def _until_eof(sock: socket.socket, timeout: float) -> tuple[list[Frame], float]:
-    """Read frames until the device closes; return them and when the close was seen."""
-    decoder = FrameDecoder(1 << 20)
+def _until_eof(
+    sock: socket.socket, timeout: float, decoder: FrameDecoder | None = None
+) -> tuple[list[Frame], float]:
+    """Read frames until the device closes; return them and when the close was seen.
+    ``decoder``: the connection's own (a keyed one checks tags), else a fresh one."""
+    decoder = decoder or FrameDecoder(1 << 20)
     frames: list[Frame] = []
     deadline = time.monotonic() + timeout
     while True:
@@ -210,13 +213,13 @@ def test_trickle_before_hello_is_dropped_at_the_handshake_bound(device: Device) 
 
 
 def _trickle_after_hello(device: Device, *, trickle: bool) -> tuple[list[Frame], float]:
-    with RawPeer(device.ip, device.port) as peer:
+    with RawPeer(device.ip, device.port, key=device.key) as peer:
         peer.hello(keepalive_ms=KEEPALIVE_MS)
         t0 = time.monotonic()
-        data = encode_frame(FrameType.TEXT, b"a slow message", seq=1)
+        data = peer.seal(encode_frame(FrameType.TEXT, b"a slow message", seq=1))
         peer.send(data[:3])  # a partial frame, then silence or one more byte per second
         with _Dripper(peer.sock, data, 3, len(data) - 1 if trickle else 3):
-            frames, t_end = _until_eof(peer.sock, DEAD_S + SLACK)
+            frames, t_end = _until_eof(peer.sock, DEAD_S + SLACK, peer.decoder)
     return frames, t_end - t0
 
 
@@ -249,7 +252,7 @@ class _StopsReading:
         if via_proxy:
             self.proxy = stack.enter_context(Proxy(upstream=(host, port), seed=4))
             host, port = self.proxy.address
-        self.peer = stack.enter_context(RawPeer(host, port))
+        self.peer = stack.enter_context(RawPeer(host, port, key=device.key))
         self.peer.hello(keepalive_ms=KEEPALIVE_MS)
         if self.proxy is not None:
             self.proxy.add(Blackhole(), direction="both")

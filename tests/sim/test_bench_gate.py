@@ -67,7 +67,8 @@ def test_the_baseline_keeps_samples_machine_and_firmware(baseline: Path,
     assert doc["device"]["fw"] == device.fw
     assert doc["device"]["max_message"] == device.max_message
     assert doc["machine"]["cores"] and doc["machine"]["python"]
-    assert doc["settings"] == {"duration_s": 0.15, "repeat": 3, "link": "direct"}
+    assert doc["settings"] == {"duration_s": 0.15, "repeat": 3, "link": "direct",
+                               "keyed": device.key is not None}
     assert set(doc["figures"]) == {"echo 64 B p50", "bulk max-message up",
                                    "bulk max-message down", "echo max-message p50"}
     for fig in doc["figures"].values():

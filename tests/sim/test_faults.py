@@ -107,7 +107,7 @@ def test_host_dials_streams_survive_random_faults(
 ) -> None:
     note(f"netem seed={seed} schedule={schedule}")
     with Proxy(upstream=(device.ip, device.port), seed=seed) as proxy, \
-            WiFiSocket(*proxy.address, **OPTS) as ws:
+            WiFiSocket(*proxy.address, key=device.key, **OPTS) as ws:
         _stream(ws, proxy, schedule, N, seed)
 
 
@@ -123,7 +123,7 @@ def test_device_dials_streams_survive_random_faults(
         reply = device.control(f"dial {HOST} {proxy.address[1]}")
         assert reply.get("ok") is True, reply
         try:
-            with WiFiSocket.accept(listener, **OPTS) as ws:
+            with WiFiSocket.accept(listener, key=device.key, **OPTS) as ws:
                 _stream(ws, proxy, schedule, N, seed)
         finally:
             assert device.control("dial off").get("ok") is True

@@ -31,7 +31,7 @@ OPTS: dict[str, Any] = {"backoff_initial": 0.02, "backoff_max": 0.2, "timeout": 
 def test_a_stream_the_device_sends_survives_cuts(device: Device, netem: Proxy) -> None:
     count, size = 3000, 200
     injector = Injector(netem)
-    with WiFiSocket(*netem.address, **OPTS) as ws:
+    with WiFiSocket(*netem.address, key=device.key, **OPTS) as ws:
         try:
             reply = device.control(f"source {count} {size}")
             assert reply.get("ok") is True, reply
@@ -58,7 +58,7 @@ def test_cuts_at_every_offset_of_a_short_exchange(
     msgs: list[str | bytes] = ["first", b"\x00" * 40, "third " * 5]
     injector = Injector(netem)
     try:
-        with WiFiSocket(*netem.address, **OPTS) as ws:
+        with WiFiSocket(*netem.address, key=device.key, **OPTS) as ws:
             # One exchange is about 250 bytes each way (frames, acks): cut at each offset.
             for offset in range(0, 260, 3):
                 injector.apply(Fault(0, "limit_data", direction, offset))
@@ -77,7 +77,7 @@ def test_a_stall_past_the_dead_bound_is_detected_and_resumed(
 ) -> None:
     seen: list[Reconnect] = []
     opts = {**OPTS, "keepalive_ms": 100, "dead_after": 0.5, "on_reconnect": seen.append}
-    with WiFiSocket(*netem.address, **opts) as ws:
+    with WiFiSocket(*netem.address, key=device.key, **opts) as ws:
         ws.send("before")
         assert ws.receive(timeout=WAIT) == "before"
         mark = device.console.mark()
