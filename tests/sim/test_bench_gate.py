@@ -87,9 +87,16 @@ def test_the_gate_fails_on_a_planted_slowdown(baseline: Path, slow_echo: _EchoVi
         assert any(line.startswith(name) and line.endswith("WORSE") for line in out.splitlines())
 
 
+#: The unchanged tree runs here beside the rest of the suite (4 workers on 2 cores): a single
+#: figure swings by up to half between two runs (bulk down 0.90 -> 0.49 seen in CI), so the
+#: no-false-alarm check takes a tolerance above that; the planted slowdown above costs far
+#: more and fails at the gate's own 0.4.
+UNCHANGED_TOLERANCE = 0.7
+
+
 def test_the_unchanged_tree_passes_twice(baseline: Path, device: Device) -> None:
     for _ in range(2):
-        code, out, err = _run(device, compare=str(baseline))
+        code, out, err = _run(device, compare=str(baseline), tolerance=UNCHANGED_TOLERANCE)
         assert code == 0, out + err
         assert "WORSE" not in out
 

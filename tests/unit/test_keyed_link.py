@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import struct
 import threading
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
@@ -29,6 +27,7 @@ from harness.errors import (
 from harness.wifisocket.frame import CloseCode, FrameType, encode_frame
 from harness.wifisocket.session import Handshake, Message, Session, close_frame
 from tests.helpers.net import free_port
+from tests.helpers.onpath import ATTACKS, FrameProxy
 
 LOCAL = "127.0.0.1"
 KEY = bytes(range(0x40, 0x60))
@@ -252,125 +251,7 @@ def test_a_keyed_constructor_gets_the_device_once_it_stops_answering_busy() -> N
         device.close()
 
 
-# --- the on-path attacker --------------------------------------------------------------------
-
-Hook = Callable[[int, int, bytes], list[bytes]]
-
-
-class FrameProxy:
-    """Forwards TCP between a client and ``target``, frame by frame on the client's side.
-
-    ``hook(connection, index, frame)`` returns what to forward instead of each client
-    frame (index 0 the HELLO, 1 the AUTH, then the tagged frames); the server's side is
-    copied as it is.
-    """
-
-    def __init__(self, target: int, hook: Hook) -> None:
-        self.target = target
-        self.hook = hook
-        self.listener = socket.create_server((LOCAL, 0))
-        self.port = self.listener.getsockname()[1]
-        self.connections = 0
-        self._threads: list[threading.Thread] = []
-        self._socks: list[socket.socket] = []
-        self._run(self._accept)
-
-    def _run(self, fn: Callable[..., None], *args) -> None:
-        t = threading.Thread(target=fn, args=args, daemon=True)
-        t.start()
-        self._threads.append(t)
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection((LOCAL, self.target))
-            self._socks += [client, server]
-            n = self.connections
-            self.connections += 1
-            self._run(self._frames, n, client, server)
-            self._run(self._copy, server, client)
-
-    def _frames(self, conn: int, src: socket.socket, dst: socket.socket) -> None:
-        buf = b""
-        index = 0
-        try:
-            while data := src.recv(65536):
-                buf += data
-                while len(buf) >= 16:
-                    (length,) = struct.unpack_from(">I", buf, 4)
-                    size = 20 + length + (16 if index >= 2 else 0)
-                    if len(buf) < size:
-                        break
-                    frame, buf = buf[:size], buf[size:]
-                    for out in self.hook(conn, index, frame):
-                        dst.sendall(out)
-                    index += 1
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                dst.shutdown(socket.SHUT_WR)
-
-    def _copy(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                dst.shutdown(socket.SHUT_WR)
-
-    def cut(self) -> None:
-        """Break the current connections (a reset, as a network fault would)."""
-        for s in self._socks:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-        self._socks.clear()
-
-    def close(self) -> None:
-        self.listener.close()
-        self.cut()
-
-
-def _text_frame(frame: bytes) -> bool:
-    return frame[2] == FrameType.TEXT
-
-
-def _tamper(frame: bytes) -> bytes:
-    """Change the payload's first byte and fix the CRC: only the tag can tell."""
-    body = bytearray(frame[:-20])
-    body[16] ^= 0x01
-    return bytes(body) + struct.pack(">I", zlib.crc32(body)) + frame[-16:]
-
-
-def _forged(seq: int) -> bytes:
-    """A TEXT frame with a right CRC and a made-up tag: what an attacker without the key sends."""
-    return encode_frame(FrameType.TEXT, b"forged", seq=seq) + os.urandom(16)
-
-
-def _once(attack: Callable[[bytes], list[bytes]]) -> Hook:
-    """Apply ``attack`` to the first TEXT frame of the first connection only."""
-    done = []
-
-    def hook(conn: int, index: int, frame: bytes) -> list[bytes]:
-        if conn == 0 and index >= 2 and _text_frame(frame) and not done:
-            done.append(index)
-            return attack(frame)
-        return [frame]
-    return hook
-
-
-ATTACKS: dict[str, Hook] = {
-    "modified": _once(lambda f: [_tamper(f)]),
-    "replayed": _once(lambda f: [f, f]),
-    "injected": _once(lambda f: [_forged(struct.unpack_from(">I", f, 8)[0]), f]),
-    "dropped": _once(lambda f: []),
-}
+# --- the on-path attacker (tests/helpers/onpath.py) ---------------------------------------
 
 
 @pytest.mark.parametrize("attack", list(ATTACKS))
@@ -378,7 +259,7 @@ def test_an_attacked_stream_is_rejected_and_still_delivered_exactly_once(
         pool: ThreadPoolExecutor, attack: str) -> None:
     port, fut = _serve(pool, len(MSGS))
     threading.Event().wait(0.2)
-    proxy = FrameProxy(port, ATTACKS[attack])
+    proxy = FrameProxy((LOCAL, port), ATTACKS[attack])
     try:
         with _dial_when_listening(proxy.port, key=KEY) as ws:
             _talk(ws, MSGS)
@@ -410,7 +291,7 @@ def test_a_replayed_handshake_does_not_touch_the_session(pool: ThreadPoolExecuto
 
     port, fut = _serve(pool, len(MSGS))
     threading.Event().wait(0.2)
-    proxy = FrameProxy(port, record)
+    proxy = FrameProxy((LOCAL, port), record)
     try:
         with _dial_when_listening(proxy.port, key=KEY) as ws:
             _talk(ws, MSGS[:2])
@@ -492,11 +373,11 @@ def test_a_refused_key_during_an_outage_ends_the_link_without_redialling(
     first = pool.submit(_hold, p1 := free_port(), KEY)
     other = pool.submit(_hold, p2 := free_port(), other_key)
     threading.Event().wait(0.3)
-    proxy = FrameProxy(p1, lambda conn, index, frame: [frame])
+    proxy = FrameProxy((LOCAL, p1), lambda conn, index, frame: [frame])
     try:
         ws = _dial_when_listening(proxy.port, key=KEY)
         _talk(ws, ["before"])
-        proxy.target = p2
+        proxy.target = (LOCAL, p2)
         proxy.cut()
         with pytest.raises(AuthenticationFailed, match="authentication failed"):
             ws.receive(WAIT)
