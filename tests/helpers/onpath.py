@@ -118,21 +118,26 @@ def _forged(seq: int) -> bytes:
     return encode_frame(FrameType.TEXT, b"forged", seq=seq) + os.urandom(16)
 
 
-def _once(attack: Callable[[bytes], list[bytes]]) -> Hook:
-    """Apply ``attack`` to the first TEXT frame of the first connection only."""
+_ATTACKS: dict[str, Callable[[bytes], list[bytes]]] = {
+    "modified": lambda f: [_tamper(f)],
+    "replayed": lambda f: [f, f],
+    "injected": lambda f: [_forged(struct.unpack_from(">I", f, 8)[0]), f],
+    "dropped": lambda f: [],
+}
+#: The attacks on a live stream, by name (``attack(name)`` makes one).
+ATTACKS = tuple(_ATTACKS)
+
+
+def attack(name: str) -> Hook:
+    """A fresh hook that applies the attack ``name`` once, to the first TEXT frame the
+    client sends (on whichever connection: a first attempt refused with BUSY has none)."""
     done = []
+    act = _ATTACKS[name]
 
     def hook(conn: int, index: int, frame: bytes) -> list[bytes]:
-        if conn == 0 and index >= 2 and _text_frame(frame) and not done:
+        if index >= 2 and _text_frame(frame) and not done:
             done.append(index)
-            return attack(frame)
+            return act(frame)
         return [frame]
+
     return hook
-
-
-ATTACKS: dict[str, Hook] = {
-    "modified": _once(lambda f: [_tamper(f)]),
-    "replayed": _once(lambda f: [f, f]),
-    "injected": _once(lambda f: [_forged(struct.unpack_from(">I", f, 8)[0]), f]),
-    "dropped": _once(lambda f: []),
-}

@@ -15,7 +15,7 @@ import pytest
 
 from harness.device.base import Device
 from harness.wifisocket.frame import CloseCode, FrameType
-from tests.helpers.onpath import ATTACKS, FrameProxy
+from tests.helpers.onpath import ATTACKS, FrameProxy, attack
 
 MSGS = ["one", b"\x00two", "three" * 100, b"four" * 200, "five"]
 WAIT = 10.0
@@ -34,12 +34,12 @@ def _talk(link: object, msgs: list) -> None:
         assert link.receive(timeout=WAIT) == m  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("attack", list(ATTACKS))
+@pytest.mark.parametrize("name", ATTACKS)
 def test_an_attacked_frame_is_rejected_and_the_stream_delivered_exactly_once(
-    keyed: Device, attack: str
+    keyed: Device, name: str
 ) -> None:
     before = keyed.info()["tag_failures"]
-    proxy = FrameProxy((keyed.ip, keyed.port), ATTACKS[attack])
+    proxy = FrameProxy((keyed.ip, keyed.port), attack(name))
     try:
         with keyed.connect(proxy.port, host="127.0.0.1", timeout=WAIT,
                            backoff_initial=0.02, backoff_max=0.2) as link:
@@ -48,7 +48,7 @@ def test_an_attacked_frame_is_rejected_and_the_stream_delivered_exactly_once(
     finally:
         proxy.close()
     after = keyed.info()["tag_failures"]
-    if attack == "dropped":
+    if name == "dropped":
         # The frame after the dropped one fails its tag (its counter is ahead), unless the
         # link went silent first and was redialled.
         assert after > before or reconnects >= 1, (before, after, reconnects, proxy.connections)

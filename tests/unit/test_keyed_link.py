@@ -27,7 +27,7 @@ from harness.errors import (
 from harness.wifisocket.frame import CloseCode, FrameType, encode_frame
 from harness.wifisocket.session import Handshake, Message, Session, close_frame
 from tests.helpers.net import free_port
-from tests.helpers.onpath import ATTACKS, FrameProxy
+from tests.helpers.onpath import ATTACKS, FrameProxy, attack
 
 LOCAL = "127.0.0.1"
 KEY = bytes(range(0x40, 0x60))
@@ -254,12 +254,12 @@ def test_a_keyed_constructor_gets_the_device_once_it_stops_answering_busy() -> N
 # --- the on-path attacker (tests/helpers/onpath.py) ---------------------------------------
 
 
-@pytest.mark.parametrize("attack", list(ATTACKS))
+@pytest.mark.parametrize("name", ATTACKS)
 def test_an_attacked_stream_is_rejected_and_still_delivered_exactly_once(
-        pool: ThreadPoolExecutor, attack: str) -> None:
+        pool: ThreadPoolExecutor, name: str) -> None:
     port, fut = _serve(pool, len(MSGS))
     threading.Event().wait(0.2)
-    proxy = FrameProxy((LOCAL, port), ATTACKS[attack])
+    proxy = FrameProxy((LOCAL, port), attack(name))
     try:
         with _dial_when_listening(proxy.port, key=KEY) as ws:
             _talk(ws, MSGS)
@@ -269,7 +269,7 @@ def test_an_attacked_stream_is_rejected_and_still_delivered_exactly_once(
         proxy.close()
     assert got == MSGS  # exactly once, in order, nothing forged
     assert server is not None
-    if attack == "dropped":
+    if name == "dropped":
         # A dropped frame: the next one fails its tag (n skipped) or the link goes silent.
         assert reconnects >= 1 or server.stats.bad_tags >= 1
     else:
