@@ -129,6 +129,9 @@ def test_a_ping_flood_without_reading_does_not_grow_host_memory(listener) -> Non
     assert peak - base <= 4 * MiB, f"RSS grew by {(peak - base) / MiB:.1f} MiB"
 
 
+DEAD = 3.0
+
+
 def test_backed_up_output_pauses_reading_and_the_link_survives(listener, monkeypatch) -> None:
     """One PING per segment and tiny socket buffers: each read owes a PONG the peer never
     takes. The host stops reading at the backlog bound (so the peer's sends block), is not
@@ -164,7 +167,9 @@ def test_backed_up_output_pauses_reading_and_the_link_survives(listener, monkeyp
 
     thread = threading.Thread(target=peer, daemon=True)
     thread.start()
-    with WiFiSocket(LOCAL, port, timeout=WAIT, dead_after=1.0, reconnect=False) as ws:
+    # A dead bound that a loaded machine's scheduling cannot trip by itself (4 workers on
+    # 2 cores): the peer thread must read our answers before it says "resumed".
+    with WiFiSocket(LOCAL, port, timeout=WAIT, dead_after=DEAD, reconnect=False) as ws:
         sock = ws._link.transport.sock
         assert sock is not None
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
@@ -173,10 +178,11 @@ def test_backed_up_output_pauses_reading_and_the_link_survives(listener, monkeyp
         assert result["sent"] < 2_000_000, "the host never stopped reading"
         queued = ws._link.transport.queued
         assert backlog < queued <= backlog + 128  # one read adds at most a PONG and an ACK
-        time.sleep(1.5)  # longer than dead_after: the unread bytes show the peer is alive
+        time.sleep(DEAD + 0.5)  # longer than dead_after: the unread bytes show the peer is alive
         assert ws.connected
         # Paused: nothing more was read (only our own keepalive PINGs were added).
-        assert ws._link.transport.queued <= queued + 2 * 28
+        # One keepalive PING (28 bytes) per second of the pause, and one for the timing.
+        assert ws._link.transport.queued <= queued + (int(DEAD) + 2) * 28
         go_read.set()
         assert ws.receive(WAIT) == "resumed"
         ws.send("ok")
