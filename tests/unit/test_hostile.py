@@ -143,6 +143,10 @@ def test_backed_up_output_pauses_reading_and_the_link_survives(listener, monkeyp
     blocked = threading.Event()
     go_read = threading.Event()
     result: dict = {}
+    host: list[WiFiSocket] = []
+
+    def host_paused() -> bool:
+        return bool(host) and host[0]._link.transport.queued > backlog
 
     def peer() -> None:
         conn, _ = listener.accept()
@@ -151,11 +155,16 @@ def test_backed_up_output_pauses_reading_and_the_link_survives(listener, monkeyp
             conn.settimeout(WAIT)
             decoder = _peer_hello(conn)
             n = 0
-            # Whole frames only: stop when the socket stays unwritable (the host stopped
-            # reading and the buffers between us are full).
-            while n < 2_000_000 and select.select([], [conn], [], 1.0)[1]:
-                n += 1
-                conn.sendall(encode_frame(FrameType.PING, n.to_bytes(8, "big")))
+            # Whole frames only, until the host has paused at its backlog bound. An
+            # unwritable socket alone does not say so: on a loaded machine the host may just
+            # not have been scheduled yet, so go on once it reads again.
+            deadline = time.monotonic() + WAIT * 2
+            while n < 2_000_000:
+                if select.select([], [conn], [], 1.0)[1]:
+                    n += 1
+                    conn.sendall(encode_frame(FrameType.PING, n.to_bytes(8, "big")))
+                elif host_paused() or time.monotonic() > deadline:
+                    break
             result["sent"] = n
             blocked.set()
             assert go_read.wait(WAIT * 2)
@@ -174,6 +183,7 @@ def test_backed_up_output_pauses_reading_and_the_link_survives(listener, monkeyp
         assert sock is not None
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        host.append(ws)
         assert blocked.wait(WAIT * 2)
         assert result["sent"] < 2_000_000, "the host never stopped reading"
         queued = ws._link.transport.queued
