@@ -322,18 +322,23 @@ def test_the_handshake_goes_hello_hello_auth_auth() -> None:
     assert [type(e) for e in d.receive_data(auth_a, 0.0)] == [Connected]
 
 
+def _redial_with_one_unconfirmed(d: Session, a: Session) -> bytes:
+    """Connect, leave one message unconfirmed, lose the connection, redial: the acceptor's
+    HELLO of the new connection (its AUTH not sent yet)."""
+    connect(d, a)
+    d.send_message("unconfirmed", 0.0)
+    d.connection_lost()
+    a.connection_lost()
+    (f,) = frames_of(d.connection_made(1.0))
+    return a.connection_made(1.0, dialer=Hello.decode(f.payload, keyed=True))
+
+
 def test_a_dialer_refused_before_the_acceptors_auth_is_not_connected() -> None:
     """A CLOSE (untagged: the acceptor sent no AUTH) instead of the acceptor's AUTH ends
     the attempt as a CLOSE instead of a HELLO does on an unkeyed link: the dialer never
     counted itself connected, and the CLOSE's ack is not acted on."""
     d, a = mk(), mk()
-    connect(d, a)
-    d.send_message("unconfirmed", 0.0)
-    d.connection_lost()
-    a.connection_lost()
-    hello_d = d.connection_made(1.0)
-    (f,) = frames_of(hello_d)
-    hello_a = a.connection_made(1.0, dialer=Hello.decode(f.payload, keyed=True))
+    hello_a = _redial_with_one_unconfirmed(d, a)
     assert d.receive_data(hello_a, 1.0) == []
     assert [fr.type for fr in frames_of(d.data_to_send())] == [FrameType.AUTH]
     busy = close_frame(CloseCode.BUSY, "another peer's session is live", ack=1)
@@ -359,13 +364,7 @@ def test_nothing_of_the_hello_acts_before_the_auth() -> None:
     """A peer that sent a good HELLO but no AUTH changed nothing: no Connected, no
     resume decision, no ack taken, no data or PING accepted."""
     d, a = mk(), mk()
-    connect(d, a)
-    d.send_message("unconfirmed", 0.0)
-    d.connection_lost()
-    a.connection_lost()
-    hello_d = d.connection_made(1.0)
-    (f,) = frames_of(hello_d)
-    hello_a = a.connection_made(1.0, dialer=Hello.decode(f.payload, keyed=True))
+    hello_a = _redial_with_one_unconfirmed(d, a)
     # The acceptor's HELLO (acking seq 1) reaches the dialer; its AUTH has not come.
     assert d.receive_data(hello_a, 1.0) == []
     assert d.state == State.PROVING
