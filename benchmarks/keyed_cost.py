@@ -36,7 +36,8 @@ def pair(key: bytes | None) -> tuple[Session, Session]:
     hello_a = a.connection_made(0.0, dialer=Hello.decode(f.payload, keyed=key is not None))
     a.receive_data(hello_d, 0.0)
     d.receive_data(hello_a + a.data_to_send(), 0.0)
-    a.receive_data(d.data_to_send(), 0.0)
+    a.receive_data(d.data_to_send(), 0.0)  # the dialer's AUTH (keyed): the acceptor answers
+    d.receive_data(a.data_to_send(), 0.0)
     assert d.is_open and a.is_open
     return d, a
 

@@ -94,12 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--perf", action="store_true", help="perf record the twin process")
     p.add_argument("--syscalls", action="store_true",
                    help="count the twin's system calls per message (perf stat tracepoints)")
+    p.add_argument("--link-key", default="auto", metavar="auto|none|HEX",
+                   help="the link's key, as `esp-hil bench --link-key` (default: auto, keyed)")
     args = p.parse_args(argv)
 
-    dev = open_device(DeviceOptions(spec="sim"))
+    dev = open_device(DeviceOptions(spec="sim", link_key=args.link_key))
     try:
         pid = _twin_pid(dev.ip)
-        with Bench(dev.ip, dev.port, dev.ctrl_port, raw_port_of(dev)) as bench:
+        with Bench(dev.ip, dev.port, dev.ctrl_port, raw_port_of(dev), key=dev.key) as bench:
             # Warm up; for `down`, find the count that lasts about --seconds.
             down_count = 0
             if args.workload == "down":

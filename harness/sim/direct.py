@@ -116,7 +116,9 @@ class SimDevice(TwinWorld, Device):
                 proc.stop()
                 self._spawn(RESET_REASONS[reason][0])
                 return
-        self.console.close(f"the twin's firmware exited with code {code}")
+        # The shim says why on stderr (a bad environment, an address in use): show it.
+        tail = "\n".join(proc.stderr_tail(wait=1.0))
+        self.console.close(f"the twin's firmware exited with code {code}\n{tail}".rstrip())
 
     def start(self) -> Device:
         """Boot the twin and bring it to READY (provisioning WiFi if the flash has none)."""

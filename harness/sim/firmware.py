@@ -250,8 +250,15 @@ class FirmwareProcess:
         """True if the last run ended through ``ESP.restart()`` (exit code 3)."""
         return self.exit_code == EXIT_RESTART
 
-    def stderr_tail(self) -> list[str]:
-        """The last lines the shim wrote to stderr (diagnostics, ``[shim] ...``)."""
+    def stderr_tail(self, wait: float = 0.0) -> list[str]:
+        """The last lines the shim wrote to stderr (diagnostics, ``[shim] ...``).
+
+        ``wait``: after the process ended, up to this many seconds for its last lines to be
+        read off the pipe first.
+        """
+        reader = self._threads[1] if len(self._threads) == 2 else None
+        if wait > 0 and reader is not None and reader is not threading.current_thread():
+            reader.join(timeout=wait)
         return list(self._stderr_tail)
 
     def __enter__(self) -> FirmwareProcess:

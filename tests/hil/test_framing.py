@@ -1,8 +1,9 @@
-"""The device decodes frames however TCP slices them."""
+"""The device decodes frames however TCP slices them, and writes each small frame whole."""
 
 from __future__ import annotations
 
 import itertools
+import socket
 import time
 
 from hypothesis import HealthCheck, given, settings
@@ -45,3 +46,29 @@ def test_byte_at_a_time(device: Device) -> None:
             peer.send(bytes([byte]))
         frame = peer.next_data()
         assert frame.type == FrameType.TEXT and frame.payload == b"slow but whole"
+
+
+def test_small_replies_go_out_whole_with_their_tags(device: Device) -> None:
+    # A frame and its tag (keyed links) written separately are two TCP segments and two
+    # wake-ups of the host per message. Catch the first bytes of each reply as soon as
+    # they are readable: they must end on a frame boundary.
+    with RawPeer(device.ip, device.port, key=device.key) as peer:
+        peer.hello()
+        sock = peer.sock
+        for seq in range(1, 301):
+            peer.send(peer.seal(encode_frame(FrameType.BINARY, bytes(64), seq=seq, ack=seq - 1)))
+            got = b""
+            deadline = time.monotonic() + peer.timeout
+            while not got:
+                assert time.monotonic() < deadline, f"no reply to message {seq}"
+                try:
+                    got = sock.recv(65536, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    continue
+                assert got, "the device closed the connection"
+            peer.frames.extend(peer.decoder.feed(got))
+            assert peer.decoder.buffered == 0, (
+                f"reply to message {seq}: the first {len(got)} bytes end inside a frame"
+            )
+            frame = peer.next_data()
+            assert (frame.seq, frame.payload) == (seq, bytes(64))

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.device.errors import DeviceTimeout
 from harness.sim import (
     EXIT_CONFIG_ERROR,
     EXIT_RESTART,
@@ -27,6 +28,7 @@ from harness.sim import (
     allocate_ip,
     build_firmware,
 )
+from harness.sim.direct import SimDevice
 from tests.helpers.net import free_port
 from tests.helpers.shim import (
     MAC,
@@ -480,6 +482,18 @@ def test_bad_environment_exits_with_config_error(binary: Path, tmp_path: Path) -
     finally:
         proc.stop()
     assert any("ESP_HIL_IP" in line for line in proc.stderr_tail())
+
+
+def test_device_whose_twin_refuses_its_environment_says_why() -> None:
+    # The exit code alone ("2") tells a user nothing; the shim's own line names the cause.
+    dev = SimDevice(env={"ESP_HIL_HEAP": "12"})
+    try:
+        with pytest.raises(DeviceTimeout) as info:
+            dev.start()
+    finally:
+        dev.close()
+    assert f"exited with code {EXIT_CONFIG_ERROR}" in str(info.value)
+    assert "bad ESP_HIL_HEAP=12" in str(info.value)
 
 
 def test_allocate_ip_gives_distinct_addresses_until_released() -> None:

@@ -341,20 +341,48 @@ class WiFiSocketT {
     }
   }
 
+  // What the endpoint offers comes in pieces: a frame, then its tag on a keyed link, then
+  // the next frame. The socket has Nagle off, so each write() is a TCP segment of its own
+  // (and a wake-up of the peer): small pieces are gathered into the shared scratch buffer
+  // and written together; a piece that fills the buffer by itself is written in place.
   void writeSlot(int i, uint32_t now) {
     if (!ep_.inUse(i)) return;
     WiFiClient& c = clients_[i];
+    uint8_t* const buf = wsock_arduino::readScratch;
+    constexpr size_t kGather = sizeof wsock_arduino::readScratch;
     for (;;) {
       const uint8_t* p = nullptr;
-      const size_t n = ep_.peekOutput(i, &p, now);
+      size_t n = ep_.peekOutput(i, &p, now);
       if (n == 0) break;
       const int room = c.availableForWrite();
       if (room <= 0) break;
-      const size_t want = n < static_cast<size_t>(room) ? n : static_cast<size_t>(room);
-      const size_t wrote = c.write(p, want);
-      if (wrote == 0) break;
-      ep_.consumeOutput(i, wrote, now);
-      if (wrote < want) break;
+      const size_t cap = static_cast<size_t>(room);
+      if (n >= kGather) {
+        const size_t want = n < cap ? n : cap;
+        const size_t wrote = c.write(p, want);
+        if (wrote == 0) break;
+        ep_.consumeOutput(i, wrote, now);
+        if (wrote < want) break;
+        continue;
+      }
+      const size_t limit = cap < kGather ? cap : kGather;
+      size_t used = 0;
+      while (n > 0 && used < limit) {
+        const size_t take = n < limit - used ? n : limit - used;
+        memcpy(buf + used, p, take);
+        ep_.consumeOutput(i, take, now);
+        used += take;
+        n = ep_.peekOutput(i, &p, now);
+      }
+      // Taken from the endpoint already: a short write loses bytes from the stream, which
+      // only a connection that is failing does (the room was there). The frames stay in
+      // the resend ring; the session resumes on the next connection.
+      if (c.write(buf, used) < used) {
+        ep_.transportLost(i);
+        c.stop();
+        slotGone(i);
+        return;
+      }
     }
     if (ep_.closing(i)) {
       // Read what is left first: closing with unread data makes TCP send a reset, which
