@@ -16,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <initializer_list>
+
 #include "check.h"
 #include "wifisocket/hmac.h"
 #include "wifisocket/sha256.h"
@@ -236,6 +238,30 @@ void test_hmac_unkeyed_and_wiped_use_the_empty_key() {
   CHECK(memcmp(ref, got, sizeof ref) == 0);
 }
 
+// A key set from midstates() of another object is the same key: a connection keeps 64
+// bytes of midstates instead of the HMAC object, and its tags must not change.
+void test_hmac_midstates_are_the_key() {
+  uint8_t key[40], msg[300];
+  pattern(key, sizeof key, 7);
+  pattern(msg, sizeof msg, 8);
+  for (size_t keyLen : {size_t{16}, size_t{32}, size_t{40}}) {
+    uint32_t inner[8], outer[8];
+    HmacSha256 a;
+    a.setKey(key, keyLen);
+    a.midstates(inner, outer);
+    for (size_t n : {size_t{0}, size_t{1}, size_t{55}, size_t{64}, size_t{300}}) {
+      uint8_t ref[kSha256Size], got[kSha256Size];
+      hmacSha256(key, keyLen, msg, n, ref, sizeof ref);
+      HmacSha256 b;
+      b.setMidstates(inner, outer);
+      b.begin();
+      b.update(msg, n);
+      b.finish(got, sizeof got);
+      CHECK(memcmp(ref, got, sizeof ref) == 0);
+    }
+  }
+}
+
 // Equal exactly when equal, whichever byte and bit differ; length 0 is equal.
 void test_constant_time_equal() {
   uint8_t a[33], b[33];
@@ -354,6 +380,7 @@ int main(int argc, char** argv) {
       {"hmac_key_normalisation", test_hmac_key_normalisation},
       {"hmac_reuse_chunking_truncation", test_hmac_reuse_chunking_truncation},
       {"hmac_unkeyed_and_wiped_use_the_empty_key", test_hmac_unkeyed_and_wiped_use_the_empty_key},
+      {"hmac_midstates_are_the_key", test_hmac_midstates_are_the_key},
       {"constant_time_equal", test_constant_time_equal},
   };
   return check::runTests(tests);

@@ -28,6 +28,17 @@ void HmacSha256::setKey(const uint8_t* key, size_t len) {
   keyed_ = true;
 }
 
+void HmacSha256::midstates(uint32_t inner[8], uint32_t outer[8]) const {
+  memcpy(inner, inner_, sizeof inner_);
+  memcpy(outer, outer_, sizeof outer_);
+}
+
+void HmacSha256::setMidstates(const uint32_t inner[8], const uint32_t outer[8]) {
+  memcpy(inner_, inner, sizeof inner_);
+  memcpy(outer_, outer, sizeof outer_);
+  keyed_ = true;
+}
+
 void HmacSha256::begin() {
   if (!keyed_) setKey(nullptr, 0);
   memcpy(work_.state_, inner_, sizeof inner_);

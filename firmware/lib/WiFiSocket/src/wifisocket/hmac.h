@@ -30,6 +30,11 @@ class HmacSha256 {
   void finish(uint8_t* out, size_t outLen);
   /// Forgets the key (zeros every byte that depended on it).
   void wipe();
+  /// The key's two midstates after setKey() (64 bytes): a caller that uses one key for
+  /// many messages may keep these instead of the whole object.
+  void midstates(uint32_t inner[8], uint32_t outer[8]) const;
+  /// Sets the key from midstates() taken earlier.
+  void setMidstates(const uint32_t inner[8], const uint32_t outer[8]);
 
  private:
   uint32_t inner_[8] = {};  // state after the block key ^ ipad

@@ -48,10 +48,25 @@ void connectionKey(const uint8_t* key, size_t keyLen, const uint8_t nonceD[kHell
   mac.wipe();
 }
 
-void frameTag(const uint8_t connKey[kConnKeySize], uint8_t dir, uint64_t n, const uint8_t* a,
-              size_t aLen, const uint8_t* b, size_t bLen, uint8_t out[kTagSize]) {
+void tagKey(const uint8_t connKey[kConnKeySize], TagKey* out) {
   HmacSha256 mac;
   mac.setKey(connKey, kConnKeySize);
+  mac.midstates(out->inner, out->outer);
+  mac.wipe();
+}
+
+void frameTag(const uint8_t connKey[kConnKeySize], uint8_t dir, uint64_t n, const uint8_t* a,
+              size_t aLen, const uint8_t* b, size_t bLen, uint8_t out[kTagSize]) {
+  TagKey key;
+  tagKey(connKey, &key);
+  frameTag(key, dir, n, a, aLen, b, bLen, out);
+  secureZero(&key, sizeof key);
+}
+
+void frameTag(const TagKey& key, uint8_t dir, uint64_t n, const uint8_t* a, size_t aLen,
+              const uint8_t* b, size_t bLen, uint8_t out[kTagSize]) {
+  HmacSha256 mac;
+  mac.setMidstates(key.inner, key.outer);
   mac.begin();
   uint8_t prefix[9];
   prefix[0] = dir;

@@ -2,7 +2,8 @@
 // proofs over the handshake transcript, the connection key and the per-frame tags.
 //
 // Portable core: no Arduino headers, no heap, no exceptions. Every function works on
-// caller-given bytes; the HMAC state lives on the stack for the duration of a call.
+// caller-given bytes; the HMAC state lives on the stack for the duration of a call (a
+// connection keeps only its TagKey).
 #pragma once
 
 #include <stddef.h>
@@ -29,9 +30,20 @@ void authProof(const uint8_t* key, size_t keyLen, uint8_t role, const uint8_t* h
 void connectionKey(const uint8_t* key, size_t keyLen, const uint8_t nonceD[kHelloNonceSize],
                    const uint8_t nonceA[kHelloNonceSize], uint8_t out[kConnKeySize]);
 
+/// K_conn as the tags use it: its two HMAC midstates (64 bytes), so that each tag costs the
+/// frame's own SHA-256 blocks plus two, not four (most frames are one or two blocks).
+struct TagKey {
+  uint32_t inner[8];
+  uint32_t outer[8];
+};
+void tagKey(const uint8_t connKey[kConnKeySize], TagKey* out);
+
 /// tag = HMAC-SHA256(K_conn, dir || u64(n) || frame bytes 0 .. 16+L-1)[0:16]. The frame
 /// bytes (header and payload, without the CRC) may come in two pieces (a ring that wraps);
 /// `b` may be null when `bLen` is 0.
+void frameTag(const TagKey& key, uint8_t dir, uint64_t n, const uint8_t* a, size_t aLen,
+              const uint8_t* b, size_t bLen, uint8_t out[kTagSize]);
+/// The same from K_conn itself (tools and tests; a connection keeps its TagKey).
 void frameTag(const uint8_t connKey[kConnKeySize], uint8_t dir, uint64_t n, const uint8_t* a,
               size_t aLen, const uint8_t* b, size_t bLen, uint8_t out[kTagSize]);
 

@@ -367,7 +367,7 @@ void Endpoint::queueScratch(int slot, bool active, uint8_t type, const uint8_t* 
   // tagged, as frame 0), under the key of its two HELLOs, taken before the scratch that
   // holds ours is overwritten.
   uint8_t handshakeKey[kConnKeySize];
-  if (s.tagOut && !active) slotConnKey(s, handshakeKey);
+  if (s.tagOut && !active) slotConnKey(s, handshakeKey);  // one tag: no TagKey kept
   // Control frames carry the current cumulative ack like every frame.
   const uint32_t ack = taken_;
   s.curLen = encodeFrame(s.scratch, sizeof s.scratch - (s.tagOut ? kTagSize : 0), type, 0, ack,
@@ -376,9 +376,14 @@ void Endpoint::queueScratch(int slot, bool active, uint8_t type, const uint8_t* 
   s.cursor = s.curLen > 0 ? Slot::kScratch : Slot::kNone;
   s.scratchTagged = s.tagOut && s.curLen > 0;
   if (s.scratchTagged) {
-    frameTag(active ? connKey_ : handshakeKey, s.accepted ? kRoleAcceptor : kRoleDialer,
-             active ? txN_ : 0, s.scratch, s.curLen - kCrcSize, nullptr, 0,
-             s.scratch + s.curLen);
+    const uint8_t dir = s.accepted ? kRoleAcceptor : kRoleDialer;
+    if (active) {
+      frameTag(connKey_, dir, txN_, s.scratch, s.curLen - kCrcSize, nullptr, 0,
+               s.scratch + s.curLen);
+    } else {
+      frameTag(handshakeKey, dir, 0, s.scratch, s.curLen - kCrcSize, nullptr, 0,
+               s.scratch + s.curLen);
+    }
     s.curLen += kTagSize;
   }
   if (s.tagOut && !active) secureZero(handshakeKey, sizeof handshakeKey);
@@ -819,7 +824,10 @@ void Endpoint::establish(int slot, const Hello& h, uint32_t helloAck, uint32_t n
   s.lastRx = now;
   big_.reset();
   if (s.keyed) {
-    slotConnKey(s, connKey_);
+    uint8_t connKey[kConnKeySize];
+    slotConnKey(s, connKey);
+    tagKey(connKey, &connKey_);
+    secureZero(connKey, sizeof connKey);
     txN_ = rxN_ = 0;
     big_.setTagged(true);  // from the frame after the peer's AUTH on
   }

@@ -287,7 +287,7 @@ class Endpoint {
   // connection (if it is keyed).
   uint8_t key_[kKeyMax] = {};
   uint8_t keyLen_ = 0;
-  uint8_t connKey_[kConnKeySize] = {};
+  TagKey connKey_ = {};
   uint64_t txN_ = 0;  // tagged frames written completely on the active connection
   uint64_t rxN_ = 0;  // tagged frames verified on it
 
