@@ -756,12 +756,9 @@ class Session:
                                                             ack=self._delivered)))
         if ack and self.state == State.OPEN and self._delivered != self._ack_sent:
             self._queue(FrameType.ACK)
-        if self._keyed is not None:
-            data = self._wire(self._out)
-        elif not self._out:
+        if not self._out and not self._auth_out:
             return b""
-        else:
-            data = b"".join(self._out)
+        data = self._wire(self._out) if self._keyed is not None else b"".join(self._out)
         self._out.clear()
         return data
 
