@@ -1,9 +1,30 @@
 #!/usr/bin/env bash
 # The performance gate (issue 15): the twin's WiFiSocket-to-raw-TCP ratios against the
-# baseline stored in the repository. Fails (exit 1, naming the figure) when a figure is
-# worse beyond the stored spread and by more than the tolerance; a halved efficiency
-# (-50 %) always is. Refresh the baseline as BENCHMARKS.md says ("The regression gate").
+# baselines stored in the repository, keyless (protocol v1) and keyed (v2, the plugin's
+# default). Fails (exit 1, naming the figure) when a figure is worse beyond the stored
+# spread and by more than the tolerance, in two runs in a row; a halved efficiency (-50 %)
+# always is. Refresh the baselines as BENCHMARKS.md says ("The regression gate").
+#
+# Why a second run: the 1 KiB download on the twin is bimodal from run to run (ours about 12
+# or 24 MB/s, raw TCP about 12 or 60 MB/s: clocked by idle-vCPU wake-ups or not), so one
+# run's ratio can cross the tolerance with nothing changed; a regression stays worse in both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec timeout 150 python -m harness.cli bench --device sim-direct \
-  --compare benchmarks/baseline/ci.json --tolerance 0.4 --link-key none "$@"
+
+gate() {
+  local key=$1 baseline=benchmarks/baseline/$2
+  shift 2
+  for attempt in 1 2; do
+    echo "== bench gate, --link-key $key against $baseline (run $attempt)"
+    if timeout 150 python -m harness.cli bench --device sim-direct \
+        --compare "$baseline" --tolerance 0.4 --link-key "$key" "$@"; then
+      return 0
+    fi
+  done
+  return 1
+}
+
+status=0
+gate none ci.json "$@" || status=1
+gate auto ci-keyed.json "$@" || status=1
+exit "$status"

@@ -365,14 +365,18 @@ class WiFiSocketT {
         if (wrote < want) break;
         continue;
       }
+      // The first piece as far as the room allows, then only pieces that fit whole: a
+      // large frame is not cut into buffer-sized writes (it goes in place next round).
       const size_t limit = cap < kGather ? cap : kGather;
       size_t used = 0;
-      while (n > 0 && used < limit) {
+      for (;;) {
         const size_t take = n < limit - used ? n : limit - used;
         memcpy(buf + used, p, take);
         ep_.consumeOutput(i, take, now);
         used += take;
+        if (used == limit) break;
         n = ep_.peekOutput(i, &p, now);
+        if (n == 0 || n > limit - used) break;
       }
       // Taken from the endpoint already: a short write loses bytes from the stream, which
       // only a connection that is failing does (the room was there). The frames stay in
