@@ -6,7 +6,7 @@
 # always is. Refresh the baselines as BENCHMARKS.md says ("The regression gate").
 #
 # Why a second run: the 1 KiB download on the twin is bimodal from run to run (ours about 12
-# or 24 MB/s, raw TCP about 12 or 60 MB/s: clocked by idle-vCPU wake-ups or not), so one
+# or 24 MB/s, raw TCP about 12 or 60 MB/s; probably idle-vCPU wake-ups clocking it), so one
 # run's ratio can cross the tolerance with nothing changed; a regression stays worse in both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
