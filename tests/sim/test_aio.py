@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +19,7 @@ from harness.device.base import Device
 from harness.netem import Blackhole, Proxy
 from tests.helpers.dial import DialControl
 from tests.helpers.faults import Fault, Injector
+from tests.helpers.net import free_port
 
 pytestmark = [pytest.mark.twin, pytest.mark.asyncio]
 
@@ -144,9 +144,7 @@ async def test_close_wakes_a_waiting_receive_and_send(device: Device, netem: Pro
 
 
 async def test_serve_accepts_the_device_dialling_in(device: Device) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     serving = asyncio.create_task(
         aio.WiFiSocket.serve(port, host="127.0.0.1", key=device.key, **OPTS)
     )
