@@ -324,21 +324,42 @@ class FirmwareProcess:
                     stream.close()
 
 
+def _listening_ipv4() -> set[str]:
+    """The IPv4 addresses something listens on now (Linux: /proc/net/tcp; elsewhere none)."""
+    found: set[str] = set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == "0A":  # TCP_LISTEN
+                addr = int(fields[1].split(":")[0], 16)  # host byte order (little-endian)
+                found.add(".".join(str((addr >> s) & 0xFF) for s in (0, 8, 16, 24)))
+    return found
+
+
 def allocate_ip(*, first: int = 2, last: int = 254) -> tuple[str, BaseFileLock]:
     """Reserve a loopback address 127.0.0.N for one twin; returns it with the held lock.
 
     The reservation is a file lock under the cache directory, so parallel test processes
     (pytest-xdist workers, other sessions) never pick the same address. Release the lock
     (``lock.release()``) to give the address back; it is also freed when the process dies.
+    An address something still listens on is skipped even when its lock is free: a twin of
+    a process that was killed lives on for up to 0.1 s (until it notices it is orphaned),
+    and a twin started beside it would find its ports taken.
     """
     lock_dir = cache_root() / "ip-locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
+    busy: set[str] | None = None
     for n in range(first, last + 1):
         ip = f"127.0.0.{n}"
         lock = FileLock(str(lock_dir / f"{ip}.lock"), timeout=0)
         try:
             lock.acquire(timeout=0)
         except Timeout:
+            continue
+        if busy is None:
+            busy = _listening_ipv4()
+        if ip in busy:
+            lock.release()
             continue
         return ip, lock
     raise FirmwareProcessError(f"no free loopback address in 127.0.0.{first}..{last}")

@@ -523,6 +523,15 @@ def test_allocate_ip_address_is_free_again_after_release() -> None:
     assert again_ip == ip
 
 
+def test_allocate_ip_skips_an_address_something_still_listens_on() -> None:
+    # A twin whose harness was killed keeps its ports until it notices (0.1 s); its lock is
+    # already free. Addresses far above what parallel tests use.
+    with socket.create_server(("127.0.0.252", 0)):
+        ip, lock = allocate_ip(first=252, last=253)
+        lock.release()
+    assert ip == "127.0.0.253"
+
+
 # --------------------------------------------------------------------------- sanitizers
 
 
