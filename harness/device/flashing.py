@@ -9,12 +9,16 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from harness.device.errors import DeviceError
 
 #: Where the ESP8266 Arduino image goes.
 APP_OFFSET = 0x0
+
+#: Seconds esptool waits for the ROM loader's answer to MEM_END (its own default: 0.2).
+MEM_END_TIMEOUT = 3.0
 
 
 class FlashError(DeviceError):
@@ -37,6 +41,7 @@ def flash_image(port: str, image: bytes, *, mode: str = "auto", baud: int = 4608
     try:
         with (
             contextlib.redirect_stdout(log),
+            patient_mem_end(),
             detect_chip(port, connect_mode="default-reset") as esp,
         ):
             if esp.CHIP_NAME != "ESP8266":
@@ -53,6 +58,25 @@ def flash_image(port: str, image: bytes, *, mode: str = "auto", baud: int = 4608
     except OSError as exc:
         raise FlashError(f"cannot open {port}: {exc}") from None
     return True
+
+
+@contextlib.contextmanager
+def patient_mem_end(timeout: float = MEM_END_TIMEOUT) -> Iterator[None]:
+    """Give the ROM loader ``timeout`` seconds to answer MEM_END while the block runs.
+
+    esptool allows 0.2 s (its ``mem_end_rom_timeout`` setting) and ignores a miss, but the
+    miss ends its SLIP reader, so the stub's greeting that follows can never be read: run_stub
+    fails. A board answers at once; a twin on a loaded machine can take longer. Waiting longer
+    costs nothing when the answer comes.
+    """
+    import esptool.loader
+
+    saved = esptool.loader.MEM_END_ROM_TIMEOUT
+    esptool.loader.MEM_END_ROM_TIMEOUT = max(saved, timeout)
+    try:
+        yield
+    finally:
+        esptool.loader.MEM_END_ROM_TIMEOUT = saved
 
 
 def image_md5(image: bytes) -> str:

@@ -15,6 +15,7 @@ import esptool
 import serial
 from esptool.cmds import detect_chip
 
+from harness.device.flashing import patient_mem_end
 from harness.sim.chip import Twin, make_native_image
 
 EEPROM_OFFSET = 0x3FB000
@@ -122,7 +123,7 @@ def esptool_session(url: str, baud: int = 115200) -> Iterator[Any]:
 def run_esptool(url: str, *args: str, baud: int = 115200) -> str:
     """Run an esptool command in-process against ``url``; returns its console output."""
     out = io.StringIO()
-    with esptool_session(url, baud) as esp, contextlib.redirect_stdout(out):
+    with esptool_session(url, baud) as esp, contextlib.redirect_stdout(out), patient_mem_end():
         esptool.main(["--baud", str(baud), *args], esp=esp)
     return out.getvalue()
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import time
 from pathlib import Path
 
 import pytest
 import serial
 from esptool.util import FatalError
 
+from harness.device.flashing import flash_image
 from harness.sim.chip import Twin
+from harness.sim.chip.loader import SerialLoader
 from tests.helpers.chip import (
     EEPROM_OFFSET,
     STANDIN_ID,
@@ -139,6 +142,34 @@ def test_high_baud_write_changes_the_chip_uart(twin: Twin, tmp_path: Path) -> No
     out = run_esptool(twin.url, "--baud", "921600", "write-flash", "0x60000", str(data))
     assert "Changing baud rate to 921600" in out
     assert "Hash of data verified." in out
+
+
+@pytest.fixture
+def late_mem_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The twin answers MEM_END after 0.5 s, as a twin on a loaded CI machine can.
+
+    esptool's own 0.2 s would miss the answer and then fail to read the stub's greeting.
+    """
+    answer = SerialLoader._mem_end
+
+    def late(self: SerialLoader, data: bytes, chk: int) -> tuple[int, bytes]:
+        time.sleep(0.5)
+        return answer(self, data, chk)
+
+    monkeypatch.setattr(SerialLoader, "_mem_end", late)
+
+
+@pytest.mark.usefixtures("late_mem_end")
+def test_the_stub_starts_when_the_twin_answers_mem_end_late(twin: Twin) -> None:
+    out = run_esptool(twin.url, "chip-id")
+    assert f"Chip ID: {twin.chip_id:#010x}" in out
+
+
+@pytest.mark.usefixtures("late_mem_end")
+def test_flash_image_starts_the_stub_when_the_twin_answers_mem_end_late(twin: Twin) -> None:
+    assert flash_image(twin.url, standin_image(), mode="always") is True
+    assert twin.flash is not None
+    assert twin.flash.read(0, 16) == standin_image()[:16]
 
 
 def test_unmodified_cli_with_ign_set_control(twin: Twin) -> None:
