@@ -7,8 +7,10 @@ of the patches of ``benchmarks/whatif/`` applied (``base`` has none). The varian
 alike; then the medians are printed (benchmarks/compare.py). The repository is not touched.
 
     python benchmarks/whatif.py                          # every patch alone, and all together
-    python benchmarks/whatif.py --rounds 5 --sizes 64,4096 --duration 1
-    python benchmarks/whatif.py --variant ack=host-deferred-ack --variant all=*
+    python benchmarks/whatif.py --rounds 5 --sizes 64,max --duration 1 --link-key none
+    python benchmarks/whatif.py --variant win=fw-window-32k --variant all=*
+
+A patch that no longer applies fails ``tests/unit/test_whatif.py``.
 """
 
 from __future__ import annotations
@@ -38,9 +40,10 @@ def make_copy(where: Path, patches: list[Path]) -> Path:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--sizes", default="64,4096")
+    p.add_argument("--sizes", default="64,max", help="as esp-hil bench's (default 64,max)")
     p.add_argument("--duration", type=float, default=1.0)
     p.add_argument("--device", default="sim-direct", help="a twin spec (default sim-direct)")
+    p.add_argument("--link-key", default="auto", help="as esp-hil bench's (default auto)")
     p.add_argument("--variant", action="append", default=[], metavar="NAME=PATCH[+PATCH]",
                    help="patch names without .patch; '*' = all of them")
     args = p.parse_args(argv)
@@ -66,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"round {r + 1}/{args.rounds}: {name}", file=sys.stderr, flush=True)
                 subprocess.run(
                     [sys.executable, "-m", "harness.cli", "bench", "--device", args.device,
-                     "--sizes", args.sizes, "--duration", str(args.duration), "--json", str(out)],
+                     "--sizes", args.sizes, "--duration", str(args.duration), "--json", str(out),
+                     "--link-key", args.link_key],
                     cwd=root, check=True, stdout=subprocess.DEVNULL,
                 )
                 results[name].append(str(out))

@@ -31,11 +31,12 @@ constexpr size_t kRawBudget = 8192;
 // docs/real-target.md). Control: requests and replies up to 512 bytes, one at a time;
 // resend = one frame (532) + lwIP's TCP_SND_BUF (1072).
 using ControlSocket = WiFiSocketT<512, 1024, 1604>;
-WiFiSocket echo;
+using EchoSocket = WiFiSocket;
+EchoSocket echo;
 ControlSocket control;
 bool servicesStarted = false;
 // Echo keeps one message that could not be sent yet (no room): retried every loop().
-uint8_t echoBuf[WiFiSocket::kMaxMessage];
+uint8_t echoBuf[EchoSocket::kMaxMessage];
 int echoLen = -1;
 bool echoText = false;
 uint64_t echoPeer = 0;
