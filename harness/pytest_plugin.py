@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import os
 import sys
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,7 @@ _PYSERIAL_WARNINGS = r"ignore:set(Name|Daemon)\(\) is deprecated:DeprecationWarn
 _DEVICE_KEY = pytest.StashKey["Device | None"]()
 #: Per test: the console position when it started, and its netem proxy.
 _MARK_KEY = pytest.StashKey["int | None"]()
+_STARTED_KEY = pytest.StashKey[float]()
 _NETEM_KEY = pytest.StashKey["Any"]()
 #: Whether this process already put its device's summary into a report.
 _REPORTED_KEY = pytest.StashKey[bool]()
@@ -281,6 +283,7 @@ def link(request: pytest.FixtureRequest, device: Device) -> Iterator[Any]:
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     dev = item.config.stash.get(_DEVICE_KEY, None)
     item.stash[_MARK_KEY] = dev.console.mark() if dev is not None else None
+    item.stash[_STARTED_KEY] = time.monotonic()
     return (yield)
 
 
@@ -298,6 +301,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             mark = item.stash.get(_MARK_KEY, None)
             tail = dev.console.tail(60, since=mark)
             report.sections.append((f"esp-hil console ({dev.description})", tail or "(nothing)"))
+            shim = dev.twin_log(since=item.stash.get(_STARTED_KEY, None))
+            if shim:
+                report.sections.append((f"esp-hil twin log ({dev.description})",
+                                        "\n".join(shim[-60:])))
         proxy = item.stash.get(_NETEM_KEY, None)
         if proxy is not None:
             report.sections.append(("esp-hil netem", f"seed={proxy.seed}"))

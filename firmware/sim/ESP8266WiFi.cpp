@@ -127,6 +127,13 @@ void leave() {
 // station is disconnected; with auto-reconnect on (the default) the SDK keeps rejoining.
 // Listening sockets and open connections stay, as lwIP's PCBs do.
 void lose(WiFiDisconnectReason reason, uint64_t now) {
+  // The harness's view of why (a board's SDK says only the reason code).
+  if (reason == WIFI_DISCONNECT_REASON_BEACON_TIMEOUT) {
+    esp_hil_sim::log("station lost the AP: off the air for %u ms (beacon timeout, reason %d)",
+                     static_cast<unsigned>((now - g_sta.off_air_since_us) / 1000u), static_cast<int>(reason));
+  } else {
+    esp_hil_sim::log("station lost the AP: it changed its password (reason %d)", static_cast<int>(reason));
+  }
   g_sta.status = WL_DISCONNECTED;
   g_sta.off_air_since_us = 0;
   raise(Event::kDisconnected, reason);

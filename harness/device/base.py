@@ -233,6 +233,11 @@ class Device(ABC):
         self.boot_seconds = time.monotonic() - start
         return self._ready
 
+    def twin_log(self, since: float | None = None) -> list[str]:
+        """A twin's own warnings from ``time.monotonic()`` value ``since`` on (see
+        :meth:`harness.sim.world.TwinWorld.twin_log`); a board has none."""
+        return []
+
     # -- pins (twin only) --------------------------------------------------------------------
     @property
     def pins(self) -> Pins:

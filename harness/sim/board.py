@@ -15,6 +15,7 @@ from harness.sim.build import build_firmware_info
 from harness.sim.chip.registry import register_image
 from harness.sim.chip.twin import Twin
 from harness.sim.defaults import FIRMWARE_IDENTITY
+from harness.sim.firmware import ShimLog
 from harness.sim.world import TwinWorld
 
 if TYPE_CHECKING:
@@ -59,6 +60,9 @@ class TwinDevice(TwinWorld, SerialDevice):
 
     def _world_files(self) -> tuple[Path, str]:
         return self.twin.flash_path, self.twin.password
+
+    def _shim_log(self) -> ShimLog:
+        return self.twin.shim_log
 
     def kill(self) -> None:
         """Cut the power: the twin and its serial port vanish, as an unplugged board's would."""

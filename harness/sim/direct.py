@@ -27,7 +27,7 @@ from harness.sim.defaults import (
     default_mac,
     reset_of_exit,
 )
-from harness.sim.firmware import FirmwareProcess, allocate_ip
+from harness.sim.firmware import FirmwareProcess, ShimLog, allocate_ip
 from harness.sim.world import TwinWorld
 
 
@@ -58,6 +58,7 @@ class SimDevice(TwinWorld, Device):
         self.flash_path = flash or self._tmp / "flash.bin"
         self._env = dict(env or {})
         self._proc: Any = None
+        self._log = ShimLog()  # one for every run: a reboot keeps what came before
         self._stopping = False
         self._lock = threading.Lock()
         self.restarts = 0
@@ -68,6 +69,9 @@ class SimDevice(TwinWorld, Device):
 
     def _world_files(self) -> tuple[Path, str]:
         return self.flash_path, self.password
+
+    def _shim_log(self) -> ShimLog:
+        return self._log
 
     @property
     def sim_ip(self) -> str:
@@ -95,6 +99,7 @@ class SimDevice(TwinWorld, Device):
             on_output=self.console.feed,
             on_exit=lambda code: self._exited(proc, code),
             env=self._env,
+            shim_log=self._log,
         )
         self._proc = proc
         self.console.reopen()

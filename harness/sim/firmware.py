@@ -31,6 +31,7 @@ __all__ = [
     "EXIT_RESTART",
     "FirmwareProcess",
     "FirmwareProcessError",
+    "ShimLog",
     "allocate_ip",
 ]
 
@@ -56,6 +57,25 @@ _CONTRACT_VARS = (
 )
 _READ_CHUNK = 65536
 _STDERR_TAIL_LINES = 50
+
+
+class ShimLog:
+    """What a twin's firmware runs wrote to stderr (the emulation's own ``[shim]`` warnings:
+    a refused allocation, a connection over the limit, a flash pin), timestamped, kept across
+    reboots; the last ``maxlen`` lines."""
+
+    def __init__(self, maxlen: int = 200, clock: Callable[[], float] = time.monotonic) -> None:
+        self._lines: collections.deque[tuple[float, str]] = collections.deque(maxlen=maxlen)
+        self._clock = clock
+
+    def add(self, line: str) -> None:
+        """Keep ``line``, stamped with the clock's time now."""
+        self._lines.append((self._clock(), line))
+
+    def since(self, t: float | None = None) -> list[str]:
+        """The lines kept from ``time.monotonic()`` value ``t`` on (None: all of them)."""
+        lines = list(self._lines)  # a snapshot: the reader thread appends meanwhile
+        return [line for at, line in lines if t is None or at >= t]
 
 
 class FirmwareProcessError(RuntimeError):
@@ -87,6 +107,7 @@ class FirmwareProcess:
         on_output: Callable[[bytes], None] | None = None,
         on_exit: Callable[[int], None] | None = None,
         env: dict[str, str] | None = None,
+        shim_log: ShimLog | None = None,
     ) -> None:
         self.binary = Path(binary)
         self.ip = ip
@@ -105,6 +126,9 @@ class FirmwareProcess:
         self._stopping = False
         self._write_lock = threading.Lock()
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL_LINES)
+        #: Every run's stderr, for test reports (``Device.twin_log``); the caller may share
+        #: one across the processes of a twin's reboots.
+        self.shim_log = shim_log if shim_log is not None else ShimLog()
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -306,6 +330,7 @@ class FirmwareProcess:
         for raw in iter(proc.stderr.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             self._stderr_tail.append(line)
+            self.shim_log.add(line)
             log.debug("firmware %d: %s", proc.pid, line)
 
     def _reap_previous(self) -> None:

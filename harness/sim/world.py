@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.sim.firmware import ShimLog
 from harness.sim.pins import Pins
 from harness.sim.wifi import AccessPoint
 
@@ -21,6 +22,17 @@ class TwinWorld:
     def _world_files(self) -> tuple[Path, str]:
         """The twin's flash file and its access point's password."""
         raise NotImplementedError
+
+    def _shim_log(self) -> ShimLog:
+        """Where the twin's firmware runs write their stderr."""
+        raise NotImplementedError
+
+    def twin_log(self, since: float | None = None) -> list[str]:
+        """The emulation's own warnings (``[shim] ...`` lines on the firmware's stderr: a
+        refused allocation, a connection over the limit, the access point lost), from
+        ``time.monotonic()`` value ``since`` on; the plugin adds them to a failed test's
+        report."""
+        return self._shim_log().since(since)
 
     @property
     def pins(self) -> Pins:

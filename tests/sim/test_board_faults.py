@@ -141,6 +141,18 @@ def api(tmp_path: Path) -> Iterator[tuple[Console, AccessPoint]]:
         lock.release()
 
 
+def _shim_line(con: Console, start: str, timeout: float = 5.0) -> str:
+    """The first line of the shim's stderr that starts with ``start`` (its reader thread may
+    lag the console's)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [line for line in con.proc.stderr_tail() if line.startswith(start)]
+        if found or time.monotonic() > deadline:
+            assert found, con.proc.stderr_tail()
+            return found[0]
+        time.sleep(0.02)
+
+
 def _status(con: Console) -> int:
     return int(con.fields(con.command("info", "info "))["status"])
 
@@ -153,6 +165,9 @@ def test_ap_drop_loses_the_link_after_the_beacon_timeout_and_rejoins(
     ap.drop()
     assert con.expect("event ", timeout=BEACON_MS / 1000 + 5) == "event disconnected reason=200"
     assert time.monotonic() - t0 >= BEACON_MS / 1000  # BEACON_TIMEOUT, never before
+    lost = _shim_line(con, "[shim] station lost the AP: off the air for ")
+    assert lost.endswith(" ms (beacon timeout, reason 200)")
+    assert int(lost.split("off the air for ")[1].split()[0]) >= BEACON_MS
     # Auto-reconnect scans and finds nothing, again and again.
     assert con.expect("event ") == "event disconnected reason=201"  # NO_AP_FOUND
     assert _status(con) in (1, 7)  # WL_NO_SSID_AVAIL between attempts, else WL_DISCONNECTED
@@ -168,6 +183,8 @@ def test_ap_password_change_kicks_the_station(api: tuple[Console, AccessPoint]) 
     con, ap = api
     ap.set_password("another-password")
     assert con.expect("event ") == "event disconnected reason=2"  # AUTH_EXPIRE: deauthenticated
+    assert _shim_line(con, "[shim] station lost the AP: ") == (
+        "[shim] station lost the AP: it changed its password (reason 2)")
     assert con.expect("event ") == "event disconnected reason=202"  # AUTH_FAIL on rejoin
     assert _status(con) in (6, 7)  # WL_WRONG_PASSWORD between attempts
     ap.set_password(PASSWORD)

@@ -34,7 +34,7 @@ from harness.sim.defaults import (
     default_mac,
     reset_of_exit,
 )
-from harness.sim.firmware import FirmwareProcess, allocate_ip
+from harness.sim.firmware import FirmwareProcess, ShimLog, allocate_ip
 
 from . import bootrom
 from .autoreset import DEFAULT_STRAP_WINDOW, Strap, StrapSampler, nodemcu_pins
@@ -122,6 +122,8 @@ class Twin(LoaderHost, UartListener):
         self.ssid = ssid
         self.password = password
         self._factory = firmware_factory or default_firmware_factory
+        #: What the firmware's runs wrote to stderr, across reboots.
+        self.shim_log = ShimLog()
         if isinstance(firmware_registry, FirmwareRegistry):
             self.registry = firmware_registry
         elif firmware_registry is None:
@@ -485,6 +487,7 @@ class Twin(LoaderHost, UartListener):
                 chip_id=self.chip_id,
                 on_output=on_output,
                 on_exit=on_exit,
+                shim_log=self.shim_log,
                 **({"env": self._env} if self._env else {}),
             )
             fw.start()
