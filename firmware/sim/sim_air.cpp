@@ -81,20 +81,25 @@ void air_read(Air* out) {
     return;
   }
   // A sequence lock: retry while the harness is in the middle of a write.
+  Air seen;
   for (int attempt = 0; attempt < 1000; attempt++) {
     const uint32_t before = f->seq;
     std::atomic_thread_fence(std::memory_order_acquire);
     if (before & 1u) continue;
-    out->on_air = f->on_air != 0;
-    out->rssi = f->rssi;
+    seen.on_air = f->on_air != 0;
+    seen.rssi = f->rssi;
     size_t len = f->password_len;
     if (len > sizeof f->password) len = sizeof f->password;
-    for (size_t i = 0; i < len; i++) out->password[i] = f->password[i];
-    out->password[len] = 0;
+    for (size_t i = 0; i < len; i++) seen.password[i] = f->password[i];
+    seen.password[len] = 0;
     std::atomic_thread_fence(std::memory_order_acquire);
-    if (f->seq == before) return;
+    if (f->seq == before) {
+      *out = seen;
+      return;
+    }
   }
-  from_environment(out);
+  // The harness is in the middle of a write (or died there): keep what the last tick saw,
+  // not the environment's AP, which a test may have changed since.
 }
 
 }  // namespace esp_hil_sim

@@ -170,7 +170,7 @@ struct Air {
   int32_t rssi;
   char password[65];
 };
-void air_read(Air* out);  // a consistent snapshot; never blocks
+void air_read(Air* out);  // a consistent snapshot; unchanged while the harness writes; never blocks
 
 // --- WiFi station state (ESP8266WiFi.cpp) ---
 // The radio link carries traffic: joined, and the AP on the air. While it does not, the

@@ -179,6 +179,25 @@ def test_ap_drop_loses_the_link_after_the_beacon_timeout_and_rejoins(
     assert _status(con) == 3
 
 
+def test_a_write_left_half_done_keeps_the_ap_as_last_seen(
+    api: tuple[Console, AccessPoint],
+) -> None:
+    # A harness killed inside AccessPoint._write leaves the sequence odd; the station must
+    # keep the last consistent view (off the air), not fall back to the environment's AP.
+    con, ap = api
+    ap.drop()
+    assert con.expect("event ", timeout=BEACON_MS / 1000 + 5) == "event disconnected reason=200"
+    with open(ap.path, "r+b") as f:
+        f.seek(4)
+        seq = int.from_bytes(f.read(4), "little")
+        f.seek(4)
+        f.write((seq | 1).to_bytes(4, "little"))
+    seen: list[str] = []
+    with pytest.raises(AssertionError, match="no line starting 'event connected'"):
+        con.expect("event connected", timeout=(RECONNECT_MS + DHCP_MS) / 1000 * 4, seen=seen)
+    assert seen and all(line == "event disconnected reason=201" for line in seen), seen
+
+
 def test_ap_password_change_kicks_the_station(api: tuple[Console, AccessPoint]) -> None:
     con, ap = api
     ap.set_password("another-password")
