@@ -73,7 +73,7 @@ class ShimLog:
         self._lines.append((self._clock(), line))
 
     def since(self, t: float | None = None) -> list[str]:
-        """The lines kept from ``time.monotonic()`` value ``t`` on (None: all of them)."""
+        """The lines kept from the clock's time ``t`` on (None: all of them)."""
         lines = list(self._lines)  # a snapshot: the reader thread appends meanwhile
         return [line for at, line in lines if t is None or at >= t]
 
