@@ -408,10 +408,12 @@ void setRawMode(Mode m) {
 constexpr uint64_t kBlockMaxMs = 60000;
 uint32_t blockMs = 0;  // a `block` request waiting for its reply to go out
 bool blockHw = false;
+#ifndef HOST_MOCK
 // `sleep` and `crash` wait for their reply to go out, as `block` does (faultLoop()).
 constexpr uint64_t kSleepMaxMs = 3600000;
 uint32_t sleepMs = 0;
 bool crashPending = false;
+#endif
 
 // sleep <ms>: deep sleep (the chip wakes through RST: GPIO16 wired to it on a board).
 // rtc [<u32>]: RTC user memory word 0, written first when a value is given.

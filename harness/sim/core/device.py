@@ -33,6 +33,7 @@ from harness.device.console import Console
 from harness.device.errors import DeviceError
 from harness.project import Project
 from harness.sim.defaults import DEFAULT_PASSWORD, DEFAULT_SSID
+from harness.sim.firmware import ShimLog, allocate_ip
 
 __all__ = ["CoreDevice"]
 
@@ -67,6 +68,7 @@ class _Run:
         env: dict[str, str],
         on_output: Callable[[bytes], None],
         on_exit: Callable[[_Run, int], None],
+        log: ShimLog,
     ) -> None:
         master, slave = pty.openpty()
         # Raw from the first byte: no echo, no line editing before the mock sets its own mode.
@@ -92,6 +94,7 @@ class _Run:
         self.master = master
         self.stopping = False
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL_LINES)
+        self._log = log
         self._on_output = on_output
         self._on_exit = on_exit
         self._write_lock = threading.Lock()
@@ -179,6 +182,7 @@ class _Run:
         for raw in iter(self.proc.stderr.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             self.stderr_tail.append(line)
+            self._log.add(line)
             log.debug("sim-core %d: %s", self.proc.pid, line)
 
 
@@ -199,7 +203,6 @@ class CoreDevice(Device):
     ) -> None:
         from harness.sim.build import FirmwareBuildError
         from harness.sim.core.build import build_core_firmware
-        from harness.sim.firmware import allocate_ip
 
         super().__init__(Console(self._write))
         self.ssid = ssid
@@ -211,6 +214,7 @@ class CoreDevice(Device):
         self._ip, self._ip_lock = allocate_ip()
         self.workdir = Path(tempfile.mkdtemp(prefix="esp-hil-sim-core-"))
         self._run: _Run | None = None
+        self._log = ShimLog()  # every run's stderr: a reboot keeps what came before
         self._closed = False
         self._lock = threading.Lock()
         #: Reboots the firmware asked for itself (``ESP.restart()``).
@@ -235,6 +239,12 @@ class CoreDevice(Device):
         """The SDK's stored station config (the WiFi credentials EspHil keeps), as a file."""
         return self.workdir / "station_config"
 
+    def twin_log(self, since: float | None = None) -> list[str]:
+        """The emulation's own stderr lines (the core's ``(mock)`` messages) from
+        ``time.monotonic()`` value ``since`` on; the plugin adds them to a failed test's
+        report."""
+        return self._log.since(since)
+
     # -- process supervision ----------------------------------------------------------------
     def _write(self, data: bytes) -> None:
         run = self._run
@@ -253,6 +263,7 @@ class CoreDevice(Device):
             env=env,
             on_output=self.console.feed,
             on_exit=self._exited,
+            log=self._log,
         )
 
     def _exited(self, run: _Run, code: int) -> None:
