@@ -5,9 +5,15 @@
 # spread and by more than the tolerance, in two runs in a row; a halved efficiency (-50 %)
 # always is. Refresh the baselines as BENCHMARKS.md says ("The regression gate").
 #
-# Why a second run: the 1 KiB download on the twin is bimodal from run to run (ours about 12
-# or 24 MB/s, raw TCP about 12 or 60 MB/s; probably idle-vCPU wake-ups clocking it), so one
-# run's ratio can cross the tolerance with nothing changed; a regression stays worse in both.
+# Why a second run: a single run's ratio can cross the tolerance with nothing changed; a
+# regression stays worse in both.
+#
+# Why the download is advisory (reported, never failing): raw TCP's 1 KiB download on the twin
+# is bimodal, about 12 or 30-60 MB/s, and keeps one mode for a whole run (one twin process),
+# while ours stays at 10-25 MB/s; so the ratio moves by a factor of 3-5 with nothing changed.
+# It did so in both keyed runs of one CI job (2026-11-25, ratio 1.82 -> 0.30 and 0.35).
+# Pinning the twin and the host to two distinct CPUs, or TCP_QUICKACK on the host's socket,
+# did not remove it (quick trials); the cause is not pinned down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +23,8 @@ gate() {
   for attempt in 1 2; do
     echo "== bench gate, --link-key $key against $baseline (run $attempt)"
     if timeout 150 python -m harness.cli bench --device sim-direct \
-        --compare "$baseline" --tolerance 0.4 --link-key "$key" "$@"; then
+        --compare "$baseline" --tolerance 0.4 --link-key "$key" \
+        --advisory "bulk max-message down" "$@"; then
       return 0
     fi
   done

@@ -277,6 +277,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    f"(default {gate.DEFAULT_ALPHA})")
     p.add_argument("--absolute", action="store_true",
                    help="compare our absolute figures, not the ratios to raw TCP")
+    p.add_argument("--advisory", action="append", default=[], metavar="FIGURE",
+                   help="with --compare: report FIGURE (a gate figure's name, e.g. 'bulk "
+                   "max-message down') but do not fail on it; repeatable")
 
 
 def load_baseline(path: str) -> dict[str, Any]:
@@ -342,6 +345,12 @@ def _check_args(args: argparse.Namespace) -> str | None:
         return "--tolerance must be in [0, 1)"
     if not 0 < args.alpha < 1:
         return "--alpha must be in (0, 1)"
+    unknown = [name for name in args.advisory if name not in GATE_FIGURES]
+    if unknown:
+        return (f"--advisory {unknown[0]!r} is not a gate figure (one of: "
+                f"{', '.join(GATE_FIGURES)})")
+    if args.advisory and not args.compare:
+        return "--advisory goes with --compare"
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         return "--plot needs matplotlib: pip install 'esp-hil[bench]'"
     gating = args.save or args.compare
@@ -464,10 +473,15 @@ def _gate(dev: Any, args: argparse.Namespace, link: str, baseline: dict[str, Any
     print(f"compared: {'absolute figures' if args.absolute else 'ratios to raw TCP'}; "
           f"worse = one-sided Mann-Whitney p <= {args.alpha:g} and the median "
           f"{args.tolerance:.0%} worse or more", file=out)
-    for line in gate.format_verdicts(verdicts):
+    advisory = set(args.advisory)
+    for line in gate.format_verdicts(verdicts, advisory):
         print(line, file=out)
     out.flush()
-    worse = [v.name for v in verdicts if v.worse]
+    noted = [v.name for v in verdicts if v.worse and v.name in advisory]
+    if noted:
+        print(f"esp-hil bench: worse, advisory only (not failing): {', '.join(noted)}",
+              file=err)
+    worse = [v.name for v in verdicts if v.worse and v.name not in advisory]
     if worse:
         print(f"esp-hil bench: worse than {args.compare}: {', '.join(worse)}", file=err)
         return 1

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -204,12 +204,18 @@ def compare(baseline: dict[str, FigureSamples], now: dict[str, FigureSamples], *
     return out
 
 
-def format_verdicts(verdicts: list[Verdict]) -> list[str]:
-    """The table: figure | baseline | now | change | p | verdict."""
+def format_verdicts(verdicts: list[Verdict], advisory: Collection[str] = ()) -> list[str]:
+    """The table: figure | baseline | now | change | p | verdict (``advisory`` figures are
+    marked: they are reported, not failed on)."""
     header = ["figure", "baseline", "now", "change", "p", "verdict"]
+
+    def verdict(v: Verdict) -> str:
+        word = "WORSE" if v.worse else "ok"
+        return f"{word} (advisory)" if v.name in advisory else word
+
     rows = [[v.name, f"{v.baseline:.4g} {v.unit}", f"{v.now:.4g} {v.unit}",
              f"{v.change:+.1%}", "-" if v.p is None else f"{v.p:.3g}",
-             "WORSE" if v.worse else "ok"] for v in verdicts]
+             verdict(v)] for v in verdicts]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
     lines.append("-" * len(lines[0]))

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from harness.bench import bench_device
+from harness.bench.command import GATE_FIGURES
 from harness.device.base import Device
 from harness.netem import Latency, Proxy
 
@@ -85,6 +86,15 @@ def test_the_gate_fails_on_a_planted_slowdown(baseline: Path, slow_echo: _EchoVi
     for name in ("echo 64 B p50", "bulk max-message up", "echo max-message p50"):
         assert name in last
         assert any(line.startswith(name) and line.endswith("WORSE") for line in out.splitlines())
+
+
+def test_advisory_figures_are_reported_not_failed(baseline: Path, slow_echo: _EchoVia) -> None:
+    code, out, err = _run(slow_echo, compare=str(baseline), advisory=list(GATE_FIGURES))
+    assert code == 0, out + err
+    assert any(line.startswith("echo 64 B p50") and line.endswith("WORSE (advisory)")
+               for line in out.splitlines()), out
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("esp-hil bench: worse, advisory only (not failing): echo 64 B p50")
 
 
 #: The unchanged tree runs here beside the rest of the suite (4 workers on 2 cores): a single

@@ -64,6 +64,18 @@ def test_a_halved_efficiency_fails_and_names_the_figure() -> None:
                for line in lines)
 
 
+def test_advisory_figures_are_marked_in_the_table() -> None:
+    rng = random.Random(1)
+    now = _figures(rng)
+    now["bulk max-message up"] = _figures(rng, scale=0.5)["bulk max-message up"]
+    lines = gate.format_verdicts(gate.compare(_figures(random.Random(1)), now),
+                                 advisory={"bulk max-message up", "echo 64 B p50"})
+    marked = {line.split("  ")[0]: line.rsplit("  ", 1)[1] for line in lines[2:]}
+    assert marked["bulk max-message up"] == "WORSE (advisory)"
+    assert marked["echo 64 B p50"] == "ok (advisory)"
+    assert marked["bulk max-message down"] == "ok"
+
+
 def test_better_never_fails() -> None:
     rng = random.Random(2)
     verdicts = gate.compare(_figures(rng), _figures(rng, scale=3.0))
@@ -205,6 +217,10 @@ def test_bad_baselines_are_one_line_before_any_device(
         (["--alpha", "0"], "--alpha must be in (0, 1)"),
         (["--sizes", "64"],
          "--save/--compare measure the gate's own figures: no --sizes or --plot"),
+        (["--advisory", "bulk down"],
+         "--advisory 'bulk down' is not a gate figure (one of: echo 64 B p50, bulk "
+         "max-message up, bulk max-message down, echo max-message p50)"),
+        (["--advisory", "bulk max-message down"], "--advisory goes with --compare"),
     ],
 )
 def test_bad_gate_options_are_one_line(capsys: pytest.CaptureFixture[str], args: list[str],
