@@ -126,5 +126,10 @@ def _bring_up(twin: Twin, image: bytes) -> Ready:
     try:
         board.start()
         return board.ready
+    except DeviceError as exc:
+        shim = twin.shim_log.since()
+        if not shim:
+            raise
+        raise DeviceError(f"{exc}\n--- twin log ---\n" + "\n".join(shim[-20:])) from None
     finally:
         board.close()
