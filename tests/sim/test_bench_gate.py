@@ -105,10 +105,13 @@ UNCHANGED_TOLERANCE = 0.7
 
 
 def test_the_unchanged_tree_passes_twice(baseline: Path, device: Device) -> None:
+    # The download is advisory, as in CI (tools/ci_bench_gate.sh): raw TCP's download on the
+    # twin is bimodal a run at a time (ratio 1.5 -> 0.38 seen here with nothing changed).
     for _ in range(2):
-        code, out, err = _run(device, compare=str(baseline), tolerance=UNCHANGED_TOLERANCE)
+        code, out, err = _run(device, compare=str(baseline), tolerance=UNCHANGED_TOLERANCE,
+                              advisory=["bulk max-message down"])
         assert code == 0, out + err
-        assert "WORSE" not in out
+        assert not [line for line in out.splitlines() if line.endswith("WORSE")], out
 
 
 def test_link_wifi_shapes_both_services(device: Device, tmp_path: Path) -> None:
