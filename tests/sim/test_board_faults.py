@@ -39,6 +39,7 @@ from tests.helpers.shim import (
     booted_console,
     make_process,
 )
+from tests.helpers.wait import wait_until
 
 pytestmark = pytest.mark.twin
 
@@ -144,13 +145,11 @@ def api(tmp_path: Path) -> Iterator[tuple[Console, AccessPoint]]:
 def _shim_line(con: Console, start: str, timeout: float = 5.0) -> str:
     """The first line of the shim's stderr that starts with ``start`` (its reader thread may
     lag the console's)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [line for line in con.proc.stderr_tail() if line.startswith(start)]
-        if found or time.monotonic() > deadline:
-            assert found, con.proc.stderr_tail()
-            return found[0]
-        time.sleep(0.02)
+    def found() -> list[str]:
+        return [line for line in con.proc.stderr_tail() if line.startswith(start)]
+
+    wait_until(lambda: bool(found()), f"a shim line starting {start!r}", timeout)
+    return found()[0]
 
 
 def _status(con: Console) -> int:

@@ -6,8 +6,7 @@ The sketch is firmware/sim/test/api_test_sketch.cpp (one console command per lin
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from harness.sim.board import TwinDevice
 from harness.sim.direct import SimDevice
 from harness.sim.pins import A0, D4, D5, D6, LED_BUILTIN, PinError, Pins, pins_path
 from tests.helpers.shim import Console, make_process
+from tests.helpers.wait import wait_until
 
 SKETCH = firmware_root() / "sim" / "test" / "api_test_sketch.cpp"
 TIMEOUT = 5.0
@@ -74,14 +74,6 @@ def fresh(twin: Twin) -> Twin:
     return twin
 
 
-def wait_for(check: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.005)
-
-
 def test_led_builtin_is_driven_by_setup(fresh: Twin) -> None:
     # setup() does pinMode(LED_BUILTIN, OUTPUT); digitalWrite(LED_BUILTIN, HIGH).
     assert fresh.pins.mode(LED_BUILTIN) == "OUTPUT"
@@ -130,7 +122,7 @@ def test_mirror_sketch_follows_the_input(fresh: Twin) -> None:
     fresh.command(f"mirror {D5} {D6}", "mirror ")
     for level in (1, 0, 1, 0):
         fresh.pins[D5] = level
-        wait_for(lambda lv=level: fresh.pins[D6] == lv)  # type: ignore[misc]
+        wait_until(lambda lv=level: fresh.pins[D6] == lv, "D6 at the level")  # type: ignore[misc]
 
 
 @settings(max_examples=40, deadline=None)
@@ -189,7 +181,8 @@ def test_sketch_touching_a_flash_pin_is_ignored_with_a_note(fresh: Twin) -> None
     fresh.command("mode 7 1", "mode ")
     fresh.command("write 7 1", "write ")
     assert fresh.command("read 7", "read ") == "read 7 0"
-    wait_for(lambda: any("GPIO 7 is a flash pin" in line for line in fresh.proc.stderr_tail()))
+    wait_until(lambda: any("GPIO 7 is a flash pin" in line for line in fresh.proc.stderr_tail()),
+               "the flash-pin warning")
 
 
 def test_driving_an_output_of_the_sketch_is_refused(fresh: Twin) -> None:

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from harness.errors import WiFiSocketError
 from harness.sim.build import FirmwareBuildError
 from harness.sim.core.build import build_core_firmware, core_root
 from harness.sim.core.device import CoreDevice
+from tests.helpers.wait import wait_until
 
 pytestmark = [
     pytest.mark.twin,
@@ -34,14 +35,6 @@ pytestmark = [
 ]
 
 TIMEOUT = 5.0
-
-
-def _wait_for(predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture(scope="module")
@@ -89,9 +82,9 @@ def test_a_short_message_is_read_at_once(dev: CoreDevice) -> None:
 def test_a_peer_closing_is_noticed(dev: CoreDevice) -> None:
     # The mock never sees a FIN: the raw port would stay "connected" forever.
     sock = _raw(dev)
-    _wait_for(lambda: dev.control("stats")["raw"]["connected"], "raw connection accepted")
+    wait_until(lambda: dev.control("stats")["raw"]["connected"], "raw connection accepted")
     sock.close()
-    _wait_for(lambda: not dev.control("stats")["raw"]["connected"], "the FIN noticed")
+    wait_until(lambda: not dev.control("stats")["raw"]["connected"], "the FIN noticed")
 
 
 def test_a_full_send_buffer_stalls_the_source_not_the_sketch(dev: CoreDevice) -> None:
@@ -114,7 +107,7 @@ def test_a_full_send_buffer_stalls_the_source_not_the_sketch(dev: CoreDevice) ->
             assert chunk, f"the device closed the connection after {got} bytes"
             got += len(chunk)
         assert got == total
-    _wait_for(lambda: dev.control("stats")["raw"]["source_left"] == 0, "the source done")
+    wait_until(lambda: dev.control("stats")["raw"]["source_left"] == 0, "the source done")
     dev.control("raw echo")
 
 
@@ -135,7 +128,7 @@ def test_reboot_from_the_console_boots_again(dev: CoreDevice) -> None:
     dev.console.expect(r"^ESP-HIL OK reboot", TIMEOUT, since=mark)
     dev.console.expect(r"^ESP-HIL READY ", TIMEOUT, since=mark)
     assert dev.restarts == before + 1
-    _wait_for(lambda: _answers(dev), "the control service back")
+    wait_until(lambda: _answers(dev), "the control service back")
     # The new run's mock messages, and only since the reboot: once per server it opened.
     assert dev.twin_log(since=t0).count("(mock) =====> WiFiServer port: 8080 <=====") == 1
 
@@ -211,7 +204,7 @@ def test_an_instance_whose_harness_died_powers_off() -> None:
         assert not _gone(pid)
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait(timeout=TIMEOUT)
-        _wait_for(lambda: _gone(pid), "the orphaned firmware exited", timeout=2.0)
+        wait_until(lambda: _gone(pid), "the orphaned firmware exited", timeout=2.0)
     finally:
         if parent.poll() is None:
             parent.kill()

@@ -27,6 +27,7 @@ from harness.netem import (
     Slicer,
     SlowClose,
 )
+from tests.helpers.wait import wait_until
 
 WAIT = 5.0  # every blocking call in these tests gives up after this long
 
@@ -155,13 +156,6 @@ def read_exactly(sock: socket.socket, n: int) -> bytes:
     return bytes(got)
 
 
-def wait_for(predicate: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-
-
 def round_trip(proxy: Proxy, chunks: list[bytes]) -> bytes:
     """Send chunks through an echo proxy from a thread while reading; return the echo."""
     with connect(proxy) as sock:
@@ -221,7 +215,7 @@ def test_connection_count_follows_open_connections(echo_proxy: Proxy) -> None:
     assert echo_proxy.connections_total == 2
     a.close()
     b.close()
-    wait_for(lambda: echo_proxy.connections == 0, "connections to close")
+    wait_until(lambda: echo_proxy.connections == 0, "connections to close", WAIT)
 
 
 # -- each toxic, live ------------------------------------------------------------------
@@ -531,7 +525,7 @@ def test_stop_with_live_and_stalled_connections_closes_them_and_returns(
     socks = [connect(echo_proxy) for _ in range(4)]
     for s in socks:
         s.sendall(bytes(100_000))
-    wait_for(lambda: echo_proxy.connections == 4, "4 connections")
+    wait_until(lambda: echo_proxy.connections == 4, "4 connections", WAIT)
     echo_proxy.stop(timeout=WAIT)  # raises TimeoutError if the loop thread hangs
     for s in socks:
         # Closing with unread input may reset instead of FIN: closed either way.

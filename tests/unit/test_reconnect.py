@@ -24,6 +24,7 @@ from harness.wifisocket.frame import CloseCode, FrameDecoder, FrameType
 from harness.wifisocket.session import Session
 from tests.helpers.net import free_port
 from tests.helpers.peer import Peer
+from tests.helpers.wait import wait_until
 
 LOCAL = "127.0.0.1"
 WAIT = 10.0  # every wait in this file is bounded by this
@@ -58,13 +59,6 @@ def accept_peer(listener: socket.socket, session: Session | None = None, **kw: A
     if session is not None:
         peer.s = session
     return peer
-
-
-def wait_until(cond: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)
 
 
 # --- the backoff schedule (pure) ---------------------------------------------------------------
@@ -169,7 +163,7 @@ def test_send_blocks_while_the_peer_is_away_then_goes_through(pool) -> None:
     with WiFiSocket(LOCAL, port, timeout=WAIT, **FAST) as ws:
         ws.send("before")
         assert away.wait(WAIT)
-        wait_until(lambda: poke(ws), "the loss to be noticed")
+        wait_until(lambda: poke(ws), "the loss to be noticed", WAIT)
         # The link is down: a short send times out and its message is not sent...
         with pytest.raises(Timeout, match="link stayed down"):
             ws.send("not sent", timeout=0.05)
@@ -249,7 +243,7 @@ def test_session_lost_is_raised_by_send_too_and_only_once(pool, listener) -> Non
     with WiFiSocket(LOCAL, port, timeout=WAIT, **FAST) as ws:
         ws.send("x")
         # The application is idle: the keepalive thread notices the drop and reconnects.
-        wait_until(lambda: ws.last_reconnect is not None, "the reconnect")
+        wait_until(lambda: ws.last_reconnect is not None, "the reconnect", WAIT)
         with pytest.raises(SessionLost) as info:
             ws.send("not sent")
         # "x" was delivered, and its ack may or may not have made it before the reboot.
@@ -427,8 +421,8 @@ def test_a_failing_on_reconnect_is_logged_and_the_link_goes_on(pool, listener, c
     fut = pool.submit(device)
     with WiFiSocket(LOCAL, listener.getsockname()[1], timeout=WAIT, on_reconnect=broken,
                     **FAST) as ws:
-        wait_until(lambda: ws.reconnects == 1, "the reconnect")
-        wait_until(lambda: "on_reconnect callback failed" in caplog.text, "the log record")
+        wait_until(lambda: ws.reconnects == 1, "the reconnect", WAIT)
+        wait_until(lambda: "on_reconnect callback failed" in caplog.text, "the log record", WAIT)
         assert "bug in the application's callback" in caplog.text
         ws.send("still fine")
         assert fut.result(WAIT) == "still fine"
@@ -620,7 +614,7 @@ def _exchange(a: WiFiSocket, b: WiFiSocket, n: int, on_progress: Callable[[int],
 
 def remove_after_reconnect(proxy: Proxy, name: str, connections_before: int) -> None:
     """Take a toxic out once it cut a connection (it would cut the new ones too)."""
-    wait_until(lambda: proxy.connections_total > connections_before, "a new connection")
+    wait_until(lambda: proxy.connections_total > connections_before, "a new connection", WAIT)
     proxy.remove(name)
 
 
