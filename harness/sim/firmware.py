@@ -15,6 +15,7 @@ import os
 import select
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +24,6 @@ from types import TracebackType
 
 from filelock import BaseFileLock, FileLock, Timeout
 
-from harness.sim.build import cache_root
 from harness.sim.defaults import EXIT_CONFIG_ERROR, EXIT_RESTART, chip_id_of
 
 __all__ = [
@@ -361,22 +361,40 @@ def _listening_ipv4() -> set[str]:
     return found
 
 
+def ip_lock_dir() -> Path:
+    """Where loopback address reservations live: ``/tmp/esp-hil-ip-locks``.
+
+    Not under :func:`harness.cache.cache_root`: the addresses belong to the machine, and
+    processes with different caches (``ESP_HIL_CACHE``, pytester's moved ``HOME``, another
+    user) would not see each other's reservations there and would start twins on one
+    address.
+    """
+    tmp = Path("/tmp")
+    root = tmp if tmp.is_dir() else Path(tempfile.gettempdir())
+    path = root / "esp-hil-ip-locks"
+    if not path.is_dir():
+        path.mkdir(exist_ok=True)
+        # Every user reserves here; the sticky bit keeps them from removing each other's files.
+        with contextlib.suppress(PermissionError):
+            path.chmod(0o1777)
+    return path
+
+
 def allocate_ip(*, first: int = 2, last: int = 254) -> tuple[str, BaseFileLock]:
     """Reserve a loopback address 127.0.0.N for one twin; returns it with the held lock.
 
-    The reservation is a file lock under the cache directory, so parallel test processes
-    (pytest-xdist workers, other sessions) never pick the same address. Release the lock
-    (``lock.release()``) to give the address back; it is also freed when the process dies.
-    An address something still listens on is skipped even when its lock is free: a twin of
-    a process that was killed lives on for up to 0.1 s (until it notices it is orphaned),
-    and a twin started beside it would find its ports taken.
+    The reservation is a file lock in :func:`ip_lock_dir`, so parallel processes
+    (pytest-xdist workers, other sessions, other users) never pick the same address. Release
+    the lock (``lock.release()``) to give the address back; it is also freed when the process
+    dies. An address something still listens on is skipped even when its lock is free: a
+    twin of a process that was killed lives on for up to 0.1 s (until it notices it is
+    orphaned), and a twin started beside it would find its ports taken.
     """
-    lock_dir = cache_root() / "ip-locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
+    lock_dir = ip_lock_dir()
     busy: set[str] | None = None
     for n in range(first, last + 1):
         ip = f"127.0.0.{n}"
-        lock = FileLock(str(lock_dir / f"{ip}.lock"), timeout=0)
+        lock = FileLock(str(lock_dir / f"{ip}.lock"), timeout=0, mode=0o666)
         try:
             lock.acquire(timeout=0)
         except Timeout:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from harness.cache import cache_root
 from harness.device.base import Device
 from harness.sim.build import build_firmware
 from harness.sim.chip import Twin
 from tests.helpers.chip import standin_twin
 from tests.helpers.shim import SKETCH, Console, booted_console
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = cache_root()  # now, at collection: pytester moves HOME during a test
 
 
 @pytest.fixture
@@ -50,3 +55,12 @@ def keyless(device: Device) -> Iterator[Device]:
         yield device
     finally:
         device.set_up_key(key)
+
+
+@pytest.fixture
+def this_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make pytester's subprocesses import this checkout's harness and share this machine's
+    build cache (pytester moves HOME): without it each one compiles every twin from cold,
+    minutes of CPU taken from the timing-bound tests running beside it."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("ESP_HIL_CACHE", str(CACHE))

@@ -14,6 +14,7 @@ def test_the_ap_goes_away(device):
 """
 
 
+@pytest.mark.usefixtures("this_checkout")
 @pytest.mark.parametrize("backend", ["sim", "sim-direct"])
 def test_a_failed_test_shows_the_twin_s_log_since_it_began(
     pytester: pytest.Pytester, backend: str

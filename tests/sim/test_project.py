@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from harness.backends import open_device
-from harness.cache import cache_root
 from harness.device.errors import DeviceError
 from harness.device.options import DeviceOptions
 
@@ -22,7 +21,6 @@ pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSWER = 5.0
-CACHE = cache_root()  # now: pytester moves HOME during a test
 _SCRATCH = shutil.ignore_patterns(".pio", ".pytest_cache", ".hypothesis")
 
 SKETCH = """\
@@ -104,16 +102,7 @@ def test_a_sketch_that_dials_has_no_port_to_connect_to() -> None:
         dev.connect()
 
 
-@pytest.fixture
-def _this_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
-    # pytester's subprocesses run elsewhere: make them import this checkout's harness, and
-    # share this machine's cache (pytester moves HOME): its builds, and its loopback address
-    # reservations, without which their twins would take addresses other twins hold.
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.setenv("ESP_HIL_CACHE", str(CACHE))
-
-
-@pytest.mark.usefixtures("_this_checkout")
+@pytest.mark.usefixtures("this_checkout")
 def test_an_unsupported_api_fails_the_device_fixture_in_one_line(
     pytester: pytest.Pytester,
 ) -> None:
@@ -132,7 +121,7 @@ def test_an_unsupported_api_fails_the_device_fixture_in_one_line(
     assert "Traceback" not in out and "error:" not in out
 
 
-@pytest.mark.usefixtures("_this_checkout")
+@pytest.mark.usefixtures("this_checkout")
 def test_the_sensor_node_example_passes_its_own_tests(pytester: pytest.Pytester) -> None:
     example = ROOT / "examples" / "sensor-node"
     result = pytester.runpytest_subprocess(
@@ -142,7 +131,7 @@ def test_the_sensor_node_example_passes_its_own_tests(pytester: pytest.Pytester)
     result.assert_outcomes(passed=source.count("\ndef test_"))
 
 
-@pytest.mark.usefixtures("_this_checkout")
+@pytest.mark.usefixtures("this_checkout")
 def test_the_board_path_builds_the_project_with_pio_flashes_and_provisions(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

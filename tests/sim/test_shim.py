@@ -11,6 +11,7 @@ import os
 import queue
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -521,6 +522,27 @@ def test_allocate_ip_address_is_free_again_after_release() -> None:
     again_ip, again = allocate_ip(first=251, last=251)
     again.release()
     assert again_ip == ip
+
+
+def test_allocate_ip_sees_a_reservation_made_under_another_cache(tmp_path: Path) -> None:
+    # pytester moves HOME, a user may set ESP_HIL_CACHE: the addresses are still one
+    # machine's. Held by another process with its own cache and HOME, 127.0.0.250 is taken.
+    holder = (
+        "import sys; from harness.sim.firmware import allocate_ip\n"
+        "ip, lock = allocate_ip(first=250, last=250); print(ip, flush=True); sys.stdin.read()"
+    )
+    env = dict(os.environ, HOME=str(tmp_path / "home"), ESP_HIL_CACHE=str(tmp_path / "cache"))
+    with subprocess.Popen(
+        [sys.executable, "-c", holder], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    ) as other:
+        assert other.stdout is not None and other.stdin is not None
+        try:
+            assert other.stdout.readline() == b"127.0.0.250\n"
+            with pytest.raises(FirmwareProcessError, match="no free loopback address"):
+                allocate_ip(first=250, last=250)
+        finally:
+            other.stdin.close()
+            other.wait(timeout=10)
 
 
 def test_allocate_ip_skips_an_address_something_still_listens_on() -> None:
