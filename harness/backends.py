@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.device.base import Device
-from harness.device.errors import DeviceError
+from harness.device.errors import DeviceError, with_twin_log
 from harness.device.flashing import build_with_platformio
 from harness.device.labgrid import LABGRID_PREFIX, place_device
 from harness.device.options import DeviceOptions
@@ -164,6 +164,10 @@ def open_device(opts: DeviceOptions) -> Device:
     try:
         dev.start()
         dev.set_up_key(parse_link_key(opts.link_key))
+    except DeviceError as exc:
+        log = dev.twin_log()
+        dev.close()
+        raise with_twin_log(exc, log) from None
     except BaseException:
         dev.close()
         raise

@@ -16,6 +16,14 @@ class DeviceError(Exception):
         super().__init__(message)
 
 
+def with_twin_log(exc: DeviceError, lines: list[str], last: int = 20) -> DeviceError:
+    """``exc`` with a twin's own last log lines appended to its message (as is without any):
+    a twin that does not come up often said why on stderr, not on its console."""
+    if lines:
+        exc.args = (f"{exc.args[0]}\n--- twin log ---\n" + "\n".join(lines[-last:]),)
+    return exc
+
+
 class DeviceTimeout(DeviceError, TimeoutError):
     """A wait on the device's console ran out (no READY line, no answer to a command)."""
 

@@ -12,7 +12,7 @@ import signal
 import threading
 from pathlib import Path
 
-from harness.device.errors import DeviceError
+from harness.device.errors import DeviceError, with_twin_log
 from harness.device.ready import Ready
 from harness.device.serial import SerialDevice
 from harness.sim.board import native_image
@@ -127,9 +127,6 @@ def _bring_up(twin: Twin, image: bytes) -> Ready:
         board.start()
         return board.ready
     except DeviceError as exc:
-        shim = twin.shim_log.since()
-        if not shim:
-            raise
-        raise DeviceError(f"{exc}\n--- twin log ---\n" + "\n".join(shim[-20:])) from None
+        raise with_twin_log(exc, twin.shim_log.since()) from None
     finally:
         board.close()

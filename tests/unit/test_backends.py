@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.backends import BACKENDS, backend_for, is_twin_spec
+from harness.backends import BACKENDS, Backend, backend_for, is_twin_spec, open_device
+from harness.device.errors import DeviceTimeout
+from harness.device.options import DeviceOptions
 
 
 @pytest.mark.parametrize("spec", ["sim", "twin", "sim-direct"])
@@ -17,3 +19,34 @@ def test_the_twin_specs_have_rows(spec: str) -> None:
 def test_any_other_spec_is_a_board(spec: str) -> None:
     assert backend_for(spec).kind == "board"
     assert not is_twin_spec(spec)
+
+
+class _Unborn:
+    """A twin whose start fails after its shim said why, on stderr only."""
+
+    closed = False
+
+    def __init__(self, opts: DeviceOptions) -> None:
+        pass
+
+    def start(self) -> None:
+        raise DeviceTimeout("no READY within 20 s", console_tail="ESP-HIL WIFI connecting")
+
+    def twin_log(self, since: float | None = None) -> list[str]:
+        return ["[shim] cannot listen on 127.0.0.5:8080: Address already in use"]
+
+    def close(self) -> None:
+        _Unborn.closed = True
+
+
+def test_a_device_that_does_not_come_up_says_what_its_twin_logged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(BACKENDS, "unborn", Backend(_Unborn, "twin", "a test row"))
+    with pytest.raises(DeviceTimeout) as caught:
+        open_device(DeviceOptions(spec="unborn"))
+    assert str(caught.value).endswith(
+        "--- console tail ---\nESP-HIL WIFI connecting\n"
+        "--- twin log ---\n[shim] cannot listen on 127.0.0.5:8080: Address already in use"
+    )
+    assert _Unborn.closed
