@@ -337,8 +337,10 @@ def test_slow_close_delays_the_eof_not_the_data(
 ) -> None:
     with Proxy(server_factory(source(b"bye")).address) as proxy:
         proxy.add(SlowClose(300), direction="downstream")
+        # Before connecting: the server closes at once, so the proxy may see its FIN (and
+        # start the 300 ms) before connect() has even returned here.
+        t0 = time.monotonic()
         with connect(proxy) as sock:
-            t0 = time.monotonic()
             assert read_exactly(sock, 3) == b"bye"
             assert sock.recv(10) == b""
             assert time.monotonic() - t0 >= 0.3
