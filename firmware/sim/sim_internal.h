@@ -189,8 +189,10 @@ struct Conn {
   uint16_t tx_len;  // bytes waiting in the slot's send buffer
   bool eof_seen;  // peer closed and nothing left to read: stop polling POLLIN
   // The sketch was told the send buffer is full while the peer had bytes unacknowledged:
-  // the idle poll ticks until the ACK frees room (lwIP's sent callback; no poll event says so).
+  // the idle poll waits for the ACK that frees room (lwIP's sent callback).
   bool awaiting_ack;
+  // The kernel tells of each ACK (conn_revents); without it the idle poll ticks instead.
+  bool ack_events;
   uint32_t remote_ip;  // network byte order
   uint16_t remote_port;
   uint16_t local_port;
@@ -231,6 +233,9 @@ void conns_flush_all();  // conn_flush on every slot with buffered bytes
 // Takes up to len bytes for sending (directly or into the buffer); returns how many.
 size_t conn_write(int slot, const uint8_t* data, size_t len);
 size_t conn_writable(int slot);  // what conn_write takes now, exactly
+// A connection's poll() revents with the ACK notices (see sim_net.cpp) drained and taken out:
+// POLLERR stays only for a real error.
+short conn_revents(int fd, short events, short revents);
 
 int listener_alloc(uint32_t bind_ip, uint16_t port);
 void listener_free(int slot);

@@ -325,12 +325,12 @@ void idle(int timeout_ms) {
     owner[n++] = kConnBase + static_cast<int>(i);
   }
 
-  // A connection whose send buffer waits for the peer's ACK: look again in 100 us (on the
-  // chip lwIP's sent callback frees the room at once; the kernel raises no event for it).
+  // A connection whose send buffer waits for the peer's ACK wakes the poll with its ACK
+  // notice (conn_revents); one whose kernel gives none is looked at again in 100 us.
   bool ack_tick = false;
   for (size_t i = 0; link && i < kMaxConns; i++) {
     Conn& c = g_conns[i];
-    if (!c.awaiting_ack || c.refs <= 0 || c.fd < 0) continue;
+    if (!c.awaiting_ack || c.ack_events || c.refs <= 0 || c.fd < 0) continue;
     int outq = 0;
     if (ioctl(c.fd, SIOCOUTQ, &outq) == 0 && outq > 0) {
       ack_tick = true;
@@ -361,6 +361,7 @@ void idle(int timeout_ms) {
     } else if (owner[i] >= kConnBase) {
       const int slot = owner[i] - kConnBase;
       Conn& c = g_conns[slot];
+      rev = conn_revents(fds[i].fd, fds[i].events, rev);
       // The kernel has room again: push the send buffer on, as lwIP would on its own.
       if (c.want_out && (rev & (POLLOUT | POLLERR | POLLHUP))) conn_flush(slot);
       if (!(fds[i].events & POLLIN)) continue;
@@ -430,7 +431,7 @@ void sleep_ms(uint32_t ms) {
       if (!fds[i].revents) continue;
       if (slot_of[i] < 0) {
         note_stdin(fds[i].revents);
-      } else {
+      } else if (conn_revents(fds[i].fd, fds[i].events, fds[i].revents)) {
         conn_flush(slot_of[i]);
       }
     }

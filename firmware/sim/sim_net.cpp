@@ -7,10 +7,12 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <linux/net_tstamp.h>
 #include <linux/sockios.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "sim_internal.h"
@@ -34,7 +36,59 @@ void fill_endpoints(Conn& c) {
   }
 }
 
+// lwIP frees send-buffer room in its sent callback, the moment an ACK arrives; the kernel has
+// no poll event for that. A TX_ACK timestamp is one: queued on the socket's error queue once
+// a send's last byte is acknowledged, it raises POLLERR (no payload: OPT_TSONLY). Only a
+// send that leaves the buffer without a segment of room asks for one (send_data): a notice
+// for every send would wake the twin once more per message.
+bool watch_acks(int fd) {
+  const int flags = SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_TSONLY;
+  return setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &flags, sizeof flags) == 0;
+}
+
+// send(), with an ACK notice asked for when `notice` (and the connection can give one).
+ssize_t send_data(const Conn& c, const uint8_t* data, size_t len, bool notice) {
+  if (!notice || !c.ack_events) return send(c.fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  iovec iov = {const_cast<uint8_t*>(data), len};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(uint32_t))] = {};
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = control;
+  m.msg_controllen = sizeof control;
+  cmsghdr* cm = CMSG_FIRSTHDR(&m);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SO_TIMESTAMPING;
+  cm->cmsg_len = CMSG_LEN(sizeof(uint32_t));
+  const uint32_t record = SOF_TIMESTAMPING_TX_ACK;
+  memcpy(CMSG_DATA(cm), &record, sizeof record);
+  return sendmsg(c.fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+// Reads every ACK notice queued; true if there was one.
+bool drain_acks(int fd) {
+  bool any = false;
+  alignas(cmsghdr) char control[256];
+  for (;;) {
+    msghdr m{};
+    m.msg_control = control;
+    m.msg_controllen = sizeof control;
+    if (recvmsg(fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) return any;
+    any = true;
+  }
+}
+
 }  // namespace
+
+short conn_revents(int fd, short events, short revents) {
+  // Polled again without the notices; one may come in between, so drain until none is left
+  // (bounded: a real error is POLLERR with nothing to drain).
+  for (int round = 0; round < 8 && (revents & POLLERR) && drain_acks(fd); round++) {
+    pollfd p = {fd, events, 0};
+    revents = poll(&p, 1, 0) > 0 ? p.revents : 0;
+  }
+  return revents;
+}
 
 int conn_alloc(int fd, int pcb) {
   for (size_t i = 0; i < kMaxConns; i++) {
@@ -44,6 +98,7 @@ int conn_alloc(int fd, int pcb) {
     c.fd = fd;
     c.refs = 1;
     c.pcb = pcb;
+    c.ack_events = watch_acks(fd);
     fill_endpoints(c);
     return static_cast<int>(i);
   }
@@ -94,7 +149,8 @@ bool conn_flush(int slot) {
     return c.tx_len == 0;
   }
   while (c.tx_len > 0) {
-    ssize_t n = send(c.fd, g_tx[slot], c.tx_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    // Bytes the kernel would not take before: the sketch may be waiting for room.
+    ssize_t n = send_data(c, g_tx[slot], c.tx_len, true);
     if (n > 0) {
       c.tx_len = static_cast<uint16_t>(c.tx_len - n);
       memmove(g_tx[slot], g_tx[slot] + n, c.tx_len);
@@ -115,7 +171,9 @@ bool conn_flush_wait(int slot, int timeout_ms) {
     uint64_t now = monotonic_us();
     if (now >= deadline || !link_up()) return false;
     pollfd p = {g_conns[slot].fd, POLLOUT, 0};
-    poll(&p, 1, static_cast<int>((deadline - now + 999) / 1000));
+    if (poll(&p, 1, static_cast<int>((deadline - now + 999) / 1000)) > 0) {
+      conn_revents(p.fd, p.events, p.revents);  // drains ACK notices, or it would spin
+    }
     wdt_feed();  // the core's flush waits with esp_delay(), which yields
   }
   return true;
@@ -137,7 +195,7 @@ size_t conn_write(int slot, const uint8_t* data, size_t len) {
   size_t taken = 0;
   // Nothing queued ahead of these bytes: hand them to the kernel directly.
   if (link_up() && conn_flush(slot)) {
-    ssize_t n = send(c.fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n = send_data(c, data, len, room_now - len < config().tcp_mss);
     if (n > 0) {
       taken = static_cast<size_t>(n);
     } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
