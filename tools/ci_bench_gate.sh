@@ -9,11 +9,11 @@
 # regression stays worse in both.
 #
 # Why the download is advisory (reported, never failing): raw TCP's 1 KiB download on the twin
-# is bimodal, about 12 or 30-60 MB/s, and keeps one mode for a whole run (one twin process),
-# while ours stays at 10-25 MB/s; so the ratio moves by a factor of 3-5 with nothing changed.
-# It did so in both keyed runs of one CI job (2026-11-25, ratio 1.82 -> 0.30 and 0.35).
-# Pinning the twin and the host to two distinct CPUs, or TCP_QUICKACK on the host's socket,
-# did not remove it (quick trials); the cause is not pinned down.
+# keeps one rate for a whole run (one twin process) and that rate moves between runs by a
+# factor of two (24-35 or 50-57 MB/s in two gate runs on 2026-11-25, ours 12-16 keyless in
+# both), so the ratio crosses the tolerance with nothing changed. It was worse still (12 or
+# 30-60 MB/s) while the twin looked for the peer's ACK every 100 us; since it wakes on the
+# ACK itself (firmware/sim/README.md) the slow mode is gone, the spread is not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
