@@ -13,9 +13,9 @@ from harness.device.base import Device
 from harness.sim.build import build_firmware
 from harness.sim.chip import Twin
 from tests.helpers.chip import standin_twin
+from tests.helpers.cpp import ROOT
 from tests.helpers.shim import SKETCH, Console, booted_console
 
-ROOT = Path(__file__).resolve().parents[2]
 CACHE = cache_root()  # now, at collection: pytester moves HOME during a test
 
 
