@@ -219,6 +219,10 @@ class CoreDevice(Device):
         self._lock = threading.Lock()
         #: Reboots the firmware asked for itself (``ESP.restart()``).
         self.restarts = 0
+        #: ``time.monotonic()`` when the current run started. Every line of the runs before
+        #: is in :meth:`twin_log` by then (their readers are joined first); a ``since`` taken
+        #: earlier may still see some, stamped late on a loaded machine.
+        self.booted_at = 0.0
 
     @property
     def description(self) -> str:
@@ -257,6 +261,7 @@ class CoreDevice(Device):
     def _spawn(self) -> None:
         env = dict(os.environ, ESP_HIL_IP=self._ip)
         self.console.reopen()
+        self.booted_at = time.monotonic()
         self._run = _Run(
             [str(self.binary), *_ARGS],
             cwd=self.workdir,
