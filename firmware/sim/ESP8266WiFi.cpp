@@ -21,7 +21,8 @@ struct Station {
   Phase phase = Phase::kIdle;
   wl_status_t status = WL_IDLE_STATUS;  // what status() reports now
   uint64_t done_at_us = 0;  // when the current phase ends
-  uint64_t off_air_since_us = 0;  // joined, AP gone since then (0 = on the air)
+  bool off_air = false;           // joined, and the AP has gone quiet...
+  uint64_t off_air_since_us = 0;  // ...since then
   bool retrying = false;  // rejoining by itself after a lost link (auto-reconnect)
   char ssid[33] = {0};
   char password[65] = {0};
@@ -135,7 +136,7 @@ void lose(WiFiDisconnectReason reason, uint64_t now) {
     esp_hil_sim::log("station lost the AP: it changed its password (reason %d)", static_cast<int>(reason));
   }
   g_sta.status = WL_DISCONNECTED;
-  g_sta.off_air_since_us = 0;
+  g_sta.off_air = false;
   raise(Event::kDisconnected, reason);
   if (WiFi.getAutoReconnect()) {
     g_sta.retrying = true;
@@ -188,7 +189,7 @@ void wifi_tick() {
       g_sta.phase = Phase::kDone;
       g_sta.status = WL_CONNECTED;
       g_sta.retrying = false;
-      g_sta.off_air_since_us = 0;
+      g_sta.off_air = false;
       listeners_station_up();
       raise(Event::kGotIp);
       return;
@@ -198,9 +199,10 @@ void wifi_tick() {
         // The AP now wants another key: it deauthenticates its stations at once.
         lose(WIFI_DISCONNECT_REASON_AUTH_EXPIRE, now);
       } else if (g_air.on_air) {
-        g_sta.off_air_since_us = 0;
-      } else if (g_sta.off_air_since_us == 0) {
-        g_sta.off_air_since_us = now | 1u;  // never 0: that means "on the air"
+        g_sta.off_air = false;
+      } else if (!g_sta.off_air) {
+        g_sta.off_air = true;
+        g_sta.off_air_since_us = now;
       } else if (now - g_sta.off_air_since_us >= static_cast<uint64_t>(cfg.beacon_timeout_ms) * 1000u) {
         lose(WIFI_DISCONNECT_REASON_BEACON_TIMEOUT, now);
       }
