@@ -171,6 +171,7 @@ int WiFiClient::read(uint8_t* buf, size_t size) {
   esp_hil_sim::Conn& c = g_conns[slot_];
   ssize_t n = recv(s, buf, size, MSG_DONTWAIT);
   if (n > 0) {
+    esp_hil_sim::note_input_taken();
     c.avail = n < c.avail ? c.avail - static_cast<int>(n) : 0;
     return static_cast<int>(n);
   }

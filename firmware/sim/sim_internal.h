@@ -96,8 +96,14 @@ extern uint32_t g_poll_gen;
 void next_poll_gen();
 
 // One pass of the idle service: polls the console and the sockets for at most
-// timeout_ms and returns as soon as any of them is ready.
+// timeout_ms and returns as soon as any of them is ready. After a loop() pass that took
+// input it does not wait at all (see note_input_taken).
 void idle(int timeout_ms);
+
+// The sketch took bytes (a connection's, the console's). It may hold them, parsed, for
+// its next pass (a message read after the code that handles it ran): on the chip loop()
+// comes round again at once, so the next idle pass must not sleep through it.
+void note_input_taken();
 // Services the console only, until the deadline (delay()).
 void sleep_ms(uint32_t ms);
 

@@ -29,6 +29,8 @@ void next_poll_gen() {
 
 namespace {
 
+bool g_input_taken = false;  // since the last idle pass (note_input_taken)
+
 bool g_config_ready = false;
 Config g_config;
 
@@ -238,8 +240,11 @@ size_t serial_rx_available() { return g_rx_count; }
 
 int serial_rx_peek() { return g_rx_count ? g_rx[g_rx_head] : -1; }
 
+void note_input_taken() { g_input_taken = true; }
+
 int serial_rx_read() {
   if (!g_rx_count) return -1;
+  g_input_taken = true;
   uint8_t c = g_rx[g_rx_head];
   g_rx_head = (g_rx_head + 1) % kSerialRxSize;
   g_rx_count--;
@@ -295,6 +300,8 @@ int64_t callbacks_wait_us() { return g_in_callbacks ? -1 : timers_wait_us(); }
 
 void idle(int timeout_ms) {
   wdt_feed();  // loop() returned: on the core the SDK runs and feeds both dogs
+  if (g_input_taken) timeout_ms = 0;
+  g_input_taken = false;
   next_poll_gen();
   exit_if_orphaned();
   wifi_tick();

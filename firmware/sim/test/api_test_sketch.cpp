@@ -34,6 +34,10 @@ WiFiEventHandler g_on_disconnected;
 WiFiServer g_server(0);
 WiFiClient g_client;
 bool g_server_on = false;
+bool g_defer = false;  // "serve PORT 1": answer a line on the pass after the one that read it
+bool g_pending = false;
+String g_pending_line;
+uint32_t g_pending_at = 0;  // micros() when it was read
 
 IRAM_ATTR void on_edge() { g_isr_count = g_isr_count + 1; }
 
@@ -203,6 +207,7 @@ void handle(String line) {
   } else if (cmd == "serve") {
     g_server.begin(static_cast<uint16_t>(a));
     g_server_on = true;
+    g_defer = b != 0;
     Serial.printf("serve %ld\n", a);
   } else if (cmd == "restart") {
     ESP.restart();
@@ -215,9 +220,20 @@ void handle(String line) {
 void serve() {
   if (!g_server_on) return;
   if (!g_client.connected() && g_server.hasClient()) g_client = g_server.accept();
+  if (g_pending) {  // read last pass, nothing left unread: only loop() coming round answers it
+    g_pending = false;
+    g_client.printf("got %s us=%lu\r\n", g_pending_line.c_str(),
+                    static_cast<unsigned long>(micros() - g_pending_at));
+  }
   if (g_client.connected() && g_client.available()) {
     // WiFiClient is a Stream: the same readStringUntil as Serial.
     String line = g_client.readStringUntil('\n');
+    if (g_defer) {
+      g_pending_line = line;
+      g_pending_at = micros();
+      g_pending = true;
+      return;
+    }
     g_client.print("got ");
     g_client.println(line);
   }
