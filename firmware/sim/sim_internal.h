@@ -104,6 +104,7 @@ void idle(int timeout_ms);
 // its next pass (a message read after the code that handles it ran): on the chip loop()
 // comes round again at once, so the next idle pass must not sleep through it.
 void note_input_taken();
+
 // Services the console only, until the deadline (delay()).
 void sleep_ms(uint32_t ms);
 

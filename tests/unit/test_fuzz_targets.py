@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -140,7 +141,10 @@ def test_short_deterministic_fuzzing_run(build_dir: Path, target: str, tmp_path:
                 f"-artifact_prefix={tmp_path}/", str(corpus), *_inputs(build_dir, target))
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert not list(tmp_path.glob("crash-*")) and not list(tmp_path.glob("leak-*"))
-    assert f"Done {SHORT_RUNS[target]} runs" in proc.stderr, proc.stderr[-2000:]
+    # All the runs asked for. libFuzzer may count one more: 'Done 20001 runs in 1 second(s)'
+    # once in a ten-run proof, under load.
+    done = re.search(r"^Done (\d+) runs", proc.stderr, re.MULTILINE)
+    assert done and int(done.group(1)) >= SHORT_RUNS[target], proc.stderr[-2000:]
 
 
 @pytest.mark.parametrize("target", TARGETS)
