@@ -244,7 +244,7 @@ void note_input_taken() { g_input_taken = true; }
 
 int serial_rx_read() {
   if (!g_rx_count) return -1;
-  g_input_taken = true;
+  note_input_taken();
   uint8_t c = g_rx[g_rx_head];
   g_rx_head = (g_rx_head + 1) % kSerialRxSize;
   g_rx_count--;

@@ -59,9 +59,10 @@ class Console:
             if line.startswith(prefix):
                 return line
 
-    def command(self, text: str, answer: str, timeout: float = TIMEOUT) -> str:
+    def command(self, text: str, answer: str, timeout: float = TIMEOUT,
+                seen: list[str] | None = None) -> str:
         self.proc.write(text.encode("latin-1") + b"\n")
-        return self.expect(answer, timeout)
+        return self.expect(answer, timeout, seen)
 
     def fields(self, line: str) -> dict[str, str]:
         return dict(part.split("=", 1) for part in line.split() if "=" in part)

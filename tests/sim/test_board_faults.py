@@ -190,9 +190,8 @@ def test_drops_shorter_than_the_beacon_timeout_never_lose_the_link(
         time.sleep(0.002)
         ap.restore()
         time.sleep(0.001)
-    con.proc.write(b"info\n")
     seen: list[str] = []
-    info = con.expect("info ", seen=seen)
+    info = con.command("info", "info ", seen=seen)
     assert con.fields(info)["status"] == "3", seen  # WL_CONNECTED all along
     assert not [line for line in seen if line.startswith("event ")], seen
 
