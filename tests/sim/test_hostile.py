@@ -19,6 +19,7 @@ from harness.device.base import Device
 from harness.errors import ProtocolError
 from harness.wifisocket import WiFiSocket
 from harness.wifisocket.frame import CloseCode, Frame, FrameDecoder, FrameType, Hello, encode_frame
+from tests.helpers.dial import DialControl
 
 pytestmark = pytest.mark.twin
 
@@ -141,7 +142,10 @@ def test_serve_refuses_an_impostor_and_serves_the_device(device: Device) -> None
         impostor.connect(("127.0.0.1", port))
         with impostor:
             impostor.sendall(_hello(int.from_bytes(os.urandom(8), "big") | 1))
-            device.console.send_line(f"dial 127.0.0.1 {port}")
+            # Each command's answer is awaited before the next is sent: both answer "ESP-HIL OK
+            # dial", and the console can lag the device by more than this test's 0.3 s wait.
+            dial = DialControl(device)
+            dial.to("127.0.0.1", port)
             try:
                 with WiFiSocket.accept(listener, timeout=10.0, allow=[device.ip],
                                        key=device.key) as host:
@@ -152,9 +156,7 @@ def test_serve_refuses_an_impostor_and_serves_the_device(device: Device) -> None
                     got = _frames_within(impostor, FrameDecoder(1 << 20), 0.3)
                     assert got == [], f"the impostor heard {got}"
             finally:
-                mark = device.console.mark()
-                device.console.send_line("dial off")
-                device.console.expect(r"^ESP-HIL OK dial$", timeout=TIMEOUT, since=mark)
+                assert dial.command("dial off") == "ESP-HIL OK dial"
     with device.connect(timeout=TIMEOUT) as sock:  # listening again for the next tests
         sock.send("listening again")
         assert sock.receive(timeout=TIMEOUT) == "listening again"
