@@ -184,15 +184,23 @@ def test_backed_up_output_pauses_reading_and_the_link_survives(listener, monkeyp
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         host.append(ws)
+        connected_at = time.monotonic()
         assert blocked.wait(WAIT * 2)
         assert result["sent"] < 2_000_000, "the host never stopped reading"
         queued = ws._link.transport.queued
-        assert backlog < queued <= backlog + 128  # one read adds at most a PONG and an ACK
+        # One read adds at most a PONG and an ACK; a keepalive PING per second may follow.
+        pings = int(time.monotonic() - connected_at) + 1
+        assert backlog < queued <= backlog + 128 + pings * 28
         time.sleep(DEAD + 0.5)  # longer than dead_after: the unread bytes show the peer is alive
         assert ws.connected
         # Paused: nothing more was read (only our own keepalive PINGs were added).
         # One keepalive PING (28 bytes) per second of the pause, and one for the timing.
         assert ws._link.transport.queued <= queued + (int(DEAD) + 2) * 28
+        # What is left to show is that the link carries on, not its dead bound: 28-byte
+        # segments into a buffer that is not read make the kernel prune and drop, and the
+        # peer's retransmission timer, backed off during the pause, can stay silent past
+        # the bound after it (seen on a loaded machine: ten-run proof on e0f2a09, run 6).
+        ws._link.session.dead_after = WAIT
         go_read.set()
         assert ws.receive(WAIT) == "resumed"
         ws.send("ok")
