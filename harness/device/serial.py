@@ -137,7 +137,9 @@ class SerialDevice(Device):
 
         while not self._closing:
             try:
-                data = ser.read(4096)
+                # What is there, or wait for one byte: read(4096) would wait out the whole
+                # timeout whenever fewer bytes came, holding every line back up to 50 ms.
+                data = ser.read(ser.in_waiting or 1)
             except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
                 if not self._closing:
                     self.console.close(f"the serial port {self.port_name} went away: {exc}")
