@@ -331,7 +331,7 @@ class Link:
             owed = self.session.data_to_send()  # an ACK still owed goes out before we wait
             if owed:
                 self._write(owed)
-        transport.sync_mask(reading=not self.backed_up)
+        transport.sync_mask(reading=not (transport.queued and self.backed_up))
         self._due = self.wake_at(time.monotonic())
         return self._due
 
@@ -428,7 +428,7 @@ class Link:
         size = transport.read_size
         queued = len(self.inbox)
         while self.error is None and transport.sock is sock:
-            if not drain and self.backed_up:
+            if not drain and transport.queued and self.backed_up:
                 break  # resumes once the peer reads what we owe it
             try:
                 data = transport.read()
@@ -440,7 +440,11 @@ class Link:
                 return
             if data is None:
                 break
-            self._handle(session.receive_data(data, time.monotonic()))
+            events = session.receive_data(data, time.monotonic())
+            if len(events) == 1 and type(events[0]) is Message:
+                self.inbox.append(events[0].data)  # the usual read: one message
+            else:
+                self._handle(events)
             if len(data) < size and not drain:
                 break  # most likely all there was; saves an EAGAIN round trip
         if transport.sock is sock:

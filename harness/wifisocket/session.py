@@ -510,13 +510,22 @@ class Session:
         session IDLE (resumable, like any lost connection).
         """
         self._now = now
-        if self.state not in _CONNECTED_STATES:
+        state = self.state
+        if state not in _CONNECTED_STATES:
             return []
         if data:
             self._last_recv = now
         decoder = self._decoder
-        frames, error = decoder.decode(data)
         events: list[Event] = []
+        if state is _OPEN:
+            frame = decoder.whole_data_frame(data)
+            if frame is not None:
+                try:
+                    self._on_data(frame, events)
+                except ProtocolError as exc:
+                    self._failed(exc, events)
+                return events
+        frames, error = decoder.decode(data)
         try:
             while True:
                 for frame in frames:
@@ -531,10 +540,13 @@ class Session:
                     break
                 frames, error = decoder.decode(b"")
         except ProtocolError as exc:
-            self._queue_close(exc.code, exc.reason)
-            self._to("failed")
-            events.append(Failed(exc))
+            self._failed(exc, events)
         return events
+
+    def _failed(self, exc: ProtocolError, events: list[Event]) -> None:
+        self._queue_close(exc.code, exc.reason)
+        self._to("failed")
+        events.append(Failed(exc))
 
     def _handle(self, frame: Frame, now: float, events: list[Event]) -> None:
         ftype = frame.type
@@ -551,32 +563,7 @@ class Session:
                 raise ProtocolError(CloseCode.PROTOCOL, f"{ftype.name} frame before {after}")
             return
         if ftype in _DATA:
-            self._on_ack(frame.ack)
-            seq = frame.seq
-            if seq <= self._delivered:
-                return  # a duplicate from a resend
-            if seq != self._delivered + 1:
-                raise ProtocolError(
-                    CloseCode.SEQUENCE, f"seq {seq} skips ahead of {self._delivered + 1}"
-                )
-            self._rx_unacked += FRAME_OVERHEAD + len(frame.payload)
-            if self._rx_unacked > self.window:
-                raise ProtocolError(
-                    CloseCode.WINDOW,
-                    f"{self._rx_unacked} bytes unacknowledged exceed the window {self.window}",
-                )
-            if ftype == _TEXT:
-                try:
-                    text = str(frame.payload, "utf-8")
-                except UnicodeDecodeError as exc:
-                    raise ProtocolError(
-                        CloseCode.INVALID_TEXT, f"TEXT seq {seq} is not UTF-8: {exc.reason}"
-                    ) from None
-                self._delivered = seq
-                events.append(Message(text))
-            else:
-                self._delivered = seq
-                events.append(Message(frame.payload))
+            self._on_data(frame, events)
         elif ftype == FrameType.ACK:
             self._on_ack(frame.ack)
         elif ftype == FrameType.PING:
@@ -596,6 +583,35 @@ class Session:
             raise ProtocolError(CloseCode.PROTOCOL, f"{what} on one connection")
         else:
             raise ProtocolError(CloseCode.PROTOCOL, "second HELLO on one connection")
+
+    def _on_data(self, frame: Frame, events: list[Event]) -> None:
+        if frame.ack > self._peer_ack:  # else old news: skip the call
+            self._on_ack(frame.ack)
+        seq = frame.seq
+        if seq <= self._delivered:
+            return  # a duplicate from a resend
+        if seq != self._delivered + 1:
+            raise ProtocolError(
+                CloseCode.SEQUENCE, f"seq {seq} skips ahead of {self._delivered + 1}"
+            )
+        self._rx_unacked += FRAME_OVERHEAD + len(frame.payload)
+        if self._rx_unacked > self.window:
+            raise ProtocolError(
+                CloseCode.WINDOW,
+                f"{self._rx_unacked} bytes unacknowledged exceed the window {self.window}",
+            )
+        if frame.type == _TEXT:
+            try:
+                text = str(frame.payload, "utf-8")
+            except UnicodeDecodeError as exc:
+                raise ProtocolError(
+                    CloseCode.INVALID_TEXT, f"TEXT seq {seq} is not UTF-8: {exc.reason}"
+                ) from None
+            self._delivered = seq
+            events.append(Message(text))
+        else:
+            self._delivered = seq
+            events.append(Message(frame.payload))
 
     def _on_hello(self, frame: Frame, events: list[Event]) -> None:
         keyed = self._keyed
@@ -710,7 +726,7 @@ class Session:
             WindowFull: no room in the window; nothing changes, retry after acks.
             ConnectionLost: not connected.
         """
-        if self.state != State.OPEN:
+        if self.state is not _OPEN:
             raise ConnectionLost(f"cannot send: session is {self.state}")
         if isinstance(msg, str):
             payload = msg.encode("utf-8")
@@ -724,7 +740,7 @@ class Session:
         assert peer is not None
         if size > peer.max_message:
             raise MessageTooLarge(size, peer.max_message)
-        if not self.can_send(size):
+        if self._unacked and not self.can_send(size):
             raise WindowFull(
                 f"{self._unacked_bytes} bytes in flight, no room for {size + FRAME_OVERHEAD}"
             )

@@ -310,11 +310,12 @@ class WiFiSocket(LinkView):
         finally:
             self._lock.acquire()
             self._polling = False
-        if ready:
+        if ready and (len(ready) > 1 or ready[0][0] == self._wake_fd):
             ready = self._drain_wake(ready)
         if not link.closed or link.transport.sock is not None:
             link.process(ready, ack)
-            link.flush_some()
+            if link.transport.outq:
+                link.flush_some()
         if self._sleepers:
             self._changed.notify_all()
 
@@ -402,20 +403,28 @@ class WiFiSocket(LinkView):
         if not isinstance(msg, (str, bytes, bytearray, memoryview)):
             raise TypeError(f"send() takes str or bytes-like, not {type(msg).__name__}")
         waited = self._timeout if timeout is None else timeout
-        deadline = deadline_after(waited)
         link = self._link
+        transport = link.transport
         try:
             with self._lock:
                 self._calls += 1
-                sock = link.transport.sock
-                while not link.sending(msg, deadline, waited):
-                    self._wait(deadline)
-                    sock = link.transport.sock
-                if link.transport.sock is not sock:
+                sock = transport.sock
+                # The deadline is needed only once the call has to wait: the usual send
+                # (window open, kernel takes the frame) never computes it.
+                deadline: float | None = None
+                if not link.try_send(msg):
+                    deadline = deadline_after(waited)
+                    while not link.sending(msg, deadline, waited):
+                        self._wait(deadline)
+                        sock = transport.sock
+                if transport.sock is not sock:
                     self._kick()  # the poller's set changed under it
                 # The frame is the session's now: wait until the kernel took it.
-                while not link.written(sock, deadline):
-                    self._wait(deadline)
+                if transport.outq or transport.sock is not sock:
+                    if deadline is None:
+                        deadline = deadline_after(waited)
+                    while not link.written(sock, deadline):
+                        self._wait(deadline)
         finally:
             if link.callbacks:
                 self._run_callbacks()
@@ -441,6 +450,9 @@ class WiFiSocket(LinkView):
         try:
             with self._lock:
                 self._calls += 1
+                item = link.take() if link.inbox else None
+                if item is not None:
+                    return item
                 # The ACK for what this reads is deferred: the caller's next send carries
                 # it, or it goes out before the next wait.
                 while (item := link.receiving(deadline, waited)) is None:

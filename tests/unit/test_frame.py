@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import struct
+import zlib
 
 import pytest
 from hypothesis import given
@@ -176,3 +178,64 @@ def test_hello_round_trip(max_message: int, extra: int, keepalive: int, session:
 def test_decoder_rejects_bad_limit() -> None:
     with pytest.raises(ValueError):
         FrameDecoder(0)
+
+
+def _error_code(error: ProtocolError | None) -> int | None:
+    return None if error is None else error.code
+
+
+@st.composite
+def any_header_frames(draw: st.DrawFn) -> bytes:
+    """A frame with any magic, type, flags, seq and payload size (up to past MAX) and a
+    right CRC: every header rule can be broken without the CRC giving it away."""
+    payload = draw(st.one_of(st.binary(max_size=8), st.binary(min_size=MAX, max_size=MAX + 1)))
+    ftype = draw(st.one_of(st.sampled_from([FrameType.TEXT, FrameType.BINARY]),
+                           st.integers(0, 10)))
+    flags = draw(st.one_of(st.just(0), st.integers(1, 255)))
+    seq = draw(st.one_of(st.integers(1, 3), st.just(0)))
+    magic = draw(st.one_of(st.just(b"WS"), st.binary(min_size=2, max_size=2)))
+    header = struct.pack(">2sBBIII", magic, ftype, flags, len(payload), seq, draw(U32))
+    return header + payload + struct.pack(">I", zlib.crc32(header + payload))
+
+
+_ONE_READ = st.one_of(
+    any_header_frames(),
+    valid_frames().map(lambda f: encode_frame(f.type, f.payload, seq=f.seq, ack=f.ack)),
+    st.binary(max_size=80),
+)
+
+
+def _check_whole_data_frame(raw: bytes | bytearray) -> None:
+    fast, general = FrameDecoder(MAX), FrameDecoder(MAX)
+    frame = fast.whole_data_frame(memoryview(raw))
+    frames, error = general.decode(bytes(raw))
+    one_data_frame = (error is None and general.buffered == 0 and len(frames) == 1
+                      and frames[0].is_data)
+    assert (frame is not None) == one_data_frame
+    if frame is not None:
+        assert [frame] == frames
+    else:
+        assert fast.error is None and fast.buffered == 0
+        again, again_error = fast.decode(bytes(raw))
+        assert again == frames and _error_code(again_error) == _error_code(error)
+
+
+@given(any_header_frames())
+def test_whole_data_frame_keeps_every_header_rule(raw: bytes) -> None:
+    """The shortcut for a read of exactly one data frame takes only what decode() would
+    take as a valid data frame, and gives the same frame; else it leaves the read alone."""
+    _check_whole_data_frame(raw)
+
+
+@given(st.lists(_ONE_READ, min_size=1, max_size=2).map(b"".join),
+       st.one_of(st.just([]), st.lists(st.tuples(st.integers(0, 400), st.integers(1, 255)),
+                                       min_size=1, max_size=2)),
+       st.one_of(st.just(0), st.integers(1, 3)))
+def test_whole_data_frame_agrees_with_decode(data: bytes, flips: list[tuple[int, int]],
+                                             trim: int) -> None:
+    """... and for several frames, cut frames, flipped bytes and garbage in one read."""
+    raw = bytearray(data[: len(data) - trim])
+    for at, x in flips:
+        if raw:
+            raw[at % len(raw)] ^= x
+    _check_whole_data_frame(raw)

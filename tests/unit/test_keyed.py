@@ -478,3 +478,28 @@ def test_replayed_transcript_fails_on_a_new_connection() -> None:
     a.connection_made(1.0, dialer=Hello.decode(f.payload, keyed=True))
     ev = a.receive_data(recorded, 1.0)
     assert isinstance(ev[-1], Failed) and ev[-1].error.reason == "authentication failed"
+
+
+@given(
+    payloads=st.lists(st.binary(max_size=200), min_size=1, max_size=6),
+    bad=st.integers(0, 10),
+    flip=st.integers(1, 255),
+)
+def test_tagged_reads_of_one_frame_each_take_the_shortcut_and_keep_the_count(
+    payloads: list[bytes], bad: int, flip: int
+) -> None:
+    """A keyed read of exactly one data frame and its tag is taken whole; the tag count goes
+    on as it does frame by frame, and a wrong tag kills the decoder with BAD_TAG."""
+    sealer = Sealer(K_CONN, DIALER)
+    dec = FrameDecoder(200)
+    dec.expect_tags(TagCheck(K_CONN, DIALER))
+    for n, payload in enumerate(payloads):
+        wire = bytearray(sealer.seal(encode_frame(FrameType.BINARY, payload, seq=n + 1)))
+        if n == bad:
+            wire[-1 - flip % TAG_SIZE] ^= flip
+            assert dec.whole_data_frame(wire) is None
+            assert dec.error is not None and dec.error.code == CloseCode.BAD_TAG
+            assert dec.decode(b"")[1] is dec.error
+            return
+        frame = dec.whole_data_frame(wire)
+        assert frame is not None and frame.payload == payload and frame.seq == n + 1

@@ -654,3 +654,43 @@ def test_an_acceptor_reveals_the_session_only_to_its_peer() -> None:
     host.connection_lost()
     (f,) = frames_of(host.connection_made(2.0, dialer=owner))
     assert Hello.decode(f.payload).resume == device.session_id and f.ack == 1
+
+
+def _summary(events: list) -> list:
+    return [(type(e).__name__, getattr(e, "data", None),
+             e.error.code if isinstance(e, Failed) else None) for e in events]
+
+
+@given(st.data())
+def test_a_read_of_one_data_frame_is_handled_as_in_a_stream(data: st.DataObject) -> None:
+    """The session's shortcut for a read that is exactly one data frame gives the events,
+    answers and state the general path gives for the same bytes split in two reads,
+    also for duplicates, skipped seqs, acks of unsent frames, bad UTF-8 and a full window."""
+    seed = data.draw(st.integers(1, 10**6))
+    earlier = data.draw(st.lists(st.binary(max_size=20), max_size=3), label="b sent")
+    sides = []
+    for _ in range(2):
+        a = mk(max_message=100, window=300, rng=random.Random(seed))
+        b = mk(max_message=100, window=300, rng=random.Random(seed + 1))
+        handshake(a, b)
+        for msg in earlier:
+            a.receive_data(b.send_message(msg, 0.0), 0.0)  # unacked by a until a sends
+        sides.append(a)
+    fast, general = sides
+    frames = data.draw(st.lists(st.tuples(
+        st.sampled_from([FrameType.TEXT, FrameType.BINARY]),
+        st.integers(1, 8),  # seq
+        st.integers(0, 5),  # ack
+        st.one_of(st.binary(max_size=100), st.text(max_size=25).map(str.encode)),
+    ), max_size=12), label="frames")
+    for ftype, seq, ack, payload in frames:
+        raw = encode_frame(ftype, payload, seq=seq, ack=ack)
+        got_fast = fast.receive_data(raw, 1.0)
+        got_general = general.receive_data(raw[:1], 1.0) + general.receive_data(raw[1:], 1.0)
+        assert _summary(got_fast) == _summary(got_general)
+        assert fast.data_to_send() == general.data_to_send()
+        assert fast.state == general.state
+        assert fast.delivered == general.delivered
+        assert fast.unacked_bytes == general.unacked_bytes
+        if fast.state != State.OPEN:
+            break
