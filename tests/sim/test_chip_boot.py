@@ -12,6 +12,7 @@ import serial
 
 from harness.sim.chip import Twin
 from harness.sim.chip.uart import garble
+from harness.sim.firmware import FirmwareProcessError
 from tests.helpers.chip import (
     STANDIN_ID,
     StandInFirmware,
@@ -245,3 +246,52 @@ def test_watchdog_reset(flashed: Twin) -> None:
     flashed.watchdog_reset()
     log = flashed.wait_for_tx(b"reset=Hardware Watchdog", TIMEOUT, mark)
     assert b"rst cause:4, boot mode:(3,6)\r\n\r\nwdt reset" in log
+
+
+class CrashingFirmware(StandInFirmware):
+    """The stand-in, plus ``crash``: the process dies with an exception reset (16 + 2), and,
+    as a real process's reader thread can, reports its end a moment later. Until then a
+    write fails as FirmwareProcess.write does on a dead process."""
+
+    def _command(self, line: bytes) -> None:
+        if line != b"crash":
+            super()._command(line)
+            return
+        self.alive = False
+        self.exit_code = 18
+
+        def report() -> None:
+            time.sleep(0.5)
+            self.on_exit(18)
+
+        threading.Thread(target=report).start()
+
+    def write(self, data: bytes) -> None:
+        if not self.alive:
+            raise FirmwareProcessError(f"firmware is not running (exit code {self.exit_code})")
+        super().write(data)
+
+
+def test_serial_line_survives_bytes_sent_while_the_firmware_resets(tmp_path: Path) -> None:
+    """A user's sketch that crashes boot-loops; the harness's console must stay usable (the
+    USB bridge of a board does not go away while its chip resets)."""
+    twin = standin_twin(flash_path=tmp_path / "flash.bin", firmware_factory=CrashingFirmware)
+    try:
+        assert twin.flash is not None
+        twin.flash.store(0, standin_image())
+        twin.power_cycle()
+        twin.wait_for_tx(b"ESP-HIL BOOT", TIMEOUT)
+        with _open(twin) as port:
+            mark = twin.tx_mark()
+            port.write(b"crash\n")
+            deadline = time.monotonic() + TIMEOUT
+            while CrashingFirmware.instances[-1].alive and time.monotonic() < deadline:
+                time.sleep(0.01)
+            port.write(b"lost while the chip resets\n")  # before the reset is reported
+            port.baudrate = 74880  # pyserial waits for the server to accept this
+            port.baudrate = 115200
+            twin.wait_for_tx(b"reset=Exception", TIMEOUT, mark)
+            port.write(b"hello\n")
+            assert b"echo hello\n" in _read_until(port, b"echo hello\n")
+    finally:
+        twin.stop()

@@ -14,6 +14,7 @@ process while holding the lock cannot deadlock with that process's reader.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -34,7 +35,7 @@ from harness.sim.defaults import (
     default_mac,
     reset_of_exit,
 )
-from harness.sim.firmware import FirmwareProcess, ShimLog, allocate_ip
+from harness.sim.firmware import FirmwareProcess, FirmwareProcessError, ShimLog, allocate_ip
 
 from . import bootrom
 from .autoreset import DEFAULT_STRAP_WINDOW, Strap, StrapSampler, nodemcu_pins
@@ -354,7 +355,11 @@ class Twin(LoaderHost, UartListener):
                 fw = self._fw
                 wire = garble(data, self._host_baud, self._chip_baud)
         if fw is not None:
-            fw.write(wire)
+            # The process just ended (its reset is on its way) or takes no input: on a board
+            # those bytes reach a chip in reset or an overrun FIFO and are lost. The serial
+            # line itself stays up, as the USB bridge does.
+            with contextlib.suppress(FirmwareProcessError):
+                fw.write(wire)
 
     # -- boot logic (called with the lock held) ----------------------------------
 
