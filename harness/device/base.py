@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.device.console import Console
 from harness.device.errors import DeviceError, DeviceTimeout, ProvisioningError
+from harness.device.postmortem import CrashWatch
 from harness.device.ready import READY_RE, Ready, provision, provision_key
 from harness.errors import WiFiSocketError
 
@@ -180,12 +181,17 @@ class Device(ABC):
 
     # -- lifecycle --------------------------------------------------------------------------
     def wait_ready(
-        self, *, since: int, timeout: float | None = None, t0: float | None = None
+        self, *, since: int, timeout: float | None = None, t0: float | None = None,
+        watch: CrashWatch | None = None,
     ) -> Ready:
-        """Wait for a READY line after console mark ``since`` and remember its facts."""
+        """Wait for a READY line after console mark ``since`` and remember its facts.
+
+        Raises :class:`FirmwareCrashed` at once if the firmware boot-loops meanwhile.
+        """
         start = time.monotonic() if t0 is None else t0
         m = self.console.expect(
-            READY_RE, self.ready_timeout if timeout is None else timeout, since=since
+            READY_RE, self.ready_timeout if timeout is None else timeout, since=since,
+            watch=CrashWatch() if watch is None else watch,
         )
         try:
             self._ready = Ready.parse(m.group(0))
@@ -218,8 +224,10 @@ class Device(ABC):
         credentials to give, such a board fails at once with :class:`ProvisioningError`.
         """
         start = time.monotonic() if t0 is None else t0
+        watch = CrashWatch()  # one count for the whole bring-up
         m = self.console.expect(
-            r"^ESP-HIL (READY|WIFI none|WIFI fail)", self.ready_timeout, since=since
+            r"^ESP-HIL (READY|WIFI none|WIFI fail)", self.ready_timeout, since=since,
+            watch=watch,
         )
         if m.group(1) == "READY":
             return self.wait_ready(since=since, t0=start)
@@ -229,7 +237,8 @@ class Device(ABC):
                 "and --wifi-password, or set ESP_HIL_WIFI_SSID and ESP_HIL_WIFI_PASSWORD",
                 console_tail=self.console.tail(since=since),
             )
-        self._ready = provision(self.console, ssid, password or "", timeout=self.ready_timeout)
+        self._ready = provision(self.console, ssid, password or "", timeout=self.ready_timeout,
+                                watch=watch)
         self.boot_seconds = time.monotonic() - start
         return self._ready
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness.device.errors import DeviceTimeout
+from harness.device.errors import DeviceTimeout, FirmwareCrashed
 
 
 @dataclass(frozen=True)
@@ -100,21 +100,31 @@ class Console:
     def tail(self, n: int = 30, *, since: int | None = None) -> str:
         """The last ``n`` lines, timestamped relative to when the console was created."""
         with self._cond:
-            lines = self._lines if since is None else self._lines[max(0, since - self._dropped) :]
-            shown = lines[-n:]
-            partial = self._partial.decode("utf-8", "replace")
-        out = [f"[{ln.t - self._t0:9.3f}] {ln.text}" for ln in shown]
+            return self._tail_locked(n, since)
+
+    def _tail_locked(self, n: int, since: int | None = None) -> str:
+        lines = self._lines if since is None else self._lines[max(0, since - self._dropped) :]
+        out = [f"[{ln.t - self._t0:9.3f}] {ln.text}" for ln in lines[-n:]]
+        partial = self._partial.decode("utf-8", "replace")
         if partial:
             out.append(f"[  partial] {partial}")
         return "\n".join(out)
 
     def expect(
-        self, pattern: str | re.Pattern[str], timeout: float = 5.0, *, since: int | None = None
+        self,
+        pattern: str | re.Pattern[str],
+        timeout: float = 5.0,
+        *,
+        since: int | None = None,
+        watch: Callable[[str], str | None] | None = None,
     ) -> re.Match[str]:
         """Wait for a line matching ``pattern`` (``re.search``); return the match.
 
         Looks at lines after ``since`` (a :meth:`mark`), or at every line kept when ``since``
         is None. Raises :class:`DeviceTimeout` with the console tail when ``timeout`` passes.
+        ``watch`` sees every line looked at, in order, before it is matched; a message from
+        it ends the wait with :class:`FirmwareCrashed` (e.g. a
+        :class:`~harness.device.postmortem.CrashWatch`).
         """
         regex = re.compile(pattern) if isinstance(pattern, str) else pattern
         deadline = time.monotonic() + timeout
@@ -123,7 +133,10 @@ class Console:
             while True:
                 start = max(0, pos - self._dropped)
                 for i in range(start, len(self._lines)):
-                    m = regex.search(self._lines[i].text)
+                    text = self._lines[i].text
+                    if watch is not None and (why := watch(text)) is not None:
+                        raise FirmwareCrashed(why, console_tail=self._tail_locked(40))
+                    m = regex.search(text)
                     if m:
                         return m
                 pos = self._dropped + len(self._lines)

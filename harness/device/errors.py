@@ -28,6 +28,10 @@ class DeviceTimeout(DeviceError, TimeoutError):
     """A wait on the device's console ran out (no READY line, no answer to a command)."""
 
 
+class FirmwareCrashed(DeviceError):
+    """The firmware crashed while the harness waited on it (the core's crash report came)."""
+
+
 class ProvisioningError(DeviceError):
     """The firmware could not join the WiFi network with the credentials it was given."""
 

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from harness.device.console import Console
 from harness.device.errors import ProvisioningError
+from harness.device.postmortem import CrashWatch
 
 READY_RE = re.compile(r"^ESP-HIL READY (?P<fields>.*)$")
 WIFI_FAIL_RE = re.compile(r"^ESP-HIL WIFI fail (?P<fields>.*)$")
@@ -70,15 +71,19 @@ def wifi_command(ssid: str, password: str) -> str:
     return f"wifi {quote(ssid, safe='')} {quote(password, safe='')}"
 
 
-def provision(console: Console, ssid: str, password: str, *, timeout: float = 20.0) -> Ready:
+def provision(console: Console, ssid: str, password: str, *, timeout: float = 20.0,
+              watch: CrashWatch | None = None) -> Ready:
     """Send WiFi credentials over the console and wait for READY.
 
-    Raises :class:`ProvisioningError` if the firmware reports that it cannot join, or
+    Raises :class:`ProvisioningError` if the firmware reports that it cannot join,
+    :class:`~harness.device.errors.FirmwareCrashed` if it boot-loops (``watch`` counts the
+    crash reports, from an earlier wait on), or
     :class:`~harness.device.errors.DeviceTimeout` if it says nothing useful in time.
     """
     mark = console.mark()
     console.send_line(wifi_command(ssid, password))
-    m = console.expect(r"^ESP-HIL (READY .*|WIFI fail .*|ERR wifi.*)$", timeout, since=mark)
+    m = console.expect(r"^ESP-HIL (READY .*|WIFI fail .*|ERR wifi.*)$", timeout, since=mark,
+                       watch=CrashWatch() if watch is None else watch)
     line = m.group(0)
     if line.startswith("ESP-HIL READY"):
         return Ready.parse(line)

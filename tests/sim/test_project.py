@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.backends import open_device
-from harness.device.errors import DeviceError
+from harness.device.errors import DeviceError, FirmwareCrashed
 from harness.device.options import DeviceOptions
 
 pytest_plugins = ["pytester"]
@@ -100,6 +100,27 @@ def test_a_sketch_that_dials_has_no_port_to_connect_to() -> None:
     dials = r"listens on no port: it dials 192\.168\.1\.10:9000"
     with open_device(opts) as dev, pytest.raises(DeviceError, match=dials):
         dev.connect()
+
+
+@pytest.mark.parametrize(("spec", "bug", "reason"), [
+    ("sim", "*(volatile int*)nullptr = 1;", "Exception (29)"),
+    ("sim-direct", "while (true) {}", "Soft WDT reset"),
+])
+def test_a_sketch_that_crashes_while_booting_fails_bring_up_with_the_reason(
+    tmp_path: Path, spec: str, bug: str, reason: str
+) -> None:
+    """A boot loop ends the wait for READY at the second crash report, not at its timeout,
+    and names the crash in one line; over RFC2217 the console survives the resets."""
+    project = _answer_project(tmp_path / "answer")
+    (project / "src" / "main.cpp").write_text(
+        SKETCH.replace("  service.begin(", f"  {bug}\n  service.begin(")
+    )
+    with pytest.raises(FirmwareCrashed) as crash:
+        open_device(DeviceOptions(spec=spec, project=project)).close()
+    first = str(crash.value).splitlines()[0]
+    assert first == (f"the firmware crashed 2 times while booting (a boot loop): {reason}; "
+                     "its report is in the console tail")
+    assert ">>>stack>>>" in crash.value.console_tail
 
 
 @pytest.mark.usefixtures("this_checkout")

@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.device.console import Console
-from harness.device.errors import DeviceTimeout
+from harness.device.errors import DeviceTimeout, FirmwareCrashed
+from harness.device.postmortem import BOOT_LOOP, CrashWatch, reason_of
 
 
 @given(
@@ -95,3 +96,75 @@ def test_send_line_needs_a_writer() -> None:
     assert sent == [b"wifi a b\n"]
     with pytest.raises(RuntimeError):
         Console().send_line("x")
+
+
+# What core_esp8266_postmortem.cpp prints, one report per reason (stack words cut short).
+def _report(reason: list[str]) -> list[str]:
+    return ["", "--------------- CUT HERE FOR EXCEPTION DECODER ---------------", *reason, "",
+            ">>>stack>>>", "", "ctx: cont", "sp: 3ffffe00 end: 3fffffd0 offset: 0150",
+            "<<<stack<<<", "", "--------------- CUT HERE FOR EXCEPTION DECODER ---------------"]
+
+
+_REPORTS = {
+    "Exception (29)": _report(["", "Exception (29):",
+                               "epc1=0x4020104e epc2=0x00000000 epc3=0x00000000 "
+                               "excvaddr=0x00000000 depc=0x00000000"]),
+    "Soft WDT reset": _report(["", "Soft WDT reset", "", "Exception (4):",
+                               "epc1=0x40201050 epc2=0x00000000 epc3=0x00000000 "
+                               "excvaddr=0x00000000 depc=0x00000000"]),
+    # abort(), panic() and assert() print their generic line before the report begins.
+    "Abort called": ["User exception (panic/abort/assert)", *_report(["", "Abort called"])],
+    "Panic main.cpp:12 setup: Assertion 'x' failed.": [
+        "User exception (panic/abort/assert)",
+        *_report(["", "Panic main.cpp:12 setup: Assertion 'x' failed."])],
+    "Unhandled C++ exception: std::bad_alloc": [
+        "User exception (panic/abort/assert)",
+        *_report(["", "Unhandled C++ exception: std::bad_alloc"])],
+}
+_BOOT = [" ets Jan  8 2013,rst cause:2, boot mode:(3,6)", "", "load 0x40100000, len 44",
+         "ESP-HIL BOOT fw=x/1 reset=Exception", "ESP-HIL WIFI none"]
+_NOT_A_REPORT = st.text(max_size=40).filter(
+    lambda t: ">>>stack>>>" not in t and reason_of(t) is None)
+
+
+@given(st.lists(st.tuples(st.sampled_from(sorted(_REPORTS)), st.lists(_NOT_A_REPORT,
+                                                                       max_size=5)),
+                max_size=4),
+       st.lists(_NOT_A_REPORT, max_size=5))
+def test_crash_watch_counts_reports_and_names_the_first_reason_of_each(
+    crashes: list[tuple[str, list[str]]], before: list[str]
+) -> None:
+    """Anything but a report is never a crash; the second report is the boot loop, named by
+    the reason line the core prints first (a soft watchdog's report goes on with
+    "Exception (4)"), or by the one after the generic "User exception" line."""
+    watch = CrashWatch()
+    said = [watch(t) for t in before]
+    assert said == [None] * len(before) and watch.crashes == 0
+    for n, (reason, noise) in enumerate(crashes, 1):
+        said = [watch(t) for t in [*_BOOT, *noise, *_REPORTS[reason]]]
+        assert watch.crashes == n
+        assert watch.reason == reason
+        fired = [s for s in said if s is not None]
+        if n >= BOOT_LOOP:
+            assert fired == [f"the firmware crashed {n} times while booting (a boot loop): "
+                             f"{reason}; its report is in the console tail"]
+        else:
+            assert fired == []
+
+
+def test_expect_with_a_watch_stops_at_the_boot_loop_not_at_its_timeout() -> None:
+    c = Console()
+    mark = c.mark()
+    for _ in range(2):
+        c.feed("\n".join([*_BOOT, *_REPORTS["Exception (29)"]]).encode() + b"\n")
+    t0 = time.monotonic()
+    with pytest.raises(FirmwareCrashed, match=r"crashed 2 times .*: Exception \(29\)") as exc:
+        c.expect("^ESP-HIL READY", timeout=60, since=mark, watch=CrashWatch())
+    assert time.monotonic() - t0 < 30  # a guard against waiting out the 60 s, not a target
+    assert "Exception (29):" in exc.value.console_tail
+
+
+def test_expect_with_a_watch_returns_a_match_before_the_crash() -> None:
+    c = Console()
+    c.feed("\n".join(["ESP-HIL READY ip=1", *_REPORTS["Abort called"] * 2]).encode() + b"\n")
+    assert c.expect("^ESP-HIL READY", timeout=1, since=0, watch=CrashWatch()).group(0)
