@@ -67,30 +67,42 @@ def default_sizes(max_message: int) -> list[int]:
     return sizes
 
 
+def size_entries(text: str) -> list[int | None]:
+    """``--sizes``' entries as written: byte counts (``k`` = KiB), None for ``max``. Checks
+    what needs no device (before one is brought up); raises ValueError naming a bad entry."""
+    entries: list[int | None] = []
+    for part in text.split(","):
+        token = part.strip().lower()
+        if not token:
+            continue
+        if token == "max":
+            entries.append(None)
+            continue
+        try:
+            value = int(token[:-1]) * 1024 if token.endswith("k") else int(token)
+        except ValueError:
+            raise ValueError(f"--sizes: {part.strip()!r} is not a size") from None
+        if value < 1:
+            raise ValueError(f"--sizes: {value} is not a size of at least 1 byte")
+        entries.append(value)
+    if not entries:
+        raise ValueError("--sizes: no size given")
+    return entries
+
+
 def parse_sizes(text: str | None, max_message: int) -> list[int]:
     """``--sizes``: comma-separated byte counts (``k`` = KiB, ``max`` = the device's
     max_message); sorted, without duplicates. Raises ValueError naming a bad entry."""
     if not text:
         return default_sizes(max_message)
     sizes = set()
-    for part in text.split(","):
-        token = part.strip().lower()
-        if not token:
-            continue
-        if token == "max":
-            value = max_message
-        else:
-            try:
-                value = int(token[:-1]) * 1024 if token.endswith("k") else int(token)
-            except ValueError:
-                raise ValueError(f"--sizes: {part.strip()!r} is not a size") from None
-        if not 1 <= value <= max_message:
+    for entry in size_entries(text):
+        value = max_message if entry is None else entry
+        if value > max_message:
             raise ValueError(
                 f"--sizes: {value} is outside 1..{max_message} (the device's max_message)"
             )
         sizes.add(value)
-    if not sizes:
-        raise ValueError("--sizes: no size given")
     return sorted(sizes)
 
 
@@ -358,6 +370,11 @@ def _check_args(args: argparse.Namespace) -> str | None:
         return "--save/--compare need scipy: pip install 'esp-hil[bench]'"
     if gating and (args.plot or args.sizes):
         return "--save/--compare measure the gate's own figures: no --sizes or --plot"
+    if args.sizes:
+        try:
+            size_entries(args.sizes)  # the range needs the device's max_message: later
+        except ValueError as exc:
+            return str(exc)
     return None
 
 

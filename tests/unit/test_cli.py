@@ -82,6 +82,16 @@ def test_non_positive_durations(capsys: pytest.CaptureFixture[str], argv: list[s
     assert code == 2
 
 
+@pytest.mark.parametrize("sizes", ["nope", "0", ",", "1.5k"])
+def test_bench_refuses_bad_sizes_before_bringing_up_a_device(
+    capsys: pytest.CaptureFixture[str], sizes: str
+) -> None:
+    # One line: no "bringing up sim ..." before it (only the range needs the device).
+    code, line = _one_line_error(capsys, ["bench", "--sizes", sizes])
+    assert code == 2
+    assert line.startswith("esp-hil bench: --sizes: ")
+
+
 def test_an_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
     code, line = _one_line_error(capsys, ["flsh"])
     assert code == 2
