@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from harness.device.console import Console
 from harness.device.errors import DeviceError, DeviceTimeout, ProvisioningError
 from harness.device.postmortem import CrashWatch
-from harness.device.ready import READY_RE, Ready, provision, provision_key
+from harness.device.ready import READY_RE, Ready, provision, provision_key, why_not_ready
 from harness.errors import WiFiSocketError
 
 if TYPE_CHECKING:
@@ -225,20 +225,30 @@ class Device(ABC):
         """
         start = time.monotonic() if t0 is None else t0
         watch = CrashWatch()  # one count for the whole bring-up
-        m = self.console.expect(
-            r"^ESP-HIL (READY|WIFI none|WIFI fail)", self.ready_timeout, since=since,
-            watch=watch,
-        )
-        if m.group(1) == "READY":
-            return self.wait_ready(since=since, t0=start)
-        if ssid is None:
-            raise ProvisioningError(
-                f"the board has no working WiFi credentials ({m.group(0)}): pass --wifi-ssid "
-                "and --wifi-password, or set ESP_HIL_WIFI_SSID and ESP_HIL_WIFI_PASSWORD",
-                console_tail=self.console.tail(since=since),
+        try:
+            m = self.console.expect(
+                r"^ESP-HIL (READY|WIFI none|WIFI fail)", self.ready_timeout, since=since,
+                watch=watch,
             )
-        self._ready = provision(self.console, ssid, password or "", timeout=self.ready_timeout,
-                                watch=watch)
+            if m.group(1) == "READY":
+                return self.wait_ready(since=since, t0=start)
+            if ssid is None:
+                raise ProvisioningError(
+                    f"the board has no working WiFi credentials ({m.group(0)}): pass "
+                    "--wifi-ssid and --wifi-password, or set ESP_HIL_WIFI_SSID and "
+                    "ESP_HIL_WIFI_PASSWORD",
+                    console_tail=self.console.tail(since=since),
+                )
+            self._ready = provision(self.console, ssid, password or "",
+                                    timeout=self.ready_timeout, watch=watch)
+        except DeviceTimeout as exc:
+            hint = why_not_ready([ln.text for ln in self.console.since(since)])
+            if hint is None:
+                raise
+            raise DeviceTimeout(
+                f"no READY within {self.ready_timeout:.0f} s: {hint}",
+                console_tail=exc.console_tail,
+            ) from None
         self.boot_seconds = time.monotonic() - start
         return self._ready
 

@@ -71,6 +71,28 @@ def wifi_command(ssid: str, password: str) -> str:
     return f"wifi {quote(ssid, safe='')} {quote(password, safe='')}"
 
 
+def why_not_ready(lines: list[str]) -> str | None:
+    """What the console since a boot says about a missing READY: the agent call a sketch
+    most likely lacks (None when the lines do not point at one)."""
+    said = [text.strip() for text in lines]
+
+    def seen(*prefixes: str) -> bool:
+        return any(text.startswith(prefixes) for text in said)
+
+    if not seen("ESP-HIL BOOT "):
+        return ("the sketch printed no 'ESP-HIL BOOT' line: does its setup() call "
+                'EspHil.begin("name/version")?')
+    if seen("ESP-HIL WIFI none") and not seen("ESP-HIL WIFI connecting", "ESP-HIL OK",
+                                                "ESP-HIL ERR"):
+        return ("the agent did not take the 'wifi' command: does the sketch's loop() call "
+                "EspHil.loop()?")
+    if seen("ESP-HIL WIFI connecting") and not seen("ESP-HIL WIFI fail"):
+        # The agent gives up a join after 10 s (ESP-HIL WIFI fail): it is not running.
+        return ("the agent began joining WiFi and said nothing more: does setup() call "
+                "EspHil.ready(port, maxMessage) (or readyDialing), and loop() EspHil.loop()?")
+    return None
+
+
 def provision(console: Console, ssid: str, password: str, *, timeout: float = 20.0,
               watch: CrashWatch | None = None) -> Ready:
     """Send WiFi credentials over the console and wait for READY.

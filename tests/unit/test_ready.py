@@ -8,14 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.device.base import Device
 from harness.device.console import Console
-from harness.device.errors import ProvisioningError
+from harness.device.errors import DeviceTimeout, ProvisioningError
 from harness.device.ready import (
     Ready,
     parse_fields,
     parse_link_key,
     provision,
     provision_key,
+    why_not_ready,
     wifi_command,
 )
 
@@ -156,3 +158,52 @@ def test_provision_key_refused() -> None:
 def test_ready_announces_key_support() -> None:
     assert Ready.parse(LINE + " auth=1").accepts_key
     assert not Ready.parse(LINE).accepts_key
+
+
+# -- a bring-up that gets no READY says which agent call the sketch most likely lacks ------
+
+BOOT = "ESP-HIL BOOT fw=node/1 reset=Power%20On"
+
+
+@pytest.mark.parametrize(("lines", "hint"), [
+    ([], "does its setup() call EspHil.begin"),
+    (["hello from my sketch", "ESP-HIL BOOTX"], "does its setup() call EspHil.begin"),
+    ([BOOT, "ESP-HIL WIFI none"], "does the sketch's loop() call EspHil.loop()?"),
+    ([BOOT, "ESP-HIL WIFI none", "ESP-HIL WIFI connecting ssid=net"],
+     "does setup() call EspHil.ready(port, maxMessage)"),
+    ([BOOT, "ESP-HIL WIFI connecting ssid=net"], "does setup() call EspHil.ready("),
+    ([BOOT, "ESP-HIL WIFI connecting ssid=net", "ESP-HIL WIFI fail status=1 reason=timeout"],
+     None),
+])
+def test_why_not_ready(lines: list[str], hint: str | None) -> None:
+    said = why_not_ready(lines)
+    assert (said is None) if hint is None else (said is not None and hint in said)
+
+
+class _Silent(Device):
+    """A device whose sketch booted the agent but never runs its loop: nothing answers."""
+
+    def __init__(self) -> None:
+        super().__init__(Console(lambda data: None))
+        self.ready_timeout = 0.2
+        self.console.feed(f"{BOOT}\nESP-HIL WIFI none\n".encode())
+
+    def description(self) -> str:
+        return "silent"
+
+    def start(self) -> Device:
+        return self
+
+    def hard_reset(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+def test_bring_up_names_the_missing_agent_call_when_no_ready_comes() -> None:
+    with pytest.raises(DeviceTimeout) as exc:
+        _Silent().bring_up(since=0, ssid="net", password="pw")
+    assert str(exc.value).splitlines()[0] == (
+        "no READY within 0 s: the agent did not take the 'wifi' command: does the sketch's "
+        "loop() call EspHil.loop()?")
