@@ -242,6 +242,8 @@ class Device(ABC):
             self._ready = provision(self.console, ssid, password or "",
                                     timeout=self.ready_timeout, watch=watch)
         except DeviceTimeout as exc:
+            if self.console.closed_reason is not None:
+                raise  # the console's end says why (a twin's firmware that exited, ...)
             hint = why_not_ready([ln.text for ln in self.console.since(since)])
             if hint is None:
                 raise
