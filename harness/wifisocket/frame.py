@@ -365,7 +365,6 @@ class FrameDecoder:
             buf += tail
         return frames, self._error
 
-
     def whole_data_frame(self, data: bytes | bytearray | memoryview) -> Frame | None:
         """The frame, if ``data`` is exactly one whole, valid data frame and nothing is
         buffered; else None and nothing changed (give ``data`` to :meth:`decode`) — or
@@ -394,6 +393,7 @@ class FrameDecoder:
             if self._error is not None:
                 return None
         return Frame(_TYPE_OF[ftype], seq, ack, bytes(view[HEADER_SIZE:stop]))
+
 
 def _type_name(ftype: int) -> str:
     try:
