@@ -24,6 +24,7 @@ import pytest
 
 from harness.backends import BACKENDS, BOARD, DeviceOptions, is_twin_spec, open_device
 from harness.device.errors import DeviceError
+from harness.device.postmortem import crash_reasons
 from harness.device.ready import parse_link_key
 from harness.figures import Figure, FigureRecorder, compare_figures, format_table, save_figures
 from harness.project import ProjectError
@@ -299,6 +300,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed:
         if dev is not None:
             mark = item.stash.get(_MARK_KEY, None)
+            crashes = ([] if mark is None else
+                       crash_reasons(ln.text for ln in dev.console.since(mark)))
+            if crashes:
+                # Often the cause of what the test saw (a SessionLost, a timeout): say so first.
+                times = "once" if len(crashes) == 1 else f"{len(crashes)} times"
+                report.sections.append((
+                    f"esp-hil firmware crash ({dev.description})",
+                    f"the firmware crashed {times} during this test: {', '.join(crashes)}; "
+                    "its report is in the console below",
+                ))
             tail = dev.console.tail(60, since=mark)
             report.sections.append((f"esp-hil console ({dev.description})", tail or "(nothing)"))
             shim = dev.twin_log(since=item.stash.get(_STARTED_KEY, None))

@@ -9,9 +9,11 @@ only waits for READY would wait out its whole timeout and then report "no READY"
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Iterable
 
-__all__ = ["BOOT_LOOP", "CrashWatch", "reason_of"]
+__all__ = ["BOOT_LOOP", "CrashWatch", "crash_reasons", "reason_of"]
 
 #: Reports during one bring-up that make it a boot loop: one crash may be a fluke the
 #: reboot cures; a second one means READY will not come.
@@ -38,12 +40,22 @@ class CrashWatch:
     Call it with each line's text: None while all is well, else one line for the error.
     """
 
-    def __init__(self, limit: int = BOOT_LOOP) -> None:
+    def __init__(self, limit: float = BOOT_LOOP) -> None:
         self.limit = limit
-        self.crashes = 0
-        #: The reason line of the latest report ("" if it had none the watch knows).
-        self.reason = ""
+        #: The reason of each report seen, in order ("a crash report" for one whose reason
+        #: line the watch does not know).
+        self.reasons: list[str] = []
         self._pending = ""
+
+    @property
+    def crashes(self) -> int:
+        """Reports seen so far."""
+        return len(self.reasons)
+
+    @property
+    def reason(self) -> str:
+        """The latest report's reason ("" before the first)."""
+        return self.reasons[-1] if self.reasons else ""
 
     def __call__(self, text: str) -> str | None:
         text = text.strip()
@@ -54,9 +66,17 @@ class CrashWatch:
             if not self._pending or self._pending.startswith(_GENERIC):
                 self._pending = reason
         elif text.startswith(_STACK):
-            self.crashes += 1
-            self.reason, self._pending = self._pending or "a crash report", ""
+            self.reasons.append(self._pending or "a crash report")
+            self._pending = ""
             if self.crashes >= self.limit:
                 return (f"the firmware crashed {self.crashes} times while booting (a boot "
                         f"loop): {self.reason}; its report is in the console tail")
         return None
+
+
+def crash_reasons(lines: Iterable[str]) -> list[str]:
+    """The reason of each crash report in ``lines``, in order."""
+    watch = CrashWatch(limit=math.inf)
+    for text in lines:
+        watch(text)
+    return watch.reasons

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from harness.device.console import Console
 from harness.device.errors import DeviceTimeout, FirmwareCrashed
-from harness.device.postmortem import BOOT_LOOP, CrashWatch, reason_of
+from harness.device.postmortem import BOOT_LOOP, CrashWatch, crash_reasons, reason_of
 
 
 @given(
@@ -168,3 +168,10 @@ def test_expect_with_a_watch_returns_a_match_before_the_crash() -> None:
     c = Console()
     c.feed("\n".join(["ESP-HIL READY ip=1", *_REPORTS["Abort called"] * 2]).encode() + b"\n")
     assert c.expect("^ESP-HIL READY", timeout=1, since=0, watch=CrashWatch()).group(0)
+
+
+def test_crash_reasons_lists_every_report_in_order() -> None:
+    lines = [*_BOOT, *_REPORTS["Soft WDT reset"], *_BOOT, "ESP-HIL READY ip=1",
+             *_REPORTS["Abort called"]]
+    assert crash_reasons(lines) == ["Soft WDT reset", "Abort called"]
+    assert crash_reasons(_BOOT) == []
