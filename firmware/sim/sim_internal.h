@@ -120,6 +120,9 @@ void wdt_park();  // deep sleep: neither dog runs until the process ends
 // The core's __unhandled_exception(what) after a failed plain new of `size` bytes
 // (abi.cpp): its "User exception" report, then the SDK's restart, exit 16 + 4.
 [[noreturn]] void unhandled_exception(const char* what, size_t size);
+// abort() / a failed assert(): the core's "User exception" report with `reason` ("Abort
+// called", "Panic <file>:<line> <func>: Assertion '<expr>' failed."), then exit 16 + 4.
+[[noreturn]] void user_exception(const char* reason);
 // SIGSEGV/SIGBUS/SIGILL/SIGFPE: the core's exception report, then exit 16 + 2 (not in a
 // sanitizer build, whose own report says more).
 void crash_handlers_install();

@@ -213,6 +213,32 @@ void wdt_park() {
   pthread_mutex_unlock(&g_mutex);
 }
 
+// raise_exception()'s "User exception" line and postmortem_report()'s first cut_here(),
+// which every user exception's report begins with.
+namespace {
+size_t user_exception_head(char* buf, size_t cap) {
+  size_t len = static_cast<size_t>(snprintf(buf, cap, "\nUser exception (panic/abort/assert)"));
+  write_cut_here(buf, cap, &len);
+  return len;
+}
+}  // namespace
+
+// abort() and a failed assert() (core_esp8266_postmortem.cpp abort(), __assert_func() ->
+// __panic_func() -> raise_exception()): the report with `reason` ("Abort called", "Panic
+// <file>:<line> <func>: Assertion '<expr>' failed."), the stack frame bounds of a user
+// exception and cut_here() again, then the SDK's restart.
+void user_exception(const char* reason) {
+  char buf[1024];
+  size_t len = user_exception_head(buf, sizeof buf);
+  len += static_cast<size_t>(snprintf(buf + len, sizeof buf - len,
+                                      "\n%.400s\n"
+                                      "\n>>>stack>>>\n\nctx: cont\nsp: 3ffffe00 end: 3fffffd0 offset: 0010\n"
+                                      "<<<stack<<<\n",
+                                      reason));
+  write_cut_here(buf, sizeof buf, &len);
+  reset_chip(kReasonSoftRestart, buf, len);
+}
+
 // core_esp8266_postmortem.cpp raise_exception() -> postmortem_report(): "User exception",
 // cut_here(), the C++ exception's name, the stack frame bounds (offset 16 for a user
 // exception), the failed allocation umm recorded, cut_here() again and its caller, then
@@ -220,8 +246,7 @@ void wdt_park() {
 // size is the sketch's.
 void unhandled_exception(const char* what, size_t size) {
   char buf[1024];
-  size_t len = static_cast<size_t>(snprintf(buf, sizeof buf, "\nUser exception (panic/abort/assert)"));
-  write_cut_here(buf, sizeof buf, &len);
+  size_t len = user_exception_head(buf, sizeof buf);
   len += static_cast<size_t>(snprintf(buf + len, sizeof buf - len,
                                       "\nUnhandled C++ exception: %s\n"
                                       "\n>>>stack>>>\n\nctx: cont\nsp: 3ffffe00 end: 3fffffd0 offset: 0010\n"
@@ -241,3 +266,17 @@ void reset_chip(int reason, const char* report, size_t len) {
 }
 
 }  // namespace esp_hil_sim
+
+#if !defined(__SANITIZE_ADDRESS__)
+// The sketch's abort() and assert() end as on the core: the report, then a reboot (exit
+// 16 + 4), where libc's would kill the process and halt the twin. A sanitizer build keeps
+// libc's: the sanitizers end the process through abort(), and that must halt it.
+extern "C" void abort() noexcept { esp_hil_sim::user_exception("Abort called"); }
+
+extern "C" void __assert_fail(const char* expr, const char* file, unsigned int line,
+                              const char* func) noexcept {
+  char reason[400];
+  snprintf(reason, sizeof reason, "Panic %s:%u %s: Assertion '%s' failed.", file, line, func, expr);
+  esp_hil_sim::user_exception(reason);
+}
+#endif

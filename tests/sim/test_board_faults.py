@@ -470,6 +470,36 @@ def test_plain_new_past_the_heap_resets_with_the_cores_oom_report(
     assert info == "Software/System restart"
 
 
+def _assert_line() -> int:
+    source = (firmware_root() / "sim" / "test" / "shim_test_sketch.cpp").read_text()
+    return source.splitlines().index("    assert(value == 42);") + 1
+
+
+@pytest.mark.parametrize(("command", "reason"), [
+    ("abort", "Abort called"),
+    # newlib's assert passes __PRETTY_FUNCTION__ in C++, as glibc's does.
+    ("assert 7", f"shim_test_sketch.cpp:{_assert_line()} void {{anonymous}}::handle_line(char*): "
+                 "Assertion 'value == 42' failed."),
+])
+def test_abort_and_a_failed_assert_reset_with_the_cores_report(
+    console: Console, command: str, reason: str
+) -> None:
+    """core_esp8266_postmortem.cpp: abort() and assert() (via __panic_func) print the user
+    exception report and restart the chip; libc's would have killed the process (the twin
+    halted, a board reboots)."""
+    assert console.command("assert 42", "assert ") == "assert held 42"  # holds: goes on
+    console.proc.write(command.encode() + b"\n")
+    code = console.exited.get(timeout=10)
+    out = _output(console)
+    assert code == EXIT_RESET_BASE + REASON_SOFT_RESTART
+    report = out[out.index("User exception (panic/abort/assert)"):]
+    assert report.count("CUT HERE FOR EXCEPTION DECODER") == 2
+    got = next(ln for ln in report.splitlines() if ln.startswith(("Abort", "Panic")))
+    # Panic names the source file as the compiler got it (here an absolute path).
+    assert got == reason or (got.startswith("Panic /") and got.endswith("/" + reason)), got
+    assert report.index(got) < report.index(">>>stack>>>") < report.index("<<<stack<<<")
+
+
 def test_nothrow_new_past_the_heap_returns_null_and_the_sketch_goes_on(
     sketch: Path, tmp_path: Path,
 ) -> None:

@@ -5,6 +5,7 @@
 #include <EEPROM.h>
 #include <ESP8266WiFi.h>
 #include <esp_hil_sim.h>
+#include <assert.h>
 #include <stdlib.h>
 #include <new>
 #include <string.h>
@@ -326,6 +327,12 @@ void handle_line(char* line) {
     Serial.printf("oom ok=%d\n", g_block != nullptr ? 1 : 0);
     delete[] g_block;
     g_block = nullptr;
+  } else if (!strcmp(cmd, "abort")) {
+    abort();  // the core's report and a reboot, as on the chip
+  } else if (!strcmp(cmd, "assert")) {
+    const long value = atol(next_word(&rest));
+    assert(value == 42);
+    Serial.printf("assert held %ld\n", value);
   } else if (!strcmp(cmd, "num")) {
     cmd_num(next_word(&rest));
   } else if (!strcmp(cmd, "ip")) {
