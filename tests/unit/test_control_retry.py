@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from harness.device.base import Device
 from harness.errors import ConnectionLost
+from tests.helpers.stub import StubDevice
 
 
 class _Link:
@@ -27,7 +27,7 @@ class _Link:
         pass
 
 
-class _Flaky(Device):
+class _Flaky(StubDevice):
     """A device whose control connection drops after the request ``drops`` times."""
 
     def __init__(self, drops: int) -> None:  # no console: only control() is used
@@ -38,21 +38,9 @@ class _Flaky(Device):
     def ctrl_port(self) -> int:
         return 8081
 
-    def description(self) -> str:
-        return "flaky"
-
     def connect(self, port: int | None = None, *, host: str | None = None,
                 **options: Any) -> Any:
         return _Link(self)
-
-    def start(self) -> Device:
-        return self
-
-    def hard_reset(self) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.mark.parametrize("command", ["stats", "info", "raw stats", " raw  stats "])

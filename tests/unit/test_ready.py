@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.device.base import Device
 from harness.device.console import Console
 from harness.device.errors import DeviceTimeout, ProvisioningError
 from harness.device.ready import (
@@ -20,6 +19,7 @@ from harness.device.ready import (
     why_not_ready,
     wifi_command,
 )
+from tests.helpers.stub import StubDevice
 
 LINE = (
     "ESP-HIL READY fw=esp-hil-testfw/0.1.0+abc ip=192.168.1.57 port=8080 ctrl=8081 "
@@ -180,25 +180,13 @@ def test_why_not_ready(lines: list[str], hint: str | None) -> None:
     assert (said is None) if hint is None else (said is not None and hint in said)
 
 
-class _Silent(Device):
+class _Silent(StubDevice):
     """A device whose sketch booted the agent but never runs its loop: nothing answers."""
 
     def __init__(self) -> None:
         super().__init__(Console(lambda data: None))
         self.ready_timeout = 0.2
         self.console.feed(f"{BOOT}\nESP-HIL WIFI none\n".encode())
-
-    def description(self) -> str:
-        return "silent"
-
-    def start(self) -> Device:
-        return self
-
-    def hard_reset(self) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
 
 
 def test_bring_up_names_the_missing_agent_call_when_no_ready_comes() -> None:
