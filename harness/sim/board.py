@@ -50,9 +50,16 @@ class TwinDevice(TwinWorld, SerialDevice):
         )
 
     def start(self) -> Device:
+        # A dead firmware ends every wait at once, as on sim-direct (a board has no such
+        # state: its chip resets); the next reset waits again.
+        self.twin.on_halt = self.console.close
         self.twin.start()
         self.port_name = self.twin.url
         return super().start()
+
+    def hard_reset(self) -> None:
+        self.console.reopen()
+        super().hard_reset()
 
     @property
     def description(self) -> str:

@@ -123,6 +123,18 @@ def test_a_sketch_that_crashes_while_booting_fails_bring_up_with_the_reason(
     assert ">>>stack>>>" in crash.value.console_tail
 
 
+def test_a_sketch_whose_process_dies_fails_bring_up_at_once_with_how(tmp_path: Path) -> None:
+    """A firmware that dies without a reset halts the twin's chip (no board does that): the
+    wait for READY ends at once with how it died, not at its timeout."""
+    project = _answer_project(tmp_path / "answer")
+    dies = SKETCH.replace("  service.begin(", "  _exit(7);\n  service.begin(")
+    (project / "src" / "main.cpp").write_text("#include <unistd.h>\n" + dies)
+    with pytest.raises(DeviceError) as died:
+        open_device(DeviceOptions(spec="sim", project=project)).close()
+    assert str(died.value).splitlines()[0].startswith(
+        "the twin's firmware died (exit code 7) and the chip halted; a reset boots it again")
+
+
 @pytest.mark.usefixtures("this_checkout")
 def test_an_unsupported_api_fails_the_device_fixture_in_one_line(
     pytester: pytest.Pytester,

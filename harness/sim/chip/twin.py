@@ -18,6 +18,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -82,6 +83,16 @@ def default_firmware_factory(binary: Path, **kwargs: Any) -> FirmwareLike:
     return process
 
 
+def _death(code: int | None) -> str:
+    """How a firmware process ended, for a person: ``killed by SIGABRT``, ``exit code 7``."""
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
 class Twin(LoaderHost, UartListener):
     """One simulated NodeMCU board.
 
@@ -135,6 +146,9 @@ class Twin(LoaderHost, UartListener):
         self._rfc2217_port = rfc2217_port
         self._host = host
         self._env = dict(env or {})  # extra variables for the firmware process
+        #: Called with one line when the firmware process dies without a reset of the chip
+        #: (a signal, an exit code that is no reset): the chip halts, a board never would.
+        self.on_halt: Callable[[str], None] | None = None
 
         self._lock = threading.RLock()
         self._sampler = StrapSampler(strap_window)
@@ -506,6 +520,7 @@ class Twin(LoaderHost, UartListener):
             self._firmware_exited(gen, fw.exit_code)
 
     def _firmware_exited(self, gen: int, code: int | None) -> None:
+        halted = False
         with self._lock:
             if gen != self._fw_gen or self._stopped.is_set():
                 return  # a process we stopped ourselves, or an older run
@@ -524,3 +539,8 @@ class Twin(LoaderHost, UartListener):
             else:
                 self.last_exit_code = code
                 self._halt_chip("halted")
+                halted = True
+        if halted and self.on_halt is not None:
+            # Outside the lock: the listener may wake waiters that then ask the twin things.
+            self.on_halt(f"the twin's firmware died ({_death(code)}) and the chip halted; a "
+                         "reset boots it again")
