@@ -755,6 +755,9 @@ class Session:
         self._now = now
         if self._keyed is None:
             return self._emit(raw)
+        sealer = self._sealer
+        if sealer is not None and not self._auth_out:
+            return sealer.seal(self._emit(raw))  # the usual keyed send: one frame, its tag
         return self._wire([self._emit(raw)])
 
     def data_to_send(self, ack: bool = True) -> bytes:
