@@ -73,6 +73,7 @@ void save_rst_info(const RstInfo& info) {
   ::close(fd);
 }
 
+#if !defined(__SANITIZE_ADDRESS__)  // a sanitizer build keeps its own report
 char* put_hex(char* p, uint32_t v) {
   for (int shift = 28; shift >= 0; shift -= 4) *p++ = "0123456789abcdef"[(v >> shift) & 0xF];
   return p;
@@ -112,6 +113,7 @@ void on_crash(int sig, siginfo_t* si, void* ctx) {
   (void)ignored;
   _exit(kExitResetBase + kReasonException);
 }
+#endif
 
 void* watchdog_thread(void*) {
   // Signals belong to the sketch's thread.
