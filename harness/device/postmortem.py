@@ -9,7 +9,6 @@ only waits for READY would wait out its whole timeout and then report "no READY"
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable
 
@@ -35,12 +34,13 @@ def reason_of(line: str) -> str | None:
 
 
 class CrashWatch:
-    """Fed console lines in order; says why once ``limit`` crash reports have gone by.
+    """Fed console lines in order; says why once ``limit`` crash reports have gone by (never
+    with ``limit=None``).
 
     Call it with each line's text: None while all is well, else one line for the error.
     """
 
-    def __init__(self, limit: float = BOOT_LOOP) -> None:
+    def __init__(self, limit: int | None = BOOT_LOOP) -> None:
         self.limit = limit
         #: The reason of each report seen, in order ("a crash report" for one whose reason
         #: line the watch does not know).
@@ -68,7 +68,7 @@ class CrashWatch:
         elif text.startswith(_STACK):
             self.reasons.append(self._pending or "a crash report")
             self._pending = ""
-            if self.crashes >= self.limit:
+            if self.limit is not None and self.crashes >= self.limit:
                 return (f"the firmware crashed {self.crashes} times while booting (a boot "
                         f"loop): {self.reason}; its report is in the console tail")
         return None
@@ -76,7 +76,7 @@ class CrashWatch:
 
 def crash_reasons(lines: Iterable[str]) -> list[str]:
     """The reason of each crash report in ``lines``, in order."""
-    watch = CrashWatch(limit=math.inf)
+    watch = CrashWatch(limit=None)
     for text in lines:
         watch(text)
     return watch.reasons

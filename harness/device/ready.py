@@ -6,6 +6,7 @@ The formats are fixed in ``docs/console.md``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -13,6 +14,7 @@ from harness.device.console import Console
 from harness.device.errors import ProvisioningError
 from harness.device.postmortem import CrashWatch
 
+_BOOT = "ESP-HIL BOOT "
 READY_RE = re.compile(r"^ESP-HIL READY (?P<fields>.*)$")
 WIFI_FAIL_RE = re.compile(r"^ESP-HIL WIFI fail (?P<fields>.*)$")
 
@@ -71,6 +73,11 @@ def wifi_command(ssid: str, password: str) -> str:
     return f"wifi {quote(ssid, safe='')} {quote(password, safe='')}"
 
 
+def agent_booted(lines: Iterable[str]) -> bool:
+    """The agent said ``ESP-HIL BOOT`` (``EspHil.begin()`` ran) in ``lines``."""
+    return any(text.lstrip().startswith(_BOOT) for text in lines)
+
+
 def why_not_ready(lines: list[str]) -> str | None:
     """What the console since a boot says about a missing READY: the agent call a sketch
     most likely lacks (None when the lines do not point at one)."""
@@ -79,7 +86,7 @@ def why_not_ready(lines: list[str]) -> str | None:
     def seen(*prefixes: str) -> bool:
         return any(text.startswith(prefixes) for text in said)
 
-    if not seen("ESP-HIL BOOT "):
+    if not agent_booted(said):
         return ("the sketch printed no 'ESP-HIL BOOT' line: does its setup() call "
                 'EspHil.begin("name/version")?')
     if seen("ESP-HIL WIFI none") and not seen("ESP-HIL WIFI connecting", "ESP-HIL OK",

@@ -17,6 +17,7 @@ from harness.device.console import Console
 from harness.device.errors import DeviceError, DeviceTimeout
 from harness.device.flashing import flash_image
 from harness.device.lock import BoardLock
+from harness.device.ready import agent_booted
 
 CONSOLE_BAUD = 115200
 #: The ESP8266 boot ROM prints at 74880 baud (26 MHz crystal, 115200 * 26/40).
@@ -95,7 +96,7 @@ class SerialDevice(Device):
             try:
                 self.bring_up(since=mark, ssid=self.ssid, password=self.password, t0=t0)
             except DeviceTimeout as exc:
-                if any(ln.text.startswith("ESP-HIL BOOT ") for ln in self.console.since(mark)):
+                if agent_booted(ln.text for ln in self.console.since(mark)):
                     raise  # the firmware runs: what the ROM says does not matter
                 raise DeviceTimeout(
                     f"{exc.args[0].splitlines()[0]}; the boot ROM said: {self.boot_rom_output()!r}",

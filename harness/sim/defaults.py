@@ -4,6 +4,7 @@ and how it derives a MAC address when none is given."""
 from __future__ import annotations
 
 import hashlib
+import signal
 
 #: The simulated access point every twin offers unless told otherwise.
 DEFAULT_SSID = "esp-hil"
@@ -48,6 +49,17 @@ def reset_of_exit(code: int | None) -> int | None:
     if code is not None and code - EXIT_RESET_BASE in RESET_REASONS:
         return code - EXIT_RESET_BASE
     return None
+
+
+def death_of_exit(code: int | None) -> str:
+    """How a firmware process that did not reset the chip ended, for a person:
+    ``killed by SIGABRT``, ``exit code 7``."""
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
 #: Espressif's OUI, the first three bytes of every twin's MAC.

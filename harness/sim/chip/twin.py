@@ -18,7 +18,6 @@ import contextlib
 import os
 import re
 import shutil
-import signal
 import tempfile
 import threading
 import time
@@ -33,6 +32,7 @@ from harness.sim.defaults import (
     REASON_WDT_RST,
     RESET_REASONS,
     chip_id_of,
+    death_of_exit,
     default_mac,
     reset_of_exit,
 )
@@ -81,16 +81,6 @@ def default_firmware_factory(binary: Path, **kwargs: Any) -> FirmwareLike:
     """Start the real native firmware."""
     process: FirmwareLike = FirmwareProcess(binary, **kwargs)
     return process
-
-
-def _death(code: int | None) -> str:
-    """How a firmware process ended, for a person: ``killed by SIGABRT``, ``exit code 7``."""
-    if code is not None and code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"
 
 
 class Twin(LoaderHost, UartListener):
@@ -541,6 +531,7 @@ class Twin(LoaderHost, UartListener):
                 self._halt_chip("halted")
                 halted = True
         if halted and self.on_halt is not None:
-            # Outside the lock: the listener may wake waiters that then ask the twin things.
-            self.on_halt(f"the twin's firmware died ({_death(code)}) and the chip halted; a "
+            # After the state change, outside this call's lock (the boot path may still hold
+            # its own): the listener may wake waiters that then ask the twin things.
+            self.on_halt(f"the twin's firmware died ({death_of_exit(code)}) and the chip halted; a "
                          "reset boots it again")
