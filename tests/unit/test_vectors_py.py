@@ -183,3 +183,27 @@ def test_vectors_file_is_what_the_generator_writes(tmp_path: Path, monkeypatch) 
     monkeypatch.setattr(mod, "OUT", tmp_path / "frames.json")
     mod.main()
     assert json.loads((tmp_path / "frames.json").read_text()) == VECTORS
+
+
+@pytest.mark.parametrize("v", FRAMES, ids=_name)
+def test_frame_vector_through_the_one_frame_shortcut(v: dict[str, Any]) -> None:
+    """The session's shortcut for a read of exactly one data frame
+    (``FrameDecoder.whole_data_frame``) takes the data vectors as decode() does, and leaves
+    every other type to decode()."""
+    frame = FrameDecoder(FRAME_MAX).whole_data_frame(bytes.fromhex(v["bytes"]))
+    if v["type"] in (FrameType.TEXT, FrameType.BINARY):
+        assert frame is not None
+        assert (frame.type, frame.seq, frame.ack, frame.payload.hex()) == (
+            v["type"], v["seq"], v["ack"], v["payload"]
+        )
+    else:
+        assert frame is None
+
+
+@pytest.mark.parametrize("v", INVALID, ids=_name)
+def test_invalid_vector_is_left_to_decode_by_the_shortcut(v: dict[str, Any]) -> None:
+    raw = bytes.fromhex(v["bytes"])
+    dec = FrameDecoder(v["max_message"])
+    assert dec.whole_data_frame(raw) is None and dec.error is None
+    frames, err = dec.decode(raw)
+    _check_invalid(v, frames, err)
