@@ -5,9 +5,9 @@ is esp-hil's own test firmware. The twin compiles the project's ``src/`` and ``l
 host compiler and the ``-D`` defines of the env's ``build_flags``; a board gets
 ``pio run -d PATH -e ENV``; ``esp-hil size`` (:mod:`harness.xtensa`) compiles it for the
 ESP8266. Only what those need is read from ``platformio.ini``: ``default_envs``, ``src_dir``,
-``lib_dir``, ``include_dir``, and each env's ``build_flags``, ``build_unflags`` and
-``lib_extra_dirs`` (an env's own value, else its ``extends``', else ``[env]``'s, as PlatformIO
-does; ``${section.option}`` expanded).
+``lib_dir``, ``include_dir``, ``workspace_dir``, ``libdeps_dir``, and each env's
+``build_flags``, ``build_unflags``, ``lib_extra_dirs`` and ``lib_deps`` (an env's own value,
+else its ``extends``', else ``[env]``'s, as PlatformIO does; ``${section.option}`` expanded).
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Project", "ProjectError", "firmware_root", "load_project"]
+__all__ = ["Library", "Project", "ProjectError", "firmware_root", "lib_dep_name", "load_project"]
 
 INI_NAME = "platformio.ini"
 _REFERENCE = re.compile(r"\$\{([^}]+)\}")
 # Interpolation may nest (``${env.build_flags}`` naming another reference); a cycle stops here.
 _MAX_DEPTH = 10
+# A library's folders PlatformIO does not build (its default source filter).
+_NOT_BUILT = frozenset({"example", "examples", "test", "tests"})
 
 
 def firmware_root() -> Path:
@@ -48,6 +50,51 @@ class ProjectError(ValueError):
 
 
 @dataclass(frozen=True)
+class Library:
+    """One library folder, laid out as PlatformIO reads it.
+
+    With a ``src/`` folder, everything below it is built (less ``examples/`` and
+    ``tests/``), and ``include/`` is on the include path too. Without one (the Arduino 1.0
+    layout), the folder's own files and its ``utility/`` are.
+    """
+
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def src_dir(self) -> Path:
+        for name in ("src", "Src"):
+            if (self.root / name).is_dir():
+                return self.root / name
+        return self.root
+
+    @property
+    def include_dirs(self) -> list[Path]:
+        src = self.src_dir
+        if src == self.root:
+            utility = self.root / "utility"
+            return [src, utility] if utility.is_dir() else [src]
+        include = self.root / "include"
+        return [src, include] if include.is_dir() else [src]
+
+    def files(self, suffixes: tuple[str, ...]) -> list[Path]:
+        """The library's files ending in one of ``suffixes`` that PlatformIO would build
+        (sources) or that the build can see (headers), sorted."""
+        src = self.src_dir
+        if src == self.root:
+            tops = [p for p in src.glob("*") if p.is_file()]
+            tops += [p for p in (src / "utility").rglob("*") if p.is_file()]
+        else:
+            tops = [p for d in self.include_dirs[1:] for p in d.rglob("*") if p.is_file()]
+            tops += [p for p in src.rglob("*") if p.is_file()
+                     and not _NOT_BUILT.intersection(p.relative_to(src).parts[:-1])]
+        return sorted(p for p in tops if p.name.endswith(suffixes))
+
+
+@dataclass(frozen=True)
 class Project:
     """One environment of a PlatformIO project, as far as esp-hil builds it."""
 
@@ -63,18 +110,45 @@ class Project:
     build_unflags: tuple[str, ...] = ()
     #: The env's ``lib_extra_dirs``, resolved against the project directory.
     lib_extra_dirs: tuple[Path, ...] = ()
+    #: Where ``pio pkg install`` puts this env's ``lib_deps``: ``.pio/libdeps/ENV``.
+    libdeps_dir: Path | None = None
+    #: The env's ``lib_deps`` as written (``bblanchon/ArduinoJson@^7``).
+    lib_deps: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
         """A label for the project: its directory name, without spaces or '='."""
         return re.sub(r"[^A-Za-z0-9._/+-]", "_", self.root.name) or "project"
 
-    def library_dirs(self) -> list[Path]:
-        """The ``src/`` of each library under ``lib/`` (or the library itself if it has none)."""
-        if not self.lib_dir.is_dir():
-            return []
-        libs = sorted(p for p in self.lib_dir.iterdir() if p.is_dir())
-        return [lib / "src" if (lib / "src").is_dir() else lib for lib in libs]
+    def libraries(self) -> list[Library]:
+        """The project's libraries: each folder of ``lib_dir``, then of each
+        ``lib_extra_dirs`` entry, then of ``libdeps_dir`` (what ``pio pkg install`` fetched
+        for ``lib_deps``). A name found twice is the first one's, as PlatformIO prefers the
+        project's own copy."""
+        found: dict[str, Library] = {}
+        for root in (self.lib_dir, *self.lib_extra_dirs, self.libdeps_dir):
+            if root is None or not root.is_dir():
+                continue
+            for path in sorted(root.iterdir()):
+                if path.is_dir() and not path.name.startswith("."):
+                    found.setdefault(path.name.lower(), Library(path))
+        return list(found.values())
+
+    def missing_lib_deps(self) -> list[str]:
+        """The ``lib_deps`` entries with no library of their name in :meth:`libraries`
+        (not installed yet: the twin does not download them)."""
+        have = {lib.name.lower() for lib in self.libraries()}
+        return [dep for dep in self.lib_deps if lib_dep_name(dep).lower() not in have]
+
+
+def lib_dep_name(spec: str) -> str:
+    """The library a ``lib_deps`` entry names: ``owner/Name@^1.2`` and
+    ``https://host/owner/name.git#tag`` give ``Name`` and ``name``."""
+    spec = spec.strip().split("#", 1)[0]
+    if "://" not in spec:
+        spec = spec.split("@", 1)[0]
+    name = spec.rstrip("/").rsplit("/", 1)[-1].strip()
+    return name.removesuffix(".git")
 
 
 def load_project(path: str | os.PathLike[str], env: str | None = None) -> Project:
@@ -111,6 +185,12 @@ def load_project(path: str | os.PathLike[str], env: str | None = None) -> Projec
     flags = _words(config.env_list(env, "build_flags"), "build_flags")
     extra_dirs = [d for line in config.env_list(env, "lib_extra_dirs")
                   for d in re.split(r"\s*,\s*", line.strip()) if d]
+    lib_deps = [d for line in config.env_list(env, "lib_deps")
+                for d in re.split(r"\s*,\s*", line.strip()) if d]
+    workspace = root / (os.environ.get("PLATFORMIO_WORKSPACE_DIR")
+                        or config.get("platformio", "workspace_dir") or ".pio")
+    libdeps = root / (os.environ.get("PLATFORMIO_LIBDEPS_DIR")
+                      or config.get("platformio", "libdeps_dir") or workspace / "libdeps")
     return Project(
         root=root,
         env=env,
@@ -121,6 +201,8 @@ def load_project(path: str | os.PathLike[str], env: str | None = None) -> Projec
         build_flags=tuple(flags),
         build_unflags=tuple(_words(config.env_list(env, "build_unflags"), "build_unflags")),
         lib_extra_dirs=tuple((root / Path(d).expanduser()).resolve() for d in extra_dirs),
+        libdeps_dir=libdeps / env,
+        lib_deps=tuple(lib_deps),
     )
 
 

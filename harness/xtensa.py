@@ -33,7 +33,8 @@ from typing import NamedTuple
 from filelock import FileLock, Timeout
 
 from harness.cache import cache_root
-from harness.project import Project, load_project
+from harness.ino import sketch_unit
+from harness.project import Library, Project, load_project
 
 REPO = Path(__file__).resolve().parents[1]
 CXX = "xtensa-lx106-elf-g++"
@@ -296,10 +297,10 @@ def board_for(name: str) -> Board:
     return BOARDS[key]
 
 
-def library_dirs(project: Project, extra: Sequence[Path] = ()) -> list[Path]:
-    """The project's libraries (``lib_dir/*`` with a ``src/``), then those of
-    ``lib_extra_dirs``, then those under the ``extra`` directories (esp-hil's own, as a board
-    build gets them through ``PLATFORMIO_LIB_EXTRA_DIRS``:
+def library_dirs(project: Project, extra: Sequence[Path] = ()) -> list[Library]:
+    """The project's libraries (:meth:`Project.libraries`: ``lib_dir``, ``lib_extra_dirs``,
+    the installed ``lib_deps``), then those under the ``extra`` directories (esp-hil's own,
+    as a board build gets them through ``PLATFORMIO_LIB_EXTRA_DIRS``:
     :func:`harness.device.flashing.build_with_platformio`).
 
     Every library of the project is compiled and counted, used or not (PlatformIO's
@@ -308,48 +309,47 @@ def library_dirs(project: Project, extra: Sequence[Path] = ()) -> list[Path]:
     a sketch that uses neither WiFiSocket nor EspHil is measured without them. A name found
     twice is the first one's, as PlatformIO prefers the project's own.
     """
-    found: dict[str, Path] = {}
-    for root in (project.lib_dir, *project.lib_extra_dirs):
-        for lib in sorted(root.glob("*")):
-            if (lib / "src").is_dir():
-                found.setdefault(lib.name, lib)
-    included = _included_headers([project.src_dir, project.include_dir,
-                                  *(lib / "src" for lib in found.values())])
+    found = {lib.name.lower(): lib for lib in project.libraries()}
+    own_files = [p for d in (project.src_dir, project.include_dir) if d.is_dir()
+                 for p in d.rglob("*") if p.suffix in _SCANNED]
+    included = _included_headers(
+        [*own_files, *(p for lib in found.values() for p in lib.files(_SCANNED))])
     for root in extra:
-        for lib in sorted(root.glob("*")):
-            headers = {h.name for h in (lib / "src").glob("*.h")}
-            if headers & included:
-                found.setdefault(lib.name, lib)
+        for path in sorted(root.glob("*")):
+            lib = Library(path)
+            if path.is_dir() and {h.name for h in lib.files((".h", ".hpp"))} & included:
+                found.setdefault(lib.name.lower(), lib)
     return list(found.values())
 
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.M)
 
 
-def _included_headers(roots: Iterable[Path]) -> set[str]:
-    """The file names every source and header under ``roots`` includes."""
+_SCANNED = (".cpp", ".h", ".hpp", ".c", ".ino", ".pde")
+
+
+def _included_headers(files: Iterable[Path]) -> set[str]:
+    """The file names ``files`` include."""
     names: set[str] = set()
-    for root in roots:
-        if root.is_dir():
-            for path in root.rglob("*"):
-                if path.suffix in (".cpp", ".h", ".hpp", ".c", ".ino") and path.is_file():
-                    text = path.read_text(errors="replace")
-                    names.update(Path(m).name for m in _INCLUDE.findall(text))
+    for path in files:
+        if path.is_file():
+            names.update(Path(m).name for m in _INCLUDE.findall(path.read_text(errors="replace")))
     return names
 
 
-def project_sources(project: Project, libraries: Sequence[Path] | None = None) -> list[Path]:
-    """Every C++ source of a PlatformIO project: ``src_dir`` and each library's ``src/``."""
+def project_sources(project: Project, libraries: Sequence[Library] | None = None) -> list[Path]:
+    """Every C++ source of a PlatformIO project: ``src_dir`` (its ``.ino`` files as one unit,
+    :mod:`harness.ino`) and each library's."""
     libs = library_dirs(project) if libraries is None else libraries
-    roots = [project.src_dir, *(lib / "src" for lib in libs)]
-    return sorted(p for root in roots if root.is_dir() for p in root.rglob("*.cpp"))
+    found = [*project.src_dir.rglob("*.cpp"), *(p for lib in libs for p in lib.files((".cpp",)))]
+    ino = sketch_unit(project.src_dir, CACHE / "ino")
+    return sorted(found) + ([ino] if ino is not None else [])
 
 
-def project_includes(project: Project, libraries: Sequence[Path] | None = None) -> list[str]:
-    """Include directories of the project: ``include_dir``, ``src_dir``, each library's
-    ``src/``."""
+def project_includes(project: Project, libraries: Sequence[Library] | None = None) -> list[str]:
+    """Include directories of the project: ``include_dir``, ``src_dir``, each library's."""
     libs = library_dirs(project) if libraries is None else libraries
-    dirs = [project.include_dir, project.src_dir, *(lib / "src" for lib in libs)]
+    dirs = [project.include_dir, project.src_dir, *(d for lib in libs for d in lib.include_dirs)]
     return [str(d) for d in dirs if d.is_dir()]
 
 
@@ -416,12 +416,15 @@ def parse_diagnostics(output: str, ours: Sequence[Path]) -> list[Diagnostic]:
     return found
 
 
-def _project_name(src: Path, project: Path, libraries: Sequence[Path]) -> str:
-    """``src`` relative to the project; a library from elsewhere as ``lib/<name>/...``."""
-    if src.is_relative_to(project):
-        return str(src.relative_to(project))
-    lib = next(lib for lib in libraries if src.is_relative_to(lib))
-    return str(Path("lib") / src.relative_to(lib.parent))
+def _project_name(src: Path, project: Project, libraries: Sequence[Library]) -> str:
+    """``src`` relative to the project; a library from elsewhere as ``lib/<name>/...``; the
+    ``.ino`` files' unit as ``src/<main>.ino.cpp``."""
+    if src.is_relative_to(project.root):
+        return str(src.relative_to(project.root))
+    lib = next((lib for lib in libraries if src.is_relative_to(lib.root)), None)
+    if lib is None:
+        return str((project.src_dir / src.name).relative_to(project.root))
+    return str(Path("lib") / src.relative_to(lib.root.parent))
 
 
 class _Job(NamedTuple):
@@ -442,7 +445,7 @@ def build(path: Path, board_name: str, out: Path, env: str | None = None,
     :class:`harness.project.ProjectError` (one line) if the project cannot be used.
     """
     project = load_project(path, env)
-    libraries = [lib.resolve() for lib in library_dirs(project, extra_libraries)]
+    libraries = [Library(lib.root.resolve()) for lib in library_dirs(project, extra_libraries)]
     sources = project_sources(project, libraries)
     if not sources:
         raise XtensaError(f"no .cpp under {project.src_dir} or {project.lib_dir}/*/src")
@@ -453,8 +456,8 @@ def build(path: Path, board_name: str, out: Path, env: str | None = None,
     includes = [*project_includes(project, libraries), *core_includes(core, board)]
     extra = project_flags(project)
     result = CompileResult(board=board.variant, project=project.root)
-    ours = [project.root, project.src_dir, project.include_dir, *libraries]
-    jobs = [_Job(_project_name(src, project.root, libraries), src, True) for src in sources]
+    ours = [project.root, project.src_dir, project.include_dir, *(lib.root for lib in libraries)]
+    jobs = [_Job(_project_name(src, project, libraries), src, True) for src in sources]
     jobs += [_Job(str(src.relative_to(core)), src, False) for src in core_sources(core)]
 
     def compile_one(job: _Job) -> tuple[_Job, Path, subprocess.CompletedProcess[str]]:

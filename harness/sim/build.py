@@ -26,7 +26,8 @@ from pathlib import Path
 from filelock import FileLock
 
 from harness.cache import cache_root
-from harness.project import Project, firmware_root
+from harness.ino import sketch_unit
+from harness.project import Library, Project, firmware_root
 from harness.sim.unsupported import explain_unsupported
 
 __all__ = [
@@ -124,7 +125,8 @@ def build_firmware_info(
     def make(binary: Path) -> None:
         compile_flags = [*flags, *include_flags, "-DESP_HIL_SIM=1"]
         objects = _compile_all(
-            compiler, compile_flags, units, headers, build_id=build_id, force=force
+            compiler, compile_flags, units, headers, build_id=build_id, force=force,
+            uninstalled=uninstalled_note(project),
         )
         _link(compiler, [*flags, *SHIM_LINK_FLAGS], objects, binary)
         log.info("built native firmware %s (%d units)", binary, len(units))
@@ -201,28 +203,28 @@ def sketch_sources(
 ) -> tuple[list[Path], list[Path], list[Path]]:
     """The sketch and its libraries, without the shim: (units, headers, include directories).
 
-    ``project``'s ``src/`` and ``lib/`` (else the test firmware's), then each of esp-hil's
-    libraries under ``root/lib`` that the project does not carry a copy of.
+    ``project``'s ``src/`` (its ``.cpp`` files and its ``.ino`` files as one unit,
+    :mod:`harness.ino`) and its libraries (:meth:`Project.libraries`), else the test
+    firmware's; then each of esp-hil's libraries under ``root/lib`` that the project does
+    not carry a copy of.
     """
     src = project.src_dir if project is not None else root / "src"
     sketch_units = _files_under(src, (".cpp",), recursive=True)
+    ino = sketch_unit(src, cache_root() / "ino")
+    if ino is not None:
+        sketch_units.append(ino)
     if not sketch_units:
-        ino = " (.ino is not compiled: rename it to .cpp and #include <Arduino.h>)"
-        has_ino = bool(_files_under(src, (".ino",), recursive=True))
-        raise FirmwareBuildError(f"no sketch: {src} has no .cpp file{ino if has_ino else ''}")
-    own = project.library_dirs() if project is not None else []
-    own_names = {_library_name(d) for d in own}
-    ours = sorted(p for p in (root / "lib").glob("*/src") if p.is_dir())
-    lib_srcs = [*own, *(d for d in ours if _library_name(d) not in own_names)]
-    units = [
-        *sketch_units,
-        *(p for d in lib_srcs for p in _files_under(d, (".cpp",), recursive=True)),
-    ]
+        raise FirmwareBuildError(f"no sketch: {src} has no .cpp or .ino file")
+    own = project.libraries() if project is not None else []
+    own_names = {lib.name.lower() for lib in own}
+    ours = [Library(p.parent) for p in sorted((root / "lib").glob("*/src")) if p.is_dir()]
+    libraries = [*own, *(lib for lib in ours if lib.name.lower() not in own_names)]
+    units = [*sketch_units, *(p for lib in libraries for p in lib.files((".cpp",)))]
     headers = [
         *_files_under(src, _HEADER_SUFFIXES, recursive=True),
-        *(p for d in lib_srcs for p in _files_under(d, _HEADER_SUFFIXES, recursive=True)),
+        *(p for lib in libraries for p in lib.files(_HEADER_SUFFIXES)),
     ]
-    include_dirs = list(lib_srcs)
+    include_dirs = [d for lib in libraries for d in lib.include_dirs]
     if project is not None:
         include_dirs.append(project.src_dir)
         if project.include_dir.is_dir():
@@ -231,8 +233,17 @@ def sketch_sources(
     return units, headers, include_dirs
 
 
-def _library_name(lib_src: Path) -> str:
-    return lib_src.parent.name if lib_src.name == "src" else lib_src.name
+def uninstalled_note(project: Project | None) -> str:
+    """What the twin lacks of ``project``'s ``lib_deps`` and how to get it ("": nothing)."""
+    missing = project.missing_lib_deps() if project is not None else []
+    if project is None or not missing:
+        return ""
+    where = project.libdeps_dir or project.root
+    return (
+        f"lib_deps lists {', '.join(missing)}, not installed in {where}; the twin builds the "
+        f"libraries PlatformIO installed and downloads none: run `pio pkg install -e "
+        f"{project.env}` in {project.root} once"
+    )
 
 
 def _collect_sources(
@@ -287,6 +298,7 @@ def _compile_all(
     *,
     build_id: str,
     force: bool,
+    uninstalled: str = "",
 ) -> list[Path]:
     """Compile every unit (in parallel) into the shared object cache; return the objects."""
     obj_dir = cache_root() / "build" / "obj"
@@ -318,7 +330,7 @@ def _compile_all(
         try:
             _run(
                 [*compiler, *unit_flags, "-c", str(unit), "-o", str(tmp)],
-                what=f"compiling {unit}",
+                what=f"compiling {unit}", uninstalled=uninstalled,
             )
             os.replace(tmp, obj)
         finally:
@@ -347,7 +359,7 @@ def _link(compiler: list[str], flags: list[str], objects: list[Path], binary: Pa
         tmp.unlink(missing_ok=True)
 
 
-def _run(cmd: list[str], *, what: str) -> None:
+def _run(cmd: list[str], *, what: str, uninstalled: str = "") -> None:
     try:
         done = subprocess.run(
             cmd, capture_output=True, text=True, timeout=_COMPILE_TIMEOUT_S, check=False
@@ -359,7 +371,7 @@ def _run(cmd: list[str], *, what: str) -> None:
     output = (done.stdout + done.stderr).strip()
     if done.returncode != 0:
         # API the shim lacks: one line instead of the compiler's wall (kept in the log).
-        unsupported = explain_unsupported(output, firmware_root() / "sim")
+        unsupported = explain_unsupported(output, firmware_root() / "sim", uninstalled)
         if unsupported:
             log.info("%s failed:\n%s", what, output)
             raise FirmwareBuildError(unsupported)

@@ -103,12 +103,23 @@ def _shown(path: str) -> str:
         return path
 
 
-def explain_unsupported(output: str, shim_dir: Path) -> str | None:
-    """One line naming the API the twin's shim lacks, or None if that is not the failure."""
+def explain_unsupported(output: str, shim_dir: Path, uninstalled: str = "") -> str | None:
+    """One line naming the API the twin's shim lacks, or None if that is not the failure.
+
+    ``uninstalled`` says which of the project's ``lib_deps`` are not installed and how to
+    install them; a missing header is then most likely one of theirs, and the line says so.
+    """
     missing = find_missing(output)
     if not missing:
         return None
     first = missing[0]
+    shim = _shown(str(shim_dir))
+    if first.kind == "header" and uninstalled:
+        return (
+            f"{_shown(first.file)}:{first.line}: #include {first.name} is not available on "
+            f"the twin: {uninstalled} (if {first.name} is not theirs, the Arduino shim in "
+            f"{shim}/ does not provide it either)"
+        )
     if first.kind == "header":
         what = f"#include {first.name} is not available on the twin"
     elif first.kind == "member":
@@ -119,7 +130,6 @@ def explain_unsupported(output: str, shim_dir: Path) -> str | None:
     if len(missing) > _MAX_NAMED:
         others.append(f"{len(missing) - _MAX_NAMED} more")
     also = f" (also missing: {', '.join(others)})" if others else ""
-    shim = _shown(str(shim_dir))
     them = "them" if others else "it"
     return (
         f"{_shown(first.file)}:{first.line}: {what}{also}: the twin compiles against the "

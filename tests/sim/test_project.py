@@ -16,6 +16,10 @@ import pytest
 from harness.backends import open_device
 from harness.device.errors import DeviceError, FirmwareCrashed
 from harness.device.options import DeviceOptions
+from harness.project import load_project
+from harness.sim.build import FirmwareBuildError, build_firmware
+from harness.sim.core.build import core_root
+from tests.helpers.projects import ino_project
 
 pytest_plugins = ["pytester"]
 
@@ -133,6 +137,35 @@ def test_a_sketch_whose_process_dies_fails_bring_up_at_once_with_how(tmp_path: P
         open_device(DeviceOptions(spec="sim", project=project)).close()
     assert str(died.value).splitlines()[0].startswith(
         "the twin's firmware died (exit code 7) and the chip halted; a reset boots it again")
+
+
+_NO_CORE = not (core_root() / "tests" / "host" / "Makefile").is_file()
+
+
+@pytest.mark.parametrize("spec", [
+    "sim-direct",
+    pytest.param("sim-core", marks=pytest.mark.skipif(_NO_CORE, reason="no ESP8266 core")),
+])
+def test_an_ino_sketch_with_installed_lib_deps_runs_on_the_twin(tmp_path: Path, spec: str) -> None:
+    """On the shim and on the core's own Arduino.h alike."""
+    project = ino_project(tmp_path / "ino")
+    with (open_device(DeviceOptions(spec=spec, project=project)) as dev,
+          dev.connect(timeout=ANSWER) as link):
+        link.send("why")
+        assert link.receive(timeout=ANSWER) == "42:why"
+
+
+def test_a_header_of_lib_deps_not_installed_says_how_to_install_them(tmp_path: Path) -> None:
+    project = ino_project(tmp_path / "ino")
+    shutil.rmtree(project / ".pio")
+    with pytest.raises(FirmwareBuildError) as failed:
+        build_firmware(project=load_project(project))
+    line = str(failed.value)
+    assert "\n" not in line
+    assert line.startswith(f"{project / 'src' / 'answer.ino'}:3: #include <Answer.h> is not "
+                           "available on the twin: lib_deps lists someone/Answer@^1.0, not "
+                           f"installed in {project / '.pio' / 'libdeps' / 'plain'}"), line
+    assert "`pio pkg install -e plain`" in line
 
 
 @pytest.mark.usefixtures("this_checkout")

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from harness import backends
 from harness.device.errors import DeviceError
 from harness.device.options import DeviceOptions
-from harness.project import ProjectError, firmware_root, load_project
+from harness.project import ProjectError, firmware_root, lib_dep_name, load_project
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -192,3 +192,57 @@ def test_a_board_build_with_a_missing_project_is_a_device_error(tmp_path: Path) 
     opts = DeviceOptions(spec="/dev/ttyUSB7", project=tmp_path / "none")
     with pytest.raises(DeviceError, match="no such directory"):
         backends.firmware_image(opts)
+
+
+def _files(root: Path, *rels: str) -> None:
+    for rel in rels:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("")
+
+
+def test_libraries_of_lib_extra_dirs_and_installed_lib_deps_laid_out_as_platformio_reads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PLATFORMIO_LIBDEPS_DIR", raising=False)
+    monkeypatch.delenv("PLATFORMIO_WORKSPACE_DIR", raising=False)
+    (tmp_path / "p").mkdir()
+    root = _project(tmp_path / "p", """\
+        [env:node]
+        lib_extra_dirs = ../shared
+        lib_deps =
+            bblanchon/ArduinoJson@^7.0.0
+            https://github.com/knolleary/pubsubclient.git#v2.8, Wanted @ 1.2
+    """)
+    _files(tmp_path, "p/lib/Own/src/own.cpp", "p/lib/Own/src/own.h", "p/lib/Own/examples/e/e.cpp",
+           "p/lib/Own/src/tests/t.cpp", "p/lib/Own/include/api.h",
+           "shared/Flat/flat.cpp", "shared/Flat/flat.h", "shared/Flat/utility/u.cpp",
+           "shared/Flat/examples/x/x.cpp", "shared/own/src/shadowed.cpp",
+           "p/.pio/libdeps/node/ArduinoJson/src/ArduinoJson.h",
+           "p/.pio/libdeps/node/PubSubClient/src/PubSubClient.cpp",
+           "p/.pio/libdeps/other/Wanted/src/w.cpp")
+    project = load_project(root)
+    libs = project.libraries()
+    assert [lib.name for lib in libs] == ["Own", "Flat", "ArduinoJson", "PubSubClient"]
+    own, flat = libs[0], libs[1]
+    assert own.files((".cpp",)) == [root / "lib/Own/src/own.cpp"]
+    assert own.include_dirs == [root / "lib/Own/src", root / "lib/Own/include"]
+    assert own.files((".h",)) == [root / "lib/Own/include/api.h", root / "lib/Own/src/own.h"]
+    shared = (tmp_path / "shared").resolve()
+    assert flat.files((".cpp",)) == [shared / "Flat/flat.cpp", shared / "Flat/utility/u.cpp"]
+    assert flat.include_dirs == [shared / "Flat", shared / "Flat/utility"]
+    # Another env's installed libraries are not this env's.
+    assert project.missing_lib_deps() == ["Wanted @ 1.2"]
+    monkeypatch.setenv("PLATFORMIO_LIBDEPS_DIR", "elsewhere")
+    assert load_project(root).libdeps_dir == root / "elsewhere" / "node"
+
+
+@pytest.mark.parametrize(("spec", "name"), [
+    ("ArduinoJson", "ArduinoJson"),
+    ("bblanchon/ArduinoJson@^7.0.0", "ArduinoJson"),
+    ("Adafruit BME280 Library @ 2.2.4", "Adafruit BME280 Library"),
+    ("https://github.com/knolleary/pubsubclient.git#v2.8", "pubsubclient"),
+    ("https://github.com/me/lib.git", "lib"),
+    ("symlink://../shared/Mine", "Mine"),
+])
+def test_the_library_a_lib_deps_entry_names(spec: str, name: str) -> None:
+    assert lib_dep_name(spec) == name

@@ -295,10 +295,11 @@ def test_lib_extra_dirs_add_libraries_named_as_project_libraries(tmp_path: Path)
     shared = (tmp_path / "shared").resolve()
     assert loaded.lib_extra_dirs == (shared,)
     libs = xtensa.library_dirs(loaded)
-    assert libs == [loaded.lib_dir / "Own", shared / "Ext"]
+    # NoSrc is an Arduino 1.0 library (sources in its own folder); shared/Own is shadowed.
+    assert [lib.root for lib in libs] == [loaded.lib_dir / "Own", shared / "Ext", shared / "NoSrc"]
     found = xtensa.project_sources(loaded, libs)
-    assert sorted(xtensa._project_name(p, loaded.root, libs) for p in found) == [
-        "lib/Ext/src/ext.cpp", "lib/Own/src/own.cpp", "src/main.cpp"]
+    assert sorted(xtensa._project_name(p, loaded, libs) for p in found) == [
+        "lib/Ext/src/ext.cpp", "lib/NoSrc/flat.cpp", "lib/Own/src/own.cpp", "src/main.cpp"]
     assert str(shared / "Ext/src") in xtensa.project_includes(loaded, libs)
 
 
@@ -319,3 +320,20 @@ def test_esp_hil_size_measures_the_sensor_node_example(
     assert "src/main.cpp" in names and "lib/EspHil/src/EspHil.cpp" in names
     assert "lib/WiFiSocket/src/wifisocket/session.cpp" in names
     assert 0 < result["totals"]["ram"] <= 20480 and result["over"] == []
+
+
+@pytest.mark.timeout(1200)
+def test_esp_hil_size_builds_an_ino_sketch_and_its_installed_lib_deps(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The .ino unit the twin compiles (harness.ino) compiles for the ESP8266 as well, with
+    the core's own Arduino.h, and a lib_deps library installed under .pio/libdeps counts."""
+    _toolchain_or_skip()
+    from harness.cli import main as cli
+    from tests.helpers.projects import ino_project
+
+    project = ino_project(tmp_path / "ino")
+    assert cli(["size", str(project), "--no-budget", "--json"]) == 0
+    names = [o["name"] for o in json.loads(capsys.readouterr().out)["objects"]]
+    assert "src/answer.ino.cpp" in names
+    assert ".pio/libdeps/plain/Answer/src/Answer.cpp" in names

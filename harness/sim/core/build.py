@@ -37,6 +37,7 @@ from harness.sim.build import (
     cached_build,
     firmware_root,
     sketch_sources,
+    uninstalled_note,
 )
 
 __all__ = ["build_core_firmware", "core_root"]
@@ -275,7 +276,8 @@ def build_core_firmware(*, project: Project | None = None, force: bool = False) 
         objects = [
             obj
             for compiler, flags, units in groups
-            for obj in _compile_all(compiler, flags, units, headers, build_id=build_id, force=force)
+            for obj in _compile_all(compiler, flags, units, headers, build_id=build_id,
+                                    force=force, uninstalled=uninstalled_note(project))
         ]
         _link(cxx, ["-Os", "-g"], objects, binary)
         log.info("built sim-core firmware %s (%d units)", binary, len(objects))

@@ -1,0 +1,54 @@
+"""User projects that tests build: an Arduino sketch of .ino files with an installed lib_deps
+library (tests/sim/test_project.py runs it on the twin, test_xtensa_size.py for the ESP8266)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# An Arduino sketch as .ino files: no #include <Arduino.h>, functions used above their
+# definitions, a helper in a second file, and a library from lib_deps, not lib/.
+INO_MAIN = """\
+#include <EspHil.h>
+#include <WiFiSocket.h>
+#include <Answer.h>
+
+WiFiSocketT<64, 512, 512> service;
+
+void setup() {
+  EspHil.begin("answer/1.0");
+  service.begin(ANSWER_PORT);
+  EspHil.ready(ANSWER_PORT, service.maxMessage());
+}
+
+void loop() {
+  EspHil.loop();
+  service.loop();
+  char text[65];
+  if (service.receive(text) < 0) return;
+  service.send(decorated(text));
+}
+"""
+INO_HELPERS = """\
+static char reply[80];
+
+const char* decorated(const char* asked) {
+  snprintf(reply, sizeof reply, "%s:%s", answer(), asked);
+  return reply;
+}
+"""
+
+
+def ino_project(root: Path) -> Path:
+    """Write the project at ``root``: env ``plain``, port 7001; each message is answered
+    with ``42:<message>``."""
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "answer.ino").write_text(INO_MAIN)
+    (root / "src" / "helpers.ino").write_text(INO_HELPERS)
+    # Where `pio pkg install` puts lib_deps for env 'plain'.
+    lib = root / ".pio" / "libdeps" / "plain" / "Answer" / "src"
+    lib.mkdir(parents=True)
+    (lib / "Answer.h").write_text("#pragma once\nconst char* answer();\n")
+    (lib / "Answer.cpp").write_text('#include "Answer.h"\nconst char* answer() { return "42"; }\n')
+    (root / "platformio.ini").write_text(
+        "[env:plain]\nbuild_flags = -DANSWER_PORT=7001\nlib_deps = someone/Answer@^1.0\n")
+    return root
