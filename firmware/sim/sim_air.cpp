@@ -42,24 +42,8 @@ const volatile AirFile* air_file() {
   static bool tried = false;
   if (tried) return g_air;
   tried = true;
-  const char* flash = config().flash_path;
-  if (!*flash) return nullptr;
-  char path[sizeof config().flash_path + 8];
-  snprintf(path, sizeof path, "%s.air", flash);
-  const int fd = ::open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  struct stat st;
-  if (fd < 0 || fstat(fd, &st) != 0 ||
-      (st.st_size < static_cast<off_t>(kAirSize) && ftruncate(fd, kAirSize) != 0)) {
-    log("air file %s unusable (%s): the test cannot move the access point", path, strerror(errno));
-    if (fd >= 0) ::close(fd);
-    return nullptr;
-  }
-  void* map = mmap(nullptr, kAirSize, PROT_READ, MAP_SHARED, fd, 0);
-  ::close(fd);
-  if (map == MAP_FAILED) {
-    log("mmap %s failed (%s): the test cannot move the access point", path, strerror(errno));
-    return nullptr;
-  }
+  void* map = world_file(".air", kAirSize, false, "the test cannot move the access point");
+  if (!map) return nullptr;
   g_air = static_cast<const volatile AirFile*>(map);
   return g_air;
 }

@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sim_internal.h"
@@ -88,6 +90,28 @@ int flash_open(int flags) {
   }
   if (fd < 0) esp_hil_sim::log("cannot open flash file %s: %s", path, strerror(errno));
   return fd;
+}
+
+void* world_file(const char* suffix, size_t size, bool writable, const char* loses) {
+  const char* flash = config().flash_path;
+  if (!*flash) return nullptr;
+  char path[sizeof config().flash_path + 8];
+  snprintf(path, sizeof path, "%s%s", flash, suffix);
+  const int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0 ||
+      (st.st_size < static_cast<off_t>(size) && ftruncate(fd, static_cast<off_t>(size)) != 0)) {
+    log("%s unusable (%s): %s", path, strerror(errno), loses);
+    if (fd >= 0) close(fd);
+    return nullptr;
+  }
+  void* map = mmap(nullptr, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
+  close(fd);
+  if (map == MAP_FAILED) {
+    log("mmap %s failed (%s): %s", path, strerror(errno), loses);
+    return nullptr;
+  }
+  return map;
 }
 
 bool flash_write_sector(uint32_t offset, const uint8_t* data, size_t len) {

@@ -62,6 +62,10 @@ int flash_open(int flags);
 // Erases the 4 KiB sector at `offset` and writes `len` bytes at its start (pwrite + fsync);
 // len 0 (data may be null) only erases. sim_flash.cpp, with the SDK calls of spi_flash.h.
 bool flash_write_sector(uint32_t offset, const uint8_t* data, size_t len);
+// A file the harness shares with the firmware beside the flash file ("<flash><suffix>",
+// created and grown to `size` bytes), mapped MAP_SHARED; null without a flash file or on
+// failure, logged with what is lost (`loses`).
+void* world_file(const char* suffix, size_t size, bool writable, const char* loses);
 
 struct Config {
   uint32_t ip;  // ESP_HIL_IP, network byte order

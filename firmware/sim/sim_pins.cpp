@@ -61,24 +61,8 @@ bool g_any_isr = false;
 volatile PinFile& pins() {
   if (g_pins) return *g_pins;
   g_pins = &g_local;
-  const char* flash = config().flash_path;
-  if (!*flash) return *g_pins;
-  char path[sizeof config().flash_path + 8];
-  snprintf(path, sizeof path, "%s.pins", flash);
-  int fd = ::open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  struct stat st;
-  if (fd < 0 || fstat(fd, &st) != 0 || (st.st_size < static_cast<off_t>(sizeof(PinFile)) &&
-                                        ftruncate(fd, sizeof(PinFile)) != 0)) {
-    log("pins file %s unusable (%s): pins are not visible to the harness", path, strerror(errno));
-    if (fd >= 0) ::close(fd);
-    return *g_pins;
-  }
-  void* map = mmap(nullptr, sizeof(PinFile), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  ::close(fd);
-  if (map == MAP_FAILED) {
-    log("mmap %s failed (%s): pins are not visible to the harness", path, strerror(errno));
-    return *g_pins;
-  }
+  void* map = world_file(".pins", sizeof(PinFile), true, "pins are not visible to the harness");
+  if (!map) return *g_pins;
   g_pins = static_cast<volatile PinFile*>(map);
   // Power on: every GPIO is an input, nothing driven, no PWM. The test's side stays.
   for (uint8_t p = 0; p < kPins; p++) {

@@ -15,6 +15,7 @@ from harness.device.ready import READY_RE, Ready, provision, provision_key, why_
 from harness.errors import WiFiSocketError
 
 if TYPE_CHECKING:
+    from harness.sim.i2c import I2cBus
     from harness.sim.pins import Pins
     from harness.sim.wifi import AccessPoint
 
@@ -265,6 +266,16 @@ class Device(ABC):
         """GPIO 0..16: ``pins[n]`` reads what the sketch drives, ``pins[n] = 0 | 1`` drives an
         input (:class:`harness.sim.pins.Pins`). Only a twin has them."""
         raise DeviceError(f"device.pins is twin only: {self.description} is not a twin")
+
+    @property
+    def i2c(self) -> I2cBus:
+        """The I2C bus the sketch's ``Wire`` talks to: ``attach(address, registers)`` wires
+        a register-map device (:class:`harness.sim.i2c.I2cBus`). Only a twin (sim,
+        sim-direct) has one a test can wire."""
+        raise DeviceError(
+            f"device.i2c is twin only (sim, sim-direct): {self.description} has no bus a "
+            "test can wire"
+        )
 
     @property
     def wifi(self) -> AccessPoint:

@@ -1,4 +1,5 @@
-"""``device.pins`` and ``device.wifi`` for both twin backends (``sim`` and ``sim-direct``).
+"""``device.pins``, ``device.i2c`` and ``device.wifi`` for both twin backends (``sim`` and
+``sim-direct``).
 
 Both live in files beside the twin's flash file, so a backend only says where that file is and
 what its access point's password is.
@@ -9,14 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.sim.firmware import ShimLog
+from harness.sim.i2c import I2cBus
 from harness.sim.pins import Pins
 from harness.sim.wifi import AccessPoint
 
 
 class TwinWorld:
-    """The twin's pins and access point, opened on first use; mixed in before ``Device``."""
+    """The twin's pins, I2C bus and access point, opened on first use; mixed in before
+    ``Device``."""
 
     _pins: Pins | None = None
+    _i2c: I2cBus | None = None
     _wifi: AccessPoint | None = None
 
     def _world_files(self) -> tuple[Path, str]:
@@ -42,6 +46,13 @@ class TwinWorld:
         return self._pins
 
     @property
+    def i2c(self) -> I2cBus:
+        """The twin's I2C bus (``Wire``), shared with its firmware through ``<flash>.i2c``."""
+        if self._i2c is None:
+            self._i2c = I2cBus.for_flash(self._world_files()[0])
+        return self._i2c
+
+    @property
     def wifi(self) -> AccessPoint:
         """The twin's access point (docs/twin.md, "Board faults")."""
         if self._wifi is None:
@@ -52,5 +63,7 @@ class TwinWorld:
     def _close_world(self) -> None:
         if self._pins is not None:
             self._pins.close()
+        if self._i2c is not None:
+            self._i2c.close()
         if self._wifi is not None:
             self._wifi.close()

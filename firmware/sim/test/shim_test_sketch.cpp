@@ -4,6 +4,7 @@
 #include <Arduino.h>
 #include <EEPROM.h>
 #include <ESP8266WiFi.h>
+#include <Wire.h>
 #include <esp_hil_sim.h>
 #include <assert.h>
 #include <stdlib.h>
@@ -249,6 +250,27 @@ void cmd_fillstop(long hold_ms) {
   Serial.println("fillstop none");
 }
 
+// "i2c w <addr> <hex bytes>": one write transaction (first byte: the register), then its
+// endTransmission code; "i2c r <addr> <n>": requestFrom, then the bytes read, in hex.
+void cmd_i2c(char* rest) {
+  const char* how = next_word(&rest);
+  const uint8_t address = static_cast<uint8_t>(strtoul(next_word(&rest), nullptr, 16));
+  Wire.begin();
+  if (!strcmp(how, "w")) {
+    Wire.beginTransmission(address);
+    size_t taken = 0;
+    for (const char* b = next_word(&rest); *b; b = next_word(&rest)) {
+      taken += Wire.write(static_cast<uint8_t>(strtoul(b, nullptr, 16)));
+    }
+    Serial.printf("i2c wrote=%u end=%u\n", static_cast<unsigned>(taken), Wire.endTransmission());
+    return;
+  }
+  const size_t n = Wire.requestFrom(address, static_cast<size_t>(atol(next_word(&rest))), true);
+  Serial.printf("i2c got=%u data=", static_cast<unsigned>(n));
+  while (Wire.available()) Serial.printf("%02x", Wire.read());
+  Serial.printf(" after=%d\n", Wire.read());
+}
+
 void handle_line(char* line) {
   char* rest = line;
   const char* cmd = next_word(&rest);
@@ -304,6 +326,8 @@ void handle_line(char* line) {
     cmd_eeput(rest);
   } else if (!strcmp(cmd, "eeget")) {
     cmd_eeget();
+  } else if (!strcmp(cmd, "i2c")) {
+    cmd_i2c(rest);
   } else if (!strcmp(cmd, "hnew")) {
     const unsigned long slot = strtoul(next_word(&rest), nullptr, 10);
     cmd_hnew(slot, strtoul(next_word(&rest), nullptr, 10));
