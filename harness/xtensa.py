@@ -38,6 +38,7 @@ from harness.project import Library, Project, load_project
 
 REPO = Path(__file__).resolve().parents[1]
 CXX = "xtensa-lx106-elf-g++"
+CC = "xtensa-lx106-elf-gcc"
 CACHE = cache_root()
 GCC_SOURCE_GLOB = "/usr/src/gcc-12/gcc-*.tar.xz"
 COMPILE_TIMEOUT = 300.0
@@ -81,6 +82,13 @@ CPP_FLAGS = (
     "-DLWIP_IPV6=0", "-DMMU_IRAM_SIZE=0x8000", "-DMMU_ICACHE_SIZE=0x8000",
     "-DARDUINO=10819", "-DARDUINO_ARCH_ESP8266", "-DVTABLES_IN_FLASH",
     "-Wall", "-Wextra",
+)
+# platform.txt's compiler.c.flags where they differ from the C++ ones: C's standard, no
+# -fno-rtti, and its C-only warnings and options.
+C_FLAGS = (
+    *(f for f in CPP_FLAGS if f not in ("-fno-rtti", "-std=gnu++17")),
+    "-std=gnu17", "-Wpointer-arith", "-Wno-implicit-function-declaration",
+    "-fno-inline-functions",
 )
 # The core's libraries compiled with the project (the firmware's network and settings).
 CORE_LIBRARIES = ("ESP8266WiFi", "EEPROM")
@@ -338,10 +346,12 @@ def _included_headers(files: Iterable[Path]) -> set[str]:
 
 
 def project_sources(project: Project, libraries: Sequence[Library] | None = None) -> list[Path]:
-    """Every C++ source of a PlatformIO project: ``src_dir`` (its ``.ino`` files as one unit,
-    :mod:`harness.ino`) and each library's."""
+    """Every C++ and C source of a PlatformIO project: ``src_dir`` (its ``.ino`` files as one
+    unit, :mod:`harness.ino`) and each library's."""
     libs = library_dirs(project) if libraries is None else libraries
-    found = [*project.src_dir.rglob("*.cpp"), *(p for lib in libs for p in lib.files((".cpp",)))]
+    units = (".cpp", ".cc", ".cxx", ".c")
+    found = [*(p for p in project.src_dir.rglob("*") if p.suffix in units and p.is_file()),
+             *(p for lib in libs for p in lib.files(units))]
     ino = sketch_unit(project.src_dir, CACHE / "ino")
     return sorted(found) + ([ino] if ino is not None else [])
 
@@ -383,9 +393,11 @@ def core_includes(core: Path, board: Board, libraries: Iterable[str] = CORE_LIBR
 
 def compile_command(src: Path, obj: Path, board: Board, includes: Sequence[str],
                     system_includes: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
-    """The g++ command line of one source, as platform.txt's recipe.cpp.o.pattern builds it."""
+    """The command line of one source, as platform.txt's recipe.cpp.o.pattern (a ``.c``
+    file: recipe.c.o.pattern) builds it."""
+    tool, flags = (CC, C_FLAGS) if src.suffix == ".c" else (CXX, CPP_FLAGS)
     return [
-        CXX, *CPP_FLAGS, f"-DARDUINO_{board.board}", f'-DARDUINO_BOARD="{board.board}"',
+        tool, *flags, f"-DARDUINO_{board.board}", f'-DARDUINO_BOARD="{board.board}"',
         f"-DFLASHMODE_{board.flash_mode}", *extra,
         *(f"-I{d}" for d in includes), *(f"-isystem{d}" for d in system_includes),
         "-c", str(src), "-o", str(obj),

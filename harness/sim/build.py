@@ -52,7 +52,10 @@ SANITIZE_FLAGS = (
 # The sketch's malloc/calloc/realloc/free go to the shim's simulated heap (sim_alloc.cpp);
 # libc's own calls and the sanitizers' do not pass through the wrap.
 SHIM_LINK_FLAGS = tuple(f"-Wl,--wrap={f}" for f in ("malloc", "calloc", "realloc", "free"))
-_SOURCE_SUFFIXES = (".cpp", ".cc", ".c", ".h", ".hpp", ".hh", ".inc", ".ipp")
+# What PlatformIO compiles of a sketch or library: C++ and C (assembly is not supported).
+UNIT_SUFFIXES = (".cpp", ".cc", ".cxx", ".c")
+# C units: the same defines, warnings and sanitizers, C's own standard.
+C_FLAGS = ("-std=gnu17", "-O2", "-g", "-Wall", "-Wextra")
 _HEADER_SUFFIXES = (".h", ".hpp", ".hh", ".inc", ".ipp")
 # A whole-firmware build takes seconds; a lock held this long means a stuck builder.
 _LOCK_TIMEOUT_S = 600.0
@@ -108,26 +111,32 @@ def build_firmware_info(
     version = _compiler_version(compiler)
     units, headers, include_dirs = _collect_sources(root, sketch, project)
 
-    flags = [*BASE_FLAGS]
-    if sanitize:
-        flags += SANITIZE_FLAGS
-    flags += [*(project.defines if project is not None else ()), *extra_flags]
+    c_units = [u for u in units if u.suffix == ".c"]
+    c_compiler = _c_compiler() if c_units else []
+    sanitizers = SANITIZE_FLAGS if sanitize else ()
+    common = [*(project.defines if project is not None else ()), *extra_flags]
+    flags = [*BASE_FLAGS, *sanitizers, *common]
+    c_flags = [*C_FLAGS, *sanitizers, *common]
     include_flags = [f"-I{d}" for d in include_dirs]
 
     key = _build_key(
-        compiler=compiler,
-        version=version,
+        compiler=[*compiler, *c_compiler],
+        version=version + (_compiler_version(c_compiler) if c_units else ""),
         files=[*units, *headers],
-        flags=[*flags, *include_flags, *SHIM_LINK_FLAGS],
+        flags=[*flags, *include_flags, *SHIM_LINK_FLAGS, *(c_flags if c_units else ())],
     )
     build_id = key[:12]
 
     def make(binary: Path) -> None:
-        compile_flags = [*flags, *include_flags, "-DESP_HIL_SIM=1"]
+        uninstalled = uninstalled_note(project)
+        defines = [*include_flags, "-DESP_HIL_SIM=1"]
         objects = _compile_all(
-            compiler, compile_flags, units, headers, build_id=build_id, force=force,
-            uninstalled=uninstalled_note(project),
+            compiler, [*flags, *defines], [u for u in units if u.suffix != ".c"], headers,
+            build_id=build_id, force=force, uninstalled=uninstalled,
         )
+        if c_units:
+            objects += _compile_all(c_compiler, [*c_flags, *defines], c_units, headers,
+                                    build_id=build_id, force=force, uninstalled=uninstalled)
         _link(compiler, [*flags, *SHIM_LINK_FLAGS], objects, binary)
         log.info("built native firmware %s (%d units)", binary, len(units))
 
@@ -171,6 +180,18 @@ def _find_compiler() -> list[str]:
     raise FirmwareBuildError(_NO_COMPILER)
 
 
+def _c_compiler() -> list[str]:
+    """The C compiler command: ``$CC`` (may carry arguments) or gcc."""
+    env = os.environ.get("CC", "").strip()
+    if env:
+        return shlex.split(env)
+    for name in ("gcc", "cc", "clang"):
+        path = shutil.which(name)
+        if path:
+            return [path]
+    raise FirmwareBuildError("no C compiler found: install gcc (apt-get install gcc) or set CC")
+
+
 def _compiler_version(compiler: Sequence[str]) -> str:
     """``compiler --version``: part of every cache key, so an upgraded compiler rebuilds."""
     return _version_of(tuple(compiler))
@@ -209,17 +230,17 @@ def sketch_sources(
     not carry a copy of.
     """
     src = project.src_dir if project is not None else root / "src"
-    sketch_units = _files_under(src, (".cpp",), recursive=True)
+    sketch_units = _files_under(src, UNIT_SUFFIXES, recursive=True)
     ino = sketch_unit(src, cache_root() / "ino")
     if ino is not None:
         sketch_units.append(ino)
     if not sketch_units:
-        raise FirmwareBuildError(f"no sketch: {src} has no .cpp or .ino file")
+        raise FirmwareBuildError(f"no sketch: {src} has no .cpp, .c or .ino file")
     own = project.libraries() if project is not None else []
     own_names = {lib.name.lower() for lib in own}
     ours = [Library(p.parent) for p in sorted((root / "lib").glob("*/src")) if p.is_dir()]
     libraries = [*own, *(lib for lib in ours if lib.name.lower() not in own_names)]
-    units = [*sketch_units, *(p for lib in libraries for p in lib.files((".cpp",)))]
+    units = [*sketch_units, *(p for lib in libraries for p in lib.files(UNIT_SUFFIXES))]
     headers = [
         *_files_under(src, _HEADER_SUFFIXES, recursive=True),
         *(p for lib in libraries for p in lib.files(_HEADER_SUFFIXES)),

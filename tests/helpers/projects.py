@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 # An Arduino sketch as .ino files: no #include <Arduino.h>, functions used above their
-# definitions, a helper in a second file, and a library from lib_deps, not lib/.
+# definitions, a helper in a second file, a C file beside them, and a library in C from
+# lib_deps, not lib/.
 INO_MAIN = """\
 #include <EspHil.h>
+#include "suffix.h"
 #include <WiFiSocket.h>
 #include <Answer.h>
 
@@ -32,23 +34,39 @@ INO_HELPERS = """\
 static char reply[80];
 
 const char* decorated(const char* asked) {
-  snprintf(reply, sizeof reply, "%s:%s", answer(), asked);
+  snprintf(reply, sizeof reply, "%s:%s%s", answer(), asked, suffix());
   return reply;
 }
 """
 
 
+_C_HEADER = """\
+#pragma once
+#ifdef __cplusplus
+extern "C" {{
+#endif
+{decl}
+#ifdef __cplusplus
+}}
+#endif
+"""
+
+
 def ino_project(root: Path) -> Path:
     """Write the project at ``root``: env ``plain``, port 7001; each message is answered
-    with ``42:<message>``."""
+    with ``42:<message>!``."""
     (root / "src").mkdir(parents=True)
     (root / "src" / "answer.ino").write_text(INO_MAIN)
     (root / "src" / "helpers.ino").write_text(INO_HELPERS)
+    (root / "src" / "suffix.h").write_text(_C_HEADER.format(decl="const char* suffix(void);"))
+    (root / "src" / "suffix.c").write_text(
+        '#include "suffix.h"\nconst char* suffix(void) { return "!"; }\n')
     # Where `pio pkg install` puts lib_deps for env 'plain'.
     lib = root / ".pio" / "libdeps" / "plain" / "Answer" / "src"
     lib.mkdir(parents=True)
-    (lib / "Answer.h").write_text("#pragma once\nconst char* answer();\n")
-    (lib / "Answer.cpp").write_text('#include "Answer.h"\nconst char* answer() { return "42"; }\n')
+    (lib / "Answer.h").write_text(_C_HEADER.format(decl="const char* answer(void);"))
+    (lib / "Answer.c").write_text(
+        '#include "Answer.h"\nconst char* answer(void) { return "42"; }\n')
     (root / "platformio.ini").write_text(
         "[env:plain]\nbuild_flags = -DANSWER_PORT=7001\nlib_deps = someone/Answer@^1.0\n")
     return root

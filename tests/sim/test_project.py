@@ -152,7 +152,7 @@ def test_an_ino_sketch_with_installed_lib_deps_runs_on_the_twin(tmp_path: Path, 
     with (open_device(DeviceOptions(spec=spec, project=project)) as dev,
           dev.connect(timeout=ANSWER) as link):
         link.send("why")
-        assert link.receive(timeout=ANSWER) == "42:why"
+        assert link.receive(timeout=ANSWER) == "42:why!"
 
 
 def test_a_header_of_lib_deps_not_installed_says_how_to_install_them(tmp_path: Path) -> None:
@@ -162,7 +162,7 @@ def test_a_header_of_lib_deps_not_installed_says_how_to_install_them(tmp_path: P
         build_firmware(project=load_project(project))
     line = str(failed.value)
     assert "\n" not in line
-    assert line.startswith(f"{project / 'src' / 'answer.ino'}:3: #include <Answer.h> is not "
+    assert line.startswith(f"{project / 'src' / 'answer.ino'}:4: #include <Answer.h> is not "
                            "available on the twin: lib_deps lists someone/Answer@^1.0, not "
                            f"installed in {project / '.pio' / 'libdeps' / 'plain'}"), line
     assert "`pio pkg install -e plain`" in line

@@ -336,4 +336,4 @@ def test_esp_hil_size_builds_an_ino_sketch_and_its_installed_lib_deps(
     assert cli(["size", str(project), "--no-budget", "--json"]) == 0
     names = [o["name"] for o in json.loads(capsys.readouterr().out)["objects"]]
     assert "src/answer.ino.cpp" in names
-    assert ".pio/libdeps/plain/Answer/src/Answer.cpp" in names
+    assert ".pio/libdeps/plain/Answer/src/Answer.c" in names and "src/suffix.c" in names

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
-import shutil
 from pathlib import Path
 
 from harness.project import Project
@@ -28,6 +26,7 @@ from harness.sim.build import (
     FirmwareBuild,
     FirmwareBuildError,
     _build_key,
+    _c_compiler,
     _compile_all,
     _compiler_version,
     _files_under,
@@ -174,18 +173,6 @@ def overrides_root() -> Path:
     return firmware_root() / "sim-core"
 
 
-def _c_compiler() -> list[str]:
-    """``$CC`` or gcc: the mock has two C files."""
-    env = os.environ.get("CC", "").strip()
-    if env:
-        return shlex.split(env)
-    for name in ("gcc", "cc", "clang"):
-        path = shutil.which(name)
-        if path:
-            return [path]
-    raise FirmwareBuildError("no C compiler found: install gcc (apt-get install gcc) or set CC")
-
-
 def _sources(
     core: Path, root: Path, project: Project | None
 ) -> tuple[list[Path], list[Path], list[Path], list[Path]]:
@@ -202,13 +189,13 @@ def _sources(
     wifi = core / "libraries" / "ESP8266WiFi" / "src"
     sketch_units, sketch_headers, sketch_includes = sketch_sources(root, project)
     cxx_units = [
-        *sketch_units,
+        *(u for u in sketch_units if u.suffix != ".c"),
         *_files_under(ours, (".cpp",), recursive=True),
         *(cores / f for f in _CORE_CPP),
         *(wifi / f for f in _WIFI_CPP),
         *(common / f for f in _MOCK_CPP),
     ]
-    c_units = [common / f for f in _MOCK_C]
+    c_units = [common / f for f in _MOCK_C] + [u for u in sketch_units if u.suffix == ".c"]
     missing = [p for p in (*cxx_units, *c_units) if not p.is_file()]
     if missing:
         raise FirmwareBuildError(f"the core snapshot {core} lacks {missing[0]}")
