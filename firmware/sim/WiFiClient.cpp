@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -120,19 +119,11 @@ int WiFiClient::connect(IPAddress ip, uint16_t port) {
 }
 
 int WiFiClient::connect(const char* host, uint16_t port) {
-  if (!host) return 0;
-  IPAddress ip;
-  if (ip.fromString(host)) return connect(ip, port);
-  addrinfo hints{};
-  hints.ai_family = AF_INET;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (getaddrinfo(host, nullptr, &hints, &found) != 0 || !found) {
+  uint32_t addr = 0;
+  if (!esp_hil_sim::resolve_host(host, &addr)) {
     if (slot_ >= 0) stop();
     return 0;
   }
-  uint32_t addr = reinterpret_cast<sockaddr_in*>(found->ai_addr)->sin_addr.s_addr;
-  freeaddrinfo(found);
   return connect(IPAddress(addr), port);
 }
 

@@ -191,6 +191,9 @@ void air_read(Air* out);  // a consistent snapshot; unchanged while the harness 
 // sockets neither deliver nor send (bytes wait, as in lwIP's queues) and accept nothing.
 bool link_up();
 bool wifi_connected();  // also advances the simulated association
+// A host name or dotted quad to an IPv4 address (network byte order), as the SDK's DNS
+// would give it (here: the PC's resolver). sim_net.cpp.
+bool resolve_host(const char* host, uint32_t* addr);
 void wifi_tick();
 void wifi_service();  // delivers pending station events to the sketch's handlers
 

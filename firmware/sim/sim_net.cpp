@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <linux/net_tstamp.h>
 #include <linux/sockios.h>
+#include <netdb.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -344,6 +345,22 @@ void set_mss(int fd) {
 bool set_nodelay(int fd, bool on) {
   int v = on ? 1 : 0;
   return fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) == 0;
+}
+
+bool resolve_host(const char* host, uint32_t* addr) {
+  if (!host || !*host) return false;
+  in_addr quad{};
+  if (inet_pton(AF_INET, host, &quad) == 1) {
+    *addr = quad.s_addr;
+    return true;
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host, nullptr, &hints, &found) != 0 || !found) return false;
+  *addr = reinterpret_cast<sockaddr_in*>(found->ai_addr)->sin_addr.s_addr;
+  freeaddrinfo(found);
+  return true;
 }
 
 }  // namespace esp_hil_sim

@@ -4,6 +4,7 @@
 #include <Arduino.h>
 #include <EEPROM.h>
 #include <ESP8266WiFi.h>
+#include <WiFiUdp.h>
 #include <Wire.h>
 #include <esp_hil_sim.h>
 #include <assert.h>
@@ -271,6 +272,31 @@ void cmd_i2c(char* rest) {
   Serial.printf(" after=%d\n", Wire.read());
 }
 
+WiFiUDP g_udp;
+
+// "udp begin <port>": begin's result and the local port; "udp send <host> <port> <text>":
+// one datagram, beginPacket's and endPacket's results; "udp recv": parsePacket, then the
+// datagram and where it came from.
+void cmd_udp(char* rest) {
+  const char* how = next_word(&rest);
+  if (!strcmp(how, "begin")) {
+    const unsigned ok = g_udp.begin(static_cast<uint16_t>(atoi(next_word(&rest))));
+    Serial.printf("udp begin=%u port=%u\n", ok, g_udp.localPort());
+  } else if (!strcmp(how, "send")) {
+    const char* host = next_word(&rest);
+    const int began = g_udp.beginPacket(host, static_cast<uint16_t>(atoi(next_word(&rest))));
+    g_udp.write(reinterpret_cast<const uint8_t*>(rest), strlen(rest));
+    Serial.printf("udp began=%d sent=%d port=%u\n", began, g_udp.endPacket(), g_udp.localPort());
+  } else {
+    const int n = g_udp.parsePacket();
+    char text[64] = {};
+    const int got = g_udp.read(text, sizeof text - 1);
+    Serial.printf("udp size=%d from=%s:%u read=%d left=%d data=%s\n", n,
+                  g_udp.remoteIP().toString().c_str(), g_udp.remotePort(), got,
+                  g_udp.available(), text);
+  }
+}
+
 void handle_line(char* line) {
   char* rest = line;
   const char* cmd = next_word(&rest);
@@ -328,6 +354,8 @@ void handle_line(char* line) {
     cmd_eeget();
   } else if (!strcmp(cmd, "i2c")) {
     cmd_i2c(rest);
+  } else if (!strcmp(cmd, "udp")) {
+    cmd_udp(rest);
   } else if (!strcmp(cmd, "hnew")) {
     const unsigned long slot = strtoul(next_word(&rest), nullptr, 10);
     cmd_hnew(slot, strtoul(next_word(&rest), nullptr, 10));
