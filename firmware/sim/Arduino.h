@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <algorithm>
 
@@ -205,3 +206,20 @@ void detachInterrupt(uint8_t pin);
 
 void setup();
 void loop();
+
+// The wall clock (sim_time.cpp): from 1970 at boot until SNTP (configTime) or
+// settimeofday() sets it; SNTP takes the PC's clock once the station is connected.
+void setTZ(const char* tz);
+void configTime(const char* tz, const char* server1, const char* server2 = nullptr,
+                const char* server3 = nullptr);
+void configTime(int timezone, int daylightOffset_sec, const char* server1,
+                const char* server2 = nullptr, const char* server3 = nullptr);
+inline void configTzTime(const char* tz, const char* server1, const char* server2 = nullptr,
+                         const char* server3 = nullptr) {
+  configTime(tz, server1, server2, server3);
+}
+void configTime(int timezone, int daylightOffset_sec, String server1,
+                String server2 = String(), String server3 = String());
+void configTime(const char* tz, String server1, String server2 = String(),
+                String server3 = String());
+bool getLocalTime(struct tm* info, uint32_t ms = 5000);

@@ -81,7 +81,9 @@ struct Config {
   uint32_t reconnect_ms;  // ESP_HIL_RECONNECT_MS: auto-reconnect's pause between attempts
   uint32_t tcp_mss;  // ESP_HIL_TCP_MSS: the lwIP build variant's TCP_MSS, 536 or 1460
   double deep_sleep_scale;  // ESP_HIL_DEEP_SLEEP_SCALE: the fraction of a deep sleep slept, 0..1
+  uint32_t sntp_ms;  // ESP_HIL_SNTP_MS: configTime() to the clock set; kSntpNever: never
 };
+constexpr uint32_t kSntpNever = 0xFFFFFFFFu;
 
 // Reads the environment once; safe to call any number of times, from any point
 // (global constructors of the sketch may run before main()).
@@ -177,6 +179,7 @@ void timer_remove(int slot);
 // Runs what the "system" runs when the sketch yields: pending WiFi events, interrupts
 // seen on the pins, due Tickers. Not re-entered from a callback that calls delay() or yield().
 void run_system_callbacks();
+void sntp_service();  // sets the clock once SNTP would have answered; runs settimeofday_cb
 
 // --- the access point as the test sets it (sim_air.cpp, "<ESP_HIL_FLASH>.air") ---
 struct Air {

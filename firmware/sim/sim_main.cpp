@@ -133,6 +133,8 @@ void load_config() {
   c.dhcp_ms = env_ms("ESP_HIL_DHCP_MS", 0);
   c.beacon_timeout_ms = env_ms("ESP_HIL_BEACON_TIMEOUT_MS", 6000);
   c.reconnect_ms = env_ms("ESP_HIL_RECONNECT_MS", 1000);
+  const char* sntp = getenv("ESP_HIL_SNTP_MS");
+  c.sntp_ms = sntp && strcmp(sntp, "never") == 0 ? kSntpNever : env_ms("ESP_HIL_SNTP_MS", 100);
   // The core's lwIP variants: "v2 Lower Memory" (TCP_MSS 536, the default) or "Higher
   // Bandwidth" (1460). TCP_SND_BUF is 2 x TCP_MSS in both (lwip2 lwipopts.h).
   const char* mss = getenv("ESP_HIL_TCP_MSS");
@@ -397,6 +399,7 @@ void run_system_callbacks() {
   wifi_service();
   pins_service();
   timers_service();
+  sntp_service();
   g_in_callbacks = false;
 }
 

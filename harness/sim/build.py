@@ -51,7 +51,11 @@ SANITIZE_FLAGS = (
 )
 # The sketch's malloc/calloc/realloc/free go to the shim's simulated heap (sim_alloc.cpp);
 # libc's own calls and the sanitizers' do not pass through the wrap.
-SHIM_LINK_FLAGS = tuple(f"-Wl,--wrap={f}" for f in ("malloc", "calloc", "realloc", "free"))
+# The sketch's time/gettimeofday/settimeofday read and set the chip's clock (sim_time.cpp).
+SHIM_LINK_FLAGS = tuple(
+    f"-Wl,--wrap={f}"
+    for f in ("malloc", "calloc", "realloc", "free", "time", "gettimeofday", "settimeofday")
+)
 # What PlatformIO compiles of a sketch or library: C++ and C (assembly is not supported).
 UNIT_SUFFIXES = (".cpp", ".cc", ".cxx", ".c")
 # C units: the same defines, warnings and sanitizers, C's own standard.

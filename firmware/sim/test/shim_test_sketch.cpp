@@ -5,6 +5,9 @@
 #include <EEPROM.h>
 #include <ESP8266WiFi.h>
 #include <WiFiUdp.h>
+#include <coredecls.h>
+#include <sys/time.h>
+#include <time.h>
 #include <Wire.h>
 #include <esp_hil_sim.h>
 #include <assert.h>
@@ -273,6 +276,35 @@ void cmd_i2c(char* rest) {
 }
 
 WiFiUDP g_udp;
+int g_clock_sets = 0;  // settimeofday_cb calls
+bool g_clock_from_sntp = false;
+
+// "clock": time(), gettimeofday() and the settimeofday_cb calls so far; "clock ntp <TZ>":
+// configTime(TZ, a server); "clock gmt <sec>": the offset form; "clock set <epoch>":
+// settimeofday(); "clock local <ms>": getLocalTime() and the local time it gives.
+void cmd_clock(char* rest) {
+  const char* how = next_word(&rest);
+  if (!strcmp(how, "ntp")) {
+    configTime(next_word(&rest), "pool.ntp.org");
+  } else if (!strcmp(how, "gmt")) {
+    configTime(atoi(next_word(&rest)), 0, "pool.ntp.org");
+  } else if (!strcmp(how, "set")) {
+    timeval tv{static_cast<time_t>(atoll(next_word(&rest))), 0};
+    Serial.printf("clock set=%d\n", settimeofday(&tv, nullptr));
+    return;
+  } else if (!strcmp(how, "local")) {
+    tm t{};
+    const bool ok = getLocalTime(&t, static_cast<uint32_t>(atol(next_word(&rest))));
+    char text[32];
+    strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &t);
+    Serial.printf("clock local=%d at=%s\n", ok ? 1 : 0, text);
+    return;
+  }
+  timeval tv{};
+  gettimeofday(&tv, nullptr);
+  Serial.printf("clock time=%lld tv=%lld sets=%d sntp=%d\n", static_cast<long long>(time(nullptr)),
+                static_cast<long long>(tv.tv_sec), g_clock_sets, g_clock_from_sntp ? 1 : 0);
+}
 
 // "udp begin <port>": begin's result and the local port; "udp send <host> <port> <text>":
 // one datagram, beginPacket's and endPacket's results; "udp recv": parsePacket, then the
@@ -356,6 +388,8 @@ void handle_line(char* line) {
     cmd_i2c(rest);
   } else if (!strcmp(cmd, "udp")) {
     cmd_udp(rest);
+  } else if (!strcmp(cmd, "clock")) {
+    cmd_clock(rest);
   } else if (!strcmp(cmd, "hnew")) {
     const unsigned long slot = strtoul(next_word(&rest), nullptr, 10);
     cmd_hnew(slot, strtoul(next_word(&rest), nullptr, 10));
@@ -531,6 +565,10 @@ void setup() {
   Serial.begin(115200);
   WiFi.mode(WIFI_STA);
   WiFi.persistent(false);
+  settimeofday_cb([](bool from_sntp) {
+    g_clock_sets++;
+    g_clock_from_sntp = from_sntp;
+  });
   Serial.print(F("boot reset="));
   Serial.println(ESP.getResetReason());
 }
