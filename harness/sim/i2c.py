@@ -24,7 +24,8 @@ import mmap
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from types import TracebackType
+
+from harness.sim.worldfile import WorldFile
 
 __all__ = ["I2cBus", "I2cDevice", "I2cError", "i2c_path"]
 
@@ -105,33 +106,19 @@ class I2cDevice:
         return f"I2cDevice(0x{self.address:02X})"
 
 
-class I2cBus:
+class I2cBus(WorldFile):
     """The twin's I2C bus through its shared file: up to eight register-map devices.
 
     Creating the file is harmless: the firmware maps the same file when the sketch first
     uses ``Wire``, whichever side comes first.
     """
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            if os.fstat(fd).st_size < _SIZE:
-                os.ftruncate(fd, _SIZE)
-            self._map: mmap.mmap | None = mmap.mmap(fd, _SIZE, mmap.MAP_SHARED)
-        finally:
-            os.close(fd)
+    SIZE = _SIZE
 
     @classmethod
     def for_flash(cls, flash: Path | str) -> I2cBus:
         """The bus of the twin whose flash file is ``flash``."""
         return cls(i2c_path(flash))
-
-    @property
-    def _m(self) -> mmap.mmap:
-        if self._map is None:
-            raise ValueError("I2cBus is closed")
-        return self._map
 
     def _slot_of(self, address: int) -> int | None:
         m = self._m
@@ -196,20 +183,7 @@ class I2cBus:
         for slot in range(_SLOTS):
             self._m[slot * _SLOT + _ATTACHED] = 0
 
-    def close(self) -> None:
-        """Unmap the file (the firmware keeps its own mapping)."""
-        if self._map is not None:
-            self._map.close()
-            self._map = None
-
-    def __enter__(self) -> I2cBus:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
     def __repr__(self) -> str:
-        if self._map is None:
+        if self.closed:
             return f"I2cBus({str(self.path)!r}, closed)"
         return f"I2cBus({' '.join(f'0x{d.address:02X}' for d in self) or 'empty'})"

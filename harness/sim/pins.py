@@ -20,10 +20,10 @@ and are refused.
 
 from __future__ import annotations
 
-import mmap
 import os
 from pathlib import Path
-from types import TracebackType
+
+from harness.sim.worldfile import WorldFile
 
 __all__ = [
     "A0",
@@ -99,7 +99,7 @@ def _gpio(pin: int | str) -> int:
     return pin
 
 
-class Pins:
+class Pins(WorldFile):
     """GPIO 0..16 and A0 of one twin, through its shared pins file.
 
     ``pins[n]`` is the level on GPIO ``n``: what the sketch drives on an output, else
@@ -109,43 +109,12 @@ class Pins:
     firmware maps the same file when it starts, whichever side comes first.
     """
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            if os.fstat(fd).st_size < _SIZE:
-                os.ftruncate(fd, _SIZE)
-            self._map: mmap.mmap | None = mmap.mmap(fd, _SIZE, mmap.MAP_SHARED)
-        finally:
-            os.close(fd)
+    SIZE = _SIZE
 
     @classmethod
     def for_flash(cls, flash: Path | str) -> Pins:
         """The pins of the twin whose flash file is ``flash``."""
         return cls(pins_path(flash))
-
-    @property
-    def _m(self) -> mmap.mmap:
-        if self._map is None:
-            raise ValueError("Pins is closed")
-        return self._map
-
-    def close(self) -> None:
-        """Unmap the file (the firmware keeps its own mapping)."""
-        if self._map is not None:
-            self._map.close()
-            self._map = None
-
-    def __enter__(self) -> Pins:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _u16(self, offset: int) -> int:
         with memoryview(self._m) as raw, raw.cast("H") as words:
@@ -210,7 +179,7 @@ class Pins:
             words[_ANALOG // 2] = value
 
     def __repr__(self) -> str:
-        if self._map is None:
+        if self.closed:
             return f"Pins({str(self.path)!r}, closed)"
         levels = []
         for n in range(17):

@@ -18,11 +18,11 @@ docs/twin.md ("Board faults") says what a board does in each case.
 
 from __future__ import annotations
 
-import mmap
-import os
 import struct
 import threading
 from pathlib import Path
+
+from harness.sim.worldfile import map_shared
 
 __all__ = ["AccessPoint", "air_path"]
 
@@ -48,13 +48,7 @@ class AccessPoint:
         self._on_air = True
         self._password = ""
         self._rssi = -55
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            if os.fstat(fd).st_size < _SIZE:
-                os.ftruncate(fd, _SIZE)
-            self._map = mmap.mmap(fd, _SIZE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        finally:
-            os.close(fd)
+        self._map = map_shared(self.path, _SIZE)
         magic, _, on_air, old_rssi, length = _HEAD.unpack_from(self._map, 0)
         if magic == _MAGIC:  # a test moved it before (the file outlives a firmware run)
             raw = self._map[_PASSWORD_AT : _PASSWORD_AT + min(length, _PASSWORD_MAX)]
