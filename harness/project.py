@@ -13,18 +13,35 @@ else its ``extends``', else ``[env]``'s, as PlatformIO does; ``${section.option}
 from __future__ import annotations
 
 import configparser
+import logging
 import os
 import re
 import shlex
+import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Library", "Project", "ProjectError", "firmware_root", "lib_dep_name", "load_project"]
+__all__ = [
+    "UNIT_SUFFIXES",
+    "Library",
+    "Project",
+    "ProjectError",
+    "firmware_root",
+    "lib_dep_name",
+    "load_project",
+    "used_libraries",
+]
+
+log = logging.getLogger(__name__)
 
 INI_NAME = "platformio.ini"
 _REFERENCE = re.compile(r"\$\{([^}]+)\}")
 # Interpolation may nest (``${env.build_flags}`` naming another reference); a cycle stops here.
 _MAX_DEPTH = 10
+# What PlatformIO compiles of a sketch or library: C++ and C (assembly is not supported).
+UNIT_SUFFIXES = (".cpp", ".cc", ".cxx", ".c")
+_SCAN_TIMEOUT_S = 300.0
 # A library's folders PlatformIO does not build (its default source filter).
 _NOT_BUILT = frozenset({"example", "examples", "test", "tests"})
 
@@ -139,6 +156,48 @@ class Project:
         (not installed yet: the twin does not download them)."""
         have = {lib.name.lower() for lib in self.libraries()}
         return [dep for dep in self.lib_deps if lib_dep_name(dep).lower() not in have]
+
+
+def used_libraries(
+    compiler: Sequence[str], flags: Sequence[str], sketch: Sequence[Path],
+    libraries: Sequence[Library],
+) -> list[Library]:
+    """The ``libraries`` a build uses, in their order.
+
+    As PlatformIO's dependency finder: a library is built when a unit of the ``sketch``,
+    or of a library built, includes one of its headers. The preprocessor decides (``-MM``
+    with the build's ``flags``), so a header the build's defines leave out (``#ifndef
+    ESP_HIL_SIM``) does not pull its library in. When the scan fails, every library is
+    used: the compile then says what is wrong.
+    """
+    used: set[Library] = set()
+    todo = list(sketch)
+    while todo:
+        headers = _included_files(compiler, flags, todo)
+        if headers is None:
+            return list(libraries)
+        new = {lib for lib in libraries if lib not in used
+               and any(h.is_relative_to(lib.root) for h in headers)}
+        used |= new
+        todo = [u for lib in libraries if lib in new for u in lib.files(UNIT_SUFFIXES)]
+    return [lib for lib in libraries if lib in used]
+
+
+def _included_files(compiler: Sequence[str], flags: Sequence[str], units: Sequence[Path]
+                    ) -> set[Path] | None:
+    """Every file ``units`` include, directly or not (None: the preprocessor failed)."""
+    try:
+        done = subprocess.run([*compiler, *flags, "-MM", "-MG", *map(str, units)],
+                              capture_output=True, text=True, timeout=_SCAN_TIMEOUT_S,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        log.info("the dependency scan failed; every library is built:\n%s", done.stderr)
+        return None
+    # Make rules: "unit.o: unit.cpp header.h \\\n  other.h"; a space in a name is "\\ ".
+    words = re.split(r"(?<!\\)\s+", done.stdout.replace("\\\n", " "))
+    return {Path(w.replace("\\ ", " ")).resolve() for w in words if w and not w.endswith(":")}
 
 
 def lib_dep_name(spec: str) -> str:

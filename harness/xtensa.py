@@ -34,7 +34,7 @@ from filelock import FileLock, Timeout
 
 from harness.cache import cache_root
 from harness.ino import sketch_unit
-from harness.project import Library, Project, load_project
+from harness.project import Library, Project, load_project, used_libraries
 
 REPO = Path(__file__).resolve().parents[1]
 CXX = "xtensa-lx106-elf-g++"
@@ -311,11 +311,10 @@ def library_dirs(project: Project, extra: Sequence[Path] = ()) -> list[Library]:
     as a board build gets them through ``PLATFORMIO_LIB_EXTRA_DIRS``:
     :func:`harness.device.flashing.build_with_platformio`).
 
-    Every library of the project is compiled and counted, used or not (PlatformIO's
-    dependency finder would leave unused ones out): one more reason the figures are an upper
-    bound. One under ``extra`` counts only when the project includes one of its headers, so
-    a sketch that uses neither WiFiSocket nor EspHil is measured without them. A name found
-    twice is the first one's, as PlatformIO prefers the project's own.
+    :func:`build` compiles those of them the sketch includes (PlatformIO's dependency
+    finder). One under ``extra`` is listed only when the project includes one of its
+    headers, so a sketch that uses neither WiFiSocket nor EspHil is measured without them.
+    A name found twice is the first one's, as PlatformIO prefers the project's own.
     """
     found = {lib.name.lower(): lib for lib in project.libraries()}
     own_files = [p for d in (project.src_dir, project.include_dir) if d.is_dir()
@@ -396,11 +395,16 @@ def compile_command(src: Path, obj: Path, board: Board, includes: Sequence[str],
     """The command line of one source, as platform.txt's recipe.cpp.o.pattern (a ``.c``
     file: recipe.c.o.pattern) builds it."""
     tool, flags = (CC, C_FLAGS) if src.suffix == ".c" else (CXX, CPP_FLAGS)
+    return [tool, *_options(flags, board, includes, system_includes, extra),
+            "-c", str(src), "-o", str(obj)]
+
+
+def _options(flags: Sequence[str], board: Board, includes: Sequence[str],
+             system_includes: Sequence[str], extra: Sequence[str]) -> list[str]:
     return [
-        tool, *flags, f"-DARDUINO_{board.board}", f'-DARDUINO_BOARD="{board.board}"',
+        *flags, f"-DARDUINO_{board.board}", f'-DARDUINO_BOARD="{board.board}"',
         f"-DFLASHMODE_{board.flash_mode}", *extra,
         *(f"-I{d}" for d in includes), *(f"-isystem{d}" for d in system_includes),
-        "-c", str(src), "-o", str(obj),
     ]
 
 
@@ -458,15 +462,20 @@ def build(path: Path, board_name: str, out: Path, env: str | None = None,
     """
     project = load_project(path, env)
     libraries = [Library(lib.root.resolve()) for lib in library_dirs(project, extra_libraries)]
-    sources = project_sources(project, libraries)
+    sources = project_sources(project, [])
     if not sources:
         raise XtensaError(f"no .cpp under {project.src_dir} or {project.lib_dir}/*/src")
     board = board_for(board_name)
     core = core or find_core()
     newlib = newlib or find_newlib()
     system = [*cxx_headers(newlib), *newlib_includes(newlib)]
-    includes = [*project_includes(project, libraries), *core_includes(core, board)]
     extra = project_flags(project)
+    # Only the libraries the sketch includes, as PlatformIO's dependency finder builds them.
+    options = _options(CPP_FLAGS, board, [*project_includes(project, libraries),
+                                          *core_includes(core, board)], system, extra)
+    libraries = used_libraries([CXX], options, sources, libraries)
+    sources = project_sources(project, libraries)
+    includes = [*project_includes(project, libraries), *core_includes(core, board)]
     result = CompileResult(board=board.variant, project=project.root)
     ours = [project.root, project.src_dir, project.include_dir, *(lib.root for lib in libraries)]
     jobs = [_Job(_project_name(src, project, libraries), src, True) for src in sources]

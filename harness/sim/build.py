@@ -27,7 +27,7 @@ from filelock import FileLock
 
 from harness.cache import cache_root
 from harness.ino import sketch_unit
-from harness.project import Library, Project, firmware_root
+from harness.project import UNIT_SUFFIXES, Library, Project, firmware_root, used_libraries
 from harness.sim.unsupported import explain_unsupported
 
 __all__ = [
@@ -56,8 +56,6 @@ SHIM_LINK_FLAGS = tuple(
     f"-Wl,--wrap={f}"
     for f in ("malloc", "calloc", "realloc", "free", "time", "gettimeofday", "settimeofday")
 )
-# What PlatformIO compiles of a sketch or library: C++ and C (assembly is not supported).
-UNIT_SUFFIXES = (".cpp", ".cc", ".cxx", ".c")
 # C units: the same defines, warnings and sanitizers, C's own standard.
 C_FLAGS = ("-std=gnu17", "-O2", "-g", "-Wall", "-Wextra")
 _HEADER_SUFFIXES = (".h", ".hpp", ".hh", ".inc", ".ipp")
@@ -131,18 +129,28 @@ def build_firmware_info(
     )
     build_id = key[:12]
 
+    # What the build may leave out (the key covers every library: one the sketch starts
+    # including is compiled).
+    libraries = project_libraries(root, project) if sketch is None else []
+    shim_units = set(_files_under(root / "sim", (".cpp",), recursive=False))
+
     def make(binary: Path) -> None:
         uninstalled = uninstalled_note(project)
         defines = [*include_flags, "-DESP_HIL_SIM=1"]
+        unused = unused_library_units(compiler, [*flags, *defines],
+                                      [u for u in units if u not in shim_units], libraries)
+        built = [u for u in units if u not in unused]
         objects = _compile_all(
-            compiler, [*flags, *defines], [u for u in units if u.suffix != ".c"], headers,
+            compiler, [*flags, *defines], [u for u in built if u.suffix != ".c"], headers,
             build_id=build_id, force=force, uninstalled=uninstalled,
         )
-        if c_units:
-            objects += _compile_all(c_compiler, [*c_flags, *defines], c_units, headers,
+        c_built = [u for u in built if u.suffix == ".c"]
+        if c_built:
+            objects += _compile_all(c_compiler, [*c_flags, *defines], c_built, headers,
                                     build_id=build_id, force=force, uninstalled=uninstalled)
         _link(compiler, [*flags, *SHIM_LINK_FLAGS], objects, binary)
-        log.info("built native firmware %s (%d units)", binary, len(units))
+        log.info("built native firmware %s (%d units, %d of unused libraries left out)",
+                 binary, len(built), len(unused))
 
     return cached_build(cache_root() / "build" / key, build_id, make, force=force)
 
@@ -240,10 +248,7 @@ def sketch_sources(
         sketch_units.append(ino)
     if not sketch_units:
         raise FirmwareBuildError(f"no sketch: {src} has no .cpp, .c or .ino file")
-    own = project.libraries() if project is not None else []
-    own_names = {lib.name.lower() for lib in own}
-    ours = [Library(p.parent) for p in sorted((root / "lib").glob("*/src")) if p.is_dir()]
-    libraries = [*own, *(lib for lib in ours if lib.name.lower() not in own_names)]
+    libraries = project_libraries(root, project)
     units = [*sketch_units, *(p for lib in libraries for p in lib.files(UNIT_SUFFIXES))]
     headers = [
         *_files_under(src, _HEADER_SUFFIXES, recursive=True),
@@ -256,6 +261,26 @@ def sketch_sources(
             include_dirs.append(project.include_dir)
             headers += _files_under(project.include_dir, _HEADER_SUFFIXES, recursive=True)
     return units, headers, include_dirs
+
+
+def project_libraries(root: Path, project: Project | None) -> list[Library]:
+    """``project``'s libraries (:meth:`Project.libraries`), then each of esp-hil's under
+    ``root/lib`` that the project does not carry a copy of."""
+    own = project.libraries() if project is not None else []
+    own_names = {lib.name.lower() for lib in own}
+    ours = [Library(p.parent) for p in sorted((root / "lib").glob("*/src")) if p.is_dir()]
+    return [*own, *(lib for lib in ours if lib.name.lower() not in own_names)]
+
+
+def unused_library_units(
+    compiler: Sequence[str], flags: Sequence[str], units: Sequence[Path],
+    libraries: Sequence[Library],
+) -> set[Path]:
+    """The units of ``libraries`` among ``units`` that no unit outside them uses
+    (:func:`used_libraries`): what a build leaves out."""
+    owned = {u for lib in libraries for u in lib.files(UNIT_SUFFIXES)}
+    used = used_libraries(compiler, flags, [u for u in units if u not in owned], libraries)
+    return owned - {u for lib in used for u in lib.files(UNIT_SUFFIXES)}
 
 
 def uninstalled_note(project: Project | None) -> str:

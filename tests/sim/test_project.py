@@ -168,6 +168,34 @@ def test_a_header_of_lib_deps_not_installed_says_how_to_install_them(tmp_path: P
     assert "`pio pkg install -e plain`" in line
 
 
+def test_only_the_libraries_the_sketch_includes_on_the_twin_are_built(tmp_path: Path) -> None:
+    """As PlatformIO's dependency finder, with the twin's defines: a library included only
+    for the board (#ifndef ESP_HIL_SIM), or not at all, is not compiled; one included by
+    a library that is, is."""
+    project = ino_project(tmp_path / "ino")
+    libdeps = project / ".pio" / "libdeps" / "plain"
+    for name, source in [
+        ("BoardOnly", "#error this library needs the ESP8266 SDK\n"),
+        ("Unused", "#error nothing includes this library\n"),
+        ("Base", '#include "Base.h"\nint base_value() { return 7; }\n'),
+        ("Wrapper", '#include "Wrapper.h"\n#include <Base.h>\n'
+                    "int wrapped() { return base_value() * 6; }\n"),
+    ]:
+        (libdeps / name / "src").mkdir(parents=True)
+        (libdeps / name / "src" / f"{name}.cpp").write_text(source)
+        (libdeps / name / "src" / f"{name}.h").write_text("#pragma once\n")
+    (libdeps / "Base" / "src" / "Base.h").write_text("#pragma once\nint base_value();\n")
+    (libdeps / "Wrapper" / "src" / "Wrapper.h").write_text("#pragma once\nint wrapped();\n")
+    main = project / "src" / "answer.ino"
+    sketch = main.read_text().replace("decorated(text)", 'wrapped() == 42 ? decorated(text) : "?"')
+    main.write_text("#ifndef ESP_HIL_SIM\n#include <BoardOnly.h>\n#endif\n#include <Wrapper.h>\n"
+                    + sketch)
+    with (open_device(DeviceOptions(spec="sim-direct", project=project)) as dev,
+          dev.connect(timeout=ANSWER) as link):
+        link.send("why")
+        assert link.receive(timeout=ANSWER) == "42:why!"
+
+
 @pytest.mark.usefixtures("this_checkout")
 def test_an_unsupported_api_fails_the_device_fixture_in_one_line(
     pytester: pytest.Pytester,

@@ -35,8 +35,10 @@ from harness.sim.build import (
     cache_root,
     cached_build,
     firmware_root,
+    project_libraries,
     sketch_sources,
     uninstalled_note,
+    unused_library_units,
 )
 
 __all__ = ["build_core_firmware", "core_root"]
@@ -175,8 +177,9 @@ def overrides_root() -> Path:
 
 def _sources(
     core: Path, root: Path, project: Project | None
-) -> tuple[list[Path], list[Path], list[Path], list[Path]]:
-    """(C++ units, C units, headers hashed, include directories) of one build."""
+) -> tuple[list[Path], list[Path], list[Path], list[Path], list[Path]]:
+    """(C++ units, C units, headers hashed, include directories, the sketch's and its
+    libraries' units among them) of one build."""
     host = core / "tests" / "host"
     common = host / "common"
     if not (host / "Makefile").is_file():
@@ -220,7 +223,7 @@ def _sources(
         *_files_under(libraries, _HEADER_SUFFIXES, recursive=True),
         *_files_under(core / "tools" / "sdk", _HEADER_SUFFIXES, recursive=True),
     ]
-    return cxx_units, c_units, sorted(set(headers)), include_dirs
+    return cxx_units, c_units, sorted(set(headers)), include_dirs, sketch_units
 
 
 def build_core_firmware(*, project: Project | None = None, force: bool = False) -> FirmwareBuild:
@@ -235,7 +238,7 @@ def build_core_firmware(*, project: Project | None = None, force: bool = False) 
     cxx = _find_compiler()
     cc = _c_compiler()
     version = _compiler_version(cxx)
-    cxx_units, c_units, headers, include_dirs = _sources(core, root, project)
+    cxx_units, c_units, headers, include_dirs, sketch = _sources(core, root, project)
     common = core / "tests" / "host" / "common"
     pre = ["-include", str(common / "mock.h"), "-include", str(common / "c_types.h")]
     # This glibc has no strlcpy/strlcat (the Makefile probes for them the same way).
@@ -252,12 +255,16 @@ def build_core_firmware(*, project: Project | None = None, force: bool = False) 
     )
     build_id = key[:12]
 
+    libraries = project_libraries(root, project)
+
     def make(binary: Path) -> None:
+        unused = unused_library_units(cxx, [*base, *_CXX_FLAGS], sketch, libraries)
+        built = [u for u in cxx_units if u not in unused]
         # Three groups by flags: C++, the C files, and each unit with a rename of its own.
-        renamed = [u for u in cxx_units if u.name in _RENAMES]
+        renamed = [u for u in built if u.name in _RENAMES]
         groups = [
-            (cxx, [*base, *_CXX_FLAGS], [u for u in cxx_units if u not in renamed]),
-            (cc, [*base, *_C_FLAGS], c_units),
+            (cxx, [*base, *_CXX_FLAGS], [u for u in built if u not in renamed]),
+            (cc, [*base, *_C_FLAGS], [u for u in c_units if u not in unused]),
             *((cxx, [*base, *_CXX_FLAGS, *_RENAMES[u.name]], [u]) for u in renamed),
         ]
         objects = [
