@@ -48,12 +48,20 @@ const volatile AirFile* air_file() {
   return g_air;
 }
 
+// Read once: the environment does not change, and wifi_tick() asks at every turn of the
+// loop (a getenv and a snprintf per message were a measurable share of the twin's CPU).
 void from_environment(Air* out) {
-  const char* ssid = getenv("ESP_HIL_AP_SSID");
-  const char* password = getenv("ESP_HIL_AP_PASSWORD");
-  out->on_air = ssid != nullptr && *ssid != 0;
-  out->rssi = config().rssi;
-  snprintf(out->password, sizeof out->password, "%s", password ? password : "");
+  static Air env;
+  static bool read = false;
+  if (!read) {
+    const char* ssid = getenv("ESP_HIL_AP_SSID");
+    const char* password = getenv("ESP_HIL_AP_PASSWORD");
+    env.on_air = ssid != nullptr && *ssid != 0;
+    env.rssi = config().rssi;
+    snprintf(env.password, sizeof env.password, "%s", password ? password : "");
+    read = true;
+  }
+  *out = env;
 }
 
 }  // namespace
