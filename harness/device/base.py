@@ -15,6 +15,8 @@ from harness.device.ready import READY_RE, Ready, provision, provision_key, why_
 from harness.errors import WiFiSocketError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from harness.sim.i2c import I2cBus
     from harness.sim.pins import Pins
     from harness.sim.wifi import AccessPoint
@@ -266,6 +268,15 @@ class Device(ABC):
         """GPIO 0..16: ``pins[n]`` reads what the sketch drives, ``pins[n] = 0 | 1`` drives an
         input (:class:`harness.sim.pins.Pins`). Only a twin has them."""
         raise DeviceError(f"device.pins is twin only: {self.description} is not a twin")
+
+    @property
+    def fs(self) -> Path:
+        """The directory that holds the sketch's LittleFS files. Only a twin (sim,
+        sim-direct) has one a test can read and fill."""
+        raise DeviceError(
+            f"device.fs is twin only (sim, sim-direct): {self.description} keeps its files "
+            "in flash"
+        )
 
     @property
     def i2c(self) -> I2cBus:

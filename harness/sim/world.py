@@ -1,5 +1,5 @@
-"""``device.pins``, ``device.i2c`` and ``device.wifi`` for both twin backends (``sim`` and
-``sim-direct``).
+"""``device.pins``, ``device.i2c``, ``device.fs`` and ``device.wifi`` for both twin backends
+(``sim`` and ``sim-direct``).
 
 Both live in files beside the twin's flash file, so a backend only says where that file is and
 what its access point's password is.
@@ -44,6 +44,15 @@ class TwinWorld:
         if self._pins is None:
             self._pins = Pins.for_flash(self._world_files()[0])
         return self._pins
+
+    @property
+    def fs(self) -> Path:
+        """The twin's LittleFS: the directory ``<flash>.fs`` the firmware keeps its files in
+        (created, i.e. formatted, if it was not). Put a file there before the sketch reads
+        it; read what the sketch wrote."""
+        path = Path(f"{self._world_files()[0]}.fs")
+        path.mkdir(exist_ok=True)
+        return path
 
     @property
     def i2c(self) -> I2cBus:

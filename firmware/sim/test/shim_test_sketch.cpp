@@ -9,6 +9,7 @@
 #include <sys/time.h>
 #include <time.h>
 #include <Wire.h>
+#include <LittleFS.h>
 #include <esp_hil_sim.h>
 #include <assert.h>
 #include <stdlib.h>
@@ -329,6 +330,52 @@ void cmd_udp(char* rest) {
   }
 }
 
+// "fs begin|format|info", "fs write|append <path> <text>", "fs read <path>", "fs ls <dir>",
+// "fs rm <path>", "fs mv <from> <to>": LittleFS, one reply line each.
+void cmd_fs(char* rest) {
+  const char* how = next_word(&rest);
+  if (!strcmp(how, "begin")) {
+    Serial.printf("fs begin=%d\n", LittleFS.begin() ? 1 : 0);
+  } else if (!strcmp(how, "format")) {
+    Serial.printf("fs format=%d\n", LittleFS.format() ? 1 : 0);
+  } else if (!strcmp(how, "info")) {
+    FSInfo info{};
+    const bool ok = LittleFS.info(info);
+    Serial.printf("fs info=%d total=%u used=%u block=%u name=%u\n", ok ? 1 : 0,
+                  static_cast<unsigned>(info.totalBytes), static_cast<unsigned>(info.usedBytes),
+                  static_cast<unsigned>(info.blockSize), static_cast<unsigned>(info.maxPathLength));
+  } else if (!strcmp(how, "write") || !strcmp(how, "append")) {
+    const char* path = next_word(&rest);
+    File f = LittleFS.open(path, how[0] == 'w' ? "w" : "a");
+    const size_t n = f ? f.print(rest) : 0;
+    Serial.printf("fs open=%d wrote=%u\n", f ? 1 : 0, static_cast<unsigned>(n));
+  } else if (!strcmp(how, "read")) {
+    File f = LittleFS.open(next_word(&rest), "r");
+    if (!f) {
+      Serial.println("fs open=0");
+      return;
+    }
+    char text[128] = {};
+    const size_t total = f.size();
+    f.readBytes(text, sizeof text - 1);
+    Serial.printf("fs open=1 size=%u name=%s full=%s data=%s\n", static_cast<unsigned>(total),
+                  f.name(), f.fullName(), text);
+  } else if (!strcmp(how, "ls")) {
+    Dir d = LittleFS.openDir(next_word(&rest));
+    Serial.print("fs ls");
+    while (d.next()) {
+      Serial.printf(" %s%s:%u", d.fileName().c_str(), d.isDirectory() ? "/" : "",
+                    static_cast<unsigned>(d.fileSize()));
+    }
+    Serial.println();
+  } else if (!strcmp(how, "rm")) {
+    Serial.printf("fs rm=%d\n", LittleFS.remove(next_word(&rest)) ? 1 : 0);
+  } else if (!strcmp(how, "mv")) {
+    const char* from = next_word(&rest);
+    Serial.printf("fs mv=%d\n", LittleFS.rename(from, next_word(&rest)) ? 1 : 0);
+  }
+}
+
 void handle_line(char* line) {
   char* rest = line;
   const char* cmd = next_word(&rest);
@@ -390,6 +437,8 @@ void handle_line(char* line) {
     cmd_udp(rest);
   } else if (!strcmp(cmd, "clock")) {
     cmd_clock(rest);
+  } else if (!strcmp(cmd, "fs")) {
+    cmd_fs(rest);
   } else if (!strcmp(cmd, "hnew")) {
     const unsigned long slot = strtoul(next_word(&rest), nullptr, 10);
     cmd_hnew(slot, strtoul(next_word(&rest), nullptr, 10));

@@ -1,0 +1,119 @@
+"""The twin's LittleFS (firmware/sim/FS.cpp): files in a directory beside the flash file,
+shared with the test (``device.fs``), kept across resets, refused where a board refuses.
+
+The sketch is the shim's test sketch (its ``fs`` console command).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.backends import open_device
+from harness.device.console import Console as DeviceConsole
+from harness.device.errors import DeviceError
+from harness.device.options import DeviceOptions
+from tests.helpers.shim import Console, booted_console
+from tests.helpers.stub import StubDevice
+
+pytestmark = pytest.mark.twin
+
+
+def _fs(console: Console, args: str) -> dict[str, str]:
+    line = console.command(f"fs {args}", "fs ")
+    return dict(part.split("=", 1) for part in line.split()[1:] if "=" in part)
+
+
+def test_files_written_read_listed_renamed_and_removed(console: Console, tmp_path: Path) -> None:
+    assert _fs(console, "begin") == {"begin": "1"}
+    root = tmp_path / "flash.bin.fs"
+    assert _fs(console, "write /cfg/wifi.txt ssid") == {"open": "1", "wrote": "4"}
+    assert (root / "cfg" / "wifi.txt").read_text() == "ssid"  # the directory was created
+    assert _fs(console, "append /cfg/wifi.txt :pw")["wrote"] == "3"
+    got = _fs(console, "read /cfg/wifi.txt")
+    assert got == {"open": "1", "size": "7", "name": "wifi.txt", "full": "/cfg/wifi.txt",
+                   "data": "ssid:pw"}
+    (root / "seed.json").write_text('{"a":1}')  # the test puts a file there
+    assert _fs(console, "read seed.json")["data"] == '{"a":1}'
+    listing = console.command("fs ls /", "fs ls").split()[2:]
+    assert sorted(listing) == ["cfg/:0", "seed.json:7"]
+    assert _fs(console, "mv /seed.json /old/seed.json") == {"mv": "1"}
+    assert (root / "old" / "seed.json").is_file()
+    assert _fs(console, "rm /old/seed.json") == {"rm": "1"}
+    assert _fs(console, "rm /old/seed.json") == {"rm": "0"}
+    assert _fs(console, "read /missing") == {"open": "0"}
+    info = _fs(console, "info")
+    assert info["info"] == "1" and info["block"] == "8192" and int(info["used"]) >= 3 * 8192
+
+
+def test_what_a_boards_littlefs_refuses(console: Console) -> None:
+    assert _fs(console, "write /early.txt x") == {"open": "0", "wrote": "0"}  # not mounted
+    assert _fs(console, "begin")["begin"] == "1"
+    long_name = "n" * 32
+    assert _fs(console, f"write /{long_name} x")["open"] == "0"
+    assert _fs(console, f"write /{long_name[:31]} x")["open"] == "1"
+    assert _fs(console, "write /../escape.txt x")["open"] == "0"
+    assert _fs(console, "read /./x")["open"] == "0"
+
+
+def test_files_outlive_a_reset_and_format_erases_them(sketch: Path, tmp_path: Path) -> None:
+    flash = tmp_path / "flash.bin"
+    with booted_console(sketch, flash) as con:
+        con.command("fs begin", "fs ")
+        assert _fs(con, "write /boot.log one")["wrote"] == "3"
+    with booted_console(sketch, flash) as con:
+        con.command("fs begin", "fs ")
+        assert _fs(con, "read /boot.log")["data"] == "one"
+        assert _fs(con, "format") == {"format": "1"}
+        assert _fs(con, "read /boot.log") == {"open": "0"}
+
+
+SKETCH = """\
+#include <Arduino.h>
+#include <EspHil.h>
+#include <LittleFS.h>
+#include <WiFiSocket.h>
+
+WiFiSocketT<64, 512, 512> service;
+char name[32] = "nobody";
+
+void setup() {
+  LittleFS.begin();
+  File f = LittleFS.open("/name.txt", "r");
+  if (f) name[f.readBytes(name, sizeof name - 1)] = 0;
+  EspHil.begin("fs/1.0");
+  service.begin(7001);
+  EspHil.ready(7001, service.maxMessage());
+}
+
+void loop() {
+  EspHil.loop();
+  service.loop();
+  char text[65];
+  if (service.receive(text) < 0) return;
+  File log = LittleFS.open("/log.txt", "a");
+  log.println(text);
+  log.close();
+  service.send(name);
+}
+"""
+
+
+def test_a_users_sketch_reads_the_file_the_test_put_there(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "main.cpp").write_text(SKETCH)
+    (tmp_path / "platformio.ini").write_text("[env:node]\n")
+    with open_device(DeviceOptions(spec="sim-direct", project=tmp_path)) as dev:
+        (dev.fs / "name.txt").write_text("node-7")
+        dev.reset()
+        with dev.connect(timeout=5) as link:
+            link.send("hello")
+            assert link.receive(timeout=5) == "node-7"
+        assert (dev.fs / "log.txt").read_bytes() == b"hello\r\n"
+
+
+def test_a_board_has_no_directory_a_test_can_fill() -> None:
+    board = StubDevice(DeviceConsole(lambda data: None))
+    with pytest.raises(DeviceError, match=r"device\.fs is twin only"):
+        board.fs  # noqa: B018
