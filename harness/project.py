@@ -171,13 +171,15 @@ def used_libraries(
     used: the compile then says what is wrong.
     """
     used: set[Library] = set()
+    # Headers come resolved; a library may be a symlink (pio's symlink:// lib_deps).
+    roots = {lib: lib.root.resolve() for lib in libraries}
     todo = list(sketch)
     while todo:
         headers = _included_files(compiler, flags, todo)
         if headers is None:
             return list(libraries)
         new = {lib for lib in libraries if lib not in used
-               and any(h.is_relative_to(lib.root) for h in headers)}
+               and any(h.is_relative_to(roots[lib]) for h in headers)}
         used |= new
         todo = [u for lib in libraries if lib in new for u in lib.files(UNIT_SUFFIXES)]
     return [lib for lib in libraries if lib in used]

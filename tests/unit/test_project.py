@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import stat
 import textwrap
 from pathlib import Path
@@ -15,7 +16,14 @@ from hypothesis import strategies as st
 from harness import backends
 from harness.device.errors import DeviceError
 from harness.device.options import DeviceOptions
-from harness.project import ProjectError, firmware_root, lib_dep_name, load_project
+from harness.project import (
+    Library,
+    ProjectError,
+    firmware_root,
+    lib_dep_name,
+    load_project,
+    used_libraries,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -246,3 +254,34 @@ def test_libraries_of_lib_extra_dirs_and_installed_lib_deps_laid_out_as_platform
 ])
 def test_the_library_a_lib_deps_entry_names(spec: str, name: str) -> None:
     assert lib_dep_name(spec) == name
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
+def test_used_libraries_follow_the_preprocessor_through_libraries_and_symlinks(
+    tmp_path: Path,
+) -> None:
+    def lib(root: Path, name: str, source: str) -> Library:
+        (root / name / "src").mkdir(parents=True)
+        # Distinct texts: gcc takes two identical "#pragma once" headers for one file.
+        (root / name / "src" / f"{name}.h").write_text(f"#pragma once\n// {name}\n{source}")
+        (root / name / "src" / f"{name}.cpp").write_text(f'#include "{name}.h"\n')
+        return Library(root / name)
+
+    libs = tmp_path / "libs"
+    elsewhere = tmp_path / "elsewhere"
+    real_a = lib(elsewhere, "A", "#include <B.h>\n")
+    libs.mkdir()
+    (libs / "A").symlink_to(real_a.root)  # as pio installs a symlink:// lib_deps
+    a = Library(libs / "A")
+    b = lib(libs, "B", "")
+    unused = lib(libs, "C", "")
+    board_only = lib(libs, "D", "")
+    sketch = tmp_path / "main.cpp"
+    sketch.write_text("#include <A.h>\n#ifndef ESP_HIL_SIM\n#include <D.h>\n#endif\n")
+    everything = [a, b, unused, board_only]
+    flags = [f"-I{d}" for x in everything for d in x.include_dirs]
+    assert used_libraries(["g++"], [*flags, "-DESP_HIL_SIM=1"], [sketch], everything) == [a, b]
+    assert used_libraries(["g++"], flags, [sketch], everything) == [a, b, board_only]
+    # A preprocessor that fails leaves nothing out.
+    assert used_libraries(["g++"], [*flags, "-DESP_HIL_SIM=1", "--no-such-option"], [sketch],
+                          everything) == everything
