@@ -25,6 +25,18 @@ class Print {
   size_t write(const char* buf, size_t size) {
     return write(reinterpret_cast<const uint8_t*>(buf), size);
   }
+  // As the core: an integer is one byte, so write(0) and write(0x0D) are not ambiguous with
+  // write(const char*).
+  size_t write(short t) { return write(static_cast<uint8_t>(t)); }
+  size_t write(unsigned short t) { return write(static_cast<uint8_t>(t)); }
+  size_t write(int t) { return write(static_cast<uint8_t>(t)); }
+  size_t write(unsigned int t) { return write(static_cast<uint8_t>(t)); }
+  size_t write(long t) { return write(static_cast<uint8_t>(t)); }
+  size_t write(unsigned long t) { return write(static_cast<uint8_t>(t)); }
+  size_t write(long long t) { return write(static_cast<uint8_t>(t)); }
+  size_t write(unsigned long long t) { return write(static_cast<uint8_t>(t)); }
+  size_t write(char c) { return write(static_cast<uint8_t>(c)); }
+  size_t write(int8_t c) { return write(static_cast<uint8_t>(c)); }
   virtual int availableForWrite() { return 0; }
   virtual void flush() {}
 
