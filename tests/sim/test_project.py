@@ -216,13 +216,14 @@ def test_an_unsupported_api_fails_the_device_fixture_in_one_line(
 
 
 @pytest.mark.usefixtures("this_checkout")
-def test_the_sensor_node_example_passes_its_own_tests(pytester: pytest.Pytester) -> None:
-    example = ROOT / "examples" / "sensor-node"
+@pytest.mark.parametrize("name", ["sensor-node", "climate-logger"])
+def test_each_example_passes_its_own_tests(pytester: pytest.Pytester, name: str) -> None:
+    example = ROOT / "examples" / name
     result = pytester.runpytest_subprocess(
         str(example / "tests"), "--device=sim-direct", "-p", "no:cacheprovider", "-q"
     )
-    source = (example / "tests" / "test_sensor_node.py").read_text()
-    result.assert_outcomes(passed=source.count("\ndef test_"))
+    tests = sum(p.read_text().count("\ndef test_") for p in (example / "tests").glob("test_*.py"))
+    result.assert_outcomes(passed=tests)
 
 
 @pytest.mark.usefixtures("this_checkout")
