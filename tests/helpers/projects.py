@@ -1,5 +1,6 @@
 """User projects that tests build: an Arduino sketch of .ino files with an installed lib_deps
-library (tests/sim/test_project.py runs it on the twin, test_xtensa_size.py for the ESP8266)."""
+library (tests/sim/test_project.py runs it on the twin, test_xtensa_size.py for the ESP8266),
+and one-file sketches that answer each WiFiSocket message (the twin's I2C and LittleFS)."""
 
 from __future__ import annotations
 
@@ -69,4 +70,38 @@ def ino_project(root: Path) -> Path:
         '#include "Answer.h"\nconst char* answer(void) { return "42"; }\n')
     (root / "platformio.ini").write_text(
         "[env:plain]\nbuild_flags = -DANSWER_PORT=7001\nlib_deps = someone/Answer@^1.0\n")
+    return root
+
+
+def answering_project(root: Path, *, includes: str, setup: str, answer: str,
+                      globals_: str = "") -> Path:
+    """A project at ``root`` whose sketch serves WiFiSocket on port 7001: ``setup`` runs
+    before the agent's begin(), ``answer`` for each message (in ``char text[65]``) and
+    sends the reply. ``includes`` and ``globals_`` go above."""
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "main.cpp").write_text(f"""\
+#include <Arduino.h>
+#include <EspHil.h>
+#include <WiFiSocket.h>
+{includes}
+
+WiFiSocketT<64, 512, 512> service;
+{globals_}
+
+void setup() {{
+{setup}
+  EspHil.begin("answering/1.0");
+  service.begin(7001);
+  EspHil.ready(7001, service.maxMessage());
+}}
+
+void loop() {{
+  EspHil.loop();
+  service.loop();
+  char text[65];
+  if (service.receive(text) < 0) return;
+{answer}
+}}
+""")
+    (root / "platformio.ini").write_text("[env:node]\n")
     return root

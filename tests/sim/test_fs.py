@@ -14,6 +14,7 @@ from harness.backends import open_device
 from harness.device.console import Console as DeviceConsole
 from harness.device.errors import DeviceError
 from harness.device.options import DeviceOptions
+from tests.helpers.projects import answering_project
 from tests.helpers.shim import Console, booted_console
 from tests.helpers.stub import StubDevice
 
@@ -69,42 +70,21 @@ def test_files_outlive_a_reset_and_format_erases_them(sketch: Path, tmp_path: Pa
         assert _fs(con, "read /boot.log") == {"open": "0"}
 
 
-SKETCH = """\
-#include <Arduino.h>
-#include <EspHil.h>
-#include <LittleFS.h>
-#include <WiFiSocket.h>
-
-WiFiSocketT<64, 512, 512> service;
-char name[32] = "nobody";
-
-void setup() {
+READ_NAME = """\
   LittleFS.begin();
   File f = LittleFS.open("/name.txt", "r");
-  if (f) name[f.readBytes(name, sizeof name - 1)] = 0;
-  EspHil.begin("fs/1.0");
-  service.begin(7001);
-  EspHil.ready(7001, service.maxMessage());
-}
-
-void loop() {
-  EspHil.loop();
-  service.loop();
-  char text[65];
-  if (service.receive(text) < 0) return;
+  if (f) name[f.readBytes(name, sizeof name - 1)] = 0;"""
+LOG_AND_ANSWER = """\
   File log = LittleFS.open("/log.txt", "a");
   log.println(text);
   log.close();
-  service.send(name);
-}
-"""
+  service.send(name);"""
 
 
 def test_a_users_sketch_reads_the_file_the_test_put_there(tmp_path: Path) -> None:
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "main.cpp").write_text(SKETCH)
-    (tmp_path / "platformio.ini").write_text("[env:node]\n")
-    with open_device(DeviceOptions(spec="sim-direct", project=tmp_path)) as dev:
+    project = answering_project(tmp_path, includes="#include <LittleFS.h>", setup=READ_NAME,
+                                answer=LOG_AND_ANSWER, globals_='char name[32] = "nobody";')
+    with open_device(DeviceOptions(spec="sim-direct", project=project)) as dev:
         (dev.fs / "name.txt").write_text("node-7")
         dev.reset()
         with dev.connect(timeout=5) as link:

@@ -17,6 +17,7 @@ from harness.device.console import Console as DeviceConsole
 from harness.device.errors import DeviceError
 from harness.device.options import DeviceOptions
 from harness.sim.i2c import I2cBus, I2cError
+from tests.helpers.projects import answering_project
 from tests.helpers.shim import Console, booted_console
 from tests.helpers.stub import StubDevice
 
@@ -126,45 +127,23 @@ def test_bad_input_is_one_clear_error(tmp_path: Path) -> None:
             bus.attach(0x20)
 
 
-SENSOR = """\
-#include <Arduino.h>
-#include <EspHil.h>
-#include <WiFiSocket.h>
-#include <Wire.h>
-
-WiFiSocketT<64, 512, 512> service;
-
-void setup() {
-  Wire.begin();
-  EspHil.begin("bme/1.0");
-  service.begin(7001);
-  EspHil.ready(7001, service.maxMessage());
-}
-
-void loop() {
-  EspHil.loop();
-  service.loop();
-  char text[65];
-  if (service.receive(text) < 0) return;
+CHIP_ID = """\
   Wire.beginTransmission(0x76);
   Wire.write(0xD0);
-  char reply[32];
   if (Wire.endTransmission() != 0 || Wire.requestFrom(0x76, 1) != 1) {
     service.send("no sensor");
     return;
   }
+  char reply[32];
   snprintf(reply, sizeof reply, "chip id 0x%02X", Wire.read());
-  service.send(reply);
-}
-"""
+  service.send(reply);"""
 
 
 @pytest.mark.parametrize("spec", ["sim", "sim-direct"])
 def test_a_users_sketch_reads_a_sensor_the_test_wires(tmp_path: Path, spec: str) -> None:
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "main.cpp").write_text(SENSOR)
-    (tmp_path / "platformio.ini").write_text("[env:node]\n")
-    with (open_device(DeviceOptions(spec=spec, project=tmp_path)) as dev,
+    project = answering_project(tmp_path, includes="#include <Wire.h>", setup="  Wire.begin();",
+                                answer=CHIP_ID)
+    with (open_device(DeviceOptions(spec=spec, project=project)) as dev,
           dev.connect(timeout=5) as link):
         link.send("?")
         assert link.receive(timeout=5) == "no sensor"
