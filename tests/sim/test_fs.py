@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.backends import open_device
 from harness.device.console import Console as DeviceConsole
@@ -97,3 +99,52 @@ def test_a_board_has_no_directory_a_test_can_fill() -> None:
     board = StubDevice(DeviceConsole(lambda data: None))
     with pytest.raises(DeviceError, match=r"device\.fs is twin only"):
         board.fs  # noqa: B018
+
+
+_NAMES = st.sampled_from(["/a.txt", "/b.txt", "/d/c.txt", "/d/e/f.txt"])
+_TEXT = st.text(alphabet="abcxyz0189", min_size=1, max_size=12)
+_FS_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.sampled_from(["write", "append"]), _NAMES, _TEXT),
+        st.tuples(st.sampled_from(["read", "rm"]), _NAMES),
+        st.tuples(st.just("mv"), _NAMES, _NAMES),
+    ),
+    min_size=1, max_size=12,
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(ops=_FS_OPS)
+def test_the_sketchs_files_against_a_dictionary_model(
+    sketch: Path, tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, ...]]
+) -> None:
+    """Any sequence of writes, appends, reads, removals and renames leaves the files a
+    dictionary of paths would hold, on the sketch's side and in device.fs alike."""
+    flash = tmp_path_factory.mktemp("fs") / "flash.bin"
+    model: dict[str, str] = {}
+    with booted_console(sketch, flash) as con:
+        assert _fs(con, "begin") == {"begin": "1"}
+        for op in ops:
+            if op[0] in ("write", "append"):
+                _, path, text = op
+                assert _fs(con, f"{op[0]} {path} {text}")["wrote"] == str(len(text))
+                model[path] = (model.get(path, "") if op[0] == "append" else "") + text
+            elif op[0] == "read":
+                got = _fs(con, f"read {op[1]}")
+                if op[1] in model:
+                    assert (got["open"], got["data"]) == ("1", model[op[1]])
+                else:
+                    assert got == {"open": "0"}
+            elif op[0] == "rm":
+                assert _fs(con, f"rm {op[1]}") == {"rm": "1" if op[1] in model else "0"}
+                model.pop(op[1], None)
+            else:
+                _, src, dst = op
+                moved = _fs(con, f"mv {src} {dst}")["mv"] == "1"
+                assert moved == (src in model and not (dst.startswith(src + "/")))
+                if moved and src != dst:
+                    model[dst] = model.pop(src)
+    root = Path(f"{flash}.fs")
+    on_disk = {"/" + str(p.relative_to(root)): p.read_text()
+               for p in root.rglob("*") if p.is_file()}
+    assert on_disk == model

@@ -156,3 +156,48 @@ def test_a_board_has_no_bus_a_test_can_wire() -> None:
     board = StubDevice(DeviceConsole(lambda data: None))
     with pytest.raises(DeviceError, match=r"device\.i2c is twin only"):
         board.i2c  # noqa: B018
+
+
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("w"), st.integers(0, 255), st.binary(max_size=8)),
+        st.tuples(st.just("r"), st.integers(1, 8)),
+        st.tuples(st.just("set"), st.integers(0, 255), st.binary(min_size=1, max_size=4)),
+    ),
+    min_size=1, max_size=10,
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(ops=_OPS)
+def test_the_sketchs_wire_against_a_register_map_model(
+    sketch: Path, tmp_path_factory: pytest.TempPathFactory, ops: list[tuple]
+) -> None:
+    """Any sequence of the sketch's writes and reads, and the test's register changes,
+    leaves the registers and pointer a register map would have, and reads what it gives."""
+    flash = tmp_path_factory.mktemp("i2c") / "flash.bin"
+    regs = bytearray(256)
+    pointer = 0
+    with I2cBus.for_flash(flash) as bus, booted_console(sketch, flash) as con:
+        dev = bus.attach(0x40)
+        for op in ops:
+            if op[0] == "w":
+                _, reg, data = op
+                args = " ".join(f"{b:02x}" for b in bytes([reg]) + data)
+                assert _fields(con.command(f"i2c w 40 {args}", "i2c "))["end"] == "0"
+                pointer = reg
+                for b in data:
+                    regs[pointer] = b
+                    pointer = (pointer + 1) % 256
+            elif op[0] == "r":
+                got = _fields(con.command(f"i2c r 40 {op[1]}", "i2c "))["data"]
+                want = bytes(regs[(pointer + i) % 256] for i in range(op[1]))
+                assert got == want.hex()
+                pointer = (pointer + op[1]) % 256
+            else:
+                _, reg, data = op
+                dev.write(reg, data)
+                for i, b in enumerate(data):
+                    regs[(reg + i) % 256] = b
+            assert dev.pointer == pointer
+        assert dev.read(0, 256) == bytes(regs)
