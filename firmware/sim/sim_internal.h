@@ -166,6 +166,11 @@ int serial_rx_peek();
 size_t serial_tx_write(const uint8_t* data, size_t len);
 
 // --- GPIO and A0 (sim_pins.cpp) ---
+// digitalWrite's high-to-low changes per GPIO so far: SPI.cpp starts a transaction at each
+// fall of a device's chip select.
+extern uint32_t g_falls[17];  // GPIO 0..16
+// The level the sketch drives on `pin` (0/1), or -1 if the pin is not an output.
+int pin_output(uint8_t pin);
 void pins_init();  // maps the pins file shared with the harness; power-on state
 void pins_service();  // runs attachInterrupt handlers whose edge or level the inputs show
 

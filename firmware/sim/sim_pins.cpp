@@ -16,6 +16,9 @@
 #include "sim_internal.h"
 
 namespace esp_hil_sim {
+
+uint32_t g_falls[NUM_DIGITAL_PINS] = {};
+
 namespace {
 
 constexpr uint8_t kPins = NUM_DIGITAL_PINS;  // GPIO 0..16
@@ -106,6 +109,13 @@ void stop_pwm(uint8_t pin) {
 
 }  // namespace
 
+int pin_output(uint8_t pin) {
+  if (pin >= kPins) return -1;
+  volatile PinFile& f = pins();
+  if (f.mode[pin] != OUTPUT && f.mode[pin] != OUTPUT_OPEN_DRAIN) return -1;
+  return level_of(pin);
+}
+
 void pins_init() { static_cast<void>(&pins()); }
 
 void pins_service() {
@@ -144,7 +154,9 @@ void pinMode(uint8_t pin, uint8_t mode) {
 void digitalWrite(uint8_t pin, uint8_t val) {
   if (!esp_hil_sim::usable(pin, "digitalWrite")) return;
   esp_hil_sim::stop_pwm(pin);
-  pins().out[pin] = val ? 1 : 0;
+  volatile auto& f = pins();
+  if (f.out[pin] && !val) esp_hil_sim::g_falls[pin]++;
+  f.out[pin] = val ? 1 : 0;
 }
 
 int digitalRead(uint8_t pin) {

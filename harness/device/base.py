@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from harness.sim.i2c import I2cBus
     from harness.sim.pins import Pins
+    from harness.sim.spi import SpiBus
     from harness.sim.wifi import AccessPoint
 
 
@@ -285,6 +286,16 @@ class Device(ABC):
         sim-direct) has one a test can wire."""
         raise DeviceError(
             f"device.i2c is twin only (sim, sim-direct): {self.description} has no bus a "
+            "test can wire"
+        )
+
+    @property
+    def spi(self) -> SpiBus:
+        """The SPI bus the sketch's ``SPI`` talks to: ``attach(cs_gpio, registers)`` wires a
+        register-map device (:class:`harness.sim.spi.SpiBus`). Only a twin (sim,
+        sim-direct) has one a test can wire."""
+        raise DeviceError(
+            f"device.spi is twin only (sim, sim-direct): {self.description} has no bus a "
             "test can wire"
         )
 

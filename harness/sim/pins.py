@@ -41,6 +41,7 @@ __all__ = [
     "PIN_NAMES",
     "PinError",
     "Pins",
+    "gpio_number",
     "pins_path",
 ]
 
@@ -81,7 +82,7 @@ def pins_path(flash: Path | str) -> Path:
     return Path(f"{os.fspath(flash)}.pins")
 
 
-def _gpio(pin: int | str) -> int:
+def gpio_number(pin: int | str) -> int:
     """The GPIO number of ``pin`` (a number or a name), or :class:`PinError`."""
     if isinstance(pin, str):
         number = PIN_NAMES.get(pin.strip().upper())
@@ -122,20 +123,20 @@ class Pins(WorldFile):
 
     def mode(self, pin: int | str) -> str:
         """The mode the sketch set with ``pinMode`` ("INPUT" at power-on), by the core's name."""
-        n = _gpio(pin)
+        n = gpio_number(pin)
         raw = self._m[_MODE + n]
         return _MODES.get(raw, f"0x{raw:02X}")
 
     def duty(self, pin: int | str) -> float | None:
         """The ``analogWrite`` duty cycle (0 < duty < 1) while PWM runs on ``pin``, else None."""
-        n = _gpio(pin)
+        n = gpio_number(pin)
         scale = self._u16(_RANGE + 2 * n)
         if scale == 0 or self.mode(n) not in _OUTPUTS:
             return None
         return self._u16(_DUTY + 2 * n) / scale
 
     def __getitem__(self, pin: int | str) -> int:
-        n = _gpio(pin)
+        n = gpio_number(pin)
         mode = self.mode(n)
         if mode in _OUTPUTS:
             duty = self.duty(n)
@@ -148,7 +149,7 @@ class Pins(WorldFile):
         return 1 if mode == "INPUT_PULLUP" else 0
 
     def __setitem__(self, pin: int | str, value: int | bool) -> None:
-        n = _gpio(pin)
+        n = gpio_number(pin)
         if not isinstance(value, int) or value not in (0, 1):  # bool is an int
             raise PinError(f"GPIO {n}: a level is 0 or 1, not {value!r}")
         if self.mode(n) in _OUTPUTS:
@@ -157,7 +158,7 @@ class Pins(WorldFile):
 
     def __delitem__(self, pin: int | str) -> None:
         """Stop driving ``pin`` (it floats, or follows the sketch's pull-up)."""
-        self._m[_IN + _gpio(pin)] = _IN_FLOATING
+        self._m[_IN + gpio_number(pin)] = _IN_FLOATING
 
     def release_all(self) -> None:
         """Stop driving every input and set A0 back to 0 (a bare board)."""

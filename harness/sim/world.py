@@ -1,5 +1,5 @@
-"""``device.pins``, ``device.i2c``, ``device.fs`` and ``device.wifi`` for both twin backends
-(``sim`` and ``sim-direct``).
+"""``device.pins``, ``device.i2c``, ``device.spi``, ``device.fs`` and ``device.wifi`` for both
+twin backends (``sim`` and ``sim-direct``).
 
 Both live in files beside the twin's flash file, so a backend only says where that file is and
 what its access point's password is.
@@ -12,15 +12,17 @@ from pathlib import Path
 from harness.sim.firmware import ShimLog
 from harness.sim.i2c import I2cBus
 from harness.sim.pins import Pins
+from harness.sim.spi import SpiBus
 from harness.sim.wifi import AccessPoint
 
 
 class TwinWorld:
-    """The twin's pins, I2C bus and access point, opened on first use; mixed in before
+    """The twin's pins, buses, files and access point, opened on first use; mixed in before
     ``Device``."""
 
     _pins: Pins | None = None
     _i2c: I2cBus | None = None
+    _spi: SpiBus | None = None
     _wifi: AccessPoint | None = None
 
     def _world_files(self) -> tuple[Path, str]:
@@ -62,6 +64,13 @@ class TwinWorld:
         return self._i2c
 
     @property
+    def spi(self) -> SpiBus:
+        """The twin's SPI bus (``SPI``), shared with its firmware through ``<flash>.spi``."""
+        if self._spi is None:
+            self._spi = SpiBus.for_flash(self._world_files()[0])
+        return self._spi
+
+    @property
     def wifi(self) -> AccessPoint:
         """The twin's access point (docs/twin.md, "Board faults")."""
         if self._wifi is None:
@@ -74,5 +83,7 @@ class TwinWorld:
             self._pins.close()
         if self._i2c is not None:
             self._i2c.close()
+        if self._spi is not None:
+            self._spi.close()
         if self._wifi is not None:
             self._wifi.close()

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <Wire.h>
 #include <LittleFS.h>
+#include <SPI.h>
 #include <esp_hil_sim.h>
 #include <assert.h>
 #include <stdlib.h>
@@ -376,6 +377,32 @@ void cmd_fs(char* rest) {
   }
 }
 
+// "spi <cs> <hex bytes>": chip select low, the bytes exchanged, chip select high; the bytes
+// read back. "spi hw <hex bytes>": the same with the hardware chip select (GPIO15).
+void cmd_spi(char* rest) {
+  const char* first = next_word(&rest);
+  const bool hw = !strcmp(first, "hw");
+  const int cs = hw ? -1 : atoi(first);
+  uint8_t data[32];
+  size_t n = 0;
+  for (const char* b = next_word(&rest); *b && n < sizeof data; b = next_word(&rest)) {
+    data[n++] = static_cast<uint8_t>(strtoul(b, nullptr, 16));
+  }
+  SPI.begin();
+  SPI.setHwCs(hw);
+  SPI.beginTransaction(SPISettings(1000000, MSBFIRST, SPI_MODE0));
+  if (!hw) {
+    pinMode(cs, OUTPUT);
+    digitalWrite(cs, LOW);
+  }
+  SPI.transfer(data, static_cast<uint16_t>(n));
+  if (!hw) digitalWrite(cs, HIGH);
+  SPI.endTransaction();
+  Serial.print("spi got=");
+  for (size_t i = 0; i < n; i++) Serial.printf("%02x", data[i]);
+  Serial.println();
+}
+
 void handle_line(char* line) {
   char* rest = line;
   const char* cmd = next_word(&rest);
@@ -439,6 +466,8 @@ void handle_line(char* line) {
     cmd_clock(rest);
   } else if (!strcmp(cmd, "fs")) {
     cmd_fs(rest);
+  } else if (!strcmp(cmd, "spi")) {
+    cmd_spi(rest);
   } else if (!strcmp(cmd, "hnew")) {
     const unsigned long slot = strtoul(next_word(&rest), nullptr, 10);
     cmd_hnew(slot, strtoul(next_word(&rest), nullptr, 10));
