@@ -34,7 +34,7 @@ class I2cError(RegisterError):
 
 def i2c_path(flash: Path | str) -> Path:
     """The I2C bus file of a twin whose flash file is ``flash``."""
-    return Path(f"{os.fspath(flash)}.i2c")
+    return Path(f"{os.fspath(flash)}{I2cBus.SUFFIX}")
 
 
 class I2cDevice(RegisterDevice):
@@ -51,13 +51,10 @@ class I2cBus(RegisterBus[I2cDevice]):
     """The twin's I2C bus through its shared file: up to eight register-map devices, by
     7-bit address (``Wire.cpp`` is the firmware's side)."""
 
+    SUFFIX = ".i2c"
     Error = I2cError
     Device = I2cDevice
 
-    @classmethod
-    def for_flash(cls, flash: Path | str) -> I2cBus:
-        """The bus of the twin whose flash file is ``flash``."""
-        return cls(i2c_path(flash))
 
     def _key(self, key: int | str) -> int:
         if isinstance(key, bool) or not isinstance(key, int) or not 0x08 <= key <= 0x77:

@@ -111,11 +111,8 @@ class Pins(WorldFile):
     """
 
     SIZE = _SIZE
+    SUFFIX = ".pins"
 
-    @classmethod
-    def for_flash(cls, flash: Path | str) -> Pins:
-        """The pins of the twin whose flash file is ``flash``."""
-        return cls(pins_path(flash))
 
     def _u16(self, offset: int) -> int:
         with memoryview(self._m) as raw, raw.cast("H") as words:

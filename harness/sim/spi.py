@@ -30,7 +30,7 @@ class SpiError(RegisterError):
 
 def spi_path(flash: Path | str) -> Path:
     """The SPI bus file of a twin whose flash file is ``flash``."""
-    return Path(f"{os.fspath(flash)}.spi")
+    return Path(f"{os.fspath(flash)}{SpiBus.SUFFIX}")
 
 
 class SpiDevice(RegisterDevice):
@@ -47,14 +47,11 @@ class SpiBus(RegisterBus[SpiDevice]):
     """The twin's SPI bus through its shared file: up to eight register-map devices, by
     chip-select GPIO (a number or a name such as ``"D8"``)."""
 
+    SUFFIX = ".spi"
     REGISTERS = 128
     Error = SpiError
     Device = SpiDevice
 
-    @classmethod
-    def for_flash(cls, flash: Path | str) -> SpiBus:
-        """The bus of the twin whose flash file is ``flash``."""
-        return cls(spi_path(flash))
 
     def _key(self, key: int | str) -> int:
         try:

@@ -34,6 +34,13 @@ class WorldFile:
     """One such file, mapped until :meth:`close` (the firmware keeps its own mapping)."""
 
     SIZE: ClassVar[int]
+    #: What the file's name adds to the flash file's (".pins").
+    SUFFIX: ClassVar[str]
+
+    @classmethod
+    def for_flash(cls: type[_W], flash: Path | str) -> _W:
+        """The file of the twin whose flash file is ``flash``."""
+        return cls(Path(f"{os.fspath(flash)}{cls.SUFFIX}"))
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
