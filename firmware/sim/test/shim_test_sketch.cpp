@@ -11,6 +11,7 @@
 #include <Wire.h>
 #include <LittleFS.h>
 #include <SPI.h>
+#include <ESP8266mDNS.h>
 #include <esp_hil_sim.h>
 #include <assert.h>
 #include <stdlib.h>
@@ -403,6 +404,26 @@ void cmd_spi(char* rest) {
   Serial.println();
 }
 
+// "mdns begin <host>", "mdns service <instance> <service> <proto> <port> [<key> <value>]",
+// "mdns end": MDNS, whose update() loop() calls.
+void cmd_mdns(char* rest) {
+  const char* how = next_word(&rest);
+  if (!strcmp(how, "begin")) {
+    Serial.printf("mdns begin=%d\n", MDNS.begin(next_word(&rest)) ? 1 : 0);
+  } else if (!strcmp(how, "service")) {
+    const char* instance = next_word(&rest);
+    const char* service = next_word(&rest);
+    const char* proto = next_word(&rest);
+    const uint16_t port = static_cast<uint16_t>(atoi(next_word(&rest)));
+    auto handle = MDNS.addService(instance, service, proto, port);
+    const char* key = next_word(&rest);
+    if (handle && *key) MDNS.addServiceTxt(handle, key, next_word(&rest));
+    Serial.printf("mdns service=%d\n", handle ? 1 : 0);
+  } else {
+    Serial.printf("mdns end=%d\n", MDNS.end() ? 1 : 0);
+  }
+}
+
 void handle_line(char* line) {
   char* rest = line;
   const char* cmd = next_word(&rest);
@@ -468,6 +489,8 @@ void handle_line(char* line) {
     cmd_fs(rest);
   } else if (!strcmp(cmd, "spi")) {
     cmd_spi(rest);
+  } else if (!strcmp(cmd, "mdns")) {
+    cmd_mdns(rest);
   } else if (!strcmp(cmd, "hnew")) {
     const unsigned long slot = strtoul(next_word(&rest), nullptr, 10);
     cmd_hnew(slot, strtoul(next_word(&rest), nullptr, 10));
@@ -654,4 +677,5 @@ void setup() {
 void loop() {
   poll_console();
   poll_network();
+  MDNS.update();
 }
