@@ -1,7 +1,7 @@
 """Turn a failed twin compile that uses API the shim lacks into one line.
 
 A sketch written for the ESP8266 core may call something the host shim
-(``firmware/sim/``) does not implement: ``ESP.getVcc``, ``tone``, ``<ArduinoOTA.h>``.
+(``firmware/sim/``) does not implement: ``ESP.getVcc``, ``tone``, ``<WiFiClientSecure.h>``.
 g++ (or clang++) then prints a wall of errors; :func:`explain_unsupported` reads that
 output and names what is missing, where it is used, and where the shim lives. It only
 speaks when the *first* error is such a case, so a genuine mistake in the sketch keeps
@@ -52,7 +52,7 @@ _MAX_NAMED = 6
 class Missing:
     """One thing the sketch uses that the twin's shim does not declare."""
 
-    name: str  # "<ArduinoOTA.h>", "EspClass::deepSleep", "tone"
+    name: str  # "<WiFiClientSecure.h>", "EspClass::deepSleep", "tone"
     kind: str  # "header", "member" or "name"
     file: str
     line: int

@@ -119,3 +119,15 @@ def test_malformed_queries_are_dropped_and_the_responder_keeps_answering(
         # A header that claims questions, then anything: names may point anywhere.
         sock.sendto(struct.pack(">6H", 7, 0, 3, 0, 0, 0) + garbage, (ip, 5353))
     assert query(ip, "node.local", A)[1] == [("node.local", A, socket.inet_aton(ip))]
+
+
+def test_arduino_ota_announces_its_service_as_the_core_does(joined: Console) -> None:
+    """The twin takes no update; the sketch's OTA setup builds and is found as on a board."""
+    assert joined.command("mdns ota lamp secret", "mdns ") == "mdns ota=1"
+    ip = joined.proc.ip
+    _, answers, extra = query(ip, "_arduino._tcp.local", PTR)
+    assert answers == [("_arduino._tcp.local", PTR, _name("lamp._arduino._tcp.local"))]
+    kinds = {(owner, rtype): data for owner, rtype, data in extra}
+    assert kinds[("lamp._arduino._tcp.local", SRV)][4:6] == struct.pack(">H", 8266)
+    txt = kinds[("lamp._arduino._tcp.local", TXT)]
+    assert b"auth_upload=yes" in txt and b"tcp_check=no" in txt

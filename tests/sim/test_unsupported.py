@@ -108,11 +108,11 @@ def test_build_with_a_missing_member(tmp_path: Path) -> None:
 def test_build_with_a_missing_header(tmp_path: Path) -> None:
     message = build_error(
         tmp_path,
-        "#include <Arduino.h>\n#include <ArduinoOTA.h>\n"
-        "void setup() { ArduinoOTA.begin(); }\nvoid loop() {}\n",
+        "#include <Arduino.h>\n#include <WiFiClientSecure.h>\n"
+        "BearSSL::WiFiClientSecure tls;\nvoid setup() { tls.setInsecure(); }\nvoid loop() {}\n",
     )
     assert "\n" not in message
-    assert "sketch.cpp:2: #include <ArduinoOTA.h> is not available on the twin" in message
+    assert "sketch.cpp:2: #include <WiFiClientSecure.h> is not available on the twin" in message
     assert "firmware/sim/" in message
 
 

@@ -12,6 +12,7 @@
 #include <LittleFS.h>
 #include <SPI.h>
 #include <ESP8266mDNS.h>
+#include <ArduinoOTA.h>
 #include <esp_hil_sim.h>
 #include <assert.h>
 #include <stdlib.h>
@@ -419,6 +420,12 @@ void cmd_mdns(char* rest) {
     const char* key = next_word(&rest);
     if (handle && *key) MDNS.addServiceTxt(handle, key, next_word(&rest));
     Serial.printf("mdns service=%d\n", handle ? 1 : 0);
+  } else if (!strcmp(how, "ota")) {  // "mdns ota <host> <password or ->"
+    ArduinoOTA.setHostname(next_word(&rest));
+    const char* password = next_word(&rest);
+    if (strcmp(password, "-") != 0) ArduinoOTA.setPassword(password);
+    ArduinoOTA.begin();
+    Serial.println("mdns ota=1");
   } else {
     Serial.printf("mdns end=%d\n", MDNS.end() ? 1 : 0);
   }
@@ -678,4 +685,5 @@ void loop() {
   poll_console();
   poll_network();
   MDNS.update();
+  ArduinoOTA.handle();
 }
