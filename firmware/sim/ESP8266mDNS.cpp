@@ -141,22 +141,8 @@ MDNSResponder::~MDNSResponder() { close(); }
 bool MDNSResponder::begin(const char* hostname, const IPAddress&, uint32_t) {
   if (!hostname || !setHostname(hostname)) return false;
   if (fd_ >= 0) return true;
-  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  const int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in local{};
-  local.sin_family = AF_INET;
-  local.sin_port = htons(kPort);
-  local.sin_addr.s_addr = esp_hil_sim::config().ip;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
-    esp_hil_sim::log("MDNS.begin(): bind(%s:%u): %s", esp_hil_sim::config().ip_text, kPort,
-                     strerror(errno));
-    ::close(fd);
-    return false;
-  }
-  fd_ = fd;
-  return true;
+  fd_ = esp_hil_sim::udp_open(kPort, "MDNS.begin()");
+  return fd_ >= 0;
 }
 
 bool MDNSResponder::close() {

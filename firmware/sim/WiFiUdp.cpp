@@ -20,28 +20,8 @@ bool on_air() { return esp_hil_sim::wifi_connected() && esp_hil_sim::link_up(); 
 WiFiUDP::~WiFiUDP() { stop(); }
 
 bool WiFiUDP::open(uint16_t port) {
-  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    esp_hil_sim::log("WiFiUDP: socket(): %s", strerror(errno));
-    return false;
-  }
-  const int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in local{};
-  local.sin_family = AF_INET;
-  local.sin_port = htons(port);
-  local.sin_addr.s_addr = esp_hil_sim::config().ip;
-  socklen_t len = sizeof local;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&local), len) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) {
-    esp_hil_sim::log("WiFiUDP: bind(%s:%u): %s", esp_hil_sim::config().ip_text, port,
-                     strerror(errno));
-    close(fd);
-    return false;
-  }
-  fd_ = fd;
-  local_port_ = ntohs(local.sin_port);
-  return true;
+  fd_ = esp_hil_sim::udp_open(port, "WiFiUDP", &local_port_);
+  return fd_ >= 0;
 }
 
 uint8_t WiFiUDP::begin(uint16_t port) {

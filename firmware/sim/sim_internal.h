@@ -202,6 +202,9 @@ bool wifi_connected();  // also advances the simulated association
 // A host name or dotted quad to an IPv4 address (network byte order), as the SDK's DNS
 // would give it (here: the PC's resolver). sim_net.cpp.
 bool resolve_host(const char* host, uint32_t* addr);
+// A non-blocking UDP socket bound to the twin's address and `port` (0: any), its port in
+// *bound when given; -1 (logged, naming `who`) on failure. sim_net.cpp.
+int udp_open(uint16_t port, const char* who, uint16_t* bound = nullptr);
 void wifi_tick();
 void wifi_service();  // delivers pending station events to the sketch's handlers
 

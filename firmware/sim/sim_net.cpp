@@ -363,4 +363,27 @@ bool resolve_host(const char* host, uint32_t* addr) {
   return true;
 }
 
+int udp_open(uint16_t port, const char* who, uint16_t* bound) {
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    log("%s: socket(): %s", who, strerror(errno));
+    return -1;
+  }
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  local.sin_port = htons(port);
+  local.sin_addr.s_addr = config().ip;
+  socklen_t len = sizeof local;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&local), len) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) {
+    log("%s: bind(%s:%u): %s", who, config().ip_text, port, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  if (bound) *bound = ntohs(local.sin_port);
+  return fd;
+}
+
 }  // namespace esp_hil_sim
